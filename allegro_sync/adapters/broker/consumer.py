@@ -1,0 +1,317 @@
+"""The consumer wrapper: the one place that decides ack, delayed retry or dead-letter.
+
+Messages are taken in micro-batches (up to ``batch_size`` or ``batch_window`` seconds after the
+first one) and handled in one PostgreSQL transaction with a savepoint per message, then acked:
+one commit per batch instead of one per message. Each message first claims its inbox row
+(``ON CONFLICT DO NOTHING``); a redelivered message finds the row and is a no-op.
+
+Fates, by error class:
+- ``BadInput`` (also invalid JSON, schema mismatch, unknown routing key): published to the
+  dead-letter exchange with an ``x-error`` header, then acked. Never retried.
+- ``TransientError`` and unexpected exceptions: the message's savepoint is rolled back and a copy
+  goes to a delay queue (``x-attempt`` + 1); after the last delay it is dead-lettered.
+- Lost database connections: the whole batch is retried in process after a pause, without
+  spending the message's attempts, so a database restart only pauses consumption.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import random
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import aio_pika
+import asyncpg
+import structlog
+from aio_pika.abc import AbstractIncomingMessage, AbstractQueue, AbstractRobustConnection
+from pydantic import BaseModel, ValidationError
+
+from allegro_sync.adapters.broker.publisher import ConfirmingPublisher
+from allegro_sync.adapters.broker.topology import (
+    DEAD_LETTER_EXCHANGE,
+    RETRY_DELAYS_MS,
+    retry_queue_name,
+)
+from allegro_sync.daemon.metrics import Metrics
+from allegro_sync.errors import BadInput, TransientError
+
+log = structlog.get_logger(__name__)
+
+Handler = Callable[[Any, asyncpg.Connection], Awaitable[None]]
+ORIGINAL_ROUTING_KEY = "x-original-routing-key"
+ATTEMPT = "x-attempt"
+
+# Errors that mean "the database is not there right now", not "this message is wrong".
+DATABASE_DOWN: tuple[type[BaseException], ...] = (
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.AdminShutdownError,
+    asyncpg.ConnectionFailureError,
+    asyncpg.SerializationError,
+    asyncpg.DeadlockDetectedError,
+    ConnectionError,
+    OSError,
+    TimeoutError,
+)
+
+
+@dataclass(frozen=True)
+class Route:
+    """A message type: its payload schema and its handler (dependencies already bound)."""
+
+    model: type[BaseModel]
+    handler: Handler
+
+
+@dataclass
+class _Item:
+    message: AbstractIncomingMessage
+    routing_key: str
+    message_id: str
+    attempt: int
+    route: Route | None = None
+    payload: Any = None
+    fate: str = "ack"  # ack | duplicate | retry | dead
+    error: str = ""
+
+
+@dataclass
+class ConsumerStats:
+    """Counts kept for tests and the metrics endpoint."""
+
+    batches: int = 0
+    outcomes: dict[str, int] = field(default_factory=dict)
+
+
+class BatchConsumer:
+    """Consumes one queue in micro-batches and dispatches to handlers by routing key."""
+
+    def __init__(
+        self,
+        *,
+        connection: AbstractRobustConnection,
+        pool: asyncpg.Pool,
+        queue_name: str,
+        routes: Mapping[str, Route],
+        metrics: Metrics,
+        prefetch: int = 200,
+        batch_size: int = 200,
+        batch_window: float = 0.005,
+        retry_delays_ms: tuple[int, ...] = RETRY_DELAYS_MS,
+    ) -> None:
+        self._connection = connection
+        self._pool = pool
+        self._queue_name = queue_name
+        self._routes = routes
+        self._metrics = metrics
+        self._prefetch = prefetch
+        self._batch_size = min(batch_size, prefetch)
+        self._batch_window = batch_window
+        self._retry_delays_ms = retry_delays_ms
+        self._buffer: asyncio.Queue[AbstractIncomingMessage] = asyncio.Queue()
+        self._queue: AbstractQueue | None = None
+        self._consumer_tag: str | None = None
+        self._publisher: ConfirmingPublisher | None = None
+        self._worker: asyncio.Task[None] | None = None
+        self._stopping = False
+        self.stats = ConsumerStats()
+
+    async def start(self) -> None:
+        """Open channels and start consuming."""
+        channel = await self._connection.channel()
+        await channel.set_qos(prefetch_count=self._prefetch)
+        self._publisher = await ConfirmingPublisher.open(self._connection)
+        self._queue = await channel.get_queue(self._queue_name, ensure=True)
+        self._consumer_tag = await self._queue.consume(self._buffer.put, no_ack=False)
+        self._worker = asyncio.create_task(self._run(), name=f"consumer:{self._queue_name}")
+        log.info("consumer_started", queue=self._queue_name, prefetch=self._prefetch)
+
+    async def stop(self, timeout: float) -> None:
+        """Stop intake, finish the batch in hand within ``timeout``, requeue the rest."""
+        self._stopping = True
+        if self._queue is not None and self._consumer_tag is not None:
+            # bounded: on a connection that is reconnecting the cancel may never be answered
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._queue.cancel(self._consumer_tag), 2.0)
+        if self._worker is not None:
+            self._worker.cancel()  # wakes the worker if idle; a batch in hand is shielded
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.wait_for(asyncio.shield(self._worker), timeout)
+        while not self._buffer.empty():
+            message = self._buffer.get_nowait()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(message.nack(requeue=True), 2.0)
+        if self._publisher is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._publisher.close(), 2.0)
+        log.info("consumer_stopped", queue=self._queue_name)
+
+    async def _run(self) -> None:
+        while not self._stopping:
+            batch = await self._next_batch()
+            # A batch in hand finishes even if stop() cancels us meanwhile.
+            await asyncio.shield(self._process(batch))
+
+    async def _next_batch(self) -> list[AbstractIncomingMessage]:
+        batch = [await self._buffer.get()]
+        deadline = asyncio.get_running_loop().time() + self._batch_window
+        while len(batch) < self._batch_size:
+            if not self._buffer.empty():
+                batch.append(self._buffer.get_nowait())
+                continue
+            remaining = deadline - asyncio.get_running_loop().time()
+            if remaining <= 0:
+                break
+            try:
+                batch.append(await asyncio.wait_for(self._buffer.get(), remaining))
+            except TimeoutError:
+                break
+        return batch
+
+    async def _process(self, messages: list[AbstractIncomingMessage]) -> None:
+        items = [self._decode(m) for m in messages]
+        live = [i for i in items if i.fate == "ack"]
+        pause = 0.2
+        while live:
+            for item in live:
+                item.fate, item.error = "ack", ""
+            try:
+                await self._handle_in_transaction(live)
+                break
+            except DATABASE_DOWN as exc:
+                log.warning(
+                    "consumer_database_unavailable",
+                    queue=self._queue_name,
+                    error=type(exc).__name__,
+                    pause_seconds=round(pause, 2),
+                )
+                self._metrics.consumer_db_pauses.labels(self._queue_name).inc()
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, 10.0)
+        for item in items:
+            await self._settle(item)
+        self.stats.batches += 1
+
+    def _decode(self, message: AbstractIncomingMessage) -> _Item:
+        headers = dict(message.headers or {})
+        routing_key = str(headers.get(ORIGINAL_ROUTING_KEY) or message.routing_key or "")
+        raw_attempt = headers.get(ATTEMPT, 0)
+        attempt = raw_attempt if isinstance(raw_attempt, int) else 0
+        item = _Item(message, routing_key, message.message_id or "", attempt)
+        route = self._routes.get(routing_key)
+        if route is None:
+            item.fate, item.error = "dead", f"unknown routing key {routing_key!r}"
+        elif not item.message_id:
+            item.fate, item.error = "dead", "message has no message_id"
+        else:
+            try:
+                item.payload = route.model.model_validate(json.loads(message.body))
+                item.route = route
+            except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+                item.fate, item.error = "dead", f"invalid JSON: {exc}"
+            except ValidationError as exc:
+                item.fate, item.error = "dead", f"schema mismatch: {_summarise(exc)}"
+        return item
+
+    async def _handle_in_transaction(self, items: list[_Item]) -> None:
+        async with self._pool.acquire() as conn, conn.transaction():
+            for item in items:
+                assert item.route is not None
+                try:
+                    async with conn.transaction():
+                        claimed = await conn.fetchval(
+                            "INSERT INTO inbox (consumer, message_id) VALUES ($1, $2)"
+                            " ON CONFLICT DO NOTHING RETURNING true",
+                            self._queue_name,
+                            item.message_id,
+                        )
+                        if not claimed:
+                            item.fate = "duplicate"
+                            continue
+                        with structlog.contextvars.bound_contextvars(
+                            message_id=item.message_id, routing_key=item.routing_key
+                        ):
+                            await item.route.handler(item.payload, conn)
+                except DATABASE_DOWN:
+                    raise
+                except BadInput as exc:
+                    item.fate, item.error = "dead", f"bad input: {exc}"
+                except TransientError as exc:
+                    item.fate, item.error = "retry", f"transient: {exc}"
+                except Exception as exc:  # a bug or an unforeseen failure: bounded retries
+                    log.exception("handler_failed", message_id=item.message_id)
+                    item.fate, item.error = "retry", f"{type(exc).__name__}: {exc}"
+
+    async def _settle(self, item: _Item) -> None:
+        fate = item.fate
+        try:
+            if fate == "retry":
+                if item.attempt < len(self._retry_delays_ms):
+                    await self._publish_copy(
+                        "",
+                        retry_queue_name(self._queue_name, self._retry_delays_ms[item.attempt]),
+                        item,
+                        {ATTEMPT: item.attempt + 1, "x-last-error": item.error[:500]},
+                    )
+                else:
+                    fate = "dead"
+                    item.error = f"gave up after {item.attempt + 1} attempts; {item.error}"
+            if fate == "dead":
+                await self._publish_copy(
+                    DEAD_LETTER_EXCHANGE, "", item, {"x-error": item.error[:1000]}
+                )
+            await item.message.ack()
+        except Exception as exc:
+            # The delivery's channel is gone (it will be redelivered) or the broker refused
+            # the copy; either way the message is not lost.
+            log.warning("consumer_settle_failed", message_id=item.message_id, error=str(exc))
+            return
+        self.stats.outcomes[fate] = self.stats.outcomes.get(fate, 0) + 1
+        self._metrics.messages.labels(self._queue_name, fate).inc()
+        if fate in ("dead", "retry"):
+            log.warning(
+                "message_" + ("dead_lettered" if fate == "dead" else "retry_scheduled"),
+                queue=self._queue_name,
+                message_id=item.message_id,
+                routing_key=item.routing_key,
+                attempt=item.attempt,
+                error=item.error,
+            )
+
+    async def _publish_copy(
+        self, exchange: str, routing_key: str, item: _Item, extra: dict[str, Any]
+    ) -> None:
+        assert self._publisher is not None
+        original = item.message
+        headers = dict(original.headers or {})
+        headers.pop("x-death", None)
+        headers.update(extra)
+        headers[ORIGINAL_ROUTING_KEY] = item.routing_key
+        headers["x-original-queue"] = self._queue_name
+        copy = aio_pika.Message(
+            body=original.body,
+            content_type=original.content_type,
+            message_id=original.message_id,
+            headers=headers,
+            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+            timestamp=original.timestamp,
+        )
+        await self._publisher.publish_raw(exchange, routing_key, copy)
+
+
+def backoff_with_jitter(attempt: int, base: float = 0.2, cap: float = 10.0) -> float:
+    """Full-jitter exponential backoff."""
+    return random.uniform(0, min(cap, base * 2**attempt))
+
+
+def _summarise(exc: ValidationError) -> str:
+    parts = []
+    for error in exc.errors()[:3]:
+        where = ".".join(str(p) for p in error["loc"]) or "body"
+        parts.append(f"{where}: {error['msg']}")
+    return "; ".join(parts)

@@ -1,0 +1,33 @@
+"""The asyncpg pool, opened and closed by the application."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import asyncpg
+
+
+async def _init_connection(conn: asyncpg.Connection) -> None:
+    # jsonb columns come back as Python objects, and go in from Python objects.
+    await conn.set_type_codec(
+        "jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog", format="text"
+    )
+    await conn.set_type_codec(
+        "json", encoder=json.dumps, decoder=json.loads, schema="pg_catalog", format="text"
+    )
+
+
+async def create_pool(dsn: str, *, min_size: int = 2, max_size: int = 10) -> asyncpg.Pool:
+    """Open a pool whose connections encode and decode JSON columns."""
+    pool: Any = await asyncpg.create_pool(
+        dsn, min_size=min_size, max_size=max_size, init=_init_connection, command_timeout=60
+    )
+    return pool
+
+
+async def connect(dsn: str) -> asyncpg.Connection:
+    """One connection with the same codecs as the pool (for listeners and tools)."""
+    conn: asyncpg.Connection = await asyncpg.connect(dsn)
+    await _init_connection(conn)
+    return conn

@@ -1,0 +1,148 @@
+"""Runtime settings, read once from the environment (prefix ``ALLEGRO_SYNC_``) and ``.env``.
+
+Secrets may also come from files, as systemd's ``LoadCredential=`` hands them over: for a secret
+setting ``X`` the value is read from the file named by ``ALLEGRO_SYNC_X_FILE``, or from
+``$CREDENTIALS_DIRECTORY/x`` (lower-case name without the prefix), when the plain variable is unset.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, TypeVar
+
+from pydantic import AnyUrl, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+ENV_PREFIX = "ALLEGRO_SYNC_"
+SECRET_FIELDS = ("client_secret", "sandbox_client_secret", "secret_key", "admin_token", "smtp_url")
+
+
+class SettingsError(Exception):
+    """A setting is missing or malformed; the message names it in one line."""
+
+
+class _SecretFilesSource(PydanticBaseSettingsSource):
+    """Reads secrets from ``ALLEGRO_SYNC_<NAME>_FILE`` or the systemd credentials directory."""
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        values: dict[str, Any] = {}
+        credentials_dir = os.environ.get("CREDENTIALS_DIRECTORY")
+        for name in SECRET_FIELDS:
+            env_name = ENV_PREFIX + name.upper()
+            if os.environ.get(env_name):
+                continue
+            file_name = os.environ.get(env_name + "_FILE")
+            candidates = [Path(file_name)] if file_name else []
+            if credentials_dir:
+                candidates.append(Path(credentials_dir) / name)
+            for path in candidates:
+                if path.is_file():
+                    values[name] = path.read_text(encoding="utf-8").strip()
+                    break
+                if file_name and path == Path(file_name):
+                    raise SettingsError(f"setting {env_name}_FILE: file {path} does not exist")
+        return values
+
+
+class DatabaseSettings(BaseSettings):
+    """The settings that commands touching only PostgreSQL (``migrate``) need."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, env_file=".env", env_file_encoding="utf-8", extra="ignore"
+    )
+
+    database_url: str = "postgresql://postgres@localhost:5432/allegro_sync"
+
+    @field_validator("database_url")
+    @classmethod
+    def _postgres_scheme(cls, value: str) -> str:
+        if not value.startswith(("postgresql://", "postgres://")):
+            raise ValueError("must be a postgresql:// URL")
+        return value
+
+
+class Settings(DatabaseSettings):
+    """Every setting of the daemon (design.md section 4)."""
+
+    amqp_url: str = "amqp://guest:guest@localhost:5672/"
+    allegro_api_url: AnyUrl = AnyUrl("https://api.allegro.pl")
+    allegro_auth_url: AnyUrl = AnyUrl("https://allegro.pl")
+    allegro_sandbox_api_url: AnyUrl = AnyUrl("https://api.allegro.pl.allegrosandbox.pl")
+    allegro_sandbox_auth_url: AnyUrl = AnyUrl("https://allegro.pl.allegrosandbox.pl")
+    client_id: str = Field(min_length=1)
+    client_secret: SecretStr
+    sandbox_client_id: str | None = None
+    sandbox_client_secret: SecretStr | None = None
+    secret_key: SecretStr = Field(description="encrypts tokens at rest; at least 32 characters")
+    http_host: str = "127.0.0.1"
+    http_port: int = Field(default=8080, ge=1, le=65535)
+    public_url: AnyUrl = AnyUrl("http://127.0.0.1:8080")
+    admin_token: SecretStr
+    smtp_url: SecretStr = SecretStr("smtp://127.0.0.1:25")
+    mail_from: str = "allegro-sync@localhost"
+    consumer_prefetch: int = Field(default=200, ge=1, le=5000)
+    shutdown_timeout: float = Field(default=10.0, gt=0)
+
+    @field_validator("amqp_url")
+    @classmethod
+    def _amqp_scheme(cls, value: str) -> str:
+        if not value.startswith(("amqp://", "amqps://")):
+            raise ValueError("must be an amqp:// or amqps:// URL")
+        return value
+
+    @field_validator("secret_key")
+    @classmethod
+    def _long_enough(cls, value: SecretStr) -> SecretStr:
+        if len(value.get_secret_value()) < 32:
+            raise ValueError("must be at least 32 characters")
+        return value
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, _SecretFilesSource(settings_cls), dotenv_settings)
+
+    def api_url(self, sandbox: bool) -> str:
+        """Base URL of the REST API for a production or a sandbox account."""
+        url = self.allegro_sandbox_api_url if sandbox else self.allegro_api_url
+        return str(url).rstrip("/")
+
+    def auth_url(self, sandbox: bool) -> str:
+        """Base URL of the OAuth host (``/auth/oauth/...`` lives under it)."""
+        url = self.allegro_sandbox_auth_url if sandbox else self.allegro_auth_url
+        return str(url).rstrip("/")
+
+    def client_credentials(self, sandbox: bool) -> tuple[str, str]:
+        """The client id and secret for the environment; sandbox ones must be configured."""
+        if not sandbox:
+            return self.client_id, self.client_secret.get_secret_value()
+        if not self.sandbox_client_id or self.sandbox_client_secret is None:
+            raise SettingsError(
+                "setting ALLEGRO_SYNC_SANDBOX_CLIENT_ID: required to connect sandbox accounts"
+            )
+        return self.sandbox_client_id, self.sandbox_client_secret.get_secret_value()
+
+
+S = TypeVar("S", bound=DatabaseSettings)
+
+
+def load_settings(cls: type[S], **overrides: Any) -> S:
+    """Build ``cls`` or raise SettingsError naming the first bad setting in one line."""
+    try:
+        return cls(**overrides)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        name = ENV_PREFIX + str(error["loc"][0]).upper() if error["loc"] else ENV_PREFIX
+        if error["type"] == "missing":
+            raise SettingsError(f"setting {name} is required but not set") from None
+        raise SettingsError(f"setting {name} is invalid: {error['msg']}") from None

@@ -1,0 +1,29 @@
+"""Bearer-token authentication of the admin API, compared in constant time."""
+
+from __future__ import annotations
+
+import hmac
+
+from aiohttp import web
+from aiohttp.typedefs import Middleware
+
+from allegro_sync.daemon.api.errors import Handler, error_response
+
+PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/oauth/callback"})
+
+
+def bearer_auth(admin_token: str) -> Middleware:
+    """A middleware that admits only ``Authorization: Bearer <admin_token>``."""
+    expected = admin_token.encode()
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if request.path in PUBLIC_PATHS:
+            return await handler(request)
+        header = request.headers.get("Authorization", "")
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), expected):
+            return error_response(401, "unauthorized", "send Authorization: Bearer <ADMIN_TOKEN>")
+        return await handler(request)
+
+    return middleware

@@ -1,0 +1,90 @@
+"""The ``allegro-sync`` command line: one line and a non-zero exit on bad input."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import re
+import sys
+from collections.abc import Sequence
+
+import asyncpg
+
+from allegro_sync.config.settings import (
+    DatabaseSettings,
+    Settings,
+    SettingsError,
+    load_settings,
+)
+from allegro_sync.daemon.logging import configure_logging
+
+EXIT_SETTINGS = 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """All commands and their options."""
+    parser = argparse.ArgumentParser(
+        prog="allegro-sync",
+        description="Sync Allegro seller accounts with an ERP over RabbitMQ and PostgreSQL.",
+    )
+    parser.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING or ERROR")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    commands.add_parser("run", help="run the daemon (migrates and declares the topology first)")
+    commands.add_parser("migrate", help="create the database if missing and apply migrations")
+    emulator = commands.add_parser("emulator", help="serve the bundled Allegro API emulator")
+    try:  # TEMP until the emulator lands
+        from allegro_sync.emulator import server as emulator_server
+
+        emulator_server.add_arguments(emulator)
+    except ImportError:
+        pass
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the console script."""
+    args = build_parser().parse_args(argv)
+    configure_logging(args.log_level)
+    try:
+        return _dispatch(args)
+    except SettingsError as exc:
+        print(f"allegro-sync: {exc}", file=sys.stderr)
+        return EXIT_SETTINGS
+    except KeyboardInterrupt:
+        return 130
+    except (OSError, ConnectionError, asyncpg.PostgresError) as exc:
+        print(
+            f"allegro-sync: {_without_credentials(f'{type(exc).__name__}: {exc}')}", file=sys.stderr
+        )
+        return 1
+
+
+def _without_credentials(text: str) -> str:
+    """Drop ``user:password@`` from URLs that an error message may quote."""
+    return re.sub(r"://[^/@\s]*@", "://***@", text).splitlines()[0] if text else text
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    if args.command == "migrate":
+        from allegro_sync.adapters.postgres.migrations import migrate
+
+        db = load_settings(DatabaseSettings)
+        applied = asyncio.run(migrate(db.database_url))
+        print(
+            f"migrations applied: {len(applied)}" + (f" ({', '.join(applied)})" if applied else "")
+        )
+        return 0
+    if args.command == "run":
+        from allegro_sync.daemon.app import run_daemon
+
+        settings = load_settings(Settings)
+        return asyncio.run(run_daemon(settings))
+    if args.command == "emulator":
+        from allegro_sync.emulator import server as emulator_server
+
+        return emulator_server.run(args)
+    raise AssertionError(f"unhandled command {args.command}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,53 @@
+"""Prometheus metrics, on a registry owned by the application (no module-level collectors)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+
+class Metrics:
+    """Every metric the daemon exports."""
+
+    content_type = CONTENT_TYPE_LATEST
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.messages = Counter(
+            "allegro_sync_messages_total",
+            "Consumed messages by queue and outcome (ack, duplicate, retry, dead)",
+            ["queue", "outcome"],
+            registry=self.registry,
+        )
+        self.consumer_db_pauses = Counter(
+            "allegro_sync_consumer_database_pauses_total",
+            "Times a consumer paused because the database was unavailable",
+            ["queue"],
+            registry=self.registry,
+        )
+        self.outbox_published = Counter(
+            "allegro_sync_outbox_published_total",
+            "Outbox messages published with a confirm",
+            registry=self.registry,
+        )
+        self.outbox_pending = Gauge(
+            "allegro_sync_outbox_pending",
+            "Outbox messages waiting to be published (as last seen by the relay)",
+            registry=self.registry,
+        )
+        self.allegro_requests = Counter(
+            "allegro_sync_allegro_requests_total",
+            "Requests sent to the Allegro API by endpoint group and status class",
+            ["endpoint", "status"],
+            registry=self.registry,
+        )
+        self.journal_events = Counter(
+            "allegro_sync_journal_events_total",
+            "Journal events published, by journal",
+            ["journal"],
+            registry=self.registry,
+        )
+
+    def render(self) -> bytes:
+        """The text exposition format."""
+        return generate_latest(self.registry)

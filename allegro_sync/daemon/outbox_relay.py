@@ -1,0 +1,139 @@
+"""The outbox relay: publishes outbox rows with confirms, then deletes them.
+
+Rows are claimed with ``FOR UPDATE SKIP LOCKED`` so several replicas share the work without
+publishing a row twice in the normal case; a crash after the confirm and before the delete
+re-publishes under the same ``message_id``, which consumers de-duplicate. The relay sleeps until
+PostgreSQL notifies ``allegro_sync_outbox`` (a trigger on insert), with a periodic sweep as a
+fallback for a missed notification.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Any
+
+import asyncpg
+import structlog
+
+from allegro_sync.adapters.broker.publisher import ConfirmingPublisher, OutgoingMessage
+from allegro_sync.adapters.postgres import pool as pg
+from allegro_sync.daemon.metrics import Metrics
+
+log = structlog.get_logger(__name__)
+
+CHANNEL = "allegro_sync_outbox"
+
+CLAIM_BATCH = """
+SELECT id, message_id, exchange, routing_key, payload
+  FROM outbox
+ ORDER BY id
+ LIMIT $1
+   FOR UPDATE SKIP LOCKED
+"""
+
+
+class OutboxRelay:
+    """Moves outbox rows to RabbitMQ."""
+
+    def __init__(
+        self,
+        *,
+        dsn: str,
+        pool: asyncpg.Pool,
+        publisher: ConfirmingPublisher,
+        metrics: Metrics,
+        batch_size: int = 500,
+        sweep_interval: float = 5.0,
+    ) -> None:
+        self._dsn = dsn
+        self._pool = pool
+        self._publisher = publisher
+        self._metrics = metrics
+        self._batch_size = batch_size
+        self._sweep_interval = sweep_interval
+        self._wake = asyncio.Event()
+        self._stopping = False
+        self._task: asyncio.Task[None] | None = None
+        self._listener: asyncpg.Connection | None = None
+        self.published = 0
+
+    async def start(self) -> None:
+        """Listen for notifications and start the relay loop."""
+        self._task = asyncio.create_task(self._run(), name="outbox-relay")
+
+    async def stop(self, timeout: float) -> None:
+        """Finish the batch in hand (within ``timeout``) and stop."""
+        self._stopping = True
+        self._wake.set()
+        if self._task is not None:
+            try:
+                await asyncio.wait_for(self._task, timeout)
+            except TimeoutError:
+                self._task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._task
+        await self._close_listener()
+
+    def _notified(self, *_args: Any) -> None:
+        self._wake.set()
+
+    async def _ensure_listener(self) -> None:
+        if self._listener is not None and not self._listener.is_closed():
+            return
+        self._listener = await pg.connect(self._dsn)
+        await self._listener.add_listener(CHANNEL, self._notified)
+
+    async def _close_listener(self) -> None:
+        if self._listener is not None:
+            with contextlib.suppress(Exception):
+                await self._listener.close()
+            self._listener = None
+
+    async def _run(self) -> None:
+        failures = 0
+        while not self._stopping:
+            try:
+                await self._ensure_listener()
+                self._wake.clear()
+                moved = await self.relay_batch()
+                failures = 0
+                if moved == self._batch_size:
+                    continue  # more is waiting
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), self._sweep_interval)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                failures += 1
+                if failures == 1:
+                    log.warning("outbox_relay_failing", error=f"{type(exc).__name__}: {exc}")
+                await self._close_listener()
+                await asyncio.sleep(min(0.2 * 2**failures, 10.0))
+        log.info("outbox_relay_stopped", published=self.published)
+
+    async def relay_batch(self) -> int:
+        """Publish one batch of rows with confirms and delete them; the number moved."""
+        async with self._pool.acquire() as conn, conn.transaction():
+            rows = await conn.fetch(CLAIM_BATCH, self._batch_size)
+            if not rows:
+                self._metrics.outbox_pending.set(0)
+                return 0
+            await self._publisher.publish_many(
+                [
+                    OutgoingMessage(
+                        exchange=r["exchange"],
+                        routing_key=r["routing_key"],
+                        message_id=r["message_id"],
+                        payload=r["payload"],
+                    )
+                    for r in rows
+                ]
+            )
+            await conn.execute(
+                "DELETE FROM outbox WHERE id = ANY($1::bigint[])", [r["id"] for r in rows]
+            )
+        self.published += len(rows)
+        self._metrics.outbox_published.inc(len(rows))
+        log.debug("outbox_relayed", count=len(rows))
+        return len(rows)

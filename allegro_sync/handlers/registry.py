@@ -1,0 +1,41 @@
+"""Routing keys to handlers: the literal map the consumers dispatch by.
+
+``build_routes`` binds each handler's dependencies (the composition root passes them in); the map
+is checked at start-up so that a queue never receives a type nobody handles by mistake.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import asyncpg
+
+from allegro_sync.adapters.broker.consumer import Route
+from allegro_sync.adapters.broker.topology import ERP_QUEUE, JOURNAL_QUEUE
+from allegro_sync.handlers import catalog
+from allegro_sync.handlers.messages import (
+    PriceChanged,
+    PriceListUpserted,
+    ProductUpserted,
+    StockChanged,
+)
+
+
+async def _record_stock(message: StockChanged, conn: asyncpg.Connection) -> None:
+    await catalog.record_stock(message, conn)
+
+
+async def _record_price(message: PriceChanged, conn: asyncpg.Connection) -> None:
+    await catalog.record_price(message, conn)
+
+
+def build_routes() -> dict[str, Mapping[str, Route]]:
+    """Routes per consumer queue."""
+    erp: dict[str, Route] = {
+        "product.upserted": Route(ProductUpserted, catalog.upsert_product),
+        "price_list.upserted": Route(PriceListUpserted, catalog.upsert_price_list),
+        "stock.changed": Route(StockChanged, _record_stock),
+        "price.changed": Route(PriceChanged, _record_price),
+    }
+    journal: dict[str, Route] = {}
+    return {ERP_QUEUE: erp, JOURNAL_QUEUE: journal}

@@ -1,0 +1,205 @@
+"""The consumer wrapper against the real broker and database.
+
+The catalog handlers are the real ones; one test adds a route whose handler fails on purpose to
+show the transient-retry path (the real-thing variant, a database connection killed mid-stream,
+runs right beside it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+
+import aio_pika
+import asyncpg
+import pytest
+from pydantic import BaseModel
+
+from allegro_sync.adapters.broker.consumer import BatchConsumer, Route
+from allegro_sync.adapters.broker.topology import DEAD_LETTER_QUEUE, ERP_EXCHANGE, ERP_QUEUE
+from allegro_sync.daemon.metrics import Metrics
+from allegro_sync.errors import TransientError
+from allegro_sync.handlers.registry import build_routes
+from tests.helpers import drain_queue, eventually, publish_json
+
+
+def _product(pid: str, name: str = "Mug") -> bytes:
+    return json.dumps(
+        {"product_id": pid, "ean": "5901234123457", "name": name, "image_url": None}
+    ).encode()
+
+
+@pytest.fixture
+async def start_consumer(
+    amqp: aio_pika.abc.AbstractRobustConnection, db: asyncpg.Pool
+) -> AsyncIterator[object]:
+    started: list[BatchConsumer] = []
+
+    async def start(routes: dict[str, Route] | None = None) -> BatchConsumer:
+        consumer = BatchConsumer(
+            connection=amqp,
+            pool=db,
+            queue_name=ERP_QUEUE,
+            routes=routes if routes is not None else dict(build_routes()[ERP_QUEUE]),
+            metrics=Metrics(),
+            prefetch=50,
+        )
+        await consumer.start()
+        started.append(consumer)
+        return consumer
+
+    yield start
+    for consumer in started:
+        await consumer.stop(5)
+
+
+async def test_bad_input_is_dead_lettered_with_reason_and_the_rest_flows(
+    start_consumer: object, amqp_url: str, db: asyncpg.Pool
+) -> None:
+    await start_consumer()  # type: ignore[operator]
+    await publish_json(
+        amqp_url,
+        ERP_EXCHANGE,
+        [
+            ("product.upserted", "m-bad-json", b"{not json"),
+            ("product.upserted", "m-bad-schema", json.dumps({"product_id": "p1"}).encode()),
+            ("no.such.type", "m-unknown", b"{}"),
+            ("product.upserted", "m-good", _product("p1")),
+        ],
+    )
+
+    async def product_stored() -> bool:
+        return bool(await db.fetchval("SELECT count(*) FROM products WHERE id = 'p1'"))
+
+    await eventually(product_stored)
+    dead = await drain_queue(amqp_url, DEAD_LETTER_QUEUE)
+    reasons = {m.message_id: str((m.headers or {}).get("x-error")) for m in dead}
+    assert set(reasons) == {"m-bad-json", "m-bad-schema", "m-unknown"}
+    assert reasons["m-bad-json"].startswith("invalid JSON")
+    assert (
+        reasons["m-bad-schema"].startswith("schema mismatch") and "name" in reasons["m-bad-schema"]
+    )
+    assert reasons["m-unknown"] == "unknown routing key 'no.such.type'"
+    # dead letters keep the original body and type for a later replay
+    bad_json = next(m for m in dead if m.message_id == "m-bad-json")
+    assert bad_json.body == b"{not json"
+    assert (bad_json.headers or {})["x-original-routing-key"] == "product.upserted"
+
+
+async def test_redelivered_message_id_has_one_effect(
+    start_consumer: object, amqp_url: str, db: asyncpg.Pool
+) -> None:
+    await start_consumer()  # type: ignore[operator]
+    await publish_json(
+        amqp_url,
+        ERP_EXCHANGE,
+        [("product.upserted", "same-id", _product("p1", "first"))] * 3,
+    )
+    await publish_json(
+        amqp_url, ERP_EXCHANGE, [("product.upserted", "same-id", _product("p1", "changed"))]
+    )
+
+    async def three_seen() -> bool:
+        return bool(
+            await db.fetchval("SELECT count(*) = 1 FROM inbox WHERE message_id = 'same-id'")
+        )
+
+    await eventually(three_seen)
+    await asyncio.sleep(0.3)
+    assert await db.fetchval("SELECT name FROM products WHERE id = 'p1'") == "first"
+
+
+class Ping(BaseModel):
+    n: int
+
+
+async def test_transient_failure_is_retried_later_then_succeeds(
+    start_consumer: object, amqp_url: str, db: asyncpg.Pool
+) -> None:
+    attempts: list[int] = []
+
+    async def flaky(message: Ping, conn: asyncpg.Connection) -> None:
+        attempts.append(message.n)
+        await conn.execute(
+            "INSERT INTO price_lists (id, name) VALUES ($1, 'written before failing')",
+            f"attempt-{len(attempts)}",
+        )
+        if len(attempts) < 3:
+            raise TransientError("Allegro answered 503")
+
+    consumer = await start_consumer({"ping": Route(Ping, flaky)})  # type: ignore[operator]
+    await publish_json(amqp_url, ERP_EXCHANGE, [("ping", "ping-1", b'{"n": 1}')])
+
+    async def succeeded() -> bool:
+        return consumer.stats.outcomes.get("ack", 0) == 1
+
+    await eventually(succeeded, timeout=20)
+    assert len(attempts) == 3
+    assert consumer.stats.outcomes.get("retry") == 2
+    # the failed attempts' writes were rolled back with their savepoints
+    ids = [r["id"] for r in await db.fetch("SELECT id FROM price_lists WHERE id LIKE 'attempt-%'")]
+    assert ids == ["attempt-3"]
+    assert await drain_queue(amqp_url, DEAD_LETTER_QUEUE, wait=0.2) == []
+
+
+async def test_transient_failures_end_in_the_dead_letter_queue(
+    start_consumer: object,
+    amqp_url: str,
+    amqp: aio_pika.abc.AbstractRobustConnection,
+    db: asyncpg.Pool,
+) -> None:
+    async def always_down(message: Ping, conn: asyncpg.Connection) -> None:
+        raise TransientError("Allegro answered 503")
+
+    consumer = BatchConsumer(
+        connection=amqp,
+        pool=db,
+        queue_name=ERP_QUEUE,
+        routes={"ping": Route(Ping, always_down)},
+        metrics=Metrics(),
+        retry_delays_ms=(1000, 1000),
+    )
+    await consumer.start()
+    try:
+        await publish_json(amqp_url, ERP_EXCHANGE, [("ping", "ping-2", b'{"n": 2}')])
+
+        async def dead() -> bool:
+            return consumer.stats.outcomes.get("dead", 0) == 1
+
+        await eventually(dead, timeout=20)
+    finally:
+        await consumer.stop(5)
+    letters = await drain_queue(amqp_url, DEAD_LETTER_QUEUE)
+    assert [m.message_id for m in letters] == ["ping-2"]
+    assert "gave up after 3 attempts" in str((letters[0].headers or {})["x-error"])
+
+
+async def test_killed_database_connections_pause_consumption_without_losing_messages(
+    start_consumer: object, amqp_url: str, db: asyncpg.Pool, database_url: str
+) -> None:
+    consumer = await start_consumer()  # type: ignore[operator]
+    total = 600
+    messages = [("product.upserted", f"m-{i}", _product(f"p{i}")) for i in range(total)]
+    publisher = asyncio.create_task(publish_json(amqp_url, ERP_EXCHANGE, messages))
+    admin = await asyncpg.connect(database_url)
+    for _ in range(5):
+        await asyncio.sleep(0.05)
+        await admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+    await admin.close()
+    await publisher
+
+    async def all_stored() -> int | None:
+        # a connection of its own: the test pool's connections were terminated too
+        conn = await asyncpg.connect(database_url)
+        count = await conn.fetchval("SELECT count(*) FROM products")
+        await conn.close()
+        return count if count == total else None
+
+    await eventually(all_stored, timeout=30)
+    assert consumer.stats.outcomes.get("dead", 0) == 0
+    assert consumer.stats.outcomes.get("retry", 0) == 0  # a database outage spends no attempts
+    assert await drain_queue(amqp_url, DEAD_LETTER_QUEUE, wait=0.2) == []

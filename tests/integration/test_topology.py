@@ -1,0 +1,65 @@
+"""The broker topology of design.md section 4 exists with the right types and arguments."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+
+import aio_pika
+
+from allegro_sync.adapters.broker.topology import DEAD_LETTER_EXCHANGE, DELIVERY_LIMIT
+
+
+def _list(vhost: str, what: str, *columns: str) -> list[dict[str, object]]:
+    result = subprocess.run(
+        ["rabbitmqctl", "-q", "--formatter", "json", what, "-p", vhost, *columns],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    rows = list(json.loads(result.stdout))
+    for row in rows:
+        if isinstance(row.get("arguments"), list):  # [[name, type, value], ...]
+            row["arguments"] = {a[0]: a[-1] for a in row["arguments"]}
+    return rows
+
+
+async def test_topology_is_declared(
+    amqp: aio_pika.abc.AbstractRobustConnection, vhost: str
+) -> None:
+    exchanges = {e["name"]: e for e in _list(vhost, "list_exchanges", "name", "type", "durable")}
+    for name in ("erp.events", "allegro-sync.journal", "allegro-sync.events"):
+        assert exchanges[name]["type"] == "topic"
+        assert exchanges[name]["durable"] is True
+
+    queues = {
+        q["name"]: q for q in _list(vhost, "list_queues", "name", "type", "durable", "arguments")
+    }
+    for name in ("allegro-sync.erp", "allegro-sync.journal", "allegro-sync.events.erp"):
+        queue = queues[name]
+        assert queue["type"] == "quorum"
+        assert queue["durable"] is True
+        args = queue["arguments"]
+        assert args["x-dead-letter-exchange"] == DEAD_LETTER_EXCHANGE
+        assert args["x-delivery-limit"] == DELIVERY_LIMIT
+    assert queues["allegro-sync.dead-letters"]["type"] == "quorum"
+    retry = queues["allegro-sync.erp.retry.1s"]
+    assert retry["type"] == "quorum"
+    assert retry["arguments"]["x-message-ttl"] == 1000
+    assert retry["arguments"]["x-dead-letter-routing-key"] == "allegro-sync.erp"
+
+    bindings = _list(vhost, "list_bindings", "source_name", "destination_name", "routing_key")
+    pairs = {(b["source_name"], b["destination_name"], b["routing_key"]) for b in bindings}
+    assert ("erp.events", "allegro-sync.erp", "#") in pairs
+    assert ("allegro-sync.journal", "allegro-sync.journal", "#") in pairs
+    assert ("allegro-sync.events", "allegro-sync.events.erp", "#") in pairs
+    assert (DEAD_LETTER_EXCHANGE, "allegro-sync.dead-letters", "") in pairs
+
+
+async def test_declaring_twice_is_harmless(amqp: aio_pika.abc.AbstractRobustConnection) -> None:
+    from allegro_sync.adapters.broker.topology import declare_topology
+
+    channel = await amqp.channel()
+    await declare_topology(channel)
+    await channel.close()

@@ -1,0 +1,132 @@
+"""Settings: missing ones named, malformed ones refused, secrets read from files."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from allegro_sync.config.settings import Settings, SettingsError, load_settings
+
+REQUIRED = {
+    "ALLEGRO_SYNC_CLIENT_ID": "client",
+    "ALLEGRO_SYNC_CLIENT_SECRET": "client-secret",
+    "ALLEGRO_SYNC_SECRET_KEY": "k" * 32,
+    "ALLEGRO_SYNC_ADMIN_TOKEN": "admin",
+}
+
+
+@pytest.fixture
+def env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> pytest.MonkeyPatch:
+    monkeypatch.chdir(tmp_path)  # no stray .env
+    for key in list(__import__("os").environ):
+        if key.startswith("ALLEGRO_SYNC_") or key == "CREDENTIALS_DIRECTORY":
+            monkeypatch.delenv(key)
+    for key, value in REQUIRED.items():
+        monkeypatch.setenv(key, value)
+    return monkeypatch
+
+
+def test_defaults_follow_the_contract(env: pytest.MonkeyPatch) -> None:
+    settings = load_settings(Settings)
+    assert settings.database_url == "postgresql://postgres@localhost:5432/allegro_sync"
+    assert settings.amqp_url == "amqp://guest:guest@localhost:5672/"
+    assert settings.api_url(sandbox=False) == "https://api.allegro.pl"
+    assert settings.api_url(sandbox=True) == "https://api.allegro.pl.allegrosandbox.pl"
+    assert settings.auth_url(sandbox=False) == "https://allegro.pl"
+    assert settings.http_host == "127.0.0.1"
+    assert settings.http_port == 8080
+
+
+@pytest.mark.parametrize("name", sorted(REQUIRED))
+def test_missing_setting_is_named(env: pytest.MonkeyPatch, name: str) -> None:
+    env.delenv(name)
+    with pytest.raises(SettingsError, match=f"^setting {name} is required but not set$"):
+        load_settings(Settings)
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("ALLEGRO_SYNC_HTTP_PORT", "eighty"),
+        ("ALLEGRO_SYNC_HTTP_PORT", "70000"),
+        ("ALLEGRO_SYNC_DATABASE_URL", "mysql://localhost/x"),
+        ("ALLEGRO_SYNC_AMQP_URL", "http://localhost"),
+        ("ALLEGRO_SYNC_SECRET_KEY", "short"),
+        ("ALLEGRO_SYNC_ALLEGRO_API_URL", "not a url"),
+    ],
+)
+def test_malformed_setting_is_named(env: pytest.MonkeyPatch, name: str, value: str) -> None:
+    env.setenv(name, value)
+    with pytest.raises(SettingsError, match=f"^setting {name} is invalid: "):
+        load_settings(Settings)
+
+
+def test_dotenv_file_is_read(env: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    env.delenv("ALLEGRO_SYNC_ADMIN_TOKEN")
+    (tmp_path / ".env").write_text("ALLEGRO_SYNC_ADMIN_TOKEN=from-dotenv\n")
+    assert load_settings(Settings).admin_token.get_secret_value() == "from-dotenv"
+
+
+def test_secret_from_file_and_credentials_directory(
+    env: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    env.delenv("ALLEGRO_SYNC_SECRET_KEY")
+    env.delenv("ALLEGRO_SYNC_CLIENT_SECRET")
+    key_file = tmp_path / "key"
+    key_file.write_text("f" * 40 + "\n")
+    env.setenv("ALLEGRO_SYNC_SECRET_KEY_FILE", str(key_file))
+    creds = tmp_path / "creds"
+    creds.mkdir()
+    (creds / "client_secret").write_text("from-systemd")
+    env.setenv("CREDENTIALS_DIRECTORY", str(creds))
+    settings = load_settings(Settings)
+    assert settings.secret_key.get_secret_value() == "f" * 40
+    assert settings.client_secret.get_secret_value() == "from-systemd"
+
+
+def test_secrets_do_not_show_in_repr(env: pytest.MonkeyPatch) -> None:
+    text = repr(load_settings(Settings))
+    for secret in ("client-secret", "k" * 32):
+        assert secret not in text
+
+
+def _cli(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "allegro_sync.daemon.cli", *args],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_cli_stops_with_one_line_and_exit_2(tmp_path: Path) -> None:
+    import os
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ALLEGRO_SYNC_")}
+    env.update({k: v for k, v in REQUIRED.items() if k != "ALLEGRO_SYNC_CLIENT_ID"})
+    result = _cli(["run"], env, tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "allegro-sync: setting ALLEGRO_SYNC_CLIENT_ID is required but not set"
+    ]
+    assert "Traceback" not in result.stderr + result.stdout
+
+    env.update(REQUIRED | {"ALLEGRO_SYNC_HTTP_PORT": "x"})
+    result = _cli(["run"], env, tmp_path)
+    assert result.returncode == 2
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert "ALLEGRO_SYNC_HTTP_PORT" in result.stderr
+
+
+def test_help_lists_the_commands(tmp_path: Path) -> None:
+    import os
+
+    result = _cli(["--help"], dict(os.environ), tmp_path)
+    assert result.returncode == 0
+    for command in ("run", "migrate", "emulator"):
+        assert command in result.stdout
