@@ -32,12 +32,9 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser("run", help="run the daemon (migrates and declares the topology first)")
     commands.add_parser("migrate", help="create the database if missing and apply migrations")
     emulator = commands.add_parser("emulator", help="serve the bundled Allegro API emulator")
-    try:  # TEMP until the emulator lands
-        from allegro_sync.emulator import server as emulator_server
+    from allegro_sync.emulator import server as emulator_server
 
-        emulator_server.add_arguments(emulator)
-    except ImportError:
-        pass
+    emulator_server.add_arguments(emulator)
     return parser
 
 

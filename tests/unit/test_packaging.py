@@ -18,8 +18,9 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_systemd_unit_verifies(tmp_path: Path) -> None:
     unit = (ROOT / "systemd" / "allegro-sync.service").read_text()
     assert "EnvironmentFile=" in unit and "Restart=on-failure" in unit
-    for hardening in ("NoNewPrivileges=yes", "ProtectSystem=strict", "ProtectHome=yes", "PrivateTmp=yes"):
-        assert hardening in unit
+    hardening = ("NoNewPrivileges=yes", "ProtectSystem=strict", "ProtectHome=yes", "PrivateTmp=yes")
+    for line in hardening:
+        assert line in unit
     # verify against this checkout's console script instead of the installed path
     executable = Path(sys.prefix) / "bin" / "allegro-sync"
     local = tmp_path / "allegro-sync.service"

@@ -1,0 +1,114 @@
+"""The emulator instance the handlers share, reachable from every request through an app key."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Coroutine
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+from .clock import Clock
+from .config import EmulatorConfig
+from .faults import FaultInjector
+from .limits import ChangeBudget, ClientRateLimiter
+from .state import Marketplace
+from .tokens import TokenStore
+
+
+@dataclass
+class AuthorizationCode:
+    """A one-time authorization code."""
+
+    code: str
+    client_id: str
+    seller_id: str
+    redirect_uri: str | None
+    scopes: tuple[str, ...]
+    expires_at: float
+    code_challenge: str | None
+    used: bool = False
+
+
+@dataclass
+class DeviceAuthorization:
+    """A pending device-flow authorisation."""
+
+    device_code: str
+    user_code: str
+    client_id: str
+    scopes: tuple[str, ...]
+    expires_at: float
+    interval: int
+    last_poll: float | None = None
+    seller_id: str | None = None
+    denied: bool = False
+    used: bool = False
+
+
+@dataclass
+class Emulator:
+    """Everything one emulator instance holds."""
+
+    config: EmulatorConfig
+    clock: Clock
+    market: Marketplace
+    tokens: TokenStore
+    limiter: ClientRateLimiter
+    budget: ChangeBudget
+    faults: FaultInjector
+    codes: dict[str, AuthorizationCode] = field(default_factory=dict)
+    devices: dict[str, DeviceAuthorization] = field(default_factory=dict)
+    devices_by_user_code: dict[str, DeviceAuthorization] = field(default_factory=dict)
+    authorize_as: str | None = None
+    background: set[asyncio.Task[Any]] = field(default_factory=set)
+
+    @classmethod
+    def build(cls, config: EmulatorConfig) -> Emulator:
+        """Wire the parts from a configuration."""
+        clock = Clock(config.start_time, frozen=config.frozen_clock)
+        market = Marketplace(config, clock)
+        return cls(
+            config=config,
+            clock=clock,
+            market=market,
+            tokens=TokenStore(market),
+            limiter=ClientRateLimiter(
+                clock,
+                config.rate_limit_per_minute,
+                config.block_seconds,
+                config.switches.count_requests_while_blocked,
+            ),
+            budget=ChangeBudget(
+                clock,
+                {
+                    "price": config.price_changes_per_hour,
+                    "quantity": config.quantity_changes_per_hour,
+                    "publication": config.publication_changes_per_hour,
+                },
+                config.offer_changes_per_minute,
+            ),
+            faults=FaultInjector(config.seed),
+        )
+
+    def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        """Run background work that the app cancels on shutdown."""
+        task = asyncio.get_running_loop().create_task(coro)
+        self.background.add(task)
+        task.add_done_callback(self.background.discard)
+
+    async def close(self) -> None:
+        """Cancel background work."""
+        for task in list(self.background):
+            task.cancel()
+        if self.background:
+            await asyncio.gather(*self.background, return_exceptions=True)
+
+
+EMULATOR_KEY = web.AppKey("emulator", Emulator)
+
+
+def get(request: web.Request) -> Emulator:
+    """The emulator behind a request."""
+    return request.app[EMULATOR_KEY]

@@ -1,0 +1,414 @@
+"""The control API under ``/__control__``: how tests and the demo drive the marketplace.
+
+No authentication; plain ``application/json``. See README.md for the endpoint list.
+"""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from aiohttp import web
+
+from . import context
+from .clock import iso
+from .commands import execute
+from .errors import dumps
+from .models import CheckoutForm, Offer, Seller
+from .offer_ops import OfferRuleError, create_offer, create_seller, end_offer
+from .sales import SaleError, cancel, fill_in, merge_and_pay, pay, purchase
+from .views import checkout_form
+
+P = "/__control__"
+
+
+def ok(data: Any, status: int = 200) -> web.Response:
+    """A control API answer."""
+    return web.Response(text=dumps(data), status=status, content_type="application/json")
+
+
+def bad(message: str, status: int = 400) -> web.Response:
+    """A control API error."""
+    return ok({"error": message}, status)
+
+
+async def _body(request: web.Request) -> dict[str, Any]:
+    if not request.can_read_body:
+        return {}
+    data = json.loads(await request.text())
+    if not isinstance(data, dict):
+        raise web.HTTPBadRequest(text="body must be a JSON object")
+    return data
+
+
+def _seller_json(seller: Seller) -> dict[str, Any]:
+    return {
+        "id": seller.id,
+        "login": seller.login,
+        "sandbox": seller.sandbox,
+        "blocked": seller.blocked,
+        "extra_emails": seller.extra_emails,
+        "email": seller.email,
+    }
+
+
+def _offer_json(offer: Offer) -> dict[str, Any]:
+    return {
+        "id": offer.id,
+        "seller_id": offer.seller_id,
+        "name": offer.name,
+        "format": offer.format,
+        "status": offer.status,
+        "stock": offer.stock,
+        "price": str(offer.price),
+        "currency": offer.currency,
+        "image_url": offer.image_url,
+        "external_id": offer.external_id,
+        "ean": offer.ean,
+        "ended_at": iso(offer.ended_at),
+        "ended_by": offer.ended_by,
+        "archived": offer.archived,
+    }
+
+
+async def post_seller(request: web.Request) -> web.Response:
+    """``POST /sellers {login, sandbox?, extra_emails?, company_name?, tax_id?}``."""
+    body = await _body(request)
+    try:
+        seller = create_seller(
+            context.get(request).market,
+            str(body["login"]),
+            sandbox=body.get("sandbox"),
+            extra_emails=body.get("extra_emails"),
+            company_name=body.get("company_name"),
+            tax_id=body.get("tax_id"),
+        )
+    except (KeyError, ValueError) as err:
+        return bad(str(err))
+    return ok(_seller_json(seller), 201)
+
+
+def _seller(request: web.Request) -> Seller:
+    seller = context.get(request).market.sellers.get(request.match_info["seller_id"])
+    if seller is None:
+        raise web.HTTPNotFound(text="unknown seller")
+    return seller
+
+
+async def post_offers(request: web.Request) -> web.Response:
+    """``POST /sellers/{id}/offers`` one offer, or ``count`` offers from the same template
+    (names, external ids and EANs get a ``{n}`` placeholder filled with 1..count)."""
+    market = context.get(request).market
+    seller = _seller(request)
+    body = await _body(request)
+    count = int(body.get("count", 0))
+    try:
+        price = Decimal(str(body.get("price", "10.00")))
+    except InvalidOperation:
+        return bad("bad price")
+
+    def make(n: int | None) -> Offer:
+        def fill(value: Any) -> Any:
+            return value.replace("{n}", str(n)) if isinstance(value, str) and n else value
+
+        # ean_base gives numbered offers distinct numeric EANs (base + n).
+        ean = (
+            str(int(body["ean_base"]) + n) if n and body.get("ean_base") else fill(body.get("ean"))
+        )
+        return create_offer(
+            market,
+            seller,
+            name=fill(body.get("name", "Offer {n}" if n else "Offer")),
+            format=body.get("format", "BUY_NOW"),
+            stock=int(body.get("stock", 1)),
+            price=price,
+            currency=body.get("currency", "PLN"),
+            image_url=fill(body.get("image_url")),
+            external_id=fill(body.get("external_id")),
+            ean=ean,
+            status=body.get("status", "ACTIVE"),
+            category_id=body.get("category_id", "165"),
+            ended_days_ago=body.get("ended_days_ago"),
+        )
+
+    try:
+        if count:
+            offers = [make(n) for n in range(1, count + 1)]
+            return ok(
+                {
+                    "count": len(offers),
+                    "first_id": offers[0].id,
+                    "last_id": offers[-1].id,
+                    "ids": [o.id for o in offers],
+                },
+                201,
+            )
+        return ok(_offer_json(make(None)), 201)
+    except ValueError as err:
+        return bad(str(err))
+
+
+async def get_offer(request: web.Request) -> web.Response:
+    """``GET /offers/{id}``: the offer as the emulator holds it."""
+    offer = context.get(request).market.offers.get(request.match_info["offer_id"])
+    if offer is None:
+        return bad("unknown offer", 404)
+    return ok(_offer_json(offer))
+
+
+async def post_end_offer(request: web.Request) -> web.Response:
+    """``POST /offers/{id}/end`` (as the seller ending it in the browser)."""
+    market = context.get(request).market
+    offer = market.offers.get(request.match_info["offer_id"])
+    if offer is None:
+        return bad("unknown offer", 404)
+    body = await _body(request)
+    try:
+        end_offer(market, offer, str(body.get("ended_by", "USER")))
+    except OfferRuleError as err:
+        return bad(err.message, 409)
+    return ok(_offer_json(offer))
+
+
+async def post_purchase(request: web.Request) -> web.Response:
+    """``POST /purchases {offer_id, quantity, buyer, payment_type, then?}``; ``then`` may be
+    ``fill-in``, ``pay`` or ``cancel`` to continue at once."""
+    market = context.get(request).market
+    body = await _body(request)
+    offer = market.offers.get(str(body.get("offer_id")))
+    if offer is None or offer.archived:
+        return bad("unknown offer", 404)
+    if body.get("seller_id") and body["seller_id"] != offer.seller_id:
+        return bad("offer belongs to another seller")
+    try:
+        form = purchase(
+            market,
+            offer,
+            int(body.get("quantity", 1)),
+            body.get("buyer") or {},
+            str(body.get("payment_type", "ONLINE")),
+            body.get("message_to_seller"),
+        )
+        then = body.get("then")
+        if then == "fill-in":
+            fill_in(market, form)
+        elif then == "pay":
+            pay(market, form)
+        elif then == "cancel":
+            cancel(market, form)
+    except SaleError as err:
+        return bad(str(err), 409)
+    return ok({"checkout_form_id": form.id, "id": form.id, "status": form.status}, 201)
+
+
+def _form(request: web.Request) -> CheckoutForm:
+    form = context.get(request).market.forms.get(request.match_info["form_id"])
+    if form is None:
+        raise web.HTTPNotFound(text="unknown checkout form")
+    return form
+
+
+async def post_form_action(request: web.Request) -> web.Response:
+    """``POST /checkout-forms/{id}/pay|cancel|fill-in`` (``cancel {auto: true}`` for
+    AUTO_CANCELLED)."""
+    market = context.get(request).market
+    form = _form(request)
+    action = request.match_info["action"]
+    body = await _body(request)
+    try:
+        if action == "pay":
+            pay(market, form)
+        elif action == "fill-in":
+            fill_in(market, form)
+        else:
+            cancel(market, form, auto=bool(body.get("auto", False)))
+    except SaleError as err:
+        return bad(str(err), 409)
+    return ok(checkout_form(form))
+
+
+async def get_form(request: web.Request) -> web.Response:
+    """``GET /checkout-forms/{id}``: as Allegro renders it."""
+    return ok(checkout_form(_form(request)))
+
+
+async def post_merge(request: web.Request) -> web.Response:
+    """``POST /checkout-forms/merge {ids}``: the buyer pays several forms at once."""
+    market = context.get(request).market
+    body = await _body(request)
+    forms = [market.forms.get(str(i)) for i in body.get("ids", [])]
+    if any(f is None for f in forms):
+        return bad("unknown checkout form", 404)
+    try:
+        merged = merge_and_pay(market, [f for f in forms if f is not None])
+    except SaleError as err:
+        return bad(str(err), 409)
+    return ok({"checkout_form_id": merged.id, "status": merged.status}, 201)
+
+
+async def post_clock(request: web.Request) -> web.Response:
+    """``POST /clock {advance_seconds}``."""
+    emulator = context.get(request)
+    body = await _body(request)
+    try:
+        now = emulator.clock.advance(float(body.get("advance_seconds", 0)))
+    except ValueError as err:
+        return bad(str(err))
+    emulator.market.sweep()
+    return ok({"now": iso(now)})
+
+
+async def get_clock(request: web.Request) -> web.Response:
+    """``GET /clock``."""
+    return ok({"now": iso(context.get(request).clock.now())})
+
+
+async def post_block(request: web.Request) -> web.Response:
+    """``POST /sellers/{id}/block``: tokens die (switchable), logins are refused."""
+    emulator = context.get(request)
+    seller = _seller(request)
+    seller.blocked = True
+    revoked = 0
+    if emulator.config.switches.blocked_seller == "revoke":
+        revoked = emulator.tokens.revoke_seller(seller.id)
+    return ok({**_seller_json(seller), "revoked_tokens": revoked})
+
+
+async def post_unblock(request: web.Request) -> web.Response:
+    """``POST /sellers/{id}/unblock``."""
+    seller = _seller(request)
+    seller.blocked = False
+    return ok(_seller_json(seller))
+
+
+async def post_revoke(request: web.Request) -> web.Response:
+    """``POST /sellers/{id}/revoke-tokens`` (password change, "log out everywhere")."""
+    emulator = context.get(request)
+    seller = _seller(request)
+    return ok({"revoked_tokens": emulator.tokens.revoke_seller(seller.id)})
+
+
+async def post_faults(request: web.Request) -> web.Response:
+    """``POST /faults {status_429_seconds?, error_5xx_rate?, latency_ms?,
+    drop_connections_rate?, paths?}`` replaces the active faults."""
+    emulator = context.get(request)
+    body = await _body(request)
+    emulator.faults.clear()
+    faults = emulator.faults.faults
+    faults.status_429_until = emulator.clock.timestamp() + float(body.get("status_429_seconds", 0))
+    faults.error_5xx_rate = float(body.get("error_5xx_rate", 0))
+    faults.latency_ms = int(body.get("latency_ms", 0))
+    faults.drop_connections_rate = float(body.get("drop_connections_rate", 0))
+    faults.paths = list(body.get("paths") or [])
+    return ok({"ok": True})
+
+
+async def delete_faults(request: web.Request) -> web.Response:
+    """``DELETE /faults``."""
+    context.get(request).faults.clear()
+    return ok({"ok": True})
+
+
+async def get_recorded(request: web.Request) -> web.Response:
+    """``GET /commands|invoices|fulfillments``: what the emulator received."""
+    recordings = context.get(request).market.recordings
+    what = request.match_info["what"]
+    items: list[dict[str, Any]] = getattr(recordings, what)
+    return ok({what: items, "count": len(items)})
+
+
+async def get_requests(request: web.Request) -> web.Response:
+    """``GET /requests``: API request counts per ``METHOD /route``, and per client id."""
+    recordings = context.get(request).market.recordings
+    return ok(
+        {
+            "total": sum(recordings.requests.values()),
+            "by_path": dict(recordings.requests),
+            "by_client": dict(recordings.requests_by_client),
+        }
+    )
+
+
+async def delete_requests(request: web.Request) -> web.Response:
+    """``DELETE /requests``: reset the counters."""
+    recordings = context.get(request).market.recordings
+    recordings.requests.clear()
+    recordings.requests_by_client.clear()
+    return ok({"ok": True})
+
+
+async def post_device(request: web.Request) -> web.Response:
+    """``POST /device/approve {user_code, seller_id}`` and ``/device/deny {user_code}``."""
+    emulator = context.get(request)
+    body = await _body(request)
+    record = emulator.devices_by_user_code.get(str(body.get("user_code", "")).replace(" ", ""))
+    if record is None:
+        return bad("unknown user_code", 404)
+    if request.match_info["action"] == "deny":
+        record.denied = True
+        return ok({"ok": True})
+    seller = emulator.market.sellers.get(str(body.get("seller_id")))
+    if seller is None:
+        return bad("unknown seller", 404)
+    if seller.blocked:
+        record.denied = True
+        return bad("seller is blocked", 409)
+    record.seller_id = seller.id
+    return ok({"ok": True})
+
+
+async def post_authorize_as(request: web.Request) -> web.Response:
+    """``POST /authorize-as {seller_id}``: the seller "logged in" on the consent page."""
+    emulator = context.get(request)
+    body = await _body(request)
+    seller_id = body.get("seller_id")
+    if seller_id is not None and seller_id not in emulator.market.sellers:
+        return bad("unknown seller", 404)
+    emulator.authorize_as = seller_id
+    return ok({"seller_id": seller_id})
+
+
+async def post_rate_limit_reset(request: web.Request) -> web.Response:
+    """``POST /rate-limits/reset``: forget request counters and blocks."""
+    context.get(request).limiter.reset()
+    return ok({"ok": True})
+
+
+async def post_run_commands(request: web.Request) -> web.Response:
+    """``POST /commands/complete``: finish every pending batch command now."""
+    emulator = context.get(request)
+    done = 0
+    for command in emulator.market.commands.values():
+        if command.completed_at is None:
+            execute(emulator, command)
+            done += 1
+    return ok({"completed": done})
+
+
+def routes() -> list[web.RouteDef]:
+    """Control routes."""
+    return [
+        web.post(f"{P}/sellers", post_seller),
+        web.post(f"{P}/sellers/{{seller_id}}/offers", post_offers),
+        web.post(f"{P}/sellers/{{seller_id}}/block", post_block),
+        web.post(f"{P}/sellers/{{seller_id}}/unblock", post_unblock),
+        web.post(f"{P}/sellers/{{seller_id}}/revoke-tokens", post_revoke),
+        web.get(f"{P}/offers/{{offer_id}}", get_offer),
+        web.post(f"{P}/offers/{{offer_id}}/end", post_end_offer),
+        web.post(f"{P}/purchases", post_purchase),
+        web.post(f"{P}/checkout-forms/merge", post_merge),
+        web.get(f"{P}/checkout-forms/{{form_id}}", get_form),
+        web.post(f"{P}/checkout-forms/{{form_id}}/{{action:pay|cancel|fill-in}}", post_form_action),
+        web.get(f"{P}/clock", get_clock),
+        web.post(f"{P}/clock", post_clock),
+        web.post(f"{P}/faults", post_faults),
+        web.delete(f"{P}/faults", delete_faults),
+        web.post(f"{P}/commands/complete", post_run_commands),
+        web.get(f"{P}/{{what:commands|invoices|fulfillments}}", get_recorded),
+        web.get(f"{P}/requests", get_requests),
+        web.delete(f"{P}/requests", delete_requests),
+        web.post(f"{P}/device/{{action:approve|deny}}", post_device),
+        web.post(f"{P}/authorize-as", post_authorize_as),
+        web.post(f"{P}/rate-limits/reset", post_rate_limit_reset),
+    ]

@@ -1,0 +1,37 @@
+"""Injected faults: a 429 window, a 5xx rate, added latency and dropped connections."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+
+
+@dataclass
+class Faults:
+    """The active fault settings. ``paths`` are path prefixes; empty means every API path."""
+
+    status_429_until: float = 0.0
+    error_5xx_rate: float = 0.0
+    latency_ms: int = 0
+    drop_connections_rate: float = 0.0
+    paths: list[str] = field(default_factory=list)
+
+    def applies_to(self, path: str) -> bool:
+        """Whether the faults cover this request path."""
+        return not self.paths or any(path.startswith(p) for p in self.paths)
+
+
+class FaultInjector:
+    """Holds the faults and a seeded generator so fault patterns repeat with the seed."""
+
+    def __init__(self, seed: int) -> None:
+        self.faults = Faults()
+        self._rng = random.Random(seed + 7919)
+
+    def clear(self) -> None:
+        """Remove every fault."""
+        self.faults = Faults()
+
+    def roll(self, rate: float) -> bool:
+        """True with probability ``rate``."""
+        return rate > 0 and self._rng.random() < rate

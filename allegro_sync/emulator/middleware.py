@@ -1,0 +1,101 @@
+"""Cross-cutting HTTP behaviour: trace-id, injected faults, media types, error rendering."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+
+from . import context
+from .errors import BETA_JSON, VND_JSON, ApiError, OAuthError, rate_limited
+
+CONTROL_PREFIX = "/__control__"
+OAUTH_PREFIX = "/auth/oauth"
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def _is_api(path: str) -> bool:
+    return not path.startswith(CONTROL_PREFIX) and not path.startswith(OAUTH_PREFIX)
+
+
+def _accepts(header: str) -> bool:
+    media = {part.split(";")[0].strip().lower() for part in header.split(",")}
+    return VND_JSON in media or BETA_JSON in media
+
+
+def check_media_types(request: web.Request) -> None:
+    """406 without the versioned Accept type; 415 for a body without the versioned
+    Content-Type. DELETE is not versioned; the invoice file takes application/pdf."""
+    if request.method == "DELETE":
+        return
+    if not _accepts(request.headers.get("Accept", "")):
+        raise ApiError(
+            406,
+            "NotAcceptableException",
+            "Not acceptable representation",
+            user_message="Wrong Accept header.",
+        )
+    if request.method in ("POST", "PUT", "PATCH"):
+        expected = "application/pdf" if request.path.endswith("/file") else None
+        ctype = request.headers.get("Content-Type", "").split(";")[0].strip().lower()
+        ok = ctype == expected if expected else ctype in (VND_JSON, BETA_JSON)
+        if not ok:
+            raise ApiError(
+                415,
+                "UnsupportedMediaTypeException",
+                f"Content type '{ctype or 'none'}' not supported",
+                user_message="Unsupported media type.",
+            )
+
+
+@web.middleware
+async def trace_and_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Every response carries ``trace-id``; raised Allegro errors become their responses."""
+    trace = str(uuid.uuid4())
+    try:
+        response = await handler(request)
+    except (ApiError, OAuthError) as err:
+        response = err.response()
+    except web.HTTPException as exc:
+        if not _is_api(request.path) and not exc.status == 404:
+            raise
+        error = ApiError(
+            exc.status, "NotFoundException" if exc.status == 404 else exc.reason, exc.reason
+        )
+        response = error.response()
+    response.headers["trace-id"] = trace
+    return response
+
+
+@web.middleware
+async def faults_and_counting(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Count API requests per route, then apply injected faults before the real handler."""
+    path = request.path
+    if path.startswith(CONTROL_PREFIX):
+        return await handler(request)
+    emulator = context.get(request)
+    route = request.match_info.route.resource
+    canonical = route.canonical if route is not None else path
+    emulator.market.recordings.requests[f"{request.method} {canonical}"] += 1
+    faults = emulator.faults.faults
+    if faults.applies_to(path):
+        if faults.latency_ms:
+            await asyncio.sleep(faults.latency_ms / 1000)
+        if emulator.faults.roll(faults.drop_connections_rate):
+            if request.transport is not None:
+                request.transport.abort()
+            raise asyncio.CancelledError  # nothing is sent on a dropped connection
+        if emulator.clock.timestamp() < faults.status_429_until:
+            raise rate_limited(None)
+        if emulator.faults.roll(faults.error_5xx_rate):
+            raise ApiError(
+                503,
+                "ServiceUnavailableException",
+                "Service temporarily unavailable",
+                content_type="application/json",
+            )
+    if _is_api(path):
+        check_media_types(request)
+    return await handler(request)

@@ -1,0 +1,102 @@
+"""Command-line entry: ``allegro-sync emulator`` and ``python -m allegro_sync.emulator``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+
+from aiohttp import web
+
+from .app import create_app
+from .config import ClientRegistration, EmulatorConfig, default_clients
+from .context import EMULATOR_KEY
+from .demo import purchase_stream, seed_demo
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of the emulator subcommand."""
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8090)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--sandbox", action="store_true", help="act as the sandbox hosts")
+    parser.add_argument(
+        "--token-ttl", type=int, default=43199, help="access token lifetime in seconds"
+    )
+    parser.add_argument(
+        "--client-id",
+        action="append",
+        default=[],
+        help="register a client (repeatable; pairs with --client-secret)",
+    )
+    parser.add_argument("--client-secret", action="append", default=[])
+    parser.add_argument(
+        "--redirect-uri",
+        action="append",
+        default=[],
+        help="redirect URI (pattern) for the clients given here",
+    )
+    parser.add_argument(
+        "--demo",
+        action="store_true",
+        help="create seller demo-shop with offers and a stream of purchases",
+    )
+    parser.add_argument(
+        "--purchase-every", type=float, default=5.0, help="seconds between demo purchases"
+    )
+
+
+def config_from(args: argparse.Namespace) -> EmulatorConfig:
+    """An :class:`EmulatorConfig` from parsed arguments."""
+    clients = default_clients()
+    if len(args.client_id) != len(args.client_secret):
+        raise SystemExit("--client-id and --client-secret must be given the same number of times")
+    uris = tuple(args.redirect_uri) or default_clients()["demo-client"].redirect_uris
+    for cid, secret in zip(args.client_id, args.client_secret, strict=True):
+        clients[cid] = ClientRegistration(secret, uris, device_grant=True)
+    return EmulatorConfig(
+        seed=args.seed, sandbox=args.sandbox, access_token_ttl=args.token_ttl, clients=clients
+    )
+
+
+async def _serve(args: argparse.Namespace) -> None:
+    app = create_app(config_from(args))
+    emulator = app[EMULATOR_KEY]
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, args.host, args.port)
+    await site.start()
+    print(
+        f"allegro emulator on http://{args.host}:{args.port} "
+        f"({'sandbox' if args.sandbox else 'production'})",
+        flush=True,
+    )
+    if args.demo:
+        seller = seed_demo(emulator)
+        print(
+            f"demo seller {seller.login} (id {seller.id}); client demo-client/demo-secret",
+            flush=True,
+        )
+        emulator.spawn(purchase_stream(emulator, seller, args.purchase_every))
+    try:
+        await asyncio.Event().wait()
+    finally:
+        await runner.cleanup()
+
+
+def run(args: argparse.Namespace) -> int:
+    """Serve until interrupted. Returns the process exit code."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(_serve(args))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m allegro_sync.emulator``."""
+    parser = argparse.ArgumentParser(
+        prog="allegro-sync emulator", description="Allegro REST API emulator"
+    )
+    add_arguments(parser)
+    return run(parser.parse_args(argv))

@@ -1,0 +1,131 @@
+"""The whole emulated marketplace, in memory: sellers, offers, orders, journals, recordings."""
+
+from __future__ import annotations
+
+import heapq
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from .clock import Clock
+from .config import EmulatorConfig
+from .ids import IdFactory
+from .journals import Journal, JournalEvent
+from .models import CheckoutForm, Command, Offer, Seller
+
+ORDER_RETENTION = timedelta(days=60)
+OFFER_RETENTION = timedelta(hours=24)
+ARCHIVE_AFTER = timedelta(days=60)
+
+
+@dataclass
+class Recordings:
+    """What the emulator received, for assertions in tests and benchmarks."""
+
+    commands: list[dict[str, Any]] = field(default_factory=list)
+    invoices: list[dict[str, Any]] = field(default_factory=list)
+    fulfillments: list[dict[str, Any]] = field(default_factory=list)
+    requests: Counter[str] = field(default_factory=Counter)
+    requests_by_client: Counter[str] = field(default_factory=Counter)
+
+
+class Marketplace:
+    """State of one emulator instance. Every mutation goes through the ops modules."""
+
+    def __init__(self, config: EmulatorConfig, clock: Clock) -> None:
+        self.config = config
+        self.clock = clock
+        self.ids = IdFactory(config.seed)
+        self.sellers: dict[str, Seller] = {}
+        self.sellers_by_login: dict[str, Seller] = {}
+        self.offers: dict[str, Offer] = {}
+        # Creation order per seller: the default listing sort is creation time, descending.
+        self.offers_by_seller: dict[str, list[str]] = {}
+        self.forms: dict[str, CheckoutForm] = {}
+        self.forms_by_seller: dict[str, list[str]] = {}
+        self.order_journals: dict[str, Journal] = {}
+        self.offer_journals: dict[str, Journal] = {}
+        self.commands: dict[tuple[str, str], Command] = {}
+        self.recordings = Recordings()
+        self._last_order_event = 0
+        self._last_offer_event = 1_100_000_000
+        # (ended_at, offer id) of ENDED offers, so archiving after 60 days needs no full scan.
+        self._ended_heap: list[tuple[float, str]] = []
+        # Per buyer-seller pair, the part of the masked e-mail before '+'.
+        self.mail_codes: dict[tuple[str, str], str] = {}
+        self._archived_count: Counter[str] = Counter()
+
+    def has_archived(self, seller_id: str) -> bool:
+        """Whether any of the seller's offers is archived (listings must then skip some)."""
+        return self._archived_count[seller_id] > 0
+
+    def now(self) -> datetime:
+        """Current emulated time."""
+        return self.clock.now()
+
+    # -- journals ------------------------------------------------------------------------
+
+    def emit_order_event(
+        self,
+        seller_id: str,
+        event_type: str,
+        payload: dict[str, Any],
+        occurred_at: datetime | None = None,
+    ) -> JournalEvent:
+        """Append to the seller's order journal. Ids are microsecond-like numbers (#6089)."""
+        now = self.now()
+        micros = int(now.timestamp() * 1_000_000)
+        self._last_order_event = max(self._last_order_event + 1, micros)
+        event = JournalEvent(self._last_order_event, occurred_at or now, event_type, payload, now)
+        self.order_journals.setdefault(seller_id, Journal()).append(event)
+        return event
+
+    def emit_offer_event(self, offer: Offer, event_type: str, extra: dict[str, Any]) -> None:
+        """Append to the seller's offer journal.
+
+        Only ACTIVE/ACTIVATING offers produce events, except OFFER_ARCHIVED and the
+        OFFER_ENDED of the transition out of ACTIVE (callers emit it before the status flips).
+        """
+        self._last_offer_event += 1
+        now = self.now()
+        offer_part: dict[str, Any] = {"id": offer.id}
+        if event_type not in ("OFFER_BID_PLACED", "OFFER_BID_CANCELED"):
+            offer_part["external"] = {"id": offer.external_id} if offer.external_id else None
+        offer_part.update(extra)
+        event = JournalEvent(self._last_offer_event, now, event_type, {"offer": offer_part}, now)
+        self.offer_journals.setdefault(offer.seller_id, Journal()).append(event)
+
+    # -- offers lifecycle timing ------------------------------------------------------------
+
+    def note_ended(self, offer: Offer) -> None:
+        """Remember an ended offer for the 60-day archive sweep."""
+        if offer.ended_at is not None:
+            heapq.heappush(self._ended_heap, (offer.ended_at.timestamp(), offer.id))
+
+    def sweep(self) -> None:
+        """Archive offers ended more than 60 days ago (they answer 404 afterwards)."""
+        limit = (self.now() - ARCHIVE_AFTER).timestamp()
+        while self._ended_heap and self._ended_heap[0][0] <= limit:
+            ended_ts, offer_id = heapq.heappop(self._ended_heap)
+            offer = self.offers.get(offer_id)
+            # A revived offer has a newer ended_at (or none); the stale heap entry is skipped.
+            if (
+                offer is None
+                or offer.archived
+                or offer.status != "ENDED"
+                or offer.ended_at is None
+                or offer.ended_at.timestamp() != ended_ts
+            ):
+                continue
+            offer.archived = True
+            self._archived_count[offer.seller_id] += 1
+            self.emit_offer_event(offer, "OFFER_ARCHIVED", {})
+
+    def visible_offer(self, offer_id: str) -> Offer | None:
+        """The offer unless unknown or archived."""
+        self.sweep()
+        offer = self.offers.get(offer_id)
+        if offer is None or offer.archived:
+            return None
+        return offer
