@@ -22,3 +22,11 @@ class CredentialsDead(Exception):
         super().__init__(f"account {account_id}: {reason}")
         self.account_id = account_id
         self.reason = reason
+
+
+class Refused(Exception):
+    """The other side refused for good (e.g. Allegro 403 for this account and action).
+
+    Already written to the account's event log where it happened; retrying cannot help, so the
+    message is acked.
+    """

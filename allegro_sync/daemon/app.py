@@ -9,14 +9,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, cast
 
+import aiohttp
 import asyncpg
 import structlog
 from aio_pika.abc import AbstractRobustConnection
 from aiohttp import web
 
+from allegro_sync.adapters.allegro.client import AllegroRestClient
+from allegro_sync.adapters.allegro.crypto import TokenCipher
+from allegro_sync.adapters.allegro.oauth import OAuthClient
+from allegro_sync.adapters.allegro.tokens import TokenManager
 from allegro_sync.adapters.broker import connection as broker
 from allegro_sync.adapters.broker.consumer import BatchConsumer
 from allegro_sync.adapters.broker.publisher import ConfirmingPublisher
@@ -24,11 +30,15 @@ from allegro_sync.adapters.broker.topology import declare_topology
 from allegro_sync.adapters.postgres import migrations
 from allegro_sync.adapters.postgres import pool as pg
 from allegro_sync.config.settings import Settings
+from allegro_sync.daemon.api.accounts import AccountDeps, add_account_routes
 from allegro_sync.daemon.api.auth import bearer_auth
 from allegro_sync.daemon.api.errors import json_errors
 from allegro_sync.daemon.api.health import add_health_routes
 from allegro_sync.daemon.metrics import Metrics
 from allegro_sync.daemon.outbox_relay import OutboxRelay
+from allegro_sync.daemon.token_refresher import TokenRefresher
+from allegro_sync.handlers import accounts
+from allegro_sync.handlers.event_log import Category
 from allegro_sync.handlers.registry import build_routes
 
 log = structlog.get_logger(__name__)
@@ -42,6 +52,56 @@ class Service(Protocol):
     async def stop(self, timeout: float) -> None: ...
 
 
+def new_http_session() -> aiohttp.ClientSession:
+    """The one HTTP client session of a process."""
+    return aiohttp.ClientSession(headers={"User-Agent": "allegro-sync/0.1"})
+
+
+@dataclass(frozen=True)
+class AllegroStack:
+    """The Allegro client stack: OAuth per environment, token manager, REST client."""
+
+    cipher: TokenCipher
+    oauth: Callable[[bool], OAuthClient]
+    tokens: TokenManager
+    allegro: AllegroRestClient
+
+
+def build_allegro_stack(
+    settings: Settings, pool: asyncpg.Pool, session: aiohttp.ClientSession, metrics: Metrics
+) -> AllegroStack:
+    """Wire OAuth, tokens and the REST client; dead credentials and refusals go to the log."""
+    cipher = TokenCipher(settings.secret_key.get_secret_value())
+
+    def oauth(sandbox: bool) -> OAuthClient:
+        client_id, client_secret = settings.client_credentials(sandbox)
+        return OAuthClient(session, settings.auth_url(sandbox), client_id, client_secret)
+
+    async def on_credentials_dead(account_id: int, reason: str) -> None:
+        async with pool.acquire() as conn, conn.transaction():
+            await accounts.disable_account(conn, account_id, reason)
+
+    async def on_forbidden(
+        account_id: int, category: str, action: str, message: str, trace_id: str | None
+    ) -> None:
+        async with pool.acquire() as conn:
+            await accounts.record_refusal(
+                conn, account_id, cast(Category, category), action, message, trace_id
+            )
+
+    tokens = TokenManager(
+        pool=pool, cipher=cipher, oauth=oauth, on_credentials_dead=on_credentials_dead
+    )
+    allegro = AllegroRestClient(
+        session=session,
+        tokens=tokens,
+        api_url=settings.api_url,
+        metrics=metrics,
+        on_forbidden=on_forbidden,
+    )
+    return AllegroStack(cipher, oauth, tokens, allegro)
+
+
 @dataclass
 class Daemon:
     """The running daemon's parts, in start order."""
@@ -52,6 +112,11 @@ class Daemon:
     amqp: AbstractRobustConnection | None = None
     services: list[Service] = field(default_factory=list)
     http_runner: web.AppRunner | None = None
+    http_session: aiohttp.ClientSession | None = None
+    allegro: AllegroRestClient | None = None
+    tokens: TokenManager | None = None
+    cipher: TokenCipher | None = None
+    oauth: Callable[[bool], OAuthClient] | None = None
 
     async def start(self) -> None:
         """Migrate, declare the topology, then start HTTP, the relay and the consumers."""
@@ -65,6 +130,10 @@ class Daemon:
         channel = await self.amqp.channel()
         await declare_topology(channel)
         await channel.close()
+
+        self._build_allegro()
+        assert self.tokens is not None
+        self.services.append(TokenRefresher(pool=self.pool, tokens=self.tokens))
 
         relay_publisher = await ConfirmingPublisher.open(self.amqp)
         self.services.append(
@@ -87,6 +156,17 @@ class Daemon:
         await self._start_http()
         log.info("daemon_started", http=f"http://{settings.http_host}:{settings.http_port}")
 
+    def _build_allegro(self) -> None:
+        assert self.pool is not None
+        self.http_session = new_http_session()
+        stack = build_allegro_stack(self.settings, self.pool, self.http_session, self.metrics)
+        self.cipher, self.oauth, self.tokens, self.allegro = (
+            stack.cipher,
+            stack.oauth,
+            stack.tokens,
+            stack.allegro,
+        )
+
     async def _start_http(self) -> None:
         settings = self.settings
         app = web.Application(
@@ -96,6 +176,19 @@ class Daemon:
             app,
             probes={"postgres": self._postgres_ready, "rabbitmq": self._rabbitmq_ready},
             metrics=self.metrics,
+        )
+        assert self.pool is not None and self.tokens is not None and self.allegro is not None
+        assert self.cipher is not None and self.oauth is not None
+        add_account_routes(
+            app,
+            AccountDeps(
+                pool=self.pool,
+                cipher=self.cipher,
+                oauth=self.oauth,
+                tokens=self.tokens,
+                allegro=self.allegro,
+                public_url=str(settings.public_url),
+            ),
         )
         self.http_runner = web.AppRunner(app, access_log=None)
         await self.http_runner.setup()
@@ -124,6 +217,8 @@ class Daemon:
                 log.exception("service_stop_failed", service=type(service).__name__)
         if self.http_runner is not None:
             await self.http_runner.cleanup()
+        if self.http_session is not None:
+            await self.http_session.close()
         if self.amqp is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self.amqp.close(), timeout)

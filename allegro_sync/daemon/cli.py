@@ -31,6 +31,9 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     commands.add_parser("run", help="run the daemon (migrates and declares the topology first)")
     commands.add_parser("migrate", help="create the database if missing and apply migrations")
+    from allegro_sync.daemon.cli_accounts import add_accounts_command
+
+    add_accounts_command(commands)
     emulator = commands.add_parser("emulator", help="serve the bundled Allegro API emulator")
     from allegro_sync.emulator import server as emulator_server
 
@@ -76,6 +79,10 @@ def _dispatch(args: argparse.Namespace) -> int:
 
         settings = load_settings(Settings)
         return asyncio.run(run_daemon(settings))
+    if args.command == "accounts":
+        from allegro_sync.daemon.cli_accounts import run_accounts
+
+        return asyncio.run(run_accounts(args, load_settings(Settings)))
     if args.command == "emulator":
         from allegro_sync.emulator import server as emulator_server
 

@@ -8,6 +8,9 @@ from typing import Any
 import structlog
 from aiohttp import web
 
+from allegro_sync.adapters.allegro.errors import AllegroError, AllegroUnavailable
+from allegro_sync.errors import CredentialsDead
+
 log = structlog.get_logger(__name__)
 
 
@@ -37,6 +40,12 @@ async def json_errors(request: web.Request, handler: Handler) -> web.StreamRespo
         return await handler(request)
     except ApiError as exc:
         return error_response(exc.status, exc.error, exc.detail, **exc.extra)
+    except CredentialsDead as exc:
+        return error_response(409, "credentials_dead", exc.reason, account_id=exc.account_id)
+    except AllegroUnavailable as exc:
+        return error_response(503, "allegro_unavailable", str(exc), trace_id=exc.trace_id)
+    except AllegroError as exc:
+        return error_response(409, "allegro_refused", str(exc), trace_id=exc.trace_id)
     except web.HTTPException as exc:
         if exc.status < 400:
             raise

@@ -1,0 +1,233 @@
+"""The Allegro REST API client: one private request method owns media types, tokens, timeouts
+and turns every failure into the small error tree of ``errors.py``."""
+
+from __future__ import annotations
+
+import asyncio
+import json as jsonlib
+import random
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+import structlog
+
+from allegro_sync.adapters.allegro.errors import (
+    AllegroAuthError,
+    AllegroConflict,
+    AllegroError,
+    AllegroForbidden,
+    AllegroNotFound,
+    AllegroRateLimited,
+    AllegroRejected,
+    AllegroUnavailable,
+)
+from allegro_sync.adapters.allegro.tokens import TokenManager
+from allegro_sync.daemon.metrics import Metrics
+
+log = structlog.get_logger(__name__)
+
+MEDIA_TYPE = "application/vnd.allegro.public.v1+json"
+Params = Mapping[str, str | int | Sequence[str]]
+# (account id, event-log category, action, Allegro's message, trace id)
+OnForbidden = Callable[[int, str, str, str, str | None], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class Response:
+    """A successful answer."""
+
+    status: int
+    body: Any
+    headers: Mapping[str, str]
+
+
+def category_of(path: str) -> str:
+    """The event-log category a request belongs to."""
+    if path.startswith("/order"):
+        return "orders"
+    if path.startswith("/sale"):
+        return "offers"
+    return "accounts"
+
+
+class AllegroRestClient:
+    """Requests on behalf of connected accounts."""
+
+    def __init__(
+        self,
+        *,
+        session: aiohttp.ClientSession,
+        tokens: TokenManager,
+        api_url: Callable[[bool], str],
+        metrics: Metrics,
+        on_forbidden: OnForbidden,
+        timeout: float = 30.0,
+        get_attempts: int = 3,
+    ) -> None:
+        self._session = session
+        self._tokens = tokens
+        self._api_url = api_url
+        self._metrics = metrics
+        self._on_forbidden = on_forbidden
+        self._timeout = aiohttp.ClientTimeout(total=timeout)
+        self._get_attempts = get_attempts
+
+    async def me_with_token(self, *, sandbox: bool, access_token: str) -> dict[str, Any]:
+        """``GET /me`` with a token not yet stored (while connecting an account)."""
+        try:
+            async with self._session.get(
+                self._api_url(sandbox) + "/me",
+                headers={"Authorization": f"Bearer {access_token}", "Accept": MEDIA_TYPE},
+                timeout=self._timeout,
+            ) as http:
+                payload = _decode(await http.read())
+                status, trace_id = http.status, http.headers.get("trace-id")
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise AllegroUnavailable(
+                f"read /me: Allegro unreachable ({type(exc).__name__})"
+            ) from exc
+        self._metrics.allegro_requests.labels("read account", f"{status // 100}xx").inc()
+        if status != 200 or not isinstance(payload, dict):
+            code, message = _describe(payload)
+            raise AllegroRejected(
+                f"read /me: Allegro answered {status} {code}: {message}",
+                status=status,
+                trace_id=trace_id,
+            )
+        return payload
+
+    async def get(
+        self, account_id: int, path: str, *, action: str, params: Params | None = None
+    ) -> Any:
+        """GET and return the JSON body; retried briefly on connection errors and 5xx."""
+        for attempt in range(self._get_attempts):
+            try:
+                response = await self.request(account_id, "GET", path, action=action, params=params)
+                return response.body
+            except AllegroRateLimited:
+                raise
+            except AllegroUnavailable:
+                if attempt + 1 == self._get_attempts:
+                    raise
+                await asyncio.sleep(random.uniform(0, 0.2 * 2**attempt))
+        raise AssertionError("unreachable")
+
+    async def request(
+        self,
+        account_id: int,
+        method: str,
+        path: str,
+        *,
+        action: str,
+        params: Params | None = None,
+        json: Any = None,
+        data: bytes | None = None,
+        content_type: str | None = None,
+    ) -> Response:
+        """One request; a 401 triggers one token refresh and one retry."""
+        auth = await self._tokens.current(account_id)
+        for retry_after_refresh in (True, False):
+            base = self._api_url(auth.sandbox)
+            headers = {"Authorization": f"Bearer {auth.access_token}", "Accept": MEDIA_TYPE}
+            body: bytes | None = data
+            if json is not None:
+                body = _encode(json)
+                headers["Content-Type"] = MEDIA_TYPE
+            elif data is not None and content_type:
+                headers["Content-Type"] = content_type
+            try:
+                async with self._session.request(
+                    method,
+                    base + path,
+                    params=_query(params),
+                    data=body,
+                    headers=headers,
+                    timeout=self._timeout,
+                ) as http:
+                    status = http.status
+                    trace_id = http.headers.get("trace-id")
+                    payload: Any = None
+                    if status != 204:
+                        raw = await http.read()
+                        payload = _decode(raw)
+                    response_headers = dict(http.headers)
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                self._metrics.allegro_requests.labels(action, "error").inc()
+                raise AllegroUnavailable(
+                    f"{action}: Allegro unreachable ({type(exc).__name__})"
+                ) from exc
+            self._metrics.allegro_requests.labels(action, f"{status // 100}xx").inc()
+            if status == 401 and retry_after_refresh:
+                auth = await self._tokens.refresh(account_id, seen_generation=auth.generation)
+                continue
+            if status < 400:
+                return Response(status, payload, response_headers)
+            raise await self._error(account_id, path, action, status, payload, trace_id)
+        raise AssertionError("unreachable")
+
+    async def _error(
+        self,
+        account_id: int,
+        path: str,
+        action: str,
+        status: int,
+        payload: Any,
+        trace_id: str | None,
+    ) -> AllegroError:
+        code, message = _describe(payload)
+        text = f"{action}: Allegro answered {status} {code}: {message}".rstrip(": ")
+        if status == 429:
+            return AllegroRateLimited(text, status=status, code=code, trace_id=trace_id)
+        if status >= 500:
+            return AllegroUnavailable(text, status=status, code=code, trace_id=trace_id)
+        if status == 401:
+            return AllegroAuthError(text, status=status, code=code, trace_id=trace_id)
+        if status == 403:
+            await self._on_forbidden(account_id, category_of(path), action, message, trace_id)
+            return AllegroForbidden(text, status=status, code=code, trace_id=trace_id)
+        if status == 404:
+            return AllegroNotFound(text, status=status, code=code, trace_id=trace_id)
+        if status == 409:
+            return AllegroConflict(text, status=status, code=code, trace_id=trace_id)
+        return AllegroRejected(text, status=status, code=code, trace_id=trace_id)
+
+
+def _describe(payload: Any) -> tuple[str, str]:
+    """Allegro's error code and the most useful message, from either error format."""
+    if isinstance(payload, dict):
+        errors = payload.get("errors")
+        if isinstance(errors, list) and errors and isinstance(errors[0], dict):
+            first = errors[0]
+            message = first.get("userMessage") or first.get("message") or ""
+            return str(first.get("code") or ""), str(message)
+        if "error" in payload:  # OAuth format; the description may quote the token
+            description = str(payload.get("error_description") or "").partition(": ")[0]
+            return str(payload["error"]), description
+    return "", ""
+
+
+def _query(params: Params | None) -> list[tuple[str, str]] | None:
+    if params is None:
+        return None
+    pairs: list[tuple[str, str]] = []
+    for key, value in params.items():
+        if isinstance(value, (list, tuple)):
+            pairs.extend((key, str(v)) for v in value)
+        else:
+            pairs.append((key, str(value)))
+    return pairs
+
+
+def _encode(body: Any) -> bytes:
+    return jsonlib.dumps(body, separators=(",", ":")).encode()
+
+
+def _decode(raw: bytes) -> Any:
+    if not raw:
+        return None
+    try:
+        return jsonlib.loads(raw)
+    except ValueError:
+        return None

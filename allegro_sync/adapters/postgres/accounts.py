@@ -1,0 +1,117 @@
+"""SQL for accounts, in the open."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import asyncpg
+
+SETTING_COLUMNS = (
+    "orders_from",
+    "auto_create_orders",
+    "send_order_emails",
+    "bind_offers_by_ean",
+    "stock_control",
+    "raise_quantity_on_erp_sync",
+    "auto_renew",
+    "renew_with_current_price",
+    "do_not_renew_default",
+    "send_customer_card",
+    "only_customers_with_nip",
+    "sync_prices",
+    "price_list",
+    "default_category_id",
+    "after_sales",
+    "shipping_rates_id",
+    "address",
+    "extra_order_email_recipients",
+)
+UPDATABLE_COLUMNS = frozenset({"name", "active", *SETTING_COLUMNS})
+
+SELECT_ACCOUNT = """
+SELECT a.*, (a.created_at > now() - interval '7 days') AS recently_added
+  FROM accounts a
+"""
+
+
+async def get(
+    conn: asyncpg.Connection, account_id: int, *, for_update: bool = False
+) -> asyncpg.Record | None:
+    """One account row or None."""
+    lock = " FOR UPDATE" if for_update else ""
+    row: asyncpg.Record | None = await conn.fetchrow(
+        SELECT_ACCOUNT + " WHERE a.id = $1" + lock, account_id
+    )
+    return row
+
+
+async def list_all(
+    conn: asyncpg.Connection,
+    *,
+    active: bool | None,
+    sandbox: bool | None,
+    after_id: int | None,
+    limit: int,
+) -> list[asyncpg.Record]:
+    """Accounts by id, filtered."""
+    rows: list[asyncpg.Record] = await conn.fetch(
+        SELECT_ACCOUNT
+        + """
+         WHERE ($1::boolean IS NULL OR a.active = $1)
+           AND ($2::boolean IS NULL OR a.sandbox = $2)
+           AND ($3::bigint IS NULL OR a.id > $3)
+         ORDER BY a.id
+         LIMIT $4
+        """,
+        active,
+        sandbox,
+        after_id,
+        limit,
+    )
+    return rows
+
+
+async def upsert_connected(
+    conn: asyncpg.Connection, *, allegro_user_id: str, sandbox: bool, login: str
+) -> tuple[int, bool]:
+    """Create the account named after its login, or reactivate the one already connected.
+
+    Returns (account id, created).
+    """
+    row = await conn.fetchrow(
+        """
+        INSERT INTO accounts (allegro_user_id, sandbox, login, name)
+        VALUES ($1, $2, $3, $3)
+        ON CONFLICT (allegro_user_id, sandbox) DO UPDATE
+           SET login = EXCLUDED.login, active = true,
+               deactivation_reason = NULL, deactivated_at = NULL
+        RETURNING id, (xmax = 0) AS created
+        """,
+        allegro_user_id,
+        sandbox,
+        login,
+    )
+    return int(row["id"]), bool(row["created"])
+
+
+async def update(conn: asyncpg.Connection, account_id: int, changes: dict[str, Any]) -> None:
+    """Write the given columns (names checked against UPDATABLE_COLUMNS)."""
+    if not changes:
+        return
+    internal = {"bind_offers_by_ean_since", "sync_prices_since", "deactivation_reason"}
+    unknown = set(changes) - UPDATABLE_COLUMNS - internal
+    if unknown:
+        raise ValueError(f"not updatable: {sorted(unknown)}")
+    names = list(changes)
+    assignments = ", ".join(f"{name} = ${i}" for i, name in enumerate(names, start=2))
+    await conn.execute(
+        f"UPDATE accounts SET {assignments} WHERE id = $1", account_id, *changes.values()
+    )
+
+
+async def count_bound_offers(conn: asyncpg.Connection, account_id: int) -> int:
+    """Offers of the account bound to a product."""
+    count: int = await conn.fetchval(
+        "SELECT count(*) FROM offers WHERE account_id = $1 AND product_id IS NOT NULL", account_id
+    )
+    return count

@@ -1,0 +1,83 @@
+"""Query-parameter parsing for the admin API: a bad value is a 422 that names the parameter."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from aiohttp import web
+
+from allegro_sync.daemon.api.errors import ApiError
+
+
+def invalid(field: str, detail: str) -> ApiError:
+    """422 naming the field."""
+    return ApiError(422, "validation_error", f"{field}: {detail}", field=field)
+
+
+def int_param(
+    request: web.Request, name: str, default: int | None = None, *, low: int = 0, high: int = 2**62
+) -> int | None:
+    """An integer query parameter within [low, high]."""
+    raw = request.query.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise invalid(name, "must be an integer") from None
+    if not low <= value <= high:
+        raise invalid(name, f"must be between {low} and {high}")
+    return value
+
+
+def bool_param(request: web.Request, name: str) -> bool | None:
+    """``true`` / ``false`` (also 1 / 0)."""
+    raw = request.query.get(name)
+    if raw is None or raw == "":
+        return None
+    lowered = raw.lower()
+    if lowered in ("true", "1"):
+        return True
+    if lowered in ("false", "0"):
+        return False
+    raise invalid(name, "must be true or false")
+
+
+def datetime_param(request: web.Request, name: str) -> datetime | None:
+    """An ISO-8601 date-time with a zone."""
+    raw = request.query.get(name)
+    if raw is None or raw == "":
+        return None
+    try:
+        value = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    except ValueError:
+        raise invalid(name, "must be an ISO-8601 date-time") from None
+    if value.tzinfo is None:
+        raise invalid(name, "must carry a time zone (e.g. Z)")
+    return value
+
+
+def choice_param(request: web.Request, name: str, choices: tuple[str, ...]) -> str | None:
+    """One of ``choices``."""
+    raw = request.query.get(name)
+    if raw is None or raw == "":
+        return None
+    if raw not in choices:
+        raise invalid(name, f"must be one of {', '.join(choices)}")
+    return raw
+
+
+async def json_body(request: web.Request) -> object:
+    """The request's JSON body, or a 400."""
+    try:
+        return await request.json()
+    except ValueError:
+        raise ApiError(400, "invalid_json", "the body is not valid JSON") from None
+
+
+def path_id(request: web.Request, name: str = "id") -> int:
+    """A numeric id from the path, or 404."""
+    raw = request.match_info[name]
+    if not raw.isdigit():
+        raise ApiError(404, "not_found", f"no such {name}")
+    return int(raw)

@@ -1,0 +1,321 @@
+"""Accounts (design.md A1-A11): connecting, settings, switching off, deleting.
+
+Pure decisions (``validate_patch``, ``account_json``) sit beside the functions that apply them in
+one transaction. The admin API and the CLI both call these.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+import asyncpg
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StringConstraints,
+    ValidationError,
+)
+
+from allegro_sync.adapters.allegro.client import AllegroRestClient
+from allegro_sync.adapters.allegro.crypto import TokenCipher
+from allegro_sync.adapters.allegro.oauth import TokenSet
+from allegro_sync.adapters.allegro.tokens import store_tokens
+from allegro_sync.adapters.broker.publisher import OutgoingMessage
+from allegro_sync.adapters.broker.topology import EVENTS_EXCHANGE
+from allegro_sync.adapters.postgres import accounts as store
+from allegro_sync.adapters.postgres import outbox
+from allegro_sync.handlers import event_log
+from allegro_sync.handlers.account_options import validate_choices
+
+SANDBOX_STOCK_WARNING = "stock control needs a production account"
+Email = Annotated[
+    str, StringConstraints(strip_whitespace=True, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+]
+Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+
+
+class AfterSales(BaseModel):
+    """The after-sales conditions offers are listed with (A6)."""
+
+    model_config = ConfigDict(extra="forbid")
+    return_policy_id: Text | None = None
+    implied_warranty_id: Text | None = None
+    warranty_id: Text | None = None
+
+
+class Address(BaseModel):
+    """The seller's address / item location (A6)."""
+
+    model_config = ConfigDict(extra="forbid")
+    street: Text | None = None
+    city: Text
+    post_code: Annotated[str, StringConstraints(strip_whitespace=True, max_length=16)]
+    province: Text | None = None
+    country_code: Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}$")] = "PL"
+
+
+class AccountPatch(BaseModel):
+    """What ``PATCH /accounts/{id}`` accepts; unknown keys and wrong types are refused."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: (
+        Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+        | None
+    ) = None
+    active: StrictBool | None = None
+    orders_from: AwareDatetime | None = None
+    auto_create_orders: StrictBool | None = None
+    send_order_emails: StrictBool | None = None
+    bind_offers_by_ean: StrictBool | None = None
+    stock_control: StrictBool | None = None
+    raise_quantity_on_erp_sync: StrictBool | None = None
+    auto_renew: StrictBool | None = None
+    renew_with_current_price: StrictBool | None = None
+    do_not_renew_default: StrictBool | None = None
+    send_customer_card: StrictBool | None = None
+    only_customers_with_nip: StrictBool | None = None
+    sync_prices: StrictBool | None = None
+    price_list: Text | None = None
+    default_category_id: Text | None = None
+    after_sales: AfterSales | None = None
+    shipping_rates_id: Text | None = None
+    address: Address | None = None
+    extra_order_email_recipients: list[Email] | None = Field(default=None, max_length=20)
+
+
+NOT_NULLABLE = frozenset(
+    name
+    for name, field in AccountPatch.model_fields.items()
+    if name
+    not in {"orders_from", "default_category_id", "after_sales", "shipping_rates_id", "address"}
+)
+
+
+class PatchError(Exception):
+    """A refused change: ``status`` 422 (invalid) or 409 (not allowed now), with the field."""
+
+    def __init__(self, status: int, field: str, detail: str) -> None:
+        super().__init__(f"{field}: {detail}")
+        self.status = status
+        self.field = field
+        self.detail = detail
+
+
+def parse_patch(body: Any) -> dict[str, Any]:
+    """Validate a PATCH body; the fields given (null allowed where a setting can be cleared)."""
+    if not isinstance(body, dict) or not body:
+        raise PatchError(422, "body", "expected a JSON object with at least one field")
+    try:
+        patch = AccountPatch.model_validate(body)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        field = ".".join(str(p) for p in error["loc"]) or "body"
+        message = "unknown field" if error["type"] == "extra_forbidden" else error["msg"]
+        raise PatchError(422, field, message) from None
+    given = patch.model_dump(include=set(body), mode="json")
+    for name, value in given.items():
+        if value is None and name in NOT_NULLABLE:
+            raise PatchError(422, name, "may not be null")
+    if "orders_from" in given and patch.orders_from is not None:
+        given["orders_from"] = patch.orders_from
+    return given
+
+
+def decide_changes(account: asyncpg.Record, given: dict[str, Any], now: datetime) -> dict[str, Any]:
+    """The columns to write for a validated patch, with the rules that depend on the account."""
+    changes = dict(given)
+    if "orders_from" in changes and not account["recently_added"]:
+        raise PatchError(409, "orders_from", "can be set only within 7 days of adding the account")
+    if given.get("bind_offers_by_ean") and not account["bind_offers_by_ean"]:
+        changes["bind_offers_by_ean_since"] = now  # O3: only events after this bind
+    if given.get("sync_prices") and not account["sync_prices"]:
+        changes["sync_prices_since"] = now  # P2: offers bound after this follow prices
+    if given.get("active") is True and not account["active"]:
+        changes["deactivation_reason"] = None
+    if given.get("active") is False and account["active"]:
+        changes["deactivation_reason"] = "deactivated by the user"
+    return changes
+
+
+def account_json(row: asyncpg.Record) -> dict[str, Any]:
+    """The public representation (design.md section 4); never any token."""
+    warnings = [SANDBOX_STOCK_WARNING] if row["sandbox"] else []
+    after_sales = row["after_sales"] or {
+        "return_policy_id": None,
+        "implied_warranty_id": None,
+        "warranty_id": None,
+    }
+    return {
+        "id": row["id"],
+        "allegro_user_id": row["allegro_user_id"],
+        "login": row["login"],
+        "name": row["name"],
+        "sandbox": row["sandbox"],
+        "active": row["active"],
+        "deactivation_reason": row["deactivation_reason"],
+        "created_at": row["created_at"].isoformat(),
+        "warnings": warnings,
+        "orders_from": row["orders_from"].isoformat() if row["orders_from"] else None,
+        "orders_from_editable": bool(row["recently_added"]),
+        "auto_create_orders": row["auto_create_orders"],
+        "send_order_emails": row["send_order_emails"],
+        "bind_offers_by_ean": row["bind_offers_by_ean"],
+        "stock_control": row["stock_control"],
+        "raise_quantity_on_erp_sync": row["raise_quantity_on_erp_sync"],
+        "auto_renew": row["auto_renew"],
+        "renew_with_current_price": row["renew_with_current_price"],
+        "do_not_renew_default": row["do_not_renew_default"],
+        "send_customer_card": row["send_customer_card"],
+        "only_customers_with_nip": row["only_customers_with_nip"],
+        "sync_prices": row["sync_prices"],
+        "price_list": row["price_list"],
+        "default_category_id": row["default_category_id"],
+        "after_sales": after_sales,
+        "shipping_rates_id": row["shipping_rates_id"],
+        "address": row["address"],
+        "extra_order_email_recipients": list(row["extra_order_email_recipients"]),
+        "allowed_extra_emails": list(row["allowed_extra_emails"]),
+    }
+
+
+async def connect_account(
+    conn: asyncpg.Connection,
+    cipher: TokenCipher,
+    *,
+    allegro_user_id: str,
+    login: str,
+    sandbox: bool,
+    tokens: TokenSet,
+) -> tuple[int, bool]:
+    """Store a newly authorised account or reconnect (and reactivate) an existing one."""
+    account_id, created = await store.upsert_connected(
+        conn, allegro_user_id=allegro_user_id, sandbox=sandbox, login=login
+    )
+    await store_tokens(conn, cipher, account_id, tokens)
+    await event_log.write(
+        conn,
+        account_id,
+        "accounts",
+        "info",
+        "account_connected" if created else "account_reconnected",
+        f"Allegro account {login} {'connected' if created else 'reconnected and activated'}"
+        + (" (sandbox)" if sandbox else ""),
+    )
+    return account_id, created
+
+
+async def disable_account(conn: asyncpg.Connection, account_id: int, reason: str) -> bool:
+    """Switch the account off because its tokens died or the seller is blocked (A10).
+
+    Writes the event-log entries (accounts, and ``account_deactivated`` in offers) and
+    announces ``account.disabled``; a second call for the same outage changes nothing.
+    """
+    row = await conn.fetchrow(
+        """
+        UPDATE accounts SET active = false, deactivation_reason = $2, deactivated_at = now()
+         WHERE id = $1 AND (active OR deactivation_reason IS DISTINCT FROM $2)
+        RETURNING login, extract(epoch FROM deactivated_at)::bigint AS at
+        """,
+        account_id,
+        reason,
+    )
+    if row is None:
+        return False
+    await event_log.write(
+        conn, account_id, "accounts", "error", "account_disabled", f"Account switched off: {reason}"
+    )
+    await event_log.write(
+        conn,
+        account_id,
+        "offers",
+        "warning",
+        "account_deactivated",
+        "Account deactivated: offers are not synchronised until it is connected again",
+    )
+    await outbox.enqueue(
+        conn,
+        OutgoingMessage(
+            exchange=EVENTS_EXCHANGE,
+            routing_key="account.disabled",
+            message_id=f"account.disabled:{account_id}:{row['at']}",
+            payload={"account_id": account_id, "login": row["login"], "reason": reason},
+        ),
+    )
+    return True
+
+
+async def record_refusal(
+    conn: asyncpg.Connection,
+    account_id: int,
+    category: event_log.Category,
+    action: str,
+    message: str,
+    trace_id: str | None,
+) -> None:
+    """Allegro refused an action of an account that stays on (A10): say so at the attempt."""
+    await event_log.write(
+        conn,
+        account_id,
+        category,
+        "error",
+        "allegro_refused",
+        f"Allegro refused to {action}" + (f": {message}" if message else ""),
+        details={"action": action, "trace_id": trace_id},
+    )
+
+
+async def change_settings(
+    pool: asyncpg.Pool, allegro: AllegroRestClient, account_id: int, body: Any
+) -> asyncpg.Record:
+    """Validate and apply a settings change (API ``PATCH`` and CLI ``set`` alike).
+
+    Choices that must exist on Allegro are checked before any row is locked.
+    """
+    given = parse_patch(body)
+    async with pool.acquire() as conn:
+        if await store.get(conn, account_id) is None:
+            raise PatchError(404, "id", f"account {account_id} does not exist")
+    problem = await validate_choices(allegro, account_id, given)
+    if problem is not None:
+        raise PatchError(422, *problem)
+    async with pool.acquire() as conn, conn.transaction():
+        account = await store.get(conn, account_id, for_update=True)
+        if account is None:
+            raise PatchError(404, "id", f"account {account_id} does not exist")
+        if "price_list" in given and not await conn.fetchval(
+            "SELECT true FROM price_lists WHERE id = $1", given["price_list"]
+        ):
+            raise PatchError(422, "price_list", f"unknown price list {given['price_list']!r}")
+        changes = decide_changes(account, given, datetime.now(UTC))
+        await store.update(conn, account_id, changes)
+        await event_log.write(
+            conn,
+            account_id,
+            "accounts",
+            "info",
+            "settings_changed",
+            "Settings changed: " + ", ".join(sorted(given)),
+            details={"fields": sorted(given)},
+        )
+        updated = await store.get(conn, account_id)
+    assert updated is not None
+    return updated
+
+
+async def delete_account(conn: asyncpg.Connection, account_id: int) -> None:
+    """Delete the account (A4), refused while any of its offers is bound to a product."""
+    if await store.get(conn, account_id, for_update=True) is None:
+        raise PatchError(404, "id", f"account {account_id} does not exist")
+    bound = await store.count_bound_offers(conn, account_id)
+    if bound:
+        raise PatchError(
+            409,
+            "id",
+            f"the account has {bound} offer{'s' if bound != 1 else ''} bound to products;"
+            " unbind them before deleting the account",
+        )
+    await conn.execute("DELETE FROM accounts WHERE id = $1", account_id)
