@@ -32,6 +32,7 @@ from allegro_sync.adapters.postgres import pool as pg
 from allegro_sync.config.settings import Settings
 from allegro_sync.daemon.api.accounts import AccountDeps, add_account_routes
 from allegro_sync.daemon.api.auth import bearer_auth
+from allegro_sync.daemon.api.customers import add_customer_routes
 from allegro_sync.daemon.api.errors import json_errors
 from allegro_sync.daemon.api.health import add_health_routes
 from allegro_sync.daemon.metrics import Metrics
@@ -190,6 +191,7 @@ class Daemon:
                 public_url=str(settings.public_url),
             ),
         )
+        add_customer_routes(app, self.pool)
         self.http_runner = web.AppRunner(app, access_log=None)
         await self.http_runner.setup()
         site = web.TCPSite(self.http_runner, settings.http_host, settings.http_port)

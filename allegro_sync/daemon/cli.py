@@ -34,6 +34,9 @@ def build_parser() -> argparse.ArgumentParser:
     from allegro_sync.daemon.cli_accounts import add_accounts_command
 
     add_accounts_command(commands)
+    from allegro_sync.daemon.cli_customers import add_customers_command
+
+    add_customers_command(commands)
     emulator = commands.add_parser("emulator", help="serve the bundled Allegro API emulator")
     from allegro_sync.emulator import server as emulator_server
 
@@ -83,6 +86,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         from allegro_sync.daemon.cli_accounts import run_accounts
 
         return asyncio.run(run_accounts(args, load_settings(Settings)))
+    if args.command == "customers":
+        from allegro_sync.daemon.cli_customers import run_customers
+
+        return asyncio.run(run_customers(args, load_settings(DatabaseSettings).database_url))
     if args.command == "emulator":
         from allegro_sync.emulator import server as emulator_server
 

@@ -1,0 +1,132 @@
+"""``GET /customers`` and ``GET /customers/export`` (design.md C5).
+
+The list pages by keyset: ``next`` is an opaque cursor to pass back as ``cursor``. The export
+streams the selected customers (``ids=``, the list filters, or all) straight from a server-side
+cursor to the client, so memory stays flat for a million customers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from contextlib import aclosing
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+import structlog
+from aiohttp import web
+
+from allegro_sync.adapters.postgres.customer_queries import (
+    CustomerFilter,
+    iter_export_rows,
+    list_customers,
+)
+from allegro_sync.daemon.api.errors import ApiError
+from allegro_sync.export.filters import FILTER_FIELDS, FilterError, parse_customer_filter
+from allegro_sync.export.formats import EXPORT_FORMATS, ExportFormat
+
+log = structlog.get_logger(__name__)
+
+DEFAULT_LIMIT = 100
+MAX_LIMIT = 1000
+
+
+def _invalid(field: str, message: str) -> ApiError:
+    return ApiError(422, "validation_error", f"{field}: {message}", field=field)
+
+
+def _filter(query: Mapping[str, str]) -> CustomerFilter:
+    try:
+        return parse_customer_filter({k: query[k] for k in FILTER_FIELDS if k in query})
+    except FilterError as exc:
+        raise _invalid(exc.field, exc.message) from None
+
+
+def _limit(query: Mapping[str, str]) -> int:
+    text = query.get("limit")
+    if text is None:
+        return DEFAULT_LIMIT
+    try:
+        limit = int(text)
+    except ValueError:
+        raise _invalid("limit", f"expected a whole number, got {text!r}") from None
+    if not 1 <= limit <= MAX_LIMIT:
+        raise _invalid("limit", f"expected 1 to {MAX_LIMIT}, got {limit}")
+    return limit
+
+
+def _cursor(query: Mapping[str, str]) -> int | None:
+    text = query.get("cursor")
+    if text is None or text == "":
+        return None
+    if not text.isdigit() or len(text) > 19:
+        raise _invalid("cursor", "not a cursor this list gave; start again without it")
+    return int(text)
+
+
+def _export_format(query: Mapping[str, str]) -> ExportFormat:
+    name = query.get("format", "csv")
+    found = EXPORT_FORMATS.get(name)
+    if found is None:
+        raise _invalid("format", f"expected one of {', '.join(EXPORT_FORMATS)}, got {name!r}")
+    return found
+
+
+def customer_json(row: Mapping[str, Any]) -> dict[str, Any]:
+    """A customer as the API shows it."""
+    item = dict(row)
+    for key, value in item.items():
+        if isinstance(value, datetime):
+            item[key] = value.isoformat()
+    return item
+
+
+def add_customer_routes(app: web.Application, pool: asyncpg.Pool) -> None:
+    """Add the customer list and its export to ``app``."""
+
+    async def list_view(request: web.Request) -> web.Response:
+        query = request.query
+        selection, limit, after_id = _filter(query), _limit(query), _cursor(query)
+        async with pool.acquire() as conn:
+            rows, next_id = await list_customers(conn, selection, limit=limit, after_id=after_id)
+        return web.json_response(
+            {
+                "items": [customer_json(row) for row in rows],
+                "next": str(next_id) if next_id is not None else None,
+            }
+        )
+
+    async def export_view(request: web.Request) -> web.StreamResponse:
+        # Judge every parameter before the first byte: after it, a JSON error is impossible.
+        selection, fmt = _filter(request.query), _export_format(request.query)
+        response = web.StreamResponse(
+            headers={
+                "Content-Type": fmt.content_type,
+                "Content-Disposition": f"attachment; filename={fmt.filename}",
+            }
+        )
+        response.enable_chunked_encoding()
+        async with pool.acquire() as conn, conn.transaction(readonly=True):
+            await response.prepare(request)
+            rows = iter_export_rows(conn, selection)
+            try:
+                async with aclosing(fmt.encode(rows)) as chunks:
+                    async for chunk in chunks:
+                        await response.write(chunk)
+            except ConnectionError:
+                # The client went away; the transaction and connection unwind on their own.
+                log.info("customer_export_aborted", reason="client_disconnected")
+                return response
+            except Exception:
+                # Headers are out: no JSON error can follow. Cutting the connection before the
+                # last chunk tells the client the file is incomplete instead of passing it off
+                # as whole.
+                log.exception("customer_export_failed")
+                if request.transport is not None:
+                    request.transport.close()
+                return response
+        await response.write_eof()
+        return response
+
+    app.router.add_get("/customers", list_view)
+    app.router.add_get("/customers/export", export_view)
