@@ -4,7 +4,16 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from . import account, commands, control, invoices, oauth, offers, orders
+from . import (
+    account,
+    commands,
+    control,
+    invoices,
+    oauth,
+    offers,
+    orders,
+    product_offers,
+)
 from .config import ClientRegistration, EmulatorConfig, Switches
 from .context import EMULATOR_KEY, Emulator
 from .middleware import faults_and_counting, trace_and_errors
@@ -22,7 +31,7 @@ def create_app(config: EmulatorConfig | None = None) -> web.Application:
         middlewares=[trace_and_errors, faults_and_counting], client_max_size=MAX_BODY
     )
     app[EMULATOR_KEY] = emulator
-    for module in (oauth, account, orders, invoices, offers, commands, control):
+    for module in (oauth, account, orders, invoices, offers, product_offers, commands, control):
         app.add_routes(module.routes())
 
     async def close(_: web.Application) -> None:

@@ -11,11 +11,18 @@ from aiohttp import web
 
 from . import context
 from .auth import scope, seller_caller
-from .clock import iso
+from .clock import iso, parse_iso
 from .context import Emulator
 from .errors import ApiError, error_entry, json_response, not_found, rate_limited, validation
 from .models import Command, Offer, Task
-from .offer_ops import OfferRuleError, activate_offer, end_offer, set_price, set_stock
+from .offer_ops import (
+    OfferRuleError,
+    activate_offer,
+    end_offer,
+    schedule_activation,
+    set_price,
+    set_stock,
+)
 from .orders import read_json
 from .params import int_param
 
@@ -81,8 +88,6 @@ def _validate(kind: str, body: dict[str, Any], emulator: Emulator) -> None:
                 raise validation(
                     "scheduledFor is allowed only for ACTIVATE", "publication.scheduledFor"
                 )
-            from .clock import parse_iso
-
             try:
                 when = parse_iso(str(scheduled))
             except ValueError:
@@ -205,7 +210,10 @@ def _apply(emulator: Emulator, command: Command, offer: Offer) -> None:
         set_price(market, offer, _new_price(body["modification"], offer))
     else:
         action = body["publication"]["action"]
-        if action == "ACTIVATE":
+        scheduled = body["publication"].get("scheduledFor")
+        if action == "ACTIVATE" and scheduled is not None:
+            schedule_activation(market, offer, parse_iso(str(scheduled)))
+        elif action == "ACTIVATE":
             activate_offer(market, offer)
         else:
             end_offer(market, offer)

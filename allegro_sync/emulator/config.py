@@ -99,6 +99,16 @@ class Switches:
     out_of_order_events: bool = False
     # Realism for the demo: sometimes a buyer pays several forms at once (a merged form).
     merge_checkout_forms: bool = False
+    # PATCH /sale/product-offers/{id}: True answers every edit 202 + Location + Retry-After
+    # and finishes it asynchronously (the harder case); False answers 200 with the edit done.
+    patch_always_async: bool = True
+    # UNCONFIRMED per-user parallelism limit (leaky bucket, section 3): more than this many
+    # requests in flight for one user -> 429. 0 = off (it would make ordinary tests flaky).
+    max_parallel_requests_per_user: int = 0
+    # UNCONFIRMED token-minting limit (section 2.1): more than this many tokens issued for one
+    # user within ``token_mint_window_seconds`` -> 429 from /auth/oauth/token. 0 = off.
+    max_tokens_per_user: int = 0
+    token_mint_window_seconds: int = 3600
 
 
 @dataclass(frozen=True)
@@ -121,6 +131,8 @@ class EmulatorConfig:
     offer_changes_per_minute: int = 9000
     task_completion_delay: float = 0.05
     invoice_scan_seconds: float = 5.0
+    # How long (emulated clock) an asynchronous PATCH of a product offer stays IN_PROGRESS.
+    patch_processing_seconds: float = 1.0
     clients: dict[str, ClientRegistration] = field(default_factory=default_clients)
     switches: Switches = field(default_factory=Switches)
     start_time: datetime | None = None

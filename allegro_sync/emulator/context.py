@@ -9,12 +9,14 @@ from typing import Any
 
 from aiohttp import web
 
+from . import bulk
 from .clock import Clock
 from .config import EmulatorConfig
 from .faults import FaultInjector
 from .limits import ChangeBudget, ClientRateLimiter
 from .state import Marketplace
 from .tokens import TokenStore
+from .user_limits import MintLimiter, ParallelLimiter
 
 
 @dataclass
@@ -63,6 +65,9 @@ class Emulator:
     devices_by_user_code: dict[str, DeviceAuthorization] = field(default_factory=dict)
     authorize_as: str | None = None
     background: set[asyncio.Task[Any]] = field(default_factory=set)
+    # Only consulted when the matching switch is on (limit > 0).
+    parallel: ParallelLimiter = field(default_factory=lambda: ParallelLimiter(0))
+    minting: MintLimiter | None = None
 
     @classmethod
     def build(cls, config: EmulatorConfig) -> Emulator:
@@ -90,6 +95,12 @@ class Emulator:
                 config.offer_changes_per_minute,
             ),
             faults=FaultInjector(config.seed),
+            parallel=ParallelLimiter(config.switches.max_parallel_requests_per_user),
+            minting=MintLimiter(
+                clock,
+                config.switches.max_tokens_per_user,
+                config.switches.token_mint_window_seconds,
+            ),
         )
 
     def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
@@ -99,7 +110,8 @@ class Emulator:
         task.add_done_callback(self.background.discard)
 
     async def close(self) -> None:
-        """Cancel background work."""
+        """Cancel background work; hand bulk-created state back to the collector."""
+        bulk.release()
         for task in list(self.background):
             task.cancel()
         if self.background:

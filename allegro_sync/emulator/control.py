@@ -12,6 +12,7 @@ from typing import Any
 from aiohttp import web
 
 from . import context
+from .bulk import long_lived_allocation
 from .clock import iso
 from .commands import execute
 from .errors import dumps
@@ -134,7 +135,8 @@ async def post_offers(request: web.Request) -> web.Response:
 
     try:
         if count:
-            offers = [make(n) for n in range(1, count + 1)]
+            with long_lived_allocation():
+                offers = [make(n) for n in range(1, count + 1)]
             return ok(
                 {
                     "count": len(offers),

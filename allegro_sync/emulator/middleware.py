@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from . import context
+from .context import Emulator
 from .errors import BETA_JSON, VND_JSON, ApiError, OAuthError, rate_limited
 
 CONTROL_PREFIX = "/__control__"
@@ -71,7 +72,8 @@ async def trace_and_errors(request: web.Request, handler: Handler) -> web.Stream
 
 @web.middleware
 async def faults_and_counting(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Count API requests per route, then apply injected faults before the real handler."""
+    """Count API requests per route, apply the per-user parallelism limit (when switched on)
+    and injected faults, then run the real handler."""
     path = request.path
     if path.startswith(CONTROL_PREFIX):
         return await handler(request)
@@ -79,6 +81,31 @@ async def faults_and_counting(request: web.Request, handler: Handler) -> web.Str
     route = request.match_info.route.resource
     canonical = route.canonical if route is not None else path
     emulator.market.recordings.requests[f"{request.method} {canonical}"] += 1
+    user = _user_of(emulator, request) if emulator.parallel.limit > 0 else None
+    if user is not None and not emulator.parallel.enter(user):
+        raise rate_limited(None)
+    try:
+        return await _with_faults(emulator, request, handler)
+    finally:
+        if user is not None:
+            emulator.parallel.leave(user)
+
+
+def _user_of(emulator: Emulator, request: web.Request) -> str | None:
+    """The seller behind a request's bearer token (no checks: the handler makes them)."""
+    if not _is_api(request.path):
+        return None
+    header = request.headers.get("Authorization", "")
+    if not header.lower().startswith("bearer "):
+        return None
+    record = emulator.tokens.access.get(header[7:].strip())
+    return record.grant.seller_id if record is not None else None
+
+
+async def _with_faults(
+    emulator: Emulator, request: web.Request, handler: Handler
+) -> web.StreamResponse:
+    path = request.path
     faults = emulator.faults.faults
     if faults.applies_to(path):
         if faults.latency_ms:

@@ -52,8 +52,22 @@ class Offer:
     started_at: datetime | None = None
     ended_at: datetime | None = None
     ended_by: str | None = None
+    # True once the offer answers 404: archived 60 days after ending, or a deleted draft.
     archived: bool = False
+    starting_at: datetime | None = None
     sales: list[tuple[datetime, int]] = field(default_factory=list)
+
+
+@dataclass
+class OfferOperation:
+    """An accepted (202) ``PATCH /sale/product-offers/{id}`` that finishes at ``done_at``."""
+
+    id: str
+    offer_id: str
+    seller_id: str
+    started_at: datetime
+    done_at: datetime
+    completed_at: datetime | None = None
 
 
 @dataclass

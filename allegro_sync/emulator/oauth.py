@@ -14,7 +14,7 @@ from aiohttp import web
 from . import context
 from .config import ClientRegistration
 from .context import AuthorizationCode, DeviceAuthorization, Emulator
-from .errors import OAuthError, json_response
+from .errors import OAuthError, json_response, rate_limited
 from .tokens import IssuedPair, decode_claims, narrow_scopes
 
 DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
@@ -126,6 +126,15 @@ async def authorize(request: web.Request) -> web.StreamResponse:
     return _redirect(f"{redirect_uri}?{urlencode(params)}")
 
 
+def _check_mint(emulator: Emulator, seller_id: str | None) -> None:
+    """429 when the (switchable, UNCONFIRMED) per-user token-minting limit is reached."""
+    limiter = emulator.minting
+    if seller_id is None or limiter is None or limiter.limit <= 0:
+        return
+    if not limiter.try_mint(seller_id):
+        raise rate_limited(None)
+
+
 def _pkce_ok(challenge: str, verifier: str) -> bool:
     if not 43 <= len(verifier) <= 128:
         return False
@@ -164,6 +173,7 @@ async def _authorization_code(
         raise OAuthError(
             401, "unauthorized", "Full authentication is required to access this resource"
         )
+    _check_mint(emulator, code.seller_id)
     code.used = True
     grant = emulator.tokens.new_grant(client_id, code.seller_id, code.scopes)
     return emulator.tokens.issue(grant)
@@ -188,6 +198,7 @@ def _device_code(emulator: Emulator, client_id: str, p: dict[str, str]) -> Issue
             record.interval += 5
             raise OAuthError(400, "slow_down")
         raise OAuthError(400, "authorization_pending")
+    _check_mint(emulator, record.seller_id)
     record.used = True
     grant = emulator.tokens.new_grant(client_id, record.seller_id, record.scopes)
     return emulator.tokens.issue(grant)
@@ -203,6 +214,9 @@ async def token(request: web.Request) -> web.Response:
     elif grant_type == "refresh_token":
         client_id, _ = _authenticated_client(emulator, request)
         value = p.get("refresh_token", "")
+        known = emulator.tokens.refresh.get(value)
+        if known is not None and not known.revoked:
+            _check_mint(emulator, known.grant.seller_id)
         rotated = emulator.tokens.use_refresh(value, client_id)
         if rotated is None:
             raise OAuthError(400, "invalid_grant", f"Invalid refresh token: {value}")

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 from .catalog import DEFAULT_CATEGORY, seller_settings
 from .models import Offer, Seller
-from .state import ARCHIVE_AFTER, Marketplace
+from .state import ARCHIVE_AFTER, DRAFT_LIFETIME, Marketplace
 
 FORMATS = ("BUY_NOW", "AUCTION", "ADVERTISEMENT")
 STATUSES = ("INACTIVE", "ACTIVATING", "ACTIVE", "ENDED")
@@ -108,7 +108,24 @@ def create_offer(
         offer.started_at = offer.ended_at - timedelta(days=1)
         offer.ended_by = "USER"
         market.note_ended(offer)
+    elif status == "INACTIVE":
+        watch_draft(market, offer)
     return offer
+
+
+def watch_draft(market: Marketplace, offer: Offer) -> None:
+    """Delete a draft (404) once it has gone 60 days without an edit or activation."""
+
+    def check() -> None:
+        if offer.archived or offer.status != "INACTIVE":
+            return
+        due = offer.updated_at + DRAFT_LIFETIME
+        if due <= market.now():
+            market.mark_gone(offer)
+        else:  # edited since: look again 60 days after the last edit
+            market.timers.at(due.timestamp(), check)
+
+    market.timers.at((offer.updated_at + DRAFT_LIFETIME).timestamp(), check)
 
 
 def end_offer(market: Marketplace, offer: Offer, ended_by: str = "USER") -> None:
@@ -131,11 +148,47 @@ def activate_offer(market: Marketplace, offer: Offer) -> None:
     Auctions and adverts cannot be resumed; an offer needs stock to be activated; offers
     ended more than 60 days ago are archived (callers see them as not found).
     """
+    _check_activatable(market, offer)
+    if offer.status == "ACTIVE":
+        return
     now = market.now()
+    offer.status = "ACTIVE"
+    offer.started_at = now
+    offer.ended_at = None
+    offer.ended_by = None
+    offer.updated_at = now
+    market.emit_offer_event(offer, "OFFER_ACTIVATED", {})
+
+
+def schedule_activation(market: Marketplace, offer: Offer, when: datetime) -> None:
+    """ACTIVATE with ``scheduledFor``: ACTIVATING now, ACTIVE (OFFER_ACTIVATED) once the
+    clock passes ``when``. Checks run now, as the task report is written now."""
+    _check_activatable(market, offer)
+    if offer.status == "ACTIVE":
+        return
+    offer.status = "ACTIVATING"
+    offer.starting_at = when
+    offer.ended_at = None
+    offer.ended_by = None
+    offer.updated_at = market.now()
+
+    def publish() -> None:
+        if offer.archived or offer.status != "ACTIVATING" or offer.starting_at != when:
+            return  # ended or rescheduled meanwhile
+        now = market.now()
+        offer.status = "ACTIVE"
+        offer.started_at = now
+        offer.updated_at = now
+        market.emit_offer_event(offer, "OFFER_ACTIVATED", {})
+
+    market.timers.at(when.timestamp(), publish)
+
+
+def _check_activatable(market: Marketplace, offer: Offer) -> None:
     if offer.archived or (
         offer.status == "ENDED"
         and offer.ended_at is not None
-        and now - offer.ended_at > ARCHIVE_AFTER
+        and market.now() - offer.ended_at > ARCHIVE_AFTER
     ):
         raise OfferRuleError("OfferNotFoundException", f"Offer {offer.id} not found.")
     if offer.status in LIVE:
@@ -150,18 +203,15 @@ def activate_offer(market: Marketplace, offer: Offer) -> None:
             "PublicationValidationException.IncorrectStock",
             "An offer can be activated only with stock greater than 0.",
         )
-    offer.status = "ACTIVE"
-    offer.started_at = now
-    offer.ended_at = None
-    offer.ended_by = None
-    offer.updated_at = now
-    market.emit_offer_event(offer, "OFFER_ACTIVATED", {})
 
 
-def set_stock(market: Marketplace, offer: Offer, stock: int) -> None:
+def set_stock(
+    market: Marketplace, offer: Offer, stock: int, *, end_when_empty: bool = True
+) -> None:
     """Change the available stock; selling out a live offer ends it (EMPTY_STOCK).
 
     A purchase and a seller's change produce the same OFFER_STOCK_CHANGED event.
+    ``end_when_empty=False`` leaves the ending to the caller (an asynchronous PATCH).
     """
     if stock == offer.stock:
         return
@@ -169,7 +219,7 @@ def set_stock(market: Marketplace, offer: Offer, stock: int) -> None:
     offer.updated_at = market.now()
     if offer.status in LIVE:
         market.emit_offer_event(offer, "OFFER_STOCK_CHANGED", {})
-        if stock <= 0:
+        if stock <= 0 and end_when_empty:
             end_offer(market, offer, "EMPTY_STOCK")
 
 

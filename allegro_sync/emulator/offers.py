@@ -10,25 +10,14 @@ from aiohttp import web
 
 from . import context
 from .auth import scope, seller_caller
-from .catalog import EAN_PARAMETER_ID
 from .clock import iso
-from .errors import ApiError, access_denied, json_response, validation
+from .errors import VND_JSON, json_response, validation
 from .ids import offer_event_id, parse_offer_event_id
-from .models import Offer, Seller
-from .offer_ops import (
-    FORMATS,
-    STATUSES,
-    OfferRuleError,
-    activate_offer,
-    change_offer_fields,
-    end_offer,
-    set_price,
-    set_stock,
-)
-from .orders import read_json
+from .listing_json import offer_listing_json, seller_tail
+from .models import Offer
+from .offer_ops import FORMATS, STATUSES, sold_last_30_days
 from .params import int_param, many
 from .state import OFFER_RETENTION
-from .views import offer_listing, product_offer
 
 OFFER_EVENT_TYPES = (
     "OFFER_ACTIVATED",
@@ -61,6 +50,8 @@ async def list_offers(request: web.Request) -> web.Response:
     market.sweep()
     limit = int_param(request, "limit", 20, 1, 1000, status=400)
     offset = int_param(request, "offset", 0, 0, 9_999_999, status=400)
+    if offset + limit > 10_000_000:
+        raise validation("offset + limit must not exceed 10000000", "offset", 400)
     statuses = set(many(request, "publication.status"))
     formats = set(many(request, "sellingMode.format"))
     externals = many(request, "external.id")
@@ -114,7 +105,7 @@ async def list_offers(request: web.Request) -> web.Response:
         keys: dict[str, Any] = {
             "sellingMode.price.amount": lambda o: o.price,
             "stock.available": lambda o: o.stock,
-            "stock.sold": lambda o: sum(q for _, q in o.sales),
+            "stock.sold": lambda o: sold_last_30_days(market, o),
         }
         if key not in keys:
             raise validation(f"Unknown sort: {sort}", "sort", 400)
@@ -134,90 +125,10 @@ async def list_offers(request: web.Request) -> web.Response:
                 if offset <= total < offset + limit:
                     page.append(offer)
                 total += 1
-    return json_response(
-        {
-            "offers": [offer_listing(market, o, seller) for o in page],
-            "count": len(page),
-            "totalCount": total,
-        }
-    )
-
-
-def _own_offer(request: web.Request, seller: Seller) -> Offer:
-    offer = context.get(request).market.visible_offer(request.match_info["offer_id"])
-    if offer is None:
-        raise ApiError(404, "OfferNotFoundException", "Offer not found")
-    if offer.seller_id != seller.id:
-        raise access_denied()
-    return offer
-
-
-async def get_product_offer(request: web.Request) -> web.Response:
-    """``GET /sale/product-offers/{offerId}``."""
-    _, seller = seller_caller(request, scope("sale:offers:read"))
-    offer = _own_offer(request, seller)
-    return json_response(product_offer(context.get(request).market, offer, seller))
-
-
-def _ean_from(body: dict[str, Any]) -> str | None:
-    for entry in body.get("productSet") or []:
-        product = (entry or {}).get("product") or {}
-        if product.get("idType") == "GTIN" and product.get("id"):
-            return str(product["id"])
-        for param in product.get("parameters") or []:
-            if str(param.get("id")) == EAN_PARAMETER_ID and param.get("values"):
-                return str(param["values"][0])
-    return None
-
-
-async def patch_product_offer(request: web.Request) -> web.Response:
-    """``PATCH /sale/product-offers/{offerId}``: name, price, stock, external id, EAN,
-    publication status. Stock 0 on a live offer ends it."""
-    _, seller = seller_caller(request, scope("sale:offers:write"))
-    market = context.get(request).market
-    offer = _own_offer(request, seller)
-    body = await read_json(request)
-    if not isinstance(body, dict):
-        raise validation("Body must be an object")
-    fields: dict[str, Any] = {}
-    if "name" in body:
-        if not isinstance(body["name"], str) or not 1 <= len(body["name"]) <= 75:
-            raise validation("name must have 1-75 characters", "name")
-        fields["name"] = body["name"]
-    if "external" in body:
-        fields["external_id"] = (body["external"] or {}).get("id")
-    ean = _ean_from(body)
-    if ean is not None:
-        if not ean.isdigit() or len(ean) not in (8, 10, 12, 13, 14):
-            raise ApiError(
-                422,
-                "NotStandardLengthInGtinParameter",
-                "Invalid GTIN",
-                path="productSet[0].product.parameters",
-            )
-        fields["ean"] = ean
-    if fields:
-        change_offer_fields(market, offer, fields)
-    price = ((body.get("sellingMode") or {}).get("price") or {}).get("amount")
-    if price is not None:
-        try:
-            set_price(market, offer, Decimal(str(price)))
-        except InvalidOperation:
-            raise validation("Invalid price", "sellingMode.price.amount") from None
-    stock = (body.get("stock") or {}).get("available")
-    if stock is not None:
-        if not isinstance(stock, int) or stock < 0:
-            raise validation("stock.available must be >= 0", "stock.available")
-        set_stock(market, offer, stock)
-    status = (body.get("publication") or {}).get("status")
-    try:
-        if status == "ACTIVE":
-            activate_offer(market, offer)
-        elif status == "ENDED" and offer.status != "ENDED":
-            end_offer(market, offer)
-    except OfferRuleError as err:
-        raise ApiError(422, err.code, err.message) from None
-    return json_response(product_offer(market, offer, seller))
+    tail = seller_tail(seller)
+    entries = ", ".join(offer_listing_json(market, o, tail) for o in page)
+    text = f'{{"offers": [{entries}], "count": {len(page)}, "totalCount": {total}}}'
+    return web.Response(text=text, content_type=VND_JSON)
 
 
 async def offer_events(request: web.Request) -> web.Response:
@@ -266,7 +177,5 @@ def routes() -> list[web.RouteDef]:
     """Offer routes."""
     return [
         web.get("/sale/offers", list_offers),
-        web.get("/sale/product-offers/{offer_id}", get_product_offer),
-        web.patch("/sale/product-offers/{offer_id}", patch_product_offer),
         web.get("/sale/offer-events", offer_events),
     ]

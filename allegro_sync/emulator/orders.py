@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from datetime import timedelta
 from typing import Any
 
 from aiohttp import web
@@ -17,7 +18,7 @@ from .models import CheckoutForm, Seller
 from .params import int_param, many
 from .sales import FULFILLMENT_STATUSES, SELLER_FULFILLMENT_STATUSES, set_fulfillment
 from .state import ORDER_RETENTION
-from .views import checkout_form
+from .views import checkout_form, line_items_sent
 
 ORDER_EVENT_TYPES = (
     "BOUGHT",
@@ -28,6 +29,7 @@ ORDER_EVENT_TYPES = (
     "BUYER_MODIFIED",
     "AUTO_CANCELLED",
 )
+HISTORY = timedelta(days=365)
 FORM_STATUSES = ("BOUGHT", "FILLED_IN", "READY_FOR_PROCESSING", "CANCELLED")
 
 
@@ -112,6 +114,14 @@ async def list_forms(request: web.Request) -> web.Response:
         if s not in FORM_STATUSES:
             raise validation(f"Unknown status: {s}", "status")
     fulfillment = set(many(request, "fulfillment.status"))
+    sent = set(many(request, "fulfillment.shipmentSummary.lineItemsSent"))
+    if sent - {"NONE", "SOME", "ALL"}:
+        raise validation("Unknown lineItemsSent", "fulfillment.shipmentSummary.lineItemsSent")
+    delivery_method = request.query.get("delivery.method.id")
+    marketplace = request.query.get("marketplace.id")
+    surcharge = request.query.get("surcharges.id")
+    # Only the last 12 months are kept (staff #12597: "365 days").
+    oldest = (market.now() - HISTORY).timestamp()
     login = request.query.get("buyer.login")
     payment_id = request.query.get("payment.id")
     bought_gte = _date_filter(request, "lineItems.boughtAt.gte")
@@ -126,7 +136,12 @@ async def list_forms(request: web.Request) -> web.Response:
         bought = form.created_at.timestamp()
         updated = form.updated_at.timestamp()
         return (
-            (not statuses or form.status in statuses)
+            bought >= oldest
+            and surcharge is None  # the emulator's forms carry no surcharges
+            and (marketplace is None or marketplace == "allegro-pl")
+            and (delivery_method is None or form.delivery_method[0] == delivery_method)
+            and (not sent or line_items_sent(form) in sent)
+            and (not statuses or form.status in statuses)
             and (not fulfillment or form.fulfillment_status in fulfillment)
             and (login is None or form.buyer.login == login)
             and (payment_id is None or form.payment_id == payment_id)

@@ -12,11 +12,13 @@ from .clock import Clock
 from .config import EmulatorConfig
 from .ids import IdFactory
 from .journals import Journal, JournalEvent
-from .models import CheckoutForm, Command, Offer, Seller
+from .models import CheckoutForm, Command, Offer, OfferOperation, Seller
+from .timers import Timers
 
 ORDER_RETENTION = timedelta(days=60)
 OFFER_RETENTION = timedelta(hours=24)
 ARCHIVE_AFTER = timedelta(days=60)
+DRAFT_LIFETIME = timedelta(days=60)
 
 
 @dataclass
@@ -55,6 +57,10 @@ class Marketplace:
         # Per buyer-seller pair, the part of the masked e-mail before '+'.
         self.mail_codes: dict[tuple[str, str], str] = {}
         self._archived_count: Counter[str] = Counter()
+        self.timers = Timers()
+        # Asynchronous product-offer edits: every one by id, and the unfinished one per offer.
+        self.operations: dict[str, OfferOperation] = {}
+        self.pending_edits: dict[str, OfferOperation] = {}
 
     def has_archived(self, seller_id: str) -> bool:
         """Whether any of the seller's offers is archived (listings must then skip some)."""
@@ -78,7 +84,10 @@ class Marketplace:
         micros = int(now.timestamp() * 1_000_000)
         self._last_order_event = max(self._last_order_event + 1, micros)
         event = JournalEvent(self._last_order_event, occurred_at or now, event_type, payload, now)
-        self.order_journals.setdefault(seller_id, Journal()).append(event)
+        journal = self.order_journals.get(seller_id)
+        if journal is None:
+            journal = self.order_journals[seller_id] = Journal()
+        journal.append(event)
         return event
 
     def emit_offer_event(self, offer: Offer, event_type: str, extra: dict[str, Any]) -> None:
@@ -94,7 +103,10 @@ class Marketplace:
             offer_part["external"] = {"id": offer.external_id} if offer.external_id else None
         offer_part.update(extra)
         event = JournalEvent(self._last_offer_event, now, event_type, {"offer": offer_part}, now)
-        self.offer_journals.setdefault(offer.seller_id, Journal()).append(event)
+        journal = self.offer_journals.get(offer.seller_id)
+        if journal is None:  # not setdefault: a throwaway Journal per event is costly in bulk
+            journal = self.offer_journals[offer.seller_id] = Journal()
+        journal.append(event)
 
     # -- offers lifecycle timing ------------------------------------------------------------
 
@@ -103,8 +115,14 @@ class Marketplace:
         if offer.ended_at is not None:
             heapq.heappush(self._ended_heap, (offer.ended_at.timestamp(), offer.id))
 
+    def mark_gone(self, offer: Offer) -> None:
+        """The offer answers 404 from now on (archived, or a deleted draft)."""
+        offer.archived = True
+        self._archived_count[offer.seller_id] += 1
+
     def sweep(self) -> None:
-        """Archive offers ended more than 60 days ago (they answer 404 afterwards)."""
+        """Run due timers, then archive offers ended more than 60 days ago (404 afterwards)."""
+        self.timers.run_due(self.now().timestamp())
         limit = (self.now() - ARCHIVE_AFTER).timestamp()
         while self._ended_heap and self._ended_heap[0][0] <= limit:
             ended_ts, offer_id = heapq.heappop(self._ended_heap)
@@ -118,8 +136,7 @@ class Marketplace:
                 or offer.ended_at.timestamp() != ended_ts
             ):
                 continue
-            offer.archived = True
-            self._archived_count[offer.seller_id] += 1
+            self.mark_gone(offer)
             self.emit_offer_event(offer, "OFFER_ARCHIVED", {})
 
     def visible_offer(self, offer_id: str) -> Offer | None:

@@ -44,6 +44,11 @@ def total_to_pay(form: CheckoutForm) -> Decimal:
     return sum((i.price * i.quantity for i in form.line_items), Decimal(0)) + form.delivery_cost
 
 
+def line_items_sent(form: CheckoutForm) -> str:
+    """``fulfillment.shipmentSummary.lineItemsSent`` (NONE or ALL: no partial shipments)."""
+    return "ALL" if form.fulfillment_status in ("SENT", "PICKED_UP") else "NONE"
+
+
 def checkout_form(form: CheckoutForm) -> dict[str, Any]:
     """``GET /order/checkout-forms/{id}``. Delivery, payment and invoice data appear only
     once the buyer has filled in the form, as on Allegro."""
@@ -149,11 +154,7 @@ def checkout_form(form: CheckoutForm) -> dict[str, Any]:
         "status": form.status,
         "fulfillment": {
             "status": form.fulfillment_status,
-            "shipmentSummary": {
-                "lineItemsSent": "ALL"
-                if form.fulfillment_status in ("SENT", "PICKED_UP")
-                else "NONE"
-            },
+            "shipmentSummary": {"lineItemsSent": line_items_sent(form)},
         },
         "delivery": delivery,
         "invoice": invoice,
@@ -223,7 +224,7 @@ def offer_listing(market: Marketplace, offer: Offer, seller: Seller) -> dict[str
         "stats": {"watchersCount": 0, "visitsCount": 0},
         "publication": {
             "status": offer.status,
-            "startingAt": None,
+            "startingAt": iso(offer.starting_at),
             "startedAt": iso(offer.started_at),
             "endingAt": None,
             "endedAt": iso(offer.ended_at) if not live else None,
@@ -295,7 +296,7 @@ def product_offer(market: Marketplace, offer: Offer, seller: Seller) -> dict[str
         "publication": {
             "status": offer.status,
             "duration": None,
-            "startingAt": None,
+            "startingAt": iso(offer.starting_at),
             "endingAt": None,
             "endedBy": offer.ended_by,
             "republish": False,

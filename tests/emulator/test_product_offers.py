@@ -1,0 +1,101 @@
+"""PATCH /sale/product-offers/{id}: 202 + operations, 409 on a concurrent edit (section 8.2)."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlparse
+
+from allegro_sync.emulator.config import Switches
+
+from .conftest import Harness, MakeHarness
+
+EAN_EDIT = {
+    "productSet": [{"product": {"parameters": [{"id": "225693", "values": ["5901234123457"]}]}}]
+}
+
+
+async def _offer(emu: Harness, **fields: Any) -> tuple[str, str]:
+    seller, token = await emu.seller_with_token()
+    offer = await emu.control(
+        "POST", f"/sellers/{seller['id']}/offers", {"name": "A", "stock": 3, **fields}
+    )
+    return token, str(offer["id"])
+
+
+async def _operation(emu: Harness, location: str, token: str) -> tuple[int, Any, Any]:
+    return await emu.api("GET", urlparse(location).path, token, allow_redirects=False)
+
+
+async def test_patch_is_accepted_then_done(emu: Harness) -> None:
+    token, oid = await _offer(emu)
+    status, _, headers = await emu.api("PATCH", f"/sale/product-offers/{oid}", token, EAN_EDIT)
+    assert status == 202
+    assert int(headers["Retry-After"]) >= 1
+    location = headers["Location"]
+    assert urlparse(location).path.startswith(f"/sale/product-offers/{oid}/operations/")
+    status, op, headers = await _operation(emu, location, token)
+    assert status == 200 and op["operation"]["status"] == "IN_PROGRESS"
+    assert "Retry-After" in headers
+    status, err, _ = await emu.api("PATCH", f"/sale/product-offers/{oid}", token, {"name": "B"})
+    assert status == 409 and err["errors"][0]["code"] == "OfferConflictException"
+    await emu.advance(2)
+    status, op, headers = await _operation(emu, location, token)
+    assert status == 303 and op["operation"]["status"] == "DONE"
+    assert urlparse(headers["Location"]).path == f"/sale/product-offers/{oid}"
+    _, po, _ = await emu.api("GET", f"/sale/product-offers/{oid}", token)
+    (param,) = po["productSet"][0]["product"]["parameters"]
+    assert param["id"] == "225693" and param["values"] == ["5901234123457"]
+    status, _, _ = await emu.api("PATCH", f"/sale/product-offers/{oid}", token, {"name": "B"})
+    assert status == 202
+
+
+async def test_processing_delay_is_configurable(make_emulator: MakeHarness) -> None:
+    emu = await make_emulator(patch_processing_seconds=30)
+    token, oid = await _offer(emu)
+    _, _, headers = await emu.api("PATCH", f"/sale/product-offers/{oid}", token, {"name": "B"})
+    assert headers["Retry-After"] == "30"
+    await emu.advance(29)
+    assert (await _operation(emu, headers["Location"], token))[0] == 200
+    await emu.advance(1)
+    assert (await _operation(emu, headers["Location"], token))[0] == 303
+
+
+async def test_quick_edits_answer_200_when_switched(make_emulator: MakeHarness) -> None:
+    emu = await make_emulator(switches=Switches(patch_always_async=False))
+    token, oid = await _offer(emu)
+    for name in ("B", "C"):
+        status, po, headers = await emu.api(
+            "PATCH", f"/sale/product-offers/{oid}", token, {"name": name}
+        )
+        assert status == 200 and po["name"] == name and "Location" not in headers
+
+
+async def test_stock_zero_ends_active_offer_asynchronously(emu: Harness) -> None:
+    token, oid = await _offer(emu)
+    status, po, _ = await emu.api(
+        "PATCH", f"/sale/product-offers/{oid}", token, {"stock": {"available": 0}}
+    )
+    assert status == 202 and po["publication"]["status"] == "ACTIVE"
+    await emu.advance(2)
+    _, po, _ = await emu.api("GET", f"/sale/product-offers/{oid}", token)
+    assert po["stock"]["available"] == 0
+    # The reference (8.3, checklist 13): stock reaching 0 ends the offer with EMPTY_STOCK.
+    assert (po["publication"]["status"], po["publication"]["endedBy"]) == ("ENDED", "EMPTY_STOCK")
+    _, events, _ = await emu.api("GET", "/sale/offer-events?type=OFFER_ENDED", token)
+    (ended,) = events["offerEvents"]
+    assert ended["offer"]["id"] == oid
+    assert ended["offer"]["publication"]["endedBy"] == "EMPTY_STOCK"
+
+
+async def test_patch_validation(emu: Harness) -> None:
+    token, oid = await _offer(emu)
+    bad_ean = {"productSet": [{"product": {"id": "123", "idType": "GTIN"}}]}
+    status, err, _ = await emu.api("PATCH", f"/sale/product-offers/{oid}", token, bad_ean)
+    assert status == 422 and err["errors"][0]["code"] == "NotStandardLengthInGtinParameter"
+    status, _, _ = await emu.api(
+        "PATCH", f"/sale/product-offers/{oid}", token, {"stock": {"available": -1}}
+    )
+    assert status == 422
+    # A refused edit starts no operation: the next edit is not a conflict.
+    status, _, _ = await emu.api("PATCH", f"/sale/product-offers/{oid}", token, {"name": "B"})
+    assert status == 202
