@@ -22,6 +22,8 @@ from aiohttp import web
 from allegro_sync.adapters.allegro.client import AllegroRestClient
 from allegro_sync.adapters.allegro.crypto import TokenCipher
 from allegro_sync.adapters.allegro.oauth import OAuthClient
+from allegro_sync.adapters.allegro.offer_journal import offer_journals
+from allegro_sync.adapters.allegro.order_journal import OrderJournal
 from allegro_sync.adapters.allegro.tokens import TokenManager
 from allegro_sync.adapters.broker import connection as broker
 from allegro_sync.adapters.broker.consumer import BatchConsumer
@@ -35,11 +37,15 @@ from allegro_sync.daemon.api.auth import bearer_auth
 from allegro_sync.daemon.api.customers import add_customer_routes
 from allegro_sync.daemon.api.errors import json_errors
 from allegro_sync.daemon.api.health import add_health_routes
+from allegro_sync.daemon.api.offers import add_offer_routes
+from allegro_sync.daemon.api.orders import add_order_routes
 from allegro_sync.daemon.metrics import Metrics
 from allegro_sync.daemon.outbox_relay import OutboxRelay
+from allegro_sync.daemon.pollers import PollerSupervisor
 from allegro_sync.daemon.token_refresher import TokenRefresher
 from allegro_sync.handlers import accounts
 from allegro_sync.handlers.event_log import Category
+from allegro_sync.handlers.orders import make_backfill
 from allegro_sync.handlers.registry import build_routes
 
 log = structlog.get_logger(__name__)
@@ -136,11 +142,28 @@ class Daemon:
         assert self.tokens is not None
         self.services.append(TokenRefresher(pool=self.pool, tokens=self.tokens))
 
+        assert self.allegro is not None
         relay_publisher = await ConfirmingPublisher.open(self.amqp)
         self.services.append(
             OutboxRelay(dsn=dsn, pool=self.pool, publisher=relay_publisher, metrics=self.metrics)
         )
-        for queue_name, routes in build_routes().items():
+        journal_publisher = await ConfirmingPublisher.open(self.amqp)
+        journals = [
+            OrderJournal(
+                self.allegro, backfill=make_backfill(self.allegro, self.pool, journal_publisher)
+            ),
+            *offer_journals(self.allegro, self.pool),
+        ]
+        self.services.append(
+            PollerSupervisor(
+                journals=journals,
+                dsn=dsn,
+                pool=self.pool,
+                publisher=journal_publisher,
+                metrics=self.metrics,
+            )
+        )
+        for queue_name, routes in build_routes(self.allegro, self.pool).items():
             self.services.append(
                 BatchConsumer(
                     connection=self.amqp,
@@ -192,6 +215,8 @@ class Daemon:
             ),
         )
         add_customer_routes(app, self.pool)
+        add_offer_routes(app, self.pool, self.allegro)
+        add_order_routes(app, self.pool)
         self.http_runner = web.AppRunner(app, access_log=None)
         await self.http_runner.setup()
         site = web.TCPSite(self.http_runner, settings.http_host, settings.http_port)

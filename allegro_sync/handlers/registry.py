@@ -10,6 +10,7 @@ from collections.abc import Mapping
 
 import asyncpg
 
+from allegro_sync.adapters.allegro.client import AllegroRestClient
 from allegro_sync.adapters.broker.consumer import Route
 from allegro_sync.adapters.broker.topology import ERP_QUEUE, JOURNAL_QUEUE
 from allegro_sync.handlers import catalog
@@ -19,6 +20,8 @@ from allegro_sync.handlers.messages import (
     ProductUpserted,
     StockChanged,
 )
+from allegro_sync.handlers.offers import offer_routes
+from allegro_sync.handlers.orders import order_routes
 
 
 async def _record_stock(message: StockChanged, conn: asyncpg.Connection) -> None:
@@ -29,13 +32,17 @@ async def _record_price(message: PriceChanged, conn: asyncpg.Connection) -> None
     await catalog.record_price(message, conn)
 
 
-def build_routes() -> dict[str, Mapping[str, Route]]:
-    """Routes per consumer queue."""
-    erp: dict[str, Route] = {
+def erp_routes() -> dict[str, Route]:
+    """What the ERP sends (``erp.events``)."""
+    return {
         "product.upserted": Route(ProductUpserted, catalog.upsert_product),
         "price_list.upserted": Route(PriceListUpserted, catalog.upsert_price_list),
         "stock.changed": Route(StockChanged, _record_stock),
         "price.changed": Route(PriceChanged, _record_price),
     }
-    journal: dict[str, Route] = {}
-    return {ERP_QUEUE: erp, JOURNAL_QUEUE: journal}
+
+
+def build_routes(allegro: AllegroRestClient, pool: asyncpg.Pool) -> dict[str, Mapping[str, Route]]:
+    """Routes per consumer queue, with their dependencies bound."""
+    journal: dict[str, Route] = {**order_routes(allegro, pool), **offer_routes(allegro)}
+    return {ERP_QUEUE: erp_routes(), JOURNAL_QUEUE: journal}

@@ -20,7 +20,7 @@ from allegro_sync.adapters.broker.consumer import BatchConsumer, Route
 from allegro_sync.adapters.broker.topology import DEAD_LETTER_QUEUE, ERP_EXCHANGE, ERP_QUEUE
 from allegro_sync.daemon.metrics import Metrics
 from allegro_sync.errors import TransientError
-from allegro_sync.handlers.registry import build_routes
+from allegro_sync.handlers.registry import erp_routes
 from tests.helpers import drain_queue, eventually, publish_json
 
 
@@ -41,7 +41,7 @@ async def start_consumer(
             connection=amqp,
             pool=db,
             queue_name=ERP_QUEUE,
-            routes=routes if routes is not None else dict(build_routes()[ERP_QUEUE]),
+            routes=routes if routes is not None else erp_routes(),
             metrics=Metrics(),
             prefetch=50,
         )

@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import random
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -37,7 +36,7 @@ from allegro_sync.adapters.broker.topology import (
     retry_queue_name,
 )
 from allegro_sync.daemon.metrics import Metrics
-from allegro_sync.errors import BadInput, TransientError
+from allegro_sync.errors import BadInput, CredentialsDead, Refused, TransientError
 
 log = structlog.get_logger(__name__)
 
@@ -60,12 +59,21 @@ DATABASE_DOWN: tuple[type[BaseException], ...] = (
 )
 
 
+Prepare = Callable[[Any], Awaitable[Any]]
+
+
 @dataclass(frozen=True)
 class Route:
-    """A message type: its payload schema and its handler (dependencies already bound)."""
+    """A message type: its payload schema and its handler (dependencies already bound).
+
+    ``prepare``, when given, runs before the batch's transaction, concurrently for the batch
+    (network reads such as fetching a checkout form belong there, not inside a transaction);
+    the handler then receives what ``prepare`` returned instead of the payload.
+    """
 
     model: type[BaseModel]
     handler: Handler
+    prepare: Prepare | None = None
 
 
 @dataclass
@@ -76,7 +84,7 @@ class _Item:
     attempt: int
     route: Route | None = None
     payload: Any = None
-    fate: str = "ack"  # ack | duplicate | retry | dead
+    fate: str = "ack"  # ack | duplicate | refused | retry | dead
     error: str = ""
 
 
@@ -103,6 +111,7 @@ class BatchConsumer:
         batch_size: int = 200,
         batch_window: float = 0.005,
         retry_delays_ms: tuple[int, ...] = RETRY_DELAYS_MS,
+        prepare_concurrency: int = 16,
     ) -> None:
         self._connection = connection
         self._pool = pool
@@ -113,6 +122,7 @@ class BatchConsumer:
         self._batch_size = min(batch_size, prefetch)
         self._batch_window = batch_window
         self._retry_delays_ms = retry_delays_ms
+        self._prepare_concurrency = prepare_concurrency
         self._buffer: asyncio.Queue[AbstractIncomingMessage] = asyncio.Queue()
         self._queue: AbstractQueue | None = None
         self._consumer_tag: str | None = None
@@ -175,6 +185,7 @@ class BatchConsumer:
 
     async def _process(self, messages: list[AbstractIncomingMessage]) -> None:
         items = [self._decode(m) for m in messages]
+        await self._prepare([i for i in items if i.fate == "ack"])
         live = [i for i in items if i.fate == "ack"]
         pause = 0.2
         while live:
@@ -218,6 +229,21 @@ class BatchConsumer:
                 item.fate, item.error = "dead", f"schema mismatch: {_summarise(exc)}"
         return item
 
+    async def _prepare(self, items: list[_Item]) -> None:
+        limit = asyncio.Semaphore(self._prepare_concurrency)
+
+        async def one(item: _Item) -> None:
+            assert item.route is not None and item.route.prepare is not None
+            async with limit:
+                try:
+                    item.payload = await item.route.prepare(item.payload)
+                except Exception as exc:
+                    item.fate, item.error = _fate_of(exc)
+                    if item.fate == "retry" and not isinstance(exc, TransientError):
+                        log.exception("prepare_failed", message_id=item.message_id)
+
+        await asyncio.gather(*(one(i) for i in items if i.route and i.route.prepare))
+
     async def _handle_in_transaction(self, items: list[_Item]) -> None:
         async with self._pool.acquire() as conn, conn.transaction():
             for item in items:
@@ -239,13 +265,10 @@ class BatchConsumer:
                             await item.route.handler(item.payload, conn)
                 except DATABASE_DOWN:
                     raise
-                except BadInput as exc:
-                    item.fate, item.error = "dead", f"bad input: {exc}"
-                except TransientError as exc:
-                    item.fate, item.error = "retry", f"transient: {exc}"
-                except Exception as exc:  # a bug or an unforeseen failure: bounded retries
-                    log.exception("handler_failed", message_id=item.message_id)
-                    item.fate, item.error = "retry", f"{type(exc).__name__}: {exc}"
+                except Exception as exc:
+                    item.fate, item.error = _fate_of(exc)
+                    if item.fate == "retry" and not isinstance(exc, TransientError):
+                        log.exception("handler_failed", message_id=item.message_id)
 
     async def _settle(self, item: _Item) -> None:
         fate = item.fate
@@ -304,9 +327,15 @@ class BatchConsumer:
         await self._publisher.publish_raw(exchange, routing_key, copy)
 
 
-def backoff_with_jitter(attempt: int, base: float = 0.2, cap: float = 10.0) -> float:
-    """Full-jitter exponential backoff."""
-    return random.uniform(0, min(cap, base * 2**attempt))
+def _fate_of(exc: BaseException) -> tuple[str, str]:
+    """The fate of a message whose handling raised ``exc`` (style.md convention 5)."""
+    if isinstance(exc, BadInput):
+        return "dead", f"bad input: {exc}"
+    if isinstance(exc, (Refused, CredentialsDead)):
+        return "refused", str(exc)  # already in the account's event log; retrying cannot help
+    if isinstance(exc, TransientError):
+        return "retry", f"transient: {exc}"
+    return "retry", f"{type(exc).__name__}: {exc}"  # a bug or an unforeseen failure: bounded
 
 
 def _summarise(exc: ValidationError) -> str:

@@ -1,0 +1,57 @@
+"""The order event journal (``GET /order/events``) as the pollers read it."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import asyncpg
+
+from allegro_sync.adapters.allegro.client import AllegroRestClient
+from allegro_sync.daemon.pollers import Page
+
+PAGE_SIZE = 1000
+
+
+class OrderJournal:
+    """New accounts start at the journal's latest event; ``before_poll`` runs the backfill of an
+    orders-from date in the past."""
+
+    name = "order"
+    routing_key = "allegro.order_event"
+
+    def __init__(
+        self,
+        allegro: AllegroRestClient,
+        backfill: Callable[[int], Awaitable[None]],
+        page_size: int = PAGE_SIZE,
+    ) -> None:
+        self._allegro = allegro
+        self._backfill = backfill
+        self._page_size = page_size
+
+    async def start_cursor(self, account_id: int) -> str | None:
+        stats = await self._allegro.get(
+            account_id, "/order/event-stats", action="read order journal"
+        )
+        latest = (stats or {}).get("latestEvent") or {}
+        event_id = latest.get("id")
+        return str(event_id) if event_id is not None else None
+
+    async def read(self, account_id: int, cursor: str | None) -> Page:
+        params: dict[str, Any] = {"limit": self._page_size}
+        if cursor is not None:
+            params["from"] = cursor
+        body = await self._allegro.get(
+            account_id, "/order/events", action="read order journal", params=params
+        )
+        events = list((body or {}).get("events") or [])
+        new_cursor = str(events[-1]["id"]) if events else cursor
+        return Page(events, new_cursor, full=len(events) >= self._page_size)
+
+    async def recover(self, conn: asyncpg.Connection, account_id: int) -> str | None:
+        # The order journal keeps 60 days; a gap that long is reconciled by the backfill.
+        return await self.start_cursor(account_id)
+
+    async def before_poll(self, account_id: int) -> None:
+        await self._backfill(account_id)

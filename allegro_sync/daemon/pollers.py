@@ -1,0 +1,323 @@
+"""Journal pollers: one per (active account, journal) across all replicas.
+
+A supervisor keeps a task per active account and journal. Each task holds a PostgreSQL advisory
+lock on a connection of its own while it polls, so of N replicas exactly one polls a given
+journal; the others try again later and take over when that replica dies. A poll publishes each
+event to ``allegro-sync.journal`` with publisher confirms and only then stores the cursor: a crash
+in between re-publishes the page under the same message ids, which handlers take in their stride.
+
+A poll either succeeds, says "try next interval" (Allegro unavailable: logged once when it goes
+down and once when it comes back), or finds the credentials dead (the account is switched off
+and the task ends).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import zlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import asyncpg
+import structlog
+
+from allegro_sync.adapters.allegro.errors import AllegroError, AllegroUnavailable
+from allegro_sync.adapters.broker.publisher import ConfirmingPublisher, OutgoingMessage
+from allegro_sync.adapters.broker.topology import JOURNAL_EXCHANGE
+from allegro_sync.adapters.postgres import pool as pg
+from allegro_sync.daemon.metrics import Metrics
+from allegro_sync.errors import CredentialsDead
+
+log = structlog.get_logger(__name__)
+
+WAKE_CHANNEL = "allegro_sync_poll"
+
+
+@dataclass(frozen=True)
+class Page:
+    """Events read from a journal and the cursor after them."""
+
+    events: Sequence[dict[str, Any]]
+    cursor: str | None
+    full: bool  # a full page: more is probably waiting
+
+
+class JournalGap(Exception):  # a condition rather than a failure of ours
+    """The stored cursor is older than the journal keeps; the journal must be reconciled."""
+
+
+class Journal(Protocol):
+    """One Allegro event journal, as the poller needs it."""
+
+    name: str  # "order" or "offer"
+    routing_key: str
+
+    async def start_cursor(self, account_id: int) -> str | None:
+        """Where a new account starts reading."""
+
+    async def read(self, account_id: int, cursor: str | None) -> Page:
+        """The events after ``cursor``; raises JournalGap when it is out of the journal."""
+
+    async def recover(self, conn: asyncpg.Connection, account_id: int) -> str | None:
+        """Reconcile after a gap (e.g. a full listing sweep); the cursor to continue from."""
+
+    async def before_poll(self, account_id: int) -> None:
+        """Work to do ahead of a poll (e.g. a backfill); may be a no-op."""
+
+
+def lock_key(account_id: int, journal: str) -> int:
+    """The advisory-lock key of one (account, journal) poller."""
+    return (account_id << 8) ^ zlib.crc32(journal.encode()) & 0xFF
+
+
+def message_for(journal: Journal, account_id: int, event: dict[str, Any]) -> OutgoingMessage:
+    """A journal event as published; its id comes from the event, so re-publishing is harmless."""
+    return OutgoingMessage(
+        exchange=JOURNAL_EXCHANGE,
+        routing_key=journal.routing_key,
+        message_id=f"{journal.name}-event:{account_id}:{event['id']}",
+        payload={"account_id": account_id, "event": event},
+    )
+
+
+@dataclass
+class PollerSettings:
+    """Timing of the pollers."""
+
+    busy_interval: float = 1.0
+    idle_max_interval: float = 15.0
+    lock_retry_interval: float = 10.0
+    supervise_interval: float = 5.0
+
+
+class JournalPoller:
+    """One task: polls one journal of one account while holding its advisory lock."""
+
+    def __init__(
+        self,
+        *,
+        account_id: int,
+        journal: Journal,
+        dsn: str,
+        pool: asyncpg.Pool,
+        publisher: ConfirmingPublisher,
+        metrics: Metrics,
+        timing: PollerSettings,
+    ) -> None:
+        self.account_id = account_id
+        self.journal = journal
+        self._dsn = dsn
+        self._pool = pool
+        self._publisher = publisher
+        self._metrics = metrics
+        self._timing = timing
+        self.wake = asyncio.Event()
+        self.ended = False
+
+    async def run(self) -> None:
+        """Hold the lock and poll until cancelled or the account's credentials die."""
+        key = lock_key(self.account_id, self.journal.name)
+        while True:
+            conn = await pg.connect(self._dsn)
+            try:
+                if await conn.fetchval("SELECT pg_try_advisory_lock($1)", key):
+                    await self._poll_while_locked()
+                    return
+            finally:
+                with contextlib.suppress(Exception):
+                    await conn.close()  # closing the session releases the lock
+            await self._sleep(self._timing.lock_retry_interval)
+
+    async def _poll_while_locked(self) -> None:
+        interval = self._timing.busy_interval
+        failing = False
+        bound = structlog.contextvars.bound_contextvars(
+            account_id=self.account_id, journal=self.journal.name
+        )
+        with bound:
+            while True:
+                try:
+                    await self.journal.before_poll(self.account_id)
+                    page = await self.poll_once()
+                    if failing:
+                        log.info("journal_available_again")
+                        failing = False
+                    if page.full:
+                        interval = 0.0
+                    elif page.events:
+                        interval = self._timing.busy_interval
+                    else:
+                        interval = min(
+                            max(interval * 2, self._timing.busy_interval),
+                            self._timing.idle_max_interval,
+                        )
+                except CredentialsDead:
+                    log.warning("journal_poller_stopped_credentials_dead")
+                    self.ended = True
+                    return
+                except (AllegroUnavailable, OSError, asyncpg.PostgresError) as exc:
+                    if not failing:
+                        log.warning("journal_unavailable", error=str(exc))
+                        failing = True
+                    interval = min(max(interval * 2, 2.0), 60.0)
+                except AllegroError as exc:
+                    log.error("journal_poll_refused", error=str(exc))
+                    interval = 60.0
+                await self._sleep(interval)
+
+    async def poll_once(self) -> Page:
+        """Read one page, publish it with confirms, then store the cursor."""
+        cursor, known = await self._cursor()
+        if not known:
+            cursor = await self.journal.start_cursor(self.account_id)
+            await self._save_cursor(cursor)
+            return Page((), cursor, full=False)
+        try:
+            page = await self.journal.read(self.account_id, cursor)
+        except JournalGap:
+            log.warning("journal_gap_reconciling")
+            async with self._pool.acquire() as conn:
+                cursor = await self.journal.recover(conn, self.account_id)
+            await self._save_cursor(cursor)
+            return Page((), cursor, full=True)
+        if page.events:
+            await self._publisher.publish_many(
+                [message_for(self.journal, self.account_id, e) for e in page.events]
+            )
+            self._metrics.journal_events.labels(self.journal.name).inc(len(page.events))
+        if page.cursor != cursor:
+            await self._save_cursor(page.cursor)
+        return page
+
+    async def _cursor(self) -> tuple[str | None, bool]:
+        row = await self._pool.fetchrow(
+            "SELECT last_event_id FROM journal_cursors WHERE account_id = $1 AND journal = $2",
+            self.account_id,
+            self.journal.name,
+        )
+        return (row["last_event_id"], True) if row is not None else (None, False)
+
+    async def _save_cursor(self, cursor: str | None) -> None:
+        await self._pool.execute(
+            """
+            INSERT INTO journal_cursors (account_id, journal, last_event_id) VALUES ($1, $2, $3)
+            ON CONFLICT (account_id, journal)
+            DO UPDATE SET last_event_id = EXCLUDED.last_event_id, updated_at = now()
+            """,
+            self.account_id,
+            self.journal.name,
+            cursor,
+        )
+
+    async def _sleep(self, seconds: float) -> None:
+        if seconds <= 0:
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.wake.wait(), seconds)
+        self.wake.clear()
+
+
+class PollerSupervisor:
+    """Keeps one poller task per active account and journal; ``NOTIFY allegro_sync_poll``
+    with ``<account_id>:<journal>`` wakes a poller at once (the manual "fetch now")."""
+
+    def __init__(
+        self,
+        *,
+        journals: Sequence[Journal],
+        dsn: str,
+        pool: asyncpg.Pool,
+        publisher: ConfirmingPublisher,
+        metrics: Metrics,
+        timing: PollerSettings | None = None,
+    ) -> None:
+        self._journals = journals
+        self._dsn = dsn
+        self._pool = pool
+        self._publisher = publisher
+        self._metrics = metrics
+        self._timing = timing or PollerSettings()
+        self._tasks: dict[tuple[int, str], tuple[JournalPoller, asyncio.Task[None]]] = {}
+        self._task: asyncio.Task[None] | None = None
+        self._listener: asyncpg.Connection | None = None
+        self._changed = asyncio.Event()
+
+    async def start(self) -> None:
+        """Start supervising."""
+        self._task = asyncio.create_task(self._run(), name="poller-supervisor")
+
+    async def stop(self, timeout: float) -> None:
+        """Cancel every poller; cursors are only ever saved after a confirmed publish."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        for _, task in self._tasks.values():
+            task.cancel()
+        for _, task in self._tasks.values():
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await asyncio.wait_for(task, timeout)
+        self._tasks.clear()
+        if self._listener is not None:
+            with contextlib.suppress(Exception):
+                await self._listener.close()
+
+    def _notified(self, _conn: Any, _pid: int, _channel: str, payload: str) -> None:
+        account, _, journal = payload.partition(":")
+        if account == "*":
+            self._changed.set()  # accounts were added, activated or deactivated
+            return
+        with contextlib.suppress(ValueError):
+            entry = self._tasks.get((int(account), journal))
+            if entry is not None:
+                entry[0].wake.set()
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                if self._listener is None or self._listener.is_closed():
+                    self._listener = await pg.connect(self._dsn)
+                    await self._listener.add_listener(WAKE_CHANNEL, self._notified)
+                await self.reconcile()
+            except (OSError, asyncpg.PostgresError) as exc:
+                log.warning("poller_supervisor_failing", error=str(exc))
+                self._listener = None
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._changed.wait(), self._timing.supervise_interval)
+            self._changed.clear()
+
+    async def reconcile(self) -> None:
+        """Start pollers for active accounts, stop those of inactive or deleted ones."""
+        active = {r["id"] for r in await self._pool.fetch("SELECT id FROM accounts WHERE active")}
+        wanted = {(a, j.name) for a in active for j in self._journals}
+        for key in list(self._tasks):
+            poller, task = self._tasks[key]
+            if key not in wanted or task.done():
+                if not task.done():
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError, Exception):
+                        await task
+                del self._tasks[key]
+        for journal in self._journals:
+            for account_id in active:
+                key = (account_id, journal.name)
+                if key in self._tasks:
+                    continue
+                poller = JournalPoller(
+                    account_id=account_id,
+                    journal=journal,
+                    dsn=self._dsn,
+                    pool=self._pool,
+                    publisher=self._publisher,
+                    metrics=self._metrics,
+                    timing=self._timing,
+                )
+                task = asyncio.create_task(poller.run(), name=f"poll:{account_id}:{journal.name}")
+                self._tasks[key] = (poller, task)
+
+
+async def wake_poller(conn: asyncpg.Connection, account_id: int | str, journal: str) -> None:
+    """Ask whichever replica polls this journal to poll now."""
+    await conn.execute("SELECT pg_notify($1, $2)", WAKE_CHANNEL, f"{account_id}:{journal}")
