@@ -41,7 +41,7 @@ from allegro_sync.daemon.api.offers import add_offer_routes
 from allegro_sync.daemon.api.orders import add_order_routes
 from allegro_sync.daemon.metrics import Metrics
 from allegro_sync.daemon.outbox_relay import OutboxRelay
-from allegro_sync.daemon.pollers import PollerSupervisor
+from allegro_sync.daemon.pollers import PollerSettings, PollerSupervisor
 from allegro_sync.daemon.token_refresher import TokenRefresher
 from allegro_sync.handlers import accounts
 from allegro_sync.handlers.event_log import Category
@@ -124,6 +124,7 @@ class Daemon:
     tokens: TokenManager | None = None
     cipher: TokenCipher | None = None
     oauth: Callable[[bool], OAuthClient] | None = None
+    poller_timing: PollerSettings = field(default_factory=PollerSettings)
 
     async def start(self) -> None:
         """Migrate, declare the topology, then start HTTP, the relay and the consumers."""
@@ -161,6 +162,7 @@ class Daemon:
                 pool=self.pool,
                 publisher=journal_publisher,
                 metrics=self.metrics,
+                timing=self.poller_timing,
             )
         )
         for queue_name, routes in build_routes(self.allegro, self.pool).items():

@@ -16,6 +16,7 @@ from allegro_sync.adapters.postgres import pool as pg
 from allegro_sync.config.settings import Settings
 from allegro_sync.daemon.app import build_allegro_stack, new_http_session
 from allegro_sync.daemon.metrics import Metrics
+from allegro_sync.daemon.pollers import wake_poller
 from allegro_sync.errors import CredentialsDead
 from allegro_sync.handlers import accounts
 
@@ -37,6 +38,7 @@ def add_accounts_command(commands: Any) -> None:
         ("deactivate", "deactivate an account"),
         ("delete", "delete an account (refused while offers are bound)"),
         ("token", "get a fresh REST API token now"),
+        ("fetch-orders", "fetch the account's orders now"),
     ):
         sub.add_parser(name, help=text).add_argument("id", type=int)
     rename = sub.add_parser("rename", help="rename an account")
@@ -84,6 +86,14 @@ async def run_accounts(args: argparse.Namespace, settings: Settings) -> int:
             auth = await stack.tokens.refresh(args.id, seen_generation=None)
             expires = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(auth.expires_at))
             print(f"account {args.id}: fresh token, valid until {expires}")
+            return 0
+        if action == "fetch-orders":
+            async with pool.acquire() as conn:
+                row = await _get(conn, args.id)
+                if not row["active"]:
+                    raise CliError(f"account {args.id} is inactive; activate it first")
+                await wake_poller(conn, args.id, "order")
+            print(f"account {args.id}: fetching orders now")
             return 0
         if action == "delete":
             async with pool.acquire() as conn, conn.transaction():

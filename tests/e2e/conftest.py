@@ -12,8 +12,14 @@ from aiohttp.test_utils import TestServer
 
 from allegro_sync.config.settings import Settings, load_settings
 from allegro_sync.daemon.app import Daemon
+from allegro_sync.daemon.pollers import PollerSettings
 from allegro_sync.emulator.app import EmulatorConfig, create_app
 from tests.helpers import ADMIN_TOKEN, SECRET_KEY, free_port
+
+# Seconds, not the production defaults: tests wait for journals to be read.
+FAST_POLLING = PollerSettings(
+    busy_interval=0.1, idle_max_interval=0.3, lock_retry_interval=0.5, supervise_interval=0.3
+)
 
 
 class Emulator:
@@ -143,10 +149,23 @@ async def authorize_in_browser(
 async def daemon(
     database_url: str, amqp_url: str, emulator: Emulator, sandbox_emulator: Emulator
 ) -> AsyncIterator[Daemon]:
-    running = Daemon(daemon_settings(database_url, amqp_url, emulator.url, sandbox_emulator.url))
+    running = Daemon(
+        daemon_settings(database_url, amqp_url, emulator.url, sandbox_emulator.url),
+        poller_timing=FAST_POLLING,
+    )
     await running.start()
     yield running
     await running.stop()
+
+
+@pytest.fixture
+async def switched_emulator(request: pytest.FixtureRequest) -> AsyncIterator[Emulator]:
+    """An emulator with realism switches on: ``@pytest.mark.parametrize("switched_emulator",
+    [{"duplicate_ready_event": True}], indirect=True)``."""
+    from allegro_sync.emulator.config import Switches
+
+    async for running in _serve(EmulatorConfig(seed=9, switches=Switches(**request.param))):
+        yield running
 
 
 @pytest.fixture

@@ -1,0 +1,426 @@
+"""Orders end to end: purchases in the emulator -> order journal poller -> RabbitMQ -> order
+handler -> outbox -> ``order.created`` on ``allegro-sync.events`` (design.md O1, C1-C4)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import datetime, timedelta
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aio_pika
+import aiohttp
+import asyncpg
+import pytest
+
+from allegro_sync.adapters.broker.topology import ERP_OUTBOUND_QUEUE, JOURNAL_EXCHANGE
+from allegro_sync.daemon.app import Daemon
+from tests.e2e.conftest import FAST_POLLING, Admin, Emulator, daemon_settings
+from tests.helpers import eventually, publish_json
+
+
+class Erp:
+    """The ERP side: every message the daemon published to ``allegro-sync.events``."""
+
+    def __init__(self, amqp_url: str) -> None:
+        self.amqp_url = amqp_url
+        self.received: list[aio_pika.abc.AbstractIncomingMessage] = []
+
+    async def take(self) -> None:
+        connection = await aio_pika.connect(self.amqp_url)
+        channel = await connection.channel()
+        queue = await channel.get_queue(ERP_OUTBOUND_QUEUE)
+        while (message := await queue.get(fail=False)) is not None:
+            await message.ack()
+            self.received.append(message)
+        await connection.close()
+
+    def of(self, routing_key: str) -> list[dict[str, Any]]:
+        return [json.loads(m.body) for m in self.received if m.routing_key == routing_key]
+
+    async def wait_for(
+        self, routing_key: str, count: int = 1, timeout: float = 20
+    ) -> list[dict[str, Any]]:
+        async def enough() -> bool:
+            await self.take()
+            return len(self.of(routing_key)) >= count
+
+        await eventually(enough, timeout=timeout, interval=0.1)
+        return self.of(routing_key)
+
+    async def settle(self, seconds: float = 1.5) -> None:
+        """Give the daemon time to publish anything it (wrongly) still would."""
+        await asyncio.sleep(seconds)
+        await self.take()
+
+
+@pytest.fixture
+async def erp(amqp_url: str, daemon: Daemon) -> Erp:
+    return Erp(amqp_url)
+
+
+async def _shop(
+    admin: Admin, emulator: Emulator, db: asyncpg.Pool, login: str = "shop", **settings: Any
+) -> tuple[dict[str, Any], dict[str, Any], list[str]]:
+    """A connected account whose order journal is being read, with two offers on sale."""
+    seller = await emulator.seller(login)
+    account = await admin.connect(emulator, seller)
+    if settings:
+        status, account = await admin.call("PATCH", f"/accounts/{account['id']}", settings)
+        assert status == 200, account
+    offers = []
+    for name, ean in (("Kubek ceramiczny", "5901234123457"), ("Talerz", "5901234123464")):
+        offer = await emulator.control(
+            "POST",
+            f"/sellers/{seller['id']}/offers",
+            {
+                "name": name,
+                "ean": ean,
+                "stock": 50,
+                "price": "19.99",
+                "image_url": f"https://img.example/{ean}.jpg",
+            },
+        )
+        offers.append(str(offer["id"]))
+
+    async def journal_started() -> bool:
+        return bool(
+            await db.fetchval(
+                "SELECT true FROM journal_cursors WHERE account_id = $1 AND journal = 'order'",
+                account["id"],
+            )
+        )
+
+    await eventually(journal_started)
+    return seller, account, offers
+
+
+async def _buy(
+    emulator: Emulator,
+    offer_id: str,
+    then: str | None = "pay",
+    payment_type: str = "ONLINE",
+    **buyer: Any,
+) -> str:
+    body: dict[str, Any] = {
+        "offer_id": offer_id,
+        "quantity": 2,
+        "payment_type": payment_type,
+        "buyer": buyer,
+    }
+    if then:
+        body["then"] = then
+    result = await emulator.control("POST", "/purchases", body)
+    return str(result["checkout_form_id"])
+
+
+async def _handled(db: asyncpg.Pool, form_id: str, status: str) -> None:
+    async def stored() -> bool:
+        return bool(
+            await db.fetchval(
+                "SELECT true FROM orders WHERE checkout_form_id = $1 AND status = $2",
+                form_id,
+                status,
+            )
+        )
+
+    await eventually(stored)
+
+
+async def test_a_paid_purchase_becomes_exactly_one_order(
+    admin: Admin, emulator: Emulator, db: asyncpg.Pool, erp: Erp
+) -> None:
+    _, account, offers = await _shop(admin, emulator, db, auto_create_orders=True)
+    await db.execute(
+        "INSERT INTO products (id, ean, name) VALUES ('SKU-1', '5901234123457', 'Kubek')"
+    )
+    await db.execute(
+        "INSERT INTO offers (id, account_id, name, format, status, product_id, ean, image_url)"
+        " VALUES ($1, $2, 'Kubek ceramiczny', 'BUY_NOW', 'ACTIVE', 'SKU-1', '5901234123457',"
+        " 'https://img.example/5901234123457.jpg')",
+        offers[0],
+        account["id"],
+    )
+    form_id = await _buy(emulator, offers[0])
+    [order] = await erp.wait_for("order.created")
+    assert order["checkout_form_id"] == form_id
+    assert order["account_id"] == account["id"] and order["account_login"] == "shop"
+    assert order["status"] == "READY_FOR_PROCESSING"
+    assert order["payment"]["type"] == "ONLINE" and order["payment"]["paid_at"]
+    assert order["total"] == order["payment"]["amount"]
+    assert order["currency"] == "PLN"
+    assert order["customer"] is None  # C1: anonymous by default
+    assert order["delivery"]["address"]["city"]
+    [line] = order["lines"]
+    assert line == {
+        "offer_id": offers[0],
+        "product_id": "SKU-1",
+        "ean": "5901234123457",
+        "name": "Kubek ceramiczny",
+        "quantity": 2,
+        "unit_price": "19.99",
+        "image_url": "https://img.example/5901234123457.jpg",
+    }
+    message = next(m for m in erp.received if m.routing_key == "order.created")
+    assert message.message_id == f"order.created:{form_id}"
+    await erp.settle()
+    assert len(erp.of("order.created")) == 1
+
+    status, listing = await admin.call("GET", f"/orders?account_id={account['id']}")
+    assert status == 200
+    assert [o["checkout_form_id"] for o in listing["items"]] == [form_id]
+    assert listing["items"][0]["sent_to_erp_at"] is not None
+    _, log = await admin.call("GET", f"/accounts/{account['id']}/event-log?category=orders")
+    assert [e["code"] for e in log["items"]] == ["order_created"]
+
+
+async def test_cash_on_delivery_counts_as_ready_and_unpaid_stays_unannounced(
+    admin: Admin, emulator: Emulator, db: asyncpg.Pool, erp: Erp
+) -> None:
+    _, _, offers = await _shop(admin, emulator, db, auto_create_orders=True)
+    unpaid = await _buy(emulator, offers[0], then="fill-in")
+    cod = await _buy(emulator, offers[1], then="fill-in", payment_type="CASH_ON_DELIVERY")
+    [order] = await erp.wait_for("order.created")
+    assert order["checkout_form_id"] == cod
+    assert order["payment"]["type"] == "CASH_ON_DELIVERY"
+    await _handled(db, unpaid, "FILLED_IN")
+    await erp.settle()
+    assert [o["checkout_form_id"] for o in erp.of("order.created")] == [cod]
+
+
+async def test_orders_are_not_created_while_the_setting_is_off(
+    admin: Admin, emulator: Emulator, db: asyncpg.Pool, erp: Erp
+) -> None:
+    _, _, offers = await _shop(admin, emulator, db)
+    form_id = await _buy(emulator, offers[0])
+    await _handled(db, form_id, "READY_FOR_PROCESSING")
+    await erp.settle()
+    assert erp.of("order.created") == []
+
+
+async def test_cancellation_follows_an_announced_order(
+    admin: Admin, emulator: Emulator, db: asyncpg.Pool, erp: Erp
+) -> None:
+    _, account, offers = await _shop(admin, emulator, db, auto_create_orders=True)
+    sent = await _buy(emulator, offers[0])
+    await erp.wait_for("order.created")
+    await emulator.control("POST", f"/checkout-forms/{sent}/cancel")
+    [cancelled] = await erp.wait_for("order.cancelled")
+    assert cancelled == {"checkout_form_id": sent, "account_id": account["id"]}
+
+    never_sent = await _buy(emulator, offers[1], then="cancel")
+    await _handled(db, never_sent, "CANCELLED")
+    await erp.settle()
+    assert len(erp.of("order.cancelled")) == 1
+    assert len(erp.of("order.created")) == 1
+
+
+async def test_the_same_event_three_times_and_a_rewound_cursor_give_one_order(
+    admin: Admin, emulator: Emulator, db: asyncpg.Pool, erp: Erp, amqp_url: str
+) -> None:
+    _, account, offers = await _shop(admin, emulator, db, auto_create_orders=True)
+    start = await db.fetchval("SELECT last_event_id FROM journal_cursors WHERE journal = 'order'")
+    form_id = await _buy(emulator, offers[0])
+    await erp.wait_for("order.created")
+
+    # the READY event again, three times, under new message ids (a producer-side duplicate)
+    events = await db.fetchval("SELECT count(*) FROM inbox WHERE consumer = 'allegro-sync.journal'")
+    assert events >= 3  # BOUGHT, FILLED_IN, READY_FOR_PROCESSING
+    ready_event = {
+        "id": "duplicate",
+        "occurredAt": "2026-01-01T00:00:00Z",
+        "type": "READY_FOR_PROCESSING",
+        "order": {"checkoutForm": {"id": form_id}, "lineItems": [{"offer": {"id": offers[0]}}]},
+    }
+    await publish_json(
+        amqp_url,
+        JOURNAL_EXCHANGE,
+        [
+            (
+                "allegro.order_event",
+                f"dup-{i}",
+                json.dumps({"account_id": account["id"], "event": ready_event}).encode(),
+            )
+            for i in range(3)
+        ],
+    )
+    # the poller "crashed" after publishing a page and before saving its cursor: the page is
+    # read and published again
+    await db.execute("UPDATE journal_cursors SET last_event_id = $1 WHERE journal = 'order'", start)
+
+    async def reread() -> bool:
+        return await db.fetchval("SELECT count(*) FROM inbox WHERE message_id LIKE 'dup-%'") == 3
+
+    await eventually(reread)
+    await erp.settle(2.0)
+    assert len(erp.of("order.created")) == 1
+
+
+@pytest.mark.parametrize(
+    "switched_emulator",
+    [{"duplicate_ready_event": True, "out_of_order_events": True}],
+    indirect=True,
+)
+async def test_duplicated_and_out_of_order_events_converge(
+    switched_emulator: Emulator, database_url: str, amqp_url: str, db: asyncpg.Pool
+) -> None:
+    running = Daemon(
+        daemon_settings(database_url, amqp_url, switched_emulator.url), poller_timing=FAST_POLLING
+    )
+    await running.start()
+    try:
+        async with aiohttp.ClientSession() as session:
+            admin = Admin(running, session)
+            _, _, offers = await _shop(admin, switched_emulator, db, auto_create_orders=True)
+            first = await _buy(switched_emulator, offers[0], then="fill-in")
+            await switched_emulator.control("POST", f"/checkout-forms/{first}/pay")
+            second = await _buy(switched_emulator, offers[1])
+            erp = Erp(amqp_url)
+            orders = await erp.wait_for("order.created", 2)
+            await erp.settle()
+            assert sorted(o["checkout_form_id"] for o in erp.of("order.created")) == sorted(
+                [first, second]
+            )
+            assert all(o["status"] == "READY_FOR_PROCESSING" for o in orders)
+            statuses = await db.fetch("SELECT status FROM orders")
+            assert {r["status"] for r in statuses} == {"READY_FOR_PROCESSING"}
+    finally:
+        await running.stop()
+
+
+async def test_an_inactive_account_is_not_polled(
+    admin: Admin, emulator: Emulator, db: asyncpg.Pool, erp: Erp, amqp_url: str
+) -> None:
+    _, account, offers = await _shop(admin, emulator, db, auto_create_orders=True)
+    await admin.call("PATCH", f"/accounts/{account['id']}", {"active": False})
+    form_id = await _buy(emulator, offers[0])
+    # even an event that reaches the queue is ignored for an inactive account
+    event = {
+        "id": "late",
+        "occurredAt": "2026-01-01T00:00:00Z",
+        "type": "READY_FOR_PROCESSING",
+        "order": {"checkoutForm": {"id": form_id}, "lineItems": []},
+    }
+    await publish_json(
+        amqp_url,
+        JOURNAL_EXCHANGE,
+        [
+            (
+                "allegro.order_event",
+                "late-1",
+                json.dumps({"account_id": account["id"], "event": event}).encode(),
+            )
+        ],
+    )
+    await erp.settle(2.0)
+    assert erp.of("order.created") == []
+    assert await db.fetchval("SELECT count(*) FROM orders") == 0
+    status, body = await admin.call("POST", f"/accounts/{account['id']}/orders/fetch")
+    assert status == 409 and body["error"] == "inactive"
+
+    await admin.call("PATCH", f"/accounts/{account['id']}", {"active": True})
+    status, body = await admin.call("POST", f"/accounts/{account['id']}/orders/fetch")
+    assert status == 202
+
+
+async def test_orders_from_is_respected_and_backfilled(
+    admin: Admin, emulator: Emulator, db: asyncpg.Pool, erp: Erp
+) -> None:
+    seller = await emulator.seller("backfill-shop")
+    offer = await emulator.control(
+        "POST", f"/sellers/{seller['id']}/offers", {"name": "Lampa", "stock": 10, "price": "50.00"}
+    )
+    # both bought before the account was connected: only a backfill can find them
+    early = await _buy(emulator, str(offer["id"]))
+    await asyncio.sleep(1.2)
+    later = await _buy(emulator, str(offer["id"]))
+    form = await emulator.control("GET", f"/checkout-forms/{later}")
+    bought = datetime.fromisoformat(form["lineItems"][0]["boughtAt"].replace("Z", "+00:00"))
+    account = await admin.connect(emulator, seller)
+    since = bought - timedelta(milliseconds=500)  # orders from between the two purchases
+    status, body = await admin.call(
+        "PATCH",
+        f"/accounts/{account['id']}",
+        {"auto_create_orders": True, "orders_from": since.isoformat()},
+    )
+    assert status == 200, body
+    [order] = await erp.wait_for("order.created")
+    assert order["checkout_form_id"] == later
+    await erp.settle()
+    assert [o["checkout_form_id"] for o in erp.of("order.created")] == [later]
+    assert await db.fetchval(
+        "SELECT announced_at IS NULL FROM orders WHERE checkout_form_id = $1", early
+    ) in (True, None)
+
+
+@pytest.mark.parametrize(
+    ("settings", "buyer", "expected"),
+    [
+        ({}, {"company": "Firma", "nip": "5213003700"}, None),
+        ({"send_customer_card": True}, {"first_name": "Anna"}, {"nip": None, "type": "domestic"}),
+        (
+            {"send_customer_card": True},
+            {"company": "Firma", "nip": "5213003700"},
+            {"nip": "5213003700", "type": "domestic"},
+        ),
+        (
+            {"send_customer_card": True, "only_customers_with_nip": True},
+            {"first_name": "Anna"},
+            None,
+        ),
+        (
+            {"send_customer_card": True, "only_customers_with_nip": True},
+            {"company": "Firma", "nip": "5213003700"},
+            {"nip": "5213003700", "type": "domestic"},
+        ),
+        ({"send_customer_card": True}, {"country": "DE"}, {"nip": None, "type": "intra_eu"}),
+        ({"send_customer_card": True}, {"country": "UA"}, {"nip": None, "type": "extra_eu"}),
+    ],
+)
+async def test_customer_rules(
+    admin: Admin,
+    emulator: Emulator,
+    db: asyncpg.Pool,
+    erp: Erp,
+    settings: dict[str, Any],
+    buyer: dict[str, Any],
+    expected: dict[str, Any] | None,
+) -> None:
+    _, account, offers = await _shop(admin, emulator, db, auto_create_orders=True, **settings)
+    await _buy(emulator, offers[0], **buyer)
+    [order] = await erp.wait_for("order.created")
+    customer = order["customer"]
+    if expected is None:
+        assert customer is None
+        assert await db.fetchval("SELECT count(*) FROM customers") == 0
+        return
+    assert customer is not None
+    assert customer["active"] is False
+    assert customer["email"].endswith("@allegromail.pl")  # the masked address, as it is
+    for key, value in expected.items():
+        assert customer[key] == value, key
+    stored = await db.fetchrow("SELECT * FROM customers")
+    assert stored["active"] is False and stored["type"] == expected["type"]
+    assert stored["account_id"] == account["id"]
+
+
+async def test_merged_checkout_forms_make_one_order(
+    admin: Admin, emulator: Emulator, db: asyncpg.Pool, erp: Erp
+) -> None:
+    _, _, offers = await _shop(admin, emulator, db, auto_create_orders=True)
+    one = await _buy(emulator, offers[0], then=None, login="same-buyer")
+    two = await _buy(emulator, offers[1], then=None, login="same-buyer")
+    await _handled(db, one, "BOUGHT")
+    await _handled(db, two, "BOUGHT")
+    merged = await emulator.control("POST", "/checkout-forms/merge", {"ids": [one, two]})
+    merged_id = merged.get("checkout_form_id") or merged["id"]
+    [order] = await erp.wait_for("order.created")
+    assert order["checkout_form_id"] == merged_id
+    assert sorted(line["offer_id"] for line in order["lines"]) == sorted(offers)
+    await erp.settle()
+    assert len(erp.of("order.created")) == 1
+    superseded = await db.fetch(
+        "SELECT checkout_form_id::text AS id FROM orders WHERE superseded_by IS NOT NULL"
+    )
+    assert sorted(r["id"] for r in superseded) == sorted([one, two])
