@@ -18,6 +18,7 @@ stores the form and its lines and decides from the stored state and the account'
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -457,20 +458,109 @@ async def _touch_offers(conn: asyncpg.Connection, prepared: PreparedOrder) -> No
         )
 
 
+LISTING_PAGE = 100
+LISTING_MAX_PAGES = 5
+LISTING_MIN_FORMS = 3  # below this, single reads are cheaper than a listing
+# events are stamped when they happen and forms when buyers act: allow for the gap
+LISTING_MARGIN = timedelta(seconds=2)
+
+
+async def read_checkout_forms(
+    allegro: AllegroRestClient,
+    account_id: int,
+    wanted: Mapping[uuid.UUID, datetime | None],
+) -> dict[uuid.UUID, Mapping[str, Any] | Exception | None]:
+    """Current forms for many ids of one account, in as few requests as possible.
+
+    Forms changed by buyers come 100 per call from the listing sorted by ``updatedAt``, starting
+    just before the earliest event; forms the listing does not show (e.g. changed only by the
+    seller, whose changes do not move ``updatedAt``) are read one by one.
+    """
+    found: dict[uuid.UUID, Mapping[str, Any] | Exception | None] = {}
+    times = [t for t in wanted.values() if t is not None]
+    if len(wanted) >= LISTING_MIN_FORMS and times:
+        since = min(times) - LISTING_MARGIN
+        params: dict[str, str | int] = {
+            "updatedAt.gte": _iso(since),
+            "sort": "updatedAt",
+            "limit": LISTING_PAGE,
+        }
+        for page in range(LISTING_MAX_PAGES):
+            body = await allegro.get(
+                account_id,
+                "/order/checkout-forms",
+                action="list checkout forms",
+                params={**params, "offset": page * LISTING_PAGE},
+            )
+            forms = body.get("checkoutForms") or []
+            for form in forms:
+                form_id = uuid.UUID(str(form["id"]))
+                if form_id in wanted:
+                    found[form_id] = form
+            if len(found) == len(wanted) or len(forms) < LISTING_PAGE:
+                break
+    missing = [form_id for form_id in wanted if form_id not in found]
+    limit = asyncio.Semaphore(8)
+
+    async def single(form_id: uuid.UUID) -> None:
+        async with limit:
+            try:
+                found[form_id] = await allegro.get(
+                    account_id, f"/order/checkout-forms/{form_id}", action="read checkout form"
+                )
+            except AllegroNotFound:
+                found[form_id] = None
+            except Exception as exc:
+                found[form_id] = exc
+
+    await asyncio.gather(*(single(f) for f in missing))
+    return found
+
+
 def order_routes(allegro: AllegroRestClient, pool: asyncpg.Pool) -> dict[str, Route]:
     """Routes of the journal queue for orders."""
 
-    async def prepare_event(message: OrderEventMessage) -> PreparedOrder:
-        event = message.event
-        form_id = event.order.checkout_form.id
-        return PreparedOrder(
-            account_id=message.account_id,
-            checkout_form_id=form_id,
-            form=await read_checkout_form(allegro, pool, message.account_id, form_id),
-            event_id=event.id,
-            occurred_at=event.occurred_at,
-            offer_ids=tuple(line.offer.id for line in event.order.line_items),
-        )
+    async def prepare_events(messages: list[OrderEventMessage]) -> list[PreparedOrder | Exception]:
+        by_account: dict[int, dict[uuid.UUID, datetime | None]] = {}
+        for message in messages:
+            wanted = by_account.setdefault(message.account_id, {})
+            form_id = message.event.order.checkout_form.id
+            known = wanted.get(form_id)
+            occurred = message.event.occurred_at
+            wanted[form_id] = occurred if known is None else min(known, occurred)
+        active = {
+            r["id"]
+            for r in await pool.fetch(
+                "SELECT id FROM accounts WHERE id = ANY($1::bigint[]) AND active", list(by_account)
+            )
+        }
+        forms: dict[tuple[int, uuid.UUID], Mapping[str, Any] | Exception | None] = {}
+        for account_id, wanted in by_account.items():
+            if account_id not in active:
+                continue  # A3: orders are taken only for active accounts
+            try:
+                read = await read_checkout_forms(allegro, account_id, wanted)
+            except Exception as exc:
+                read = dict.fromkeys(wanted, exc)
+            forms.update({(account_id, form_id): form for form_id, form in read.items()})
+        prepared: list[PreparedOrder | Exception] = []
+        for message in messages:
+            event = message.event
+            form = forms.get((message.account_id, event.order.checkout_form.id))
+            if isinstance(form, Exception):
+                prepared.append(form)
+                continue
+            prepared.append(
+                PreparedOrder(
+                    account_id=message.account_id,
+                    checkout_form_id=event.order.checkout_form.id,
+                    form=form,
+                    event_id=event.id,
+                    occurred_at=event.occurred_at,
+                    offer_ids=tuple(line.offer.id for line in event.order.line_items),
+                )
+            )
+        return prepared
 
     async def prepare_backfill(message: OrderBackfillMessage) -> PreparedOrder:
         form_id = message.checkout_form_id
@@ -481,7 +571,11 @@ def order_routes(allegro: AllegroRestClient, pool: asyncpg.Pool) -> dict[str, Ro
         )
 
     return {
-        "allegro.order_event": Route(OrderEventMessage, handle_order, prepare_event),
+        "allegro.order_event": Route(
+            OrderEventMessage,
+            handle_order,
+            prepare_many=prepare_events,
+        ),
         "allegro.order_backfill": Route(OrderBackfillMessage, handle_order, prepare_backfill),
     }
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import uuid
 from datetime import datetime, timedelta
 from collections.abc import AsyncIterator
 from typing import Any
@@ -424,3 +425,26 @@ async def test_merged_checkout_forms_make_one_order(
         "SELECT checkout_form_id::text AS id FROM orders WHERE superseded_by IS NOT NULL"
     )
     assert sorted(r["id"] for r in superseded) == sorted([one, two])
+
+
+async def test_checkout_forms_are_read_in_bulk(
+    admin: Admin, emulator: Emulator, daemon: Daemon, db: asyncpg.Pool
+) -> None:
+    """Requests per order decide how far an installation scales (9000/min per client id)."""
+    from allegro_sync.handlers.orders import read_checkout_forms
+
+    _, account, offers = await _shop(admin, emulator, db)
+    clock = await emulator.control("GET", "/clock")
+    started = datetime.fromisoformat(clock["now"].replace("Z", "+00:00"))
+    form_ids = [await _buy(emulator, offers[i % 2]) for i in range(30)]
+    await emulator.control("DELETE", "/requests")
+    missing = uuid.uuid4()
+    wanted = {uuid.UUID(f): started for f in form_ids} | {missing: started}
+    assert daemon.allegro is not None
+    found = await read_checkout_forms(daemon.allegro, account["id"], wanted)
+    assert {str(k) for k, v in found.items() if isinstance(v, dict)} == set(form_ids)
+    assert found[missing] is None
+    counts = (await emulator.control("GET", "/requests"))["by_path"]
+    assert counts.get("GET /order/checkout-forms") == 1
+    single_reads = sum(v for k, v in counts.items() if k.startswith("GET /order/checkout-forms/"))
+    assert single_reads == 1  # only the form the listing could not show

@@ -60,6 +60,9 @@ DATABASE_DOWN: tuple[type[BaseException], ...] = (
 
 
 Prepare = Callable[[Any], Awaitable[Any]]
+# Prepares a whole batch's payloads of one route at once; an element may be an exception
+# instance, which decides that message's fate like a raised one.
+PrepareMany = Callable[[list[Any]], Awaitable[list[Any]]]
 
 
 @dataclass(frozen=True)
@@ -69,11 +72,14 @@ class Route:
     ``prepare``, when given, runs before the batch's transaction, concurrently for the batch
     (network reads such as fetching a checkout form belong there, not inside a transaction);
     the handler then receives what ``prepare`` returned instead of the payload.
+    ``prepare_many`` does the same for all of a batch's messages of the route in one call, for
+    reads that are cheaper in bulk (one listing instead of a read per message).
     """
 
     model: type[BaseModel]
     handler: Handler
     prepare: Prepare | None = None
+    prepare_many: PrepareMany | None = None
 
 
 @dataclass
@@ -243,6 +249,23 @@ class BatchConsumer:
                         log.exception("prepare_failed", message_id=item.message_id)
 
         await asyncio.gather(*(one(i) for i in items if i.route and i.route.prepare))
+
+        groups: dict[int, list[_Item]] = {}
+        for item in items:
+            if item.fate == "ack" and item.route is not None and item.route.prepare_many:
+                groups.setdefault(id(item.route), []).append(item)
+        for group in groups.values():
+            prepare_many = group[0].route.prepare_many if group[0].route else None
+            assert prepare_many is not None
+            try:
+                results = await prepare_many([i.payload for i in group])
+            except Exception as exc:
+                results = [exc] * len(group)
+            for item, result in zip(group, results, strict=True):
+                if isinstance(result, Exception):
+                    item.fate, item.error = _fate_of(result)
+                else:
+                    item.payload = result
 
     async def _handle_in_transaction(self, items: list[_Item]) -> None:
         async with self._pool.acquire() as conn, conn.transaction():
