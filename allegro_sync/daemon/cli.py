@@ -37,6 +37,9 @@ def build_parser() -> argparse.ArgumentParser:
     from allegro_sync.daemon.cli_customers import add_customers_command
 
     add_customers_command(commands)
+    from allegro_sync.daemon.cli_offers import add_offers_command
+
+    add_offers_command(commands)
     emulator = commands.add_parser("emulator", help="serve the bundled Allegro API emulator")
     from allegro_sync.emulator import server as emulator_server
 
@@ -86,6 +89,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         from allegro_sync.daemon.cli_accounts import run_accounts
 
         return asyncio.run(run_accounts(args, load_settings(Settings)))
+    if args.command == "offers":
+        from allegro_sync.daemon.cli_offers import run_offers
+
+        return asyncio.run(run_offers(args, load_settings(Settings)))
     if args.command == "customers":
         from allegro_sync.daemon.cli_customers import run_customers
 

@@ -14,10 +14,9 @@ import os
 import re
 import sys
 import tempfile
-import time
 from collections.abc import AsyncIterable, AsyncIterator
 from pathlib import Path
-from typing import Any, BinaryIO, TextIO
+from typing import Any, BinaryIO
 
 import asyncpg
 
@@ -27,15 +26,13 @@ from allegro_sync.adapters.postgres.customer_queries import (
     count_customers,
     iter_export_rows,
 )
+from allegro_sync.daemon.progress import Progress
 from allegro_sync.export.filters import FilterError, parse_customer_filter
 from allegro_sync.export.formats import EXPORT_FORMATS, Encoder
 from allegro_sync.handlers.customers import CUSTOMER_TYPES
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2
-PROGRESS_DELAY = 0.5  # seconds before a bar is worth drawing
-PROGRESS_INTERVAL = 0.1  # seconds between redraws
-BAR_WIDTH = 30
 
 
 def add_customers_command(commands: argparse._SubParsersAction[Any]) -> None:
@@ -62,44 +59,6 @@ def add_customers_command(commands: argparse._SubParsersAction[Any]) -> None:
     export.add_argument("--q", metavar="TEXT", help="text in the name, company, e-mail or NIP")
     export.add_argument("--created-from", metavar="ISO", help="created on or after (date/time)")
     export.add_argument("--created-to", metavar="ISO", help="created on or before (date/time)")
-
-
-class Progress:
-    """A one-line progress bar on a terminal, drawn only once the work outlasts ``delay``."""
-
-    def __init__(self, total: int, stream: TextIO, *, delay: float = PROGRESS_DELAY) -> None:
-        self.total = total
-        self.stream = stream
-        self.enabled = stream.isatty()
-        self.started = time.monotonic()
-        self.delay = delay
-        self.drawn_at: float | None = None
-
-    def update(self, done: int) -> None:
-        """Redraw for ``done`` rows, at most every ``PROGRESS_INTERVAL`` seconds."""
-        if not self.enabled:
-            return
-        now = time.monotonic()
-        if now - self.started < self.delay:
-            return
-        if self.drawn_at is not None and now - self.drawn_at < PROGRESS_INTERVAL:
-            return
-        self.drawn_at = now
-        self._draw(done)
-
-    def finish(self, done: int) -> None:
-        """Draw the final state and end the line, if a bar was ever shown."""
-        if self.drawn_at is not None:
-            self._draw(done)
-            self.stream.write("\n")
-            self.stream.flush()
-
-    def _draw(self, done: int) -> None:
-        share = min(done / self.total, 1.0) if self.total else 1.0
-        filled = int(share * BAR_WIDTH)
-        bar = "#" * filled + "." * (BAR_WIDTH - filled)
-        self.stream.write(f"\rcustomers [{bar}] {share:4.0%} {done}/{self.total}")
-        self.stream.flush()
 
 
 async def _counted(
@@ -184,7 +143,7 @@ async def _export(
         # One snapshot for the count and the rows, so the bar ends where the file does.
         async with conn.transaction(isolation="repeatable_read", readonly=True):
             total = await count_customers(conn, selection)
-            progress = Progress(total, sys.stderr)
+            progress = Progress(total, sys.stderr, label="customers")
             counter = [0]
             rows = _counted(iter_export_rows(conn, selection), progress, counter)
             async for chunk in encode(rows):

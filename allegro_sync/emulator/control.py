@@ -174,8 +174,9 @@ async def post_end_offer(request: web.Request) -> web.Response:
 
 
 async def post_purchase(request: web.Request) -> web.Response:
-    """``POST /purchases {offer_id, quantity, buyer, payment_type, then?}``; ``then`` may be
-    ``fill-in``, ``pay`` or ``cancel`` to continue at once."""
+    """``POST /purchases {offer_id, quantity, buyer, payment_type, then?, count?}``; ``then``
+    may be ``fill-in``, ``pay`` or ``cancel`` to continue at once; ``count`` makes that many
+    purchases (each with a new buyer unless ``buyer.login`` is given)."""
     market = context.get(request).market
     body = await _body(request)
     offer = market.offers.get(str(body.get("offer_id")))
@@ -183,24 +184,32 @@ async def post_purchase(request: web.Request) -> web.Response:
         return bad("unknown offer", 404)
     if body.get("seller_id") and body["seller_id"] != offer.seller_id:
         return bad("offer belongs to another seller")
+    count = int(body.get("count", 1))  # many purchases in one call, for benchmarks
+    if not 1 <= count <= 100_000:
+        return bad("count must be between 1 and 100000")
+    ids = []
     try:
-        form = purchase(
-            market,
-            offer,
-            int(body.get("quantity", 1)),
-            body.get("buyer") or {},
-            str(body.get("payment_type", "ONLINE")),
-            body.get("message_to_seller"),
-        )
-        then = body.get("then")
-        if then == "fill-in":
-            fill_in(market, form)
-        elif then == "pay":
-            pay(market, form)
-        elif then == "cancel":
-            cancel(market, form)
+        for _ in range(count):
+            form = purchase(
+                market,
+                offer,
+                int(body.get("quantity", 1)),
+                body.get("buyer") or {},
+                str(body.get("payment_type", "ONLINE")),
+                body.get("message_to_seller"),
+            )
+            then = body.get("then")
+            if then == "fill-in":
+                fill_in(market, form)
+            elif then == "pay":
+                pay(market, form)
+            elif then == "cancel":
+                cancel(market, form)
+            ids.append(form.id)
     except SaleError as err:
         return bad(str(err), 409)
+    if count > 1:
+        return ok({"checkout_form_ids": ids, "count": len(ids)}, 201)
     return ok({"checkout_form_id": form.id, "id": form.id, "status": form.status}, 201)
 
 

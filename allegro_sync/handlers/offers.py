@@ -1,15 +1,450 @@
 """Offers: the live mirror and binding by EAN (design.md O3, O4, P2, S3 flags).
 
-SKELETON: filled in by the offers work (issue 6).
+Pure decisions (``event_may_bind``, ``decide_binding``, ``binding_flags``, ``entry_from_listing``,
+``ean_of``) sit beside the effects that apply them in one transaction.
+
+An offer journal event (or an order that mentions the offer: ``allegro.offer_touched``) refreshes
+the offer's mirror row from the listing, and, when the account binds by EAN, the event happened
+after the switch-on and the offer is still unbound, reads the offer's EAN from its product-offer
+and binds it to the one product with that EAN. The reads happen in ``prepare``, outside the
+transaction; the handler decides again on the locked row, so redelivered and concurrent events
+bind once and announce one ``offer.bound``.
 """
 
 from __future__ import annotations
 
+import asyncio
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+import asyncpg
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
 from allegro_sync.adapters.allegro.client import AllegroRestClient
+from allegro_sync.adapters.allegro.errors import AllegroNotFound
 from allegro_sync.adapters.broker.consumer import Route
+from allegro_sync.adapters.broker.publisher import OutgoingMessage
+from allegro_sync.adapters.broker.topology import EVENTS_EXCHANGE
+from allegro_sync.adapters.postgres import offers as store
+from allegro_sync.adapters.postgres import outbox
+from allegro_sync.adapters.postgres.offers import MirrorEntry
+from allegro_sync.errors import TransientError
+from allegro_sync.handlers import event_log
+
+EAN_PARAMETER_ID = "225693"  # "EAN (GTIN)", the same id in every category (allegro-api.md 8.2)
 
 
-def offer_routes(allegro: AllegroRestClient) -> dict[str, Route]:
+# -- messages -----------------------------------------------------------------------------------
+
+
+class _Schema(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True, coerce_numbers_to_str=True)
+
+
+class OfferRef(_Schema):
+    """The offer an event is about."""
+
+    id: str = Field(min_length=1, max_length=100)
+
+
+class OfferEvent(_Schema):
+    """One entry of ``GET /sale/offer-events`` (only what the handler needs)."""
+
+    id: str
+    occurred_at: AwareDatetime = Field(alias="occurredAt")
+    type: str
+    offer: OfferRef
+
+
+class OfferEventMessage(_Schema):
+    """``allegro.offer_event``, as the pollers publish it."""
+
+    account_id: int
+    event: OfferEvent
+
+
+class OfferTouched(_Schema):
+    """``allegro.offer_touched``: an order event mentioned the offer (published by orders)."""
+
+    account_id: int
+    offer_id: str = Field(min_length=1, max_length=100)
+    occurred_at: AwareDatetime
+
+
+# -- pure decisions -----------------------------------------------------------------------------
+
+
+def _money(value: Any) -> tuple[Decimal | None, str | None]:
+    if not isinstance(value, Mapping):
+        return None, None
+    try:
+        amount = Decimal(str(value.get("amount")))
+    except InvalidOperation:
+        return None, None
+    currency = value.get("currency")
+    return amount, str(currency) if currency else None
+
+
+def _when(text: Any) -> datetime | None:
+    if not text:
+        return None
+    return datetime.fromisoformat(str(text).replace("Z", "+00:00"))
+
+
+def entry_from_listing(item: Mapping[str, Any]) -> MirrorEntry:
+    """A ``GET /sale/offers`` entry as the mirror keeps it."""
+    selling = item.get("sellingMode") or {}
+    price, currency = _money(selling.get("price"))
+    publication = item.get("publication") or {}
+    image = item.get("primaryImage") or {}
+    external = item.get("external") or {}
+    stock = item.get("stock") or {}
+    return MirrorEntry(
+        id=str(item["id"]),
+        name=str(item.get("name") or ""),
+        format=str(selling.get("format") or "BUY_NOW"),
+        status=str(publication.get("status") or "INACTIVE"),
+        ended_at=_when(publication.get("endedAt")),
+        stock=int(stock.get("available") or 0),
+        price=price,
+        currency=currency,
+        image_url=image.get("url"),
+        external_id=external.get("id"),
+    )
+
+
+def ean_of(product_offer: Mapping[str, Any]) -> str | None:
+    """The EAN of a product-offer: product parameter 225693 of its (first) product."""
+    for entry in product_offer.get("productSet") or []:
+        product = (entry or {}).get("product") or {}
+        for parameter in product.get("parameters") or []:
+            if str(parameter.get("id")) == EAN_PARAMETER_ID:
+                values = parameter.get("values") or []
+                if values and str(values[0]).strip():
+                    return str(values[0]).strip()
+    return None
+
+
+@dataclass(frozen=True)
+class BindSettings:
+    """The account settings binding depends on."""
+
+    bind_by_ean: bool
+    bind_since: datetime | None
+    sync_prices: bool
+    sync_prices_since: datetime | None
+    do_not_renew_default: bool
+
+    @classmethod
+    def of(cls, row: Mapping[str, Any]) -> BindSettings:
+        """From an ``accounts`` row."""
+        return cls(
+            bind_by_ean=row["bind_offers_by_ean"],
+            bind_since=row["bind_offers_by_ean_since"],
+            sync_prices=row["sync_prices"],
+            sync_prices_since=row["sync_prices_since"],
+            do_not_renew_default=row["do_not_renew_default"],
+        )
+
+
+def event_may_bind(settings: BindSettings, occurred_at: datetime, *, bound: bool) -> bool:
+    """O3: only an event after the switch-on, with the setting on, can bind an unbound offer.
+
+    An offer with no event since the switch-on stays unbound, as in e-Sale.
+    """
+    return (
+        settings.bind_by_ean
+        and settings.bind_since is not None
+        and occurred_at > settings.bind_since
+        and not bound
+    )
+
+
+class Outcome(enum.StrEnum):
+    """What binding by EAN does with one offer."""
+
+    BOUND = "bound"
+    ALREADY_BOUND = "already bound"
+    NO_EAN = "no EAN"
+    AMBIGUOUS = "ambiguous"
+    NO_PRODUCT = "no product"
+
+
+def decide_binding(*, bound: bool, ean: str | None, product_ids: list[str]) -> Outcome:
+    """Exactly one product with the offer's EAN binds; several are ambiguous; none, nothing."""
+    if bound:
+        return Outcome.ALREADY_BOUND
+    if not ean:
+        return Outcome.NO_EAN
+    if not product_ids:
+        return Outcome.NO_PRODUCT
+    if len(product_ids) > 1:
+        return Outcome.AMBIGUOUS
+    return Outcome.BOUND
+
+
+@dataclass(frozen=True)
+class Flags:
+    """The per-offer flags a binding sets."""
+
+    sync_price: bool
+    do_not_renew: bool
+
+
+def binding_flags(settings: BindSettings, bound_at: datetime) -> Flags:
+    """P2: "change price with product" on only for offers bound after the account's price setting
+    was switched on; S3: "do not renew" at the account's default."""
+    sync = (
+        settings.sync_prices
+        and settings.sync_prices_since is not None
+        and settings.sync_prices_since <= bound_at
+    )
+    return Flags(sync_price=sync, do_not_renew=settings.do_not_renew_default)
+
+
+def offer_bound_message(
+    account_id: int, offer_id: str, product_id: str, ean: str | None
+) -> OutgoingMessage:
+    """``offer.bound`` for the ERP; its id comes from the fact, so it is announced once."""
+    return OutgoingMessage(
+        exchange=EVENTS_EXCHANGE,
+        routing_key="offer.bound",
+        message_id=f"offer.bound:{offer_id}:{product_id}",
+        payload={
+            "account_id": account_id,
+            "offer_id": offer_id,
+            "product_id": product_id,
+            "ean": ean,
+        },
+    )
+
+
+# -- effects ------------------------------------------------------------------------------------
+
+
+async def announce_binding(
+    conn: asyncpg.Connection,
+    account_id: int,
+    offer_id: str,
+    product_id: str,
+    ean: str | None,
+    *,
+    how: str,
+) -> None:
+    """The outbox message and the event-log entry of a new binding (same transaction)."""
+    await outbox.enqueue(conn, offer_bound_message(account_id, offer_id, product_id, ean))
+    await event_log.write(
+        conn,
+        account_id,
+        "offers",
+        "info",
+        "offer_bound",
+        f"Offer {offer_id} bound to product {product_id} {how}.",
+        details={"offer_id": offer_id, "product_id": product_id, "ean": ean},
+    )
+
+
+async def bind_by_ean(
+    conn: asyncpg.Connection,
+    account_id: int,
+    offer_id: str,
+    settings: BindSettings,
+    ean: str | None,
+) -> Outcome:
+    """Bind one (locked, unbound) offer by its EAN; writes the outcome's effects."""
+    product_ids = await store.products_with_ean(conn, ean) if ean else []
+    outcome = decide_binding(bound=False, ean=ean, product_ids=product_ids)
+    if outcome is Outcome.BOUND:
+        flags = binding_flags(settings, datetime.now(UTC))
+        row = await store.bind(
+            conn,
+            offer_id,
+            product_ids[0],
+            sync_price=flags.sync_price,
+            do_not_renew=flags.do_not_renew,
+            only_if_unbound=True,
+        )
+        if row is not None:
+            await announce_binding(
+                conn, account_id, offer_id, product_ids[0], ean, how=f"by EAN {ean}"
+            )
+    elif outcome is Outcome.AMBIGUOUS:
+        await event_log.write(
+            conn,
+            account_id,
+            "offers",
+            "warning",
+            "offer_ean_ambiguous",
+            f"Offer {offer_id} not bound: {len(product_ids)} products have its EAN {ean}"
+            f" ({', '.join(product_ids)}).",
+            details={"offer_id": offer_id, "ean": ean, "product_ids": product_ids},
+            dedupe_key=f"offer_ean_ambiguous:{offer_id}:{ean}",
+        )
+    return outcome
+
+
+@dataclass(frozen=True)
+class PreparedOffer:
+    """What ``prepare`` read from Allegro for one offer event."""
+
+    account_id: int
+    offer_id: str
+    occurred_at: datetime
+    read_at: datetime
+    entry: MirrorEntry | None  # None: not in the listing (archived, deleted, or not ours)
+    ean_read: bool
+    ean: str | None
+
+
+LISTING_IDS_PER_CALL = 100
+
+
+async def read_listing_entries(
+    allegro: AllegroRestClient, account_id: int, offer_ids: list[str]
+) -> dict[str, MirrorEntry]:
+    """Listing entries of up to 100 offers in one ``GET /sale/offers?offer.id=...``; offers
+    missing from the answer are no longer listed (archived, deleted, or not this seller's)."""
+    body = await allegro.get(
+        account_id,
+        "/sale/offers",
+        action="read offers",
+        params={"offer.id": offer_ids, "limit": len(offer_ids)},
+    )
+    wanted = set(offer_ids)
+    return {
+        str(item["id"]): entry_from_listing(item)
+        for item in (body or {}).get("offers") or []
+        if str(item.get("id")) in wanted
+    }
+
+
+async def read_ean(allegro: AllegroRestClient, account_id: int, offer_id: str) -> str | None:
+    """The offer's EAN from ``GET /sale/product-offers/{id}`` (None: none, or the offer is gone)."""
+    try:
+        body = await allegro.get(
+            account_id, f"/sale/product-offers/{offer_id}", action="read offer EAN"
+        )
+    except AllegroNotFound:
+        return None
+    return ean_of(body or {})
+
+
+async def refresh_offer(prepared: PreparedOffer, conn: asyncpg.Connection) -> None:
+    """The handler: refresh the mirror row, then bind by EAN when the event allows it."""
+    account = await store.binding_settings(conn, prepared.account_id)
+    if account is None:
+        return  # the account was deleted meanwhile; nothing of it is kept
+    if prepared.entry is None:
+        return  # no longer listed (archived or deleted): nothing to refresh or bind
+    await store.upsert_mirror(conn, prepared.account_id, [prepared.entry], prepared.read_at)
+    if prepared.ean_read:
+        await store.set_ean(conn, prepared.offer_id, prepared.ean)
+    offer = await store.offer_for_update(conn, prepared.offer_id)
+    if offer is None:
+        return
+    settings = BindSettings.of(account)
+    if not event_may_bind(settings, prepared.occurred_at, bound=offer["product_id"] is not None):
+        return
+    if not prepared.ean_read:
+        # prepare saw the offer bound (or the setting off) and skipped the EAN; since then a
+        # user unbound it or switched binding on. Read again rather than bind on a stale EAN.
+        raise TransientError(f"offer {prepared.offer_id}: EAN not read; trying again")
+    await bind_by_ean(conn, prepared.account_id, prepared.offer_id, settings, prepared.ean)
+
+
+def offer_routes(allegro: AllegroRestClient, pool: asyncpg.Pool | None = None) -> dict[str, Route]:
     """Routes of the journal queue for offers: ``allegro.offer_event`` and
-    ``allegro.offer_touched`` (an order mentioned the offer)."""
-    return {}
+    ``allegro.offer_touched`` (an order mentioned the offer).
+
+    With ``pool``, ``prepare`` reads the EAN only when the event may bind (the setting is on, the
+    event is after the switch-on, the offer is unbound); without it, whenever it might.
+    """
+
+    async def needs_ean(account_id: int, offer_id: str, occurred_at: datetime) -> bool:
+        if pool is None:
+            return True
+        async with pool.acquire() as conn:
+            account = await store.binding_settings(conn, account_id)
+            if account is None:
+                return False
+            offer = await store.get_offer(conn, offer_id)
+        bound = offer is not None and offer["product_id"] is not None
+        return event_may_bind(BindSettings.of(account), occurred_at, bound=bound)
+
+    async def prepare_many(
+        wanted: list[tuple[int, str, datetime]],
+    ) -> list[PreparedOffer | Exception]:
+        """Read a batch's offers with one listing call per account and 100 offers (journal
+        events arrive in bursts: one per purchase), and EANs only where binding may happen."""
+        read_at = datetime.now(UTC)
+        entries: dict[tuple[int, str], MirrorEntry | Exception | None] = {}
+        by_account: dict[int, list[str]] = {}
+        for account_id, offer_id, _ in wanted:
+            ids = by_account.setdefault(account_id, [])
+            if offer_id not in ids:
+                ids.append(offer_id)
+        for account_id, ids in by_account.items():
+            for first in range(0, len(ids), LISTING_IDS_PER_CALL):
+                chunk = ids[first : first + LISTING_IDS_PER_CALL]
+                try:
+                    found = await read_listing_entries(allegro, account_id, chunk)
+                except Exception as exc:
+                    entries.update({(account_id, o): exc for o in chunk})
+                    continue
+                entries.update({(account_id, o): found.get(o) for o in chunk})
+        eans: dict[tuple[int, str], str | Exception | None] = {}
+        limit = asyncio.Semaphore(8)
+
+        async def ean_for(account_id: int, offer_id: str, occurred_at: datetime) -> None:
+            key = (account_id, offer_id)
+            entry = entries.get(key)
+            if key in eans or entry is None or isinstance(entry, Exception):
+                return
+            if not await needs_ean(account_id, offer_id, occurred_at):
+                return
+            eans[key] = None  # claimed: one read per offer and batch
+            async with limit:
+                try:
+                    eans[key] = await read_ean(allegro, account_id, offer_id)
+                except Exception as exc:
+                    eans[key] = exc
+
+        await asyncio.gather(*(ean_for(a, o, t) for a, o, t in wanted))
+        prepared: list[PreparedOffer | Exception] = []
+        for account_id, offer_id, occurred_at in wanted:
+            entry = entries.get((account_id, offer_id))
+            ean = eans.get((account_id, offer_id))
+            if isinstance(entry, Exception):
+                prepared.append(entry)
+            elif isinstance(ean, Exception):
+                prepared.append(ean)
+            else:
+                prepared.append(
+                    PreparedOffer(
+                        account_id,
+                        offer_id,
+                        occurred_at,
+                        read_at,
+                        entry,
+                        (account_id, offer_id) in eans,
+                        ean,
+                    )
+                )
+        return prepared
+
+    async def prepare_events(messages: list[OfferEventMessage]) -> list[PreparedOffer | Exception]:
+        return await prepare_many(
+            [(m.account_id, m.event.offer.id, m.event.occurred_at) for m in messages]
+        )
+
+    async def prepare_touched(messages: list[OfferTouched]) -> list[PreparedOffer | Exception]:
+        return await prepare_many([(m.account_id, m.offer_id, m.occurred_at) for m in messages])
+
+    return {
+        "allegro.offer_event": Route(OfferEventMessage, refresh_offer, prepare_many=prepare_events),
+        "allegro.offer_touched": Route(OfferTouched, refresh_offer, prepare_many=prepare_touched),
+    }

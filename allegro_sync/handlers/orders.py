@@ -276,37 +276,32 @@ async def store_lines(
 ) -> list[asyncpg.Record]:
     """Upsert the order lines, enriched from the offer mirror (bound product, EAN, image)."""
     items = form.get("lineItems") or []
-    await conn.executemany(
+    lines: list[asyncpg.Record] = await conn.fetch(
         """
         INSERT INTO order_lines (id, checkout_form_id, offer_id, product_id, ean, name,
                                  quantity, unit_price, currency, image_url)
-        SELECT $1, $2, $3, o.product_id, coalesce(p.ean, o.ean), $4, $5, $6, $7, o.image_url
-          FROM (SELECT 1) one
-          LEFT JOIN offers o ON o.id = $3
+        SELECT i.id, $1, i.offer_id, o.product_id, coalesce(p.ean, o.ean), i.name,
+               i.quantity, i.unit_price, i.currency, o.image_url
+          FROM unnest($2::text[], $3::text[], $4::text[], $5::int[], $6::numeric[], $7::text[])
+               AS i(id, offer_id, name, quantity, unit_price, currency)
+          LEFT JOIN offers o ON o.id = i.offer_id
           LEFT JOIN products p ON p.id = o.product_id
         ON CONFLICT (id) DO UPDATE
            SET checkout_form_id = EXCLUDED.checkout_form_id, product_id = EXCLUDED.product_id,
                ean = EXCLUDED.ean, name = EXCLUDED.name, quantity = EXCLUDED.quantity,
                unit_price = EXCLUDED.unit_price, currency = EXCLUDED.currency,
                image_url = EXCLUDED.image_url
+        RETURNING *
         """,
-        [
-            (
-                str(item["id"]),
-                form_id,
-                str(item["offer"]["id"]),
-                str(item["offer"].get("name") or ""),
-                int(item["quantity"]),
-                Decimal(str(item["price"]["amount"])),
-                str(item["price"]["currency"]),
-            )
-            for item in items
-        ],
+        form_id,
+        [str(item["id"]) for item in items],
+        [str(item["offer"]["id"]) for item in items],
+        [str(item["offer"].get("name") or "") for item in items],
+        [int(item["quantity"]) for item in items],
+        [Decimal(str(item["price"]["amount"])) for item in items],
+        [str(item["price"]["currency"]) for item in items],
     )
-    lines: list[asyncpg.Record] = await conn.fetch(
-        "SELECT * FROM order_lines WHERE checkout_form_id = $1 ORDER BY id", form_id
-    )
-    return lines
+    return sorted(lines, key=lambda line: line["id"])
 
 
 async def handle_order(prepared: PreparedOrder, conn: asyncpg.Connection) -> None:
@@ -459,7 +454,6 @@ async def _touch_offers(conn: asyncpg.Connection, prepared: PreparedOrder) -> No
 
 
 LISTING_PAGE = 100
-LISTING_MAX_PAGES = 5
 LISTING_MIN_FORMS = 3  # below this, single reads are cheaper than a listing
 # events are stamped when they happen and forms when buyers act: allow for the gap
 LISTING_MARGIN = timedelta(seconds=2)
@@ -472,32 +466,39 @@ async def read_checkout_forms(
 ) -> dict[uuid.UUID, Mapping[str, Any] | Exception | None]:
     """Current forms for many ids of one account, in as few requests as possible.
 
-    Forms changed by buyers come 100 per call from the listing sorted by ``updatedAt``, starting
-    just before the earliest event; forms the listing does not show (e.g. changed only by the
-    seller, whose changes do not move ``updatedAt``) are read one by one.
+    Forms changed by buyers come 100 per call from the listing sorted by ``updatedAt``, over the
+    time window of the batch's events; forms the listing does not show (changed only by the
+    seller, whose changes do not move ``updatedAt``, or changed again since) are read one by one.
     """
     found: dict[uuid.UUID, Mapping[str, Any] | Exception | None] = {}
     times = [t for t in wanted.values() if t is not None]
     if len(wanted) >= LISTING_MIN_FORMS and times:
-        since = min(times) - LISTING_MARGIN
+        # forms whose last buyer action falls in the batch's time window; one changed again
+        # since is read singly (its newer event will come anyway)
         params: dict[str, str | int] = {
-            "updatedAt.gte": _iso(since),
+            "updatedAt.gte": _iso(min(times) - LISTING_MARGIN),
+            "updatedAt.lte": _iso(max(times) + LISTING_MARGIN),
             "sort": "updatedAt",
             "limit": LISTING_PAGE,
         }
-        for page in range(LISTING_MAX_PAGES):
+        offset = 0
+        while offset + LISTING_PAGE <= LIST_CEILING:
             body = await allegro.get(
                 account_id,
                 "/order/checkout-forms",
                 action="list checkout forms",
-                params={**params, "offset": page * LISTING_PAGE},
+                params={**params, "offset": offset},
             )
             forms = body.get("checkoutForms") or []
             for form in forms:
                 form_id = uuid.UUID(str(form["id"]))
                 if form_id in wanted:
                     found[form_id] = form
-            if len(found) == len(wanted) or len(forms) < LISTING_PAGE:
+            offset += LISTING_PAGE
+            missing_count = len(wanted) - len(found)
+            pages_left = -(-(int(body.get("totalCount") or 0) - offset) // LISTING_PAGE)
+            # page on only while that costs fewer requests than reading the rest one by one
+            if missing_count == 0 or len(forms) < LISTING_PAGE or pages_left >= missing_count:
                 break
     missing = [form_id for form_id in wanted if form_id not in found]
     limit = asyncio.Semaphore(8)
@@ -543,21 +544,32 @@ def order_routes(allegro: AllegroRestClient, pool: asyncpg.Pool) -> dict[str, Ro
             except Exception as exc:
                 read = dict.fromkeys(wanted, exc)
             forms.update({(account_id, form_id): form for form_id, form in read.items()})
+        # Several events of one form in a batch share the one fresh read: the form is handled
+        # once, at its last event, with the offers of all of them.
+        last: dict[tuple[int, uuid.UUID], int] = {}
+        offer_ids: dict[tuple[int, uuid.UUID], dict[str, None]] = {}
+        for index, message in enumerate(messages):
+            key = (message.account_id, message.event.order.checkout_form.id)
+            last[key] = index
+            offers = offer_ids.setdefault(key, {})
+            offers.update(dict.fromkeys(line.offer.id for line in message.event.order.line_items))
         prepared: list[PreparedOrder | Exception] = []
-        for message in messages:
+        for index, message in enumerate(messages):
             event = message.event
-            form = forms.get((message.account_id, event.order.checkout_form.id))
+            key = (message.account_id, event.order.checkout_form.id)
+            form = forms.get(key)
             if isinstance(form, Exception):
                 prepared.append(form)
                 continue
+            handles = last[key] == index
             prepared.append(
                 PreparedOrder(
                     account_id=message.account_id,
                     checkout_form_id=event.order.checkout_form.id,
-                    form=form,
+                    form=form if handles else None,
                     event_id=event.id,
                     occurred_at=event.occurred_at,
-                    offer_ids=tuple(line.offer.id for line in event.order.line_items),
+                    offer_ids=tuple(offer_ids[key]) if handles else (),
                 )
             )
         return prepared

@@ -44,5 +44,5 @@ def erp_routes() -> dict[str, Route]:
 
 def build_routes(allegro: AllegroRestClient, pool: asyncpg.Pool) -> dict[str, Mapping[str, Route]]:
     """Routes per consumer queue, with their dependencies bound."""
-    journal: dict[str, Route] = {**order_routes(allegro, pool), **offer_routes(allegro)}
+    journal: dict[str, Route] = {**order_routes(allegro, pool), **offer_routes(allegro, pool)}
     return {ERP_QUEUE: erp_routes(), JOURNAL_QUEUE: journal}

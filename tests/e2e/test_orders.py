@@ -7,7 +7,6 @@ import asyncio
 import json
 import uuid
 from datetime import datetime, timedelta
-from collections.abc import AsyncIterator
 from typing import Any
 
 import aio_pika

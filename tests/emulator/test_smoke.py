@@ -38,3 +38,16 @@ async def test_login_me_order_and_command(emu: Harness) -> None:
         "GET", "/sale/offer-quantity-change-commands/6f1c2a54-1d7e-4c1b-9f0e-0d6c1a2b3c4d", token
     )
     assert rep["completedAt"] is not None and rep["taskCount"]["success"] == 1
+
+
+async def test_bulk_purchases_make_that_many_forms_and_events(emu: Harness) -> None:
+    seller = await emu.seller("bulk")
+    offer = await emu.control(
+        "POST", f"/sellers/{seller['id']}/offers", {"name": "x", "stock": 1000, "price": "1.00"}
+    )
+    made = await emu.control(
+        "POST", "/purchases", {"offer_id": offer["id"], "count": 25, "then": "pay"}
+    )
+    assert made["count"] == 25 and len(set(made["checkout_form_ids"])) == 25
+    form = await emu.control("GET", f"/checkout-forms/{made['checkout_form_ids'][-1]}")
+    assert form["status"] == "READY_FOR_PROCESSING"

@@ -203,3 +203,29 @@ async def test_killed_database_connections_pause_consumption_without_losing_mess
     assert consumer.stats.outcomes.get("dead", 0) == 0
     assert consumer.stats.outcomes.get("retry", 0) == 0  # a database outage spends no attempts
     assert await drain_queue(amqp_url, DEAD_LETTER_QUEUE, wait=0.2) == []
+
+
+async def test_a_failing_handler_does_not_take_its_batch_down(
+    start_consumer: object, amqp_url: str, db: asyncpg.Pool
+) -> None:
+    from allegro_sync.errors import BadInput
+
+    async def picky(message: Ping, conn: asyncpg.Connection) -> None:
+        await conn.execute("INSERT INTO price_lists (id, name) VALUES ($1, 'x')", f"n{message.n}")
+        if message.n == 3:
+            raise BadInput("three is not allowed")
+
+    consumer = await start_consumer({"ping": Route(Ping, picky)})  # type: ignore[operator]
+    await publish_json(
+        amqp_url, ERP_EXCHANGE, [("ping", f"p{n}", f'{{"n": {n}}}'.encode()) for n in range(1, 7)]
+    )
+
+    async def settled() -> bool:
+        return sum(consumer.stats.outcomes.values()) == 6
+
+    await eventually(settled)
+    stored = {r["id"] for r in await db.fetch("SELECT id FROM price_lists WHERE id LIKE 'n%'")}
+    assert stored == {"n1", "n2", "n4", "n5", "n6"}
+    dead = await drain_queue(amqp_url, DEAD_LETTER_QUEUE)
+    assert [m.message_id for m in dead] == ["p3"]
+    assert "three is not allowed" in str((dead[0].headers or {})["x-error"])

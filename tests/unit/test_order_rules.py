@@ -1,4 +1,4 @@
-"""The order decision (O1): announce once, when ready, paid or cash on delivery, after orders-from."""
+"""The order decision (O1): announce once, when paid or cash on delivery, after orders-from."""
 
 from __future__ import annotations
 

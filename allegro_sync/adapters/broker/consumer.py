@@ -1,14 +1,16 @@
 """The consumer wrapper: the one place that decides ack, delayed retry or dead-letter.
 
 Messages are taken in micro-batches (up to ``batch_size`` or ``batch_window`` seconds after the
-first one) and handled in one PostgreSQL transaction with a savepoint per message, then acked:
-one commit per batch instead of one per message. Each message first claims its inbox row
-(``ON CONFLICT DO NOTHING``); a redelivered message finds the row and is a no-op.
+first one) and handled in one PostgreSQL transaction, then acked: one commit per batch instead
+of one per message. The batch first claims its inbox rows (``ON CONFLICT DO NOTHING``, one
+statement); a redelivered message finds its row and is a no-op. When a handler fails, the batch
+is rolled back and its messages are handled again one transaction each, so only the failing
+message meets its fate.
 
 Fates, by error class:
 - ``BadInput`` (also invalid JSON, schema mismatch, unknown routing key): published to the
   dead-letter exchange with an ``x-error`` header, then acked. Never retried.
-- ``TransientError`` and unexpected exceptions: the message's savepoint is rolled back and a copy
+- ``TransientError`` and unexpected exceptions: the message's writes are rolled back and a copy
   goes to a delay queue (``x-attempt`` + 1); after the last delay it is dead-lettered.
 - Lost database connections: the whole batch is retried in process after a pause, without
   spending the message's attempts, so a database restart only pauses consumption.
@@ -80,6 +82,10 @@ class Route:
     handler: Handler
     prepare: Prepare | None = None
     prepare_many: PrepareMany | None = None
+
+
+class _BatchAborted(Exception):
+    """A handler failed: roll the batch's transaction back."""
 
 
 @dataclass
@@ -268,30 +274,55 @@ class BatchConsumer:
                     item.payload = result
 
     async def _handle_in_transaction(self, items: list[_Item]) -> None:
-        async with self._pool.acquire() as conn, conn.transaction():
+        """The whole batch in one transaction; if a handler fails, the transaction is rolled
+        back and every message is handled again in a transaction of its own, so the others
+        still commit and only the failing one meets its fate."""
+        async with self._pool.acquire() as conn:
+            try:
+                async with conn.transaction():
+                    await self._handle_batch(conn, items)
+                return
+            except _BatchAborted:
+                if len(items) == 1:
+                    return  # nothing else to save; its fate is set
             for item in items:
-                assert item.route is not None
+                item.fate, item.error = "ack", ""
                 try:
                     async with conn.transaction():
-                        claimed = await conn.fetchval(
-                            "INSERT INTO inbox (consumer, message_id) VALUES ($1, $2)"
-                            " ON CONFLICT DO NOTHING RETURNING true",
-                            self._queue_name,
-                            item.message_id,
-                        )
-                        if not claimed:
-                            item.fate = "duplicate"
-                            continue
-                        with structlog.contextvars.bound_contextvars(
-                            message_id=item.message_id, routing_key=item.routing_key
-                        ):
-                            await item.route.handler(item.payload, conn)
-                except DATABASE_DOWN:
-                    raise
-                except Exception as exc:
-                    item.fate, item.error = _fate_of(exc)
-                    if item.fate == "retry" and not isinstance(exc, TransientError):
-                        log.exception("handler_failed", message_id=item.message_id)
+                        await self._handle_batch(conn, [item])
+                except _BatchAborted:
+                    pass  # its fate is set; its writes were rolled back
+
+    async def _handle_batch(self, conn: asyncpg.Connection, items: list[_Item]) -> None:
+        # One round trip claims every inbox row of the batch; a message already there (or
+        # twice in this batch) is a redelivery and a no-op.
+        claimed = {
+            row["message_id"]
+            for row in await conn.fetch(
+                "INSERT INTO inbox (consumer, message_id) SELECT $1, unnest($2::text[])"
+                " ON CONFLICT DO NOTHING RETURNING message_id",
+                self._queue_name,
+                [item.message_id for item in items],
+            )
+        }
+        for item in items:
+            assert item.route is not None
+            if item.message_id not in claimed:
+                item.fate = "duplicate"
+                continue
+            claimed.discard(item.message_id)
+            try:
+                with structlog.contextvars.bound_contextvars(
+                    message_id=item.message_id, routing_key=item.routing_key
+                ):
+                    await item.route.handler(item.payload, conn)
+            except DATABASE_DOWN:
+                raise
+            except Exception as exc:
+                item.fate, item.error = _fate_of(exc)
+                if item.fate == "retry" and not isinstance(exc, TransientError):
+                    log.exception("handler_failed", message_id=item.message_id)
+                raise _BatchAborted from exc
 
     async def _settle(self, item: _Item) -> None:
         fate = item.fate

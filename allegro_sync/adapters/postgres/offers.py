@@ -1,0 +1,261 @@
+"""SQL of the offer mirror and of offer bindings, in the open (design.md O3, O4, P2, S3)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import astuple, dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+import asyncpg
+
+
+@dataclass(frozen=True)
+class MirrorEntry:
+    """What the mirror keeps of one offer, as the listing (``GET /sale/offers``) shows it."""
+
+    id: str
+    name: str
+    format: str
+    status: str
+    ended_at: datetime | None
+    stock: int
+    price: Decimal | None
+    currency: str | None
+    image_url: str | None
+    external_id: str | None
+
+
+# A session-local staging table: COPY fills it, one INSERT ... SELECT merges it into offers.
+STAGE = """
+CREATE TEMP TABLE IF NOT EXISTS offer_mirror_stage (
+    id text, name text, format text, status text, ended_at timestamptz, stock integer,
+    price numeric(14, 2), currency text, image_url text, external_id text
+) ON COMMIT DELETE ROWS
+"""
+STAGE_COLUMNS = (
+    "id",
+    "name",
+    "format",
+    "status",
+    "ended_at",
+    "stock",
+    "price",
+    "currency",
+    "image_url",
+    "external_id",
+)
+
+# Listing fields only: bindings, per-offer flags and the EAN belong to us, not to the listing.
+MERGE = """
+INSERT INTO offers (id, account_id, name, format, status, ended_at, stock, price, currency,
+                    image_url, external_id, mirrored_at)
+SELECT DISTINCT ON (id) id, $1, name, format, status, ended_at, stock, price, currency,
+       image_url, external_id, $2
+  FROM offer_mirror_stage
+ON CONFLICT (id) DO UPDATE
+   SET account_id = EXCLUDED.account_id, name = EXCLUDED.name, format = EXCLUDED.format,
+       status = EXCLUDED.status, ended_at = EXCLUDED.ended_at, stock = EXCLUDED.stock,
+       price = EXCLUDED.price, currency = EXCLUDED.currency, image_url = EXCLUDED.image_url,
+       external_id = EXCLUDED.external_id, mirrored_at = EXCLUDED.mirrored_at, updated_at = now()
+ WHERE offers.mirrored_at IS NULL OR offers.mirrored_at <= EXCLUDED.mirrored_at
+"""
+
+
+async def upsert_mirror(
+    conn: asyncpg.Connection,
+    account_id: int,
+    entries: Sequence[MirrorEntry],
+    mirrored_at: datetime,
+) -> None:
+    """Create or refresh offers from listing entries read at ``mirrored_at`` (COPY + merge)."""
+    if not entries:
+        return
+    async with conn.transaction():
+        await conn.execute(STAGE)
+        await conn.copy_records_to_table(
+            "offer_mirror_stage", records=[astuple(e) for e in entries], columns=STAGE_COLUMNS
+        )
+        await conn.execute(MERGE, account_id, mirrored_at)
+
+
+async def set_ean(conn: asyncpg.Connection, offer_id: str, ean: str | None) -> None:
+    """Remember the EAN read from the offer's product-offer."""
+    await conn.execute(
+        "UPDATE offers SET ean = $2, ean_checked_at = now() WHERE id = $1", offer_id, ean
+    )
+
+
+async def set_eans(conn: asyncpg.Connection, eans: Sequence[tuple[str, str | None]]) -> None:
+    """Remember many EANs at once."""
+    await conn.executemany("UPDATE offers SET ean = $2, ean_checked_at = now() WHERE id = $1", eans)
+
+
+async def binding_settings(conn: asyncpg.Connection, account_id: int) -> asyncpg.Record | None:
+    """The account settings binding depends on (O3, P2, S3)."""
+    row: asyncpg.Record | None = await conn.fetchrow(
+        """
+        SELECT id, active, bind_offers_by_ean, bind_offers_by_ean_since, sync_prices,
+               sync_prices_since, do_not_renew_default
+          FROM accounts WHERE id = $1
+        """,
+        account_id,
+    )
+    return row
+
+
+async def offer_for_update(conn: asyncpg.Connection, offer_id: str) -> asyncpg.Record | None:
+    """The offer row, locked for the rest of the transaction."""
+    row: asyncpg.Record | None = await conn.fetchrow(
+        "SELECT * FROM offers WHERE id = $1 FOR UPDATE", offer_id
+    )
+    return row
+
+
+async def get_offer(conn: asyncpg.Connection | asyncpg.Pool, offer_id: str) -> Any:
+    """One offer row, or None."""
+    return await conn.fetchrow("SELECT * FROM offers WHERE id = $1", offer_id)
+
+
+async def products_with_ean(conn: asyncpg.Connection, ean: str) -> list[str]:
+    """Ids of the products carrying ``ean`` (uses ``products_ean``); a few are enough to tell
+    one from several."""
+    rows = await conn.fetch("SELECT id FROM products WHERE ean = $1 ORDER BY id LIMIT 10", ean)
+    return [r["id"] for r in rows]
+
+
+async def products_by_eans(conn: asyncpg.Connection, eans: Sequence[str]) -> dict[str, list[str]]:
+    """EAN -> product ids, for many EANs in one query."""
+    rows = await conn.fetch(
+        """
+        SELECT ean, array_agg(id ORDER BY id) AS ids
+          FROM products WHERE ean = ANY($1::text[]) GROUP BY ean
+        """,
+        list(eans),
+    )
+    return {r["ean"]: list(r["ids"]) for r in rows}
+
+
+async def bind(
+    conn: asyncpg.Connection,
+    offer_id: str,
+    product_id: str,
+    *,
+    sync_price: bool,
+    do_not_renew: bool,
+    only_if_unbound: bool,
+) -> asyncpg.Record | None:
+    """Bind an offer to a product with its per-offer flags; the row, or None if not changed."""
+    row: asyncpg.Record | None = await conn.fetchrow(
+        """
+        UPDATE offers
+           SET product_id = $2, bound_at = now(), sync_price = $3, do_not_renew = $4,
+               updated_at = now()
+         WHERE id = $1 AND (NOT $5 OR product_id IS NULL)
+        RETURNING *
+        """,
+        offer_id,
+        product_id,
+        sync_price,
+        do_not_renew,
+        only_if_unbound,
+    )
+    return row
+
+
+async def bind_many(
+    conn: asyncpg.Connection,
+    pairs: Sequence[tuple[str, str]],
+    *,
+    sync_price: bool,
+    do_not_renew: bool,
+) -> list[asyncpg.Record]:
+    """Bind many still-unbound offers at once; the rows that were bound."""
+    rows = await conn.fetch(
+        """
+        UPDATE offers AS o
+           SET product_id = b.product_id, bound_at = now(), sync_price = $3,
+               do_not_renew = $4, updated_at = now()
+          FROM unnest($1::text[], $2::text[]) AS b (offer_id, product_id)
+         WHERE o.id = b.offer_id AND o.product_id IS NULL
+        RETURNING o.id, o.account_id, o.product_id, o.ean
+        """,
+        [p[0] for p in pairs],
+        [p[1] for p in pairs],
+        sync_price,
+        do_not_renew,
+    )
+    return list(rows)
+
+
+async def unbind(conn: asyncpg.Connection, offer_id: str) -> asyncpg.Record | None:
+    """Unbind an offer; following a product's price means nothing without a product."""
+    row: asyncpg.Record | None = await conn.fetchrow(
+        """
+        UPDATE offers SET product_id = NULL, bound_at = NULL, sync_price = false,
+               updated_at = now()
+         WHERE id = $1 RETURNING *
+        """,
+        offer_id,
+    )
+    return row
+
+
+async def set_flags(conn: asyncpg.Connection, offer_id: str, flags: dict[str, bool]) -> Any:
+    """Change ``do_not_renew`` / ``sync_price``; the row."""
+    return await conn.fetchrow(
+        """
+        UPDATE offers
+           SET do_not_renew = coalesce($2, do_not_renew), sync_price = coalesce($3, sync_price),
+               updated_at = now()
+         WHERE id = $1 RETURNING *
+        """,
+        offer_id,
+        flags.get("do_not_renew"),
+        flags.get("sync_price"),
+    )
+
+
+@dataclass(frozen=True)
+class OfferFilter:
+    """The filters of ``GET /offers``."""
+
+    account_id: int | None = None
+    status: str | None = None
+    format: str | None = None
+    bound: bool | None = None
+    text: str | None = None
+
+
+async def list_offers(
+    conn: asyncpg.Connection | asyncpg.Pool, where: OfferFilter, *, after: str | None, limit: int
+) -> list[asyncpg.Record]:
+    """One page of offers by id; ``text`` matches the name, or exactly the id, EAN or external
+    id."""
+    rows = await conn.fetch(
+        """
+        SELECT * FROM offers
+         WHERE ($1::bigint IS NULL OR account_id = $1)
+           AND ($2::text IS NULL OR status = $2)
+           AND ($3::text IS NULL OR format = $3)
+           AND ($4::boolean IS NULL OR (product_id IS NOT NULL) = $4)
+           AND ($5::text IS NULL OR name ILIKE $8 OR id = $5 OR ean = $5 OR external_id = $5)
+           AND ($6::text IS NULL OR id > $6)
+         ORDER BY id
+         LIMIT $7
+        """,
+        where.account_id,
+        where.status,
+        where.format,
+        where.bound,
+        where.text,
+        after,
+        limit,
+        None if where.text is None else "%" + _escape_like(where.text) + "%",
+    )
+    return list(rows)
+
+
+def _escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")

@@ -1,0 +1,177 @@
+"""Shared pieces of the benchmarks: throwaway services, subprocesses, the machine's raw rates.
+
+Benchmarks report ratios against the raw limits of the same machine measured in the same run,
+and medians of several runs: the machine is shared and noisy.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from urllib.parse import quote
+
+import aio_pika
+import aiohttp
+import asyncpg
+
+PG_ADMIN = os.environ.get("TEST_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+AMQP_BASE = os.environ.get("TEST_AMQP_BASE", "amqp://guest:guest@127.0.0.1:5672/")
+SECRET_KEY = "bench-secret-key-0123456789abcdef0123456789"
+ADMIN_TOKEN = "bench-admin-token"
+RESULTS = Path(__file__).parent / "results"
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextlib.asynccontextmanager
+async def throwaway_database(prefix: str) -> AsyncIterator[str]:
+    """A new, empty database (``migrate`` fills it), dropped afterwards."""
+    name = f"{prefix}_{uuid.uuid4().hex[:8]}"
+    url = PG_ADMIN.rsplit("/", 1)[0] + "/" + name
+    try:
+        yield url
+    finally:
+        conn = await asyncpg.connect(PG_ADMIN)
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await conn.close()
+
+
+@contextlib.contextmanager
+def throwaway_vhost(prefix: str) -> Iterator[str]:
+    """A RabbitMQ virtual host of its own (needs rabbitmqctl), deleted afterwards."""
+    if shutil.which("rabbitmqctl") is None:
+        raise SystemExit("the benchmarks need rabbitmqctl to make a virtual host of their own")
+    name = f"{prefix}-{uuid.uuid4().hex[:8]}"
+    ctl = ["rabbitmqctl", "-q"]
+    subprocess.run([*ctl, "add_vhost", name], check=True, capture_output=True, timeout=60)
+    subprocess.run(
+        [*ctl, "set_permissions", "-p", name, "guest", ".*", ".*", ".*"],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+    try:
+        yield AMQP_BASE.rstrip("/") + "/" + quote(name, safe="")
+    finally:
+        subprocess.run([*ctl, "delete_vhost", name], capture_output=True, timeout=60)
+
+
+def start_emulator(port: int, *extra: str) -> subprocess.Popen[bytes]:
+    """``python -m allegro_sync.emulator`` on ``port``."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "allegro_sync.emulator", "--port", str(port), *extra],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def daemon_env(
+    database_url: str, amqp_url: str, emulator_url: str, http_port: int
+) -> dict[str, str]:
+    """The environment of ``allegro-sync`` commands against the benchmark's services."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ALLEGRO_SYNC_")}
+    env.update(
+        {
+            "ALLEGRO_SYNC_DATABASE_URL": database_url,
+            "ALLEGRO_SYNC_AMQP_URL": amqp_url,
+            "ALLEGRO_SYNC_ALLEGRO_API_URL": emulator_url,
+            "ALLEGRO_SYNC_ALLEGRO_AUTH_URL": emulator_url,
+            "ALLEGRO_SYNC_CLIENT_ID": "demo-client",
+            "ALLEGRO_SYNC_CLIENT_SECRET": "demo-secret",
+            "ALLEGRO_SYNC_SECRET_KEY": SECRET_KEY,
+            "ALLEGRO_SYNC_ADMIN_TOKEN": ADMIN_TOKEN,
+            "ALLEGRO_SYNC_HTTP_PORT": str(http_port),
+            "ALLEGRO_SYNC_PUBLIC_URL": f"http://127.0.0.1:{http_port}",
+        }
+    )
+    return env
+
+
+def start_daemon(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    """``allegro-sync run`` with its log in ``log``."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "allegro_sync.daemon.cli", "--log-level", "WARNING", "run"],
+        env=env,
+        stdout=log.open("ab"),
+        stderr=subprocess.STDOUT,
+    )
+
+
+def stop(process: subprocess.Popen[bytes]) -> int:
+    """SIGTERM and wait."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+    return process.wait(60)
+
+
+async def wait_http(url: str, timeout: float = 60.0) -> None:
+    """Until ``url`` answers below 500."""
+    deadline = time.monotonic() + timeout
+    async with aiohttp.ClientSession() as session:
+        while time.monotonic() < deadline:
+            with contextlib.suppress(aiohttp.ClientError):
+                async with session.get(url) as response:
+                    if response.status < 500:
+                        return
+            await asyncio.sleep(0.1)
+    raise RuntimeError(f"{url} did not answer within {timeout} s")
+
+
+async def raw_broker_rates(amqp_url: str, count: int = 20_000) -> tuple[float, float]:
+    """(publish with confirms, consume + ack at prefetch 200) in messages per second, on a quorum
+    queue like ours: the broker's own limit on this machine right now."""
+    connection = await aio_pika.connect(amqp_url)
+    channel = await connection.channel(publisher_confirms=True)
+    queue = await channel.declare_queue(
+        f"bench.raw.{uuid.uuid4().hex[:6]}", durable=True, arguments={"x-queue-type": "quorum"}
+    )
+    body = b'{"product_id":"p","quantity":1,"version":1}'
+    started = time.perf_counter()
+    window = 1000
+    for first in range(0, count, window):
+        await asyncio.gather(
+            *(
+                channel.default_exchange.publish(
+                    aio_pika.Message(body, delivery_mode=aio_pika.DeliveryMode.PERSISTENT),
+                    routing_key=queue.name,
+                )
+                for _ in range(min(window, count - first))
+            )
+        )
+    publish_rate = count / (time.perf_counter() - started)
+    consumer_channel = await connection.channel()
+    await consumer_channel.set_qos(prefetch_count=200)
+    source = await consumer_channel.get_queue(queue.name)
+    done = asyncio.Event()
+    seen = 0
+
+    async def on_message(message: aio_pika.abc.AbstractIncomingMessage) -> None:
+        nonlocal seen
+        await message.ack()
+        seen += 1
+        if seen == count:
+            done.set()
+
+    started = time.perf_counter()
+    await source.consume(on_message)
+    await done.wait()
+    consume_rate = count / (time.perf_counter() - started)
+    await queue.delete(if_unused=False, if_empty=False)
+    await connection.close()
+    return publish_rate, consume_rate
