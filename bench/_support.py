@@ -102,15 +102,35 @@ def daemon_env(
     return env
 
 
-def start_daemon(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    """``allegro-sync run`` with its log in ``log``."""
+def start_daemon(
+    env: dict[str, str], log: Path, *, profile: bool = False
+) -> subprocess.Popen[bytes]:
+    """``allegro-sync run`` with its log in ``log``; with ``profile`` and BENCH_PYSPY set to a
+    path, sampled by py-spy into that file (to see where the time goes)."""
     log.parent.mkdir(parents=True, exist_ok=True)
-    return subprocess.Popen(
-        [sys.executable, "-m", "allegro_sync.daemon.cli", "--log-level", "WARNING", "run"],
-        env=env,
-        stdout=log.open("ab"),
-        stderr=subprocess.STDOUT,
-    )
+    command = [sys.executable, "-m", "allegro_sync.daemon.cli", "--log-level", "WARNING", "run"]
+    process = subprocess.Popen(command, env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT)
+    output = os.environ.get("BENCH_PYSPY")
+    if profile and output:
+        subprocess.Popen(
+            [
+                "py-spy",
+                "record",
+                "-r",
+                "50",
+                "-d",
+                os.environ.get("BENCH_PYSPY_SECONDS", "20"),
+                "-f",
+                "raw",
+                "-o",
+                output,
+                "--pid",
+                str(process.pid),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+    return process
 
 
 def stop(process: subprocess.Popen[bytes]) -> int:

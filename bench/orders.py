@@ -157,7 +157,7 @@ async def _run(index: int) -> Run:
                 await _purchase(emulator_url, sellers)
                 expected = (PURCHASES // len(sellers)) * len(sellers)
                 started = time.perf_counter()
-                daemon = start_daemon(env, log)
+                daemon = start_daemon(env, log, profile=True)
                 await _await_orders(amqp_url, expected)
                 elapsed = time.perf_counter() - started
                 requests, by_path = await _allegro_requests(emulator_url)

@@ -21,6 +21,7 @@ from aiohttp import web
 
 from allegro_sync.adapters.allegro.client import AllegroRestClient
 from allegro_sync.adapters.allegro.crypto import TokenCipher
+from allegro_sync.adapters.allegro.limits import ChangeBudgets, RequestLimiter
 from allegro_sync.adapters.allegro.oauth import OAuthClient
 from allegro_sync.adapters.allegro.offer_journal import offer_journals
 from allegro_sync.adapters.allegro.order_journal import OrderJournal
@@ -40,8 +41,10 @@ from allegro_sync.daemon.api.health import add_health_routes
 from allegro_sync.daemon.api.offers import add_offer_routes
 from allegro_sync.daemon.api.orders import add_order_routes
 from allegro_sync.daemon.metrics import Metrics
+from allegro_sync.daemon.offer_change_batcher import OfferChangeBatcher
 from allegro_sync.daemon.outbox_relay import OutboxRelay
 from allegro_sync.daemon.pollers import PollerSettings, PollerSupervisor
+from allegro_sync.daemon.renewal_service import RenewalService
 from allegro_sync.daemon.token_refresher import TokenRefresher
 from allegro_sync.handlers import accounts
 from allegro_sync.handlers.event_log import Category
@@ -105,6 +108,7 @@ def build_allegro_stack(
         api_url=settings.api_url,
         metrics=metrics,
         on_forbidden=on_forbidden,
+        limiter=RequestLimiter(settings.allegro_requests_per_minute),
     )
     return AllegroStack(cipher, oauth, tokens, allegro)
 
@@ -164,6 +168,19 @@ class Daemon:
                 metrics=self.metrics,
                 timing=self.poller_timing,
             )
+        )
+        self.services.append(
+            OfferChangeBatcher(
+                dsn=dsn,
+                pool=self.pool,
+                allegro=self.allegro,
+                budgets=ChangeBudgets(share=settings.offer_change_budget_share),
+                window=settings.offer_batch_window,
+                halt_after_persist=settings.offer_batcher_halt_after_persist,
+            )
+        )
+        self.services.append(
+            RenewalService(dsn=dsn, pool=self.pool, sweep_interval=settings.renewal_sweep_interval)
         )
         for queue_name, routes in build_routes(self.allegro, self.pool).items():
             self.services.append(

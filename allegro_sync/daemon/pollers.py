@@ -66,19 +66,30 @@ class Journal(Protocol):
     async def before_poll(self, account_id: int) -> None:
         """Work to do ahead of a poll (e.g. a backfill); may be a no-op."""
 
+    async def enrich(
+        self, account_id: int, events: Sequence[dict[str, Any]]
+    ) -> list[dict[str, Any]]:
+        """Extra payload fields per event, read once per page rather than once per message
+        (e.g. the checkout forms the events are about); ``{}`` for none."""
+
 
 def lock_key(account_id: int, journal: str) -> int:
     """The advisory-lock key of one (account, journal) poller."""
     return (account_id << 8) ^ zlib.crc32(journal.encode()) & 0xFF
 
 
-def message_for(journal: Journal, account_id: int, event: dict[str, Any]) -> OutgoingMessage:
+def message_for(
+    journal: Journal,
+    account_id: int,
+    event: dict[str, Any],
+    extra: dict[str, Any] | None = None,
+) -> OutgoingMessage:
     """A journal event as published; its id comes from the event, so re-publishing is harmless."""
     return OutgoingMessage(
         exchange=JOURNAL_EXCHANGE,
         routing_key=journal.routing_key,
         message_id=f"{journal.name}-event:{account_id}:{event['id']}",
-        payload={"account_id": account_id, "event": event},
+        payload={"account_id": account_id, "event": event, **(extra or {})},
     )
 
 
@@ -183,8 +194,12 @@ class JournalPoller:
             await self._save_cursor(cursor)
             return Page((), cursor, full=True)
         if page.events:
+            extras = await self.journal.enrich(self.account_id, page.events)
             await self._publisher.publish_many(
-                [message_for(self.journal, self.account_id, e) for e in page.events]
+                [
+                    message_for(self.journal, self.account_id, event, extra)
+                    for event, extra in zip(page.events, extras, strict=True)
+                ]
             )
             self._metrics.journal_events.labels(self.journal.name).inc(len(page.events))
         if page.cursor != cursor:

@@ -298,6 +298,8 @@ class PreparedOffer:
     entry: MirrorEntry | None  # None: not in the listing (archived, deleted, or not ours)
     ean_read: bool
     ean: str | None
+    # a later event of the same offer in the batch does the work (one refresh per batch)
+    covered: bool = False
 
 
 LISTING_IDS_PER_CALL = 100
@@ -335,6 +337,8 @@ async def read_ean(allegro: AllegroRestClient, account_id: int, offer_id: str) -
 
 async def refresh_offer(prepared: PreparedOffer, conn: asyncpg.Connection) -> None:
     """The handler: refresh the mirror row, then bind by EAN when the event allows it."""
+    if prepared.covered:
+        return
     account = await store.binding_settings(conn, prepared.account_id)
     if account is None:
         return  # the account was deleted meanwhile; nothing of it is kept
@@ -414,8 +418,9 @@ def offer_routes(allegro: AllegroRestClient, pool: asyncpg.Pool | None = None) -
                     eans[key] = exc
 
         await asyncio.gather(*(ean_for(a, o, t) for a, o, t in wanted))
+        last = {(a, o): index for index, (a, o, _) in enumerate(wanted)}
         prepared: list[PreparedOffer | Exception] = []
-        for account_id, offer_id, occurred_at in wanted:
+        for index, (account_id, offer_id, occurred_at) in enumerate(wanted):
             entry = entries.get((account_id, offer_id))
             ean = eans.get((account_id, offer_id))
             if isinstance(entry, Exception):
@@ -432,6 +437,7 @@ def offer_routes(allegro: AllegroRestClient, pool: asyncpg.Pool | None = None) -
                         entry,
                         (account_id, offer_id) in eans,
                         ean,
+                        covered=last[(account_id, offer_id)] != index,
                     )
                 )
         return prepared

@@ -18,7 +18,6 @@ stores the form and its lines and decides from the stored state and the account'
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -30,6 +29,7 @@ import asyncpg
 import structlog
 from pydantic import BaseModel, ConfigDict, Field
 
+from allegro_sync.adapters.allegro.checkout_forms import read_checkout_forms
 from allegro_sync.adapters.allegro.client import AllegroRestClient
 from allegro_sync.adapters.allegro.errors import AllegroNotFound
 from allegro_sync.adapters.broker.consumer import Route
@@ -85,10 +85,15 @@ class OrderEvent(_Loose):
 
 
 class OrderEventMessage(_Loose):
-    """``allegro.order_event``, as the order journal poller publishes it."""
+    """``allegro.order_event``, as the order journal poller publishes it: with the checkout form
+    read for the page (on the form's last event of the page), or marked as covered by a later
+    event of the same page."""
 
     account_id: int
     event: OrderEvent
+    form: dict[str, Any] | None = None
+    form_read_at: datetime | None = None
+    covered_by_later_event: bool = False
 
 
 class OrderBackfillMessage(_Loose):
@@ -105,6 +110,7 @@ class PreparedOrder:
     account_id: int
     checkout_form_id: uuid.UUID
     form: Mapping[str, Any] | None
+    read_at: datetime
     event_id: str | None = None
     occurred_at: datetime | None = None
     offer_ids: tuple[str, ...] = ()
@@ -235,24 +241,26 @@ async def read_checkout_form(
 
 
 async def store_order(
-    conn: asyncpg.Connection, account: Mapping[str, Any], form: Mapping[str, Any]
-) -> asyncpg.Record:
-    """Upsert the order row from the form; the row (locked for this transaction)."""
+    conn: asyncpg.Connection, account: Mapping[str, Any], form: Mapping[str, Any], read_at: datetime
+) -> asyncpg.Record | None:
+    """Upsert the order row from the form; the row (locked for this transaction), or None when
+    a newer read of the form is stored already (this one is stale: nothing to do)."""
     payment = form.get("payment") or {}
     total = (form.get("summary") or {}).get("totalToPay") or {}
-    row: asyncpg.Record = await conn.fetchrow(
+    row: asyncpg.Record | None = await conn.fetchrow(
         """
         INSERT INTO orders (checkout_form_id, account_id, status, revision, bought_at,
                             allegro_updated_at, payment_type, paid_at, total, currency,
-                            invoice_required, form)
-        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+                            invoice_required, form, form_read_at)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
         ON CONFLICT (checkout_form_id) DO UPDATE
            SET status = EXCLUDED.status, revision = EXCLUDED.revision,
                bought_at = EXCLUDED.bought_at, allegro_updated_at = EXCLUDED.allegro_updated_at,
                payment_type = EXCLUDED.payment_type, paid_at = EXCLUDED.paid_at,
                total = EXCLUDED.total, currency = EXCLUDED.currency,
                invoice_required = EXCLUDED.invoice_required, form = EXCLUDED.form,
-               updated_at = now()
+               form_read_at = EXCLUDED.form_read_at, updated_at = now()
+         WHERE orders.form_read_at IS NULL OR orders.form_read_at <= EXCLUDED.form_read_at
         RETURNING checkout_form_id, announced_at, cancelled_at, superseded_by
         """,
         uuid.UUID(str(form["id"])),
@@ -267,6 +275,7 @@ async def store_order(
         total.get("currency"),
         bool((form.get("invoice") or {}).get("required")),
         dict(form),
+        read_at,
     )
     return row
 
@@ -315,7 +324,9 @@ async def handle_order(prepared: PreparedOrder, conn: asyncpg.Connection) -> Non
     if account is None or not account["active"]:
         return
     form_id = prepared.checkout_form_id
-    order = await store_order(conn, account, form)
+    order = await store_order(conn, account, form, prepared.read_at)
+    if order is None:
+        return  # a newer read of this form was handled already
     line_ids = [str(i["id"]) for i in form.get("lineItems") or []]
     earlier = await conn.fetch(
         """
@@ -453,103 +464,51 @@ async def _touch_offers(conn: asyncpg.Connection, prepared: PreparedOrder) -> No
         )
 
 
-LISTING_PAGE = 100
-LISTING_MIN_FORMS = 3  # below this, single reads are cheaper than a listing
-# events are stamped when they happen and forms when buyers act: allow for the gap
-LISTING_MARGIN = timedelta(seconds=2)
-
-
-async def read_checkout_forms(
-    allegro: AllegroRestClient,
-    account_id: int,
-    wanted: Mapping[uuid.UUID, datetime | None],
-) -> dict[uuid.UUID, Mapping[str, Any] | Exception | None]:
-    """Current forms for many ids of one account, in as few requests as possible.
-
-    Forms changed by buyers come 100 per call from the listing sorted by ``updatedAt``, over the
-    time window of the batch's events; forms the listing does not show (changed only by the
-    seller, whose changes do not move ``updatedAt``, or changed again since) are read one by one.
-    """
-    found: dict[uuid.UUID, Mapping[str, Any] | Exception | None] = {}
-    times = [t for t in wanted.values() if t is not None]
-    if len(wanted) >= LISTING_MIN_FORMS and times:
-        # forms whose last buyer action falls in the batch's time window; one changed again
-        # since is read singly (its newer event will come anyway)
-        params: dict[str, str | int] = {
-            "updatedAt.gte": _iso(min(times) - LISTING_MARGIN),
-            "updatedAt.lte": _iso(max(times) + LISTING_MARGIN),
-            "sort": "updatedAt",
-            "limit": LISTING_PAGE,
-        }
-        offset = 0
-        while offset + LISTING_PAGE <= LIST_CEILING:
-            body = await allegro.get(
-                account_id,
-                "/order/checkout-forms",
-                action="list checkout forms",
-                params={**params, "offset": offset},
-            )
-            forms = body.get("checkoutForms") or []
-            for form in forms:
-                form_id = uuid.UUID(str(form["id"]))
-                if form_id in wanted:
-                    found[form_id] = form
-            offset += LISTING_PAGE
-            missing_count = len(wanted) - len(found)
-            pages_left = -(-(int(body.get("totalCount") or 0) - offset) // LISTING_PAGE)
-            # page on only while that costs fewer requests than reading the rest one by one
-            if missing_count == 0 or len(forms) < LISTING_PAGE or pages_left >= missing_count:
-                break
-    missing = [form_id for form_id in wanted if form_id not in found]
-    limit = asyncio.Semaphore(8)
-
-    async def single(form_id: uuid.UUID) -> None:
-        async with limit:
-            try:
-                found[form_id] = await allegro.get(
-                    account_id, f"/order/checkout-forms/{form_id}", action="read checkout form"
-                )
-            except AllegroNotFound:
-                found[form_id] = None
-            except Exception as exc:
-                found[form_id] = exc
-
-    await asyncio.gather(*(single(f) for f in missing))
-    return found
-
-
 def order_routes(allegro: AllegroRestClient, pool: asyncpg.Pool) -> dict[str, Route]:
     """Routes of the journal queue for orders."""
 
-    async def prepare_events(messages: list[OrderEventMessage]) -> list[PreparedOrder | Exception]:
-        by_account: dict[int, dict[uuid.UUID, datetime | None]] = {}
-        for message in messages:
-            wanted = by_account.setdefault(message.account_id, {})
-            form_id = message.event.order.checkout_form.id
-            known = wanted.get(form_id)
-            occurred = message.event.occurred_at
-            wanted[form_id] = occurred if known is None else min(known, occurred)
+    async def prepare_events(
+        messages: list[OrderEventMessage],
+    ) -> list[PreparedOrder | Exception]:
+        """Forms come with the messages (read by the poller per journal page); messages without
+        one (a retry, an event published by hand) have theirs read in bulk here."""
         active = {
             r["id"]
             for r in await pool.fetch(
-                "SELECT id FROM accounts WHERE id = ANY($1::bigint[]) AND active", list(by_account)
+                "SELECT id FROM accounts WHERE id = ANY($1::bigint[]) AND active",
+                list({m.account_id for m in messages}),
             )
         }
+        needed: dict[int, dict[uuid.UUID, datetime | None]] = {}
+        for message in messages:
+            if message.account_id in active and message.form is None:
+                if message.covered_by_later_event:
+                    continue
+                wanted = needed.setdefault(message.account_id, {})
+                form_id = message.event.order.checkout_form.id
+                known = wanted.get(form_id)
+                occurred = message.event.occurred_at
+                wanted[form_id] = occurred if known is None else min(known, occurred)
+        read_at = datetime.now(UTC)
         forms: dict[tuple[int, uuid.UUID], Mapping[str, Any] | Exception | None] = {}
-        for account_id, wanted in by_account.items():
-            if account_id not in active:
-                continue  # A3: orders are taken only for active accounts
+        for account_id, wanted in needed.items():
             try:
                 read = await read_checkout_forms(allegro, account_id, wanted)
             except Exception as exc:
                 read = dict.fromkeys(wanted, exc)
             forms.update({(account_id, form_id): form for form_id, form in read.items()})
-        # Several events of one form in a batch share the one fresh read: the form is handled
-        # once, at its last event, with the offers of all of them.
+
+        # Several events of one form in a batch share one read: the form is handled once, at
+        # its last event, with the offers of all of them.
         last: dict[tuple[int, uuid.UUID], int] = {}
         offer_ids: dict[tuple[int, uuid.UUID], dict[str, None]] = {}
         for index, message in enumerate(messages):
             key = (message.account_id, message.event.order.checkout_form.id)
+            if message.covered_by_later_event and message.form is None:
+                offer_ids.setdefault(key, {}).update(
+                    dict.fromkeys(line.offer.id for line in message.event.order.line_items)
+                )
+                continue
             last[key] = index
             offers = offer_ids.setdefault(key, {})
             offers.update(dict.fromkeys(line.offer.id for line in message.event.order.line_items))
@@ -557,29 +516,37 @@ def order_routes(allegro: AllegroRestClient, pool: asyncpg.Pool) -> dict[str, Ro
         for index, message in enumerate(messages):
             event = message.event
             key = (message.account_id, event.order.checkout_form.id)
-            form = forms.get(key)
+            form: Mapping[str, Any] | Exception | None = None
+            form_read_at = read_at
+            handles = message.account_id in active and last.get(key) == index
+            if handles and message.form is not None:
+                form, form_read_at = message.form, message.form_read_at or read_at
+            elif handles:
+                form = forms.get(key)
             if isinstance(form, Exception):
                 prepared.append(form)
                 continue
-            handles = last[key] == index
             prepared.append(
                 PreparedOrder(
                     account_id=message.account_id,
                     checkout_form_id=event.order.checkout_form.id,
-                    form=form if handles else None,
+                    form=form,
+                    read_at=form_read_at,
                     event_id=event.id,
                     occurred_at=event.occurred_at,
-                    offer_ids=tuple(offer_ids[key]) if handles else (),
+                    offer_ids=tuple(offer_ids.get(key, {})) if handles else (),
                 )
             )
         return prepared
 
     async def prepare_backfill(message: OrderBackfillMessage) -> PreparedOrder:
         form_id = message.checkout_form_id
+        read_at = datetime.now(UTC)
         return PreparedOrder(
             account_id=message.account_id,
             checkout_form_id=form_id,
             form=await read_checkout_form(allegro, pool, message.account_id, form_id),
+            read_at=read_at,
         )
 
     return {

@@ -13,7 +13,7 @@ import asyncpg
 from allegro_sync.adapters.allegro.client import AllegroRestClient
 from allegro_sync.adapters.broker.consumer import Route
 from allegro_sync.adapters.broker.topology import ERP_QUEUE, JOURNAL_QUEUE
-from allegro_sync.handlers import catalog
+from allegro_sync.handlers import catalog, prices, stock
 from allegro_sync.handlers.messages import (
     PriceChanged,
     PriceListUpserted,
@@ -24,21 +24,19 @@ from allegro_sync.handlers.offers import offer_routes
 from allegro_sync.handlers.orders import order_routes
 
 
-async def _record_stock(message: StockChanged, conn: asyncpg.Connection) -> None:
-    await catalog.record_stock(message, conn)
-
-
-async def _record_price(message: PriceChanged, conn: asyncpg.Connection) -> None:
-    await catalog.record_price(message, conn)
-
-
 def erp_routes() -> dict[str, Route]:
-    """What the ERP sends (``erp.events``)."""
+    """What the ERP sends (``erp.events``). Stock and price changes are handled per consumer
+    batch (``handle_many``): recorded version-guarded and propagated to bound offers as desired
+    values for the offer-change batcher (S1-S5, P1-P2)."""
     return {
         "product.upserted": Route(ProductUpserted, catalog.upsert_product),
         "price_list.upserted": Route(PriceListUpserted, catalog.upsert_price_list),
-        "stock.changed": Route(StockChanged, _record_stock),
-        "price.changed": Route(PriceChanged, _record_price),
+        "stock.changed": Route(
+            StockChanged, stock.propagate_one, handle_many=stock.propagate_stock
+        ),
+        "price.changed": Route(
+            PriceChanged, prices.propagate_one, handle_many=prices.propagate_price
+        ),
     }
 
 

@@ -430,7 +430,7 @@ async def test_checkout_forms_are_read_in_bulk(
     admin: Admin, emulator: Emulator, daemon: Daemon, db: asyncpg.Pool
 ) -> None:
     """Requests per order decide how far an installation scales (9000/min per client id)."""
-    from allegro_sync.handlers.orders import read_checkout_forms
+    from allegro_sync.adapters.allegro.checkout_forms import read_checkout_forms
 
     _, account, offers = await _shop(admin, emulator, db)
     clock = await emulator.control("GET", "/clock")

@@ -23,6 +23,7 @@ from allegro_sync.adapters.allegro.errors import (
     AllegroRejected,
     AllegroUnavailable,
 )
+from allegro_sync.adapters.allegro.limits import RequestLimiter
 from allegro_sync.adapters.allegro.tokens import TokenManager
 from allegro_sync.daemon.metrics import Metrics
 
@@ -65,6 +66,7 @@ class AllegroRestClient:
         on_forbidden: OnForbidden,
         timeout: float = 30.0,
         get_attempts: int = 3,
+        limiter: RequestLimiter | None = None,
     ) -> None:
         self._session = session
         self._tokens = tokens
@@ -73,6 +75,8 @@ class AllegroRestClient:
         self._on_forbidden = on_forbidden
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._get_attempts = get_attempts
+        # Every request of the process passes the client-wide limiter (allegro-api.md 3).
+        self._limiter = limiter
 
     async def me_with_token(self, *, sandbox: bool, access_token: str) -> dict[str, Any]:
         """``GET /me`` with a token not yet stored (while connecting an account)."""
@@ -99,12 +103,20 @@ class AllegroRestClient:
         return payload
 
     async def get(
-        self, account_id: int, path: str, *, action: str, params: Params | None = None
+        self,
+        account_id: int,
+        path: str,
+        *,
+        action: str,
+        params: Params | None = None,
+        bulk: bool = False,
     ) -> Any:
         """GET and return the JSON body; retried briefly on connection errors and 5xx."""
         for attempt in range(self._get_attempts):
             try:
-                response = await self.request(account_id, "GET", path, action=action, params=params)
+                response = await self.request(
+                    account_id, "GET", path, action=action, params=params, bulk=bulk
+                )
                 return response.body
             except AllegroRateLimited:
                 raise
@@ -125,10 +137,14 @@ class AllegroRestClient:
         json: Any = None,
         data: bytes | None = None,
         content_type: str | None = None,
+        bulk: bool = False,
     ) -> Response:
-        """One request; a 401 triggers one token refresh and one retry."""
+        """One request; a 401 triggers one token refresh and one retry. ``bulk`` marks traffic
+        that yields to orders under the client-wide limit (batch commands and their reports)."""
         auth = await self._tokens.current(account_id)
         for retry_after_refresh in (True, False):
+            if self._limiter is not None:
+                await self._limiter.acquire(bulk=bulk)
             base = self._api_url(auth.sandbox)
             headers = {"Authorization": f"Bearer {auth.access_token}", "Accept": MEDIA_TYPE}
             body: bytes | None = data
@@ -159,6 +175,12 @@ class AllegroRestClient:
                     f"{action}: Allegro unreachable ({type(exc).__name__})"
                 ) from exc
             self._metrics.allegro_requests.labels(action, f"{status // 100}xx").inc()
+            if self._limiter is not None:
+                if status == 429:
+                    pause = self._limiter.note_rate_limited()
+                    log.warning("allegro_rate_limited", action=action, pause_seconds=pause)
+                elif status < 400:
+                    self._limiter.note_ok()
             if status == 401 and retry_after_refresh:
                 auth = await self._tokens.refresh(account_id, seen_generation=auth.generation)
                 continue

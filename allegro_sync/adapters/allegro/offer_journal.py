@@ -13,7 +13,7 @@ continue from the latest event.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -91,6 +91,12 @@ class OfferJournal:
     def __init__(self, allegro: AllegroRestClient, page_size: int = PAGE_SIZE) -> None:
         self._allegro = allegro
         self._page_size = page_size
+
+    async def enrich(
+        self, account_id: int, events: Sequence[dict[str, Any]]
+    ) -> list[dict[str, Any]]:
+        """Nothing: the offer handler reads a batch's offers in one listing call itself."""
+        return [{} for _ in events]
 
     async def start_cursor(self, account_id: int) -> str | None:
         # No event-stats endpoint: start at the oldest retained event (see the module docstring).

@@ -1,0 +1,450 @@
+"""The offer-change batcher: desired quantities, prices and publications -> Allegro batch commands.
+
+Handlers upsert desired values into ``offer_changes`` (latest wins per offer and kind) and
+PostgreSQL notifies ``allegro_sync_offer_changes`` on commit. The batcher then:
+
+1. waits a short window (at most ``window`` seconds, less when a group already fills a command)
+   so that a burst coalesces;
+2. claims the ready changes (``FOR UPDATE SKIP LOCKED``: replicas share the work), groups them by
+   (account, kind, value): a command sets ONE quantity / ONE price / ONE action for all its
+   offers, so offers with the same target share a command, at most 1000 per command; spends the
+   seller's offer-change budget; persists each command (a fresh UUID, its payload and offers)
+   and marks the changes as carried by it, all in one transaction, BEFORE any request;
+3. sends the persisted commands (``PUT .../{commandId}``); a restart after a crash re-sends the
+   same id, and a 409 "command id already used" means the first attempt arrived;
+4. follows each command's tasks (``GET .../{commandId}/tasks``) until none is NEW; succeeded
+   changes are done unless a newer value arrived meanwhile (it goes out in a later command);
+   failed tasks go to the event log with Allegro's error and the trace-id, and are retried with
+   backoff when the error is one that retrying can cure.
+
+A 429 or 5xx on a PUT leaves the command pending: it is re-sent with the same id after a backoff,
+so nothing is lost. Order traffic keeps priority through the client-wide limiter (``bulk=True``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+from uuid import UUID, uuid4
+
+import asyncpg
+import structlog
+
+from allegro_sync.adapters.allegro.client import AllegroRestClient
+from allegro_sync.adapters.allegro.errors import (
+    AllegroConflict,
+    AllegroError,
+    AllegroNotFound,
+    AllegroUnavailable,
+)
+from allegro_sync.adapters.allegro.limits import MAX_COMMAND, ChangeBudgets
+from allegro_sync.adapters.postgres import offer_changes as store
+from allegro_sync.adapters.postgres import pool as pg
+from allegro_sync.errors import CredentialsDead
+from allegro_sync.handlers import event_log
+from allegro_sync.handlers.event_log import Category
+
+log = structlog.get_logger(__name__)
+
+CHANNEL = "allegro_sync_offer_changes"
+PATHS = {
+    "quantity": "/sale/offer-quantity-change-commands",
+    "price": "/sale/offer-price-change-commands",
+    "publication": "/sale/offer-publication-commands",
+}
+CATEGORY: dict[str, Category] = {"quantity": "stock", "publication": "stock", "price": "prices"}
+# Task errors worth another attempt: Allegro's own hiccups and an edit still being processed.
+# Everything else (invalid quantity, offer gone, auction price, not the seller's offer) would
+# fail the same way again.
+RETRYABLE_TASK_ERRORS = frozenset(
+    {
+        "EXCEPTION_DURING_OFFER_QUANTITY_UPDATE",
+        "OfferConflictException",
+        "ERR_YOU_CANT_CHANGE_ITEM_EDIT_IN_PROGRESS",
+        "InternalServerErrorException",
+        "ServiceUnavailableException",
+    }
+)
+MAX_TASK_ATTEMPTS = 5
+
+
+@dataclass(frozen=True)
+class Group:
+    """Changes one command can carry."""
+
+    account_id: int
+    kind: str
+    value: str
+    currency: str | None
+    offer_ids: tuple[str, ...]
+
+
+def group_changes(rows: Sequence[Any], max_offers: int = MAX_COMMAND) -> list[Group]:
+    """Rows (ordered by account, kind, value, currency) -> commands of at most ``max_offers``."""
+    groups: dict[tuple[int, str, str, str | None], list[str]] = {}
+    for row in rows:
+        key = (row["account_id"], row["kind"], row["value"], row["currency"])
+        groups.setdefault(key, []).append(row["offer_id"])
+    result = []
+    for (account_id, kind, value, currency), offers in groups.items():
+        for first in range(0, len(offers), max_offers):
+            chunk = tuple(offers[first : first + max_offers])
+            result.append(Group(account_id, kind, value, currency, chunk))
+    return result
+
+
+def command_payload(group: Group) -> dict[str, Any]:
+    """The body of the batch command for ``group`` (allegro-api.md 9.1, 9.2, 9.4)."""
+    criteria = [{"type": "CONTAINS_OFFERS", "offers": [{"id": o} for o in group.offer_ids]}]
+    if group.kind == "quantity":
+        modification: dict[str, Any] = {"changeType": "FIXED", "value": int(group.value)}
+        return {"modification": modification, "offerCriteria": criteria}
+    if group.kind == "price":
+        price = {"amount": str(Decimal(group.value)), "currency": group.currency or "PLN"}
+        return {
+            "modification": {"type": "FIXED_PRICE", "marketplaceId": "allegro-pl", "price": price},
+            "offerCriteria": criteria,
+        }
+    return {"publication": {"action": group.value}, "offerCriteria": criteria}
+
+
+def backoff(attempt: int, *, first: float = 0.5, cap: float = 30.0) -> float:
+    """Seconds before attempt ``attempt + 1``."""
+    return float(min(cap, first * 2**attempt))
+
+
+class OfferChangeBatcher:
+    """Coalesces desired offer changes into batch commands and follows them (a daemon service)."""
+
+    def __init__(
+        self,
+        *,
+        dsn: str,
+        pool: asyncpg.Pool,
+        allegro: AllegroRestClient,
+        budgets: ChangeBudgets,
+        window: float = 0.25,
+        max_offers: int = MAX_COMMAND,
+        claim_limit: int = 50_000,
+        concurrency: int = 8,
+        sweep_interval: float = 1.0,
+        halt_after_persist: bool = False,
+    ) -> None:
+        self._dsn = dsn
+        self._pool = pool
+        self._allegro = allegro
+        self._budgets = budgets
+        self._window = window
+        self._max_offers = max_offers
+        self._claim_limit = claim_limit
+        self._concurrency = concurrency
+        self._sweep_interval = sweep_interval
+        self._halt_after_persist = halt_after_persist
+        self._wake = asyncio.Event()
+        self._stopping = False
+        self._task: asyncio.Task[None] | None = None
+        self._listener: asyncpg.Connection | None = None
+        self.commands_created = 0
+
+    async def start(self) -> None:
+        """Start the loop (it listens for notifications itself)."""
+        self._wake.set()  # look at what a previous run left behind
+        self._task = asyncio.create_task(self._run(), name="offer-change-batcher")
+
+    async def stop(self, timeout: float) -> None:
+        """Finish the step in hand within ``timeout``; persisted commands survive for the next
+        start."""
+        self._stopping = True
+        self._wake.set()
+        if self._task is not None:
+            try:
+                await asyncio.wait_for(self._task, timeout)
+            except TimeoutError:
+                self._task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._task
+        await self._close_listener()
+
+    def _notified(self, *_args: Any) -> None:
+        self._wake.set()
+
+    async def _ensure_listener(self) -> None:
+        if self._listener is not None and not self._listener.is_closed():
+            return
+        self._listener = await pg.connect(self._dsn)
+        await self._listener.add_listener(CHANNEL, self._notified)
+
+    async def _close_listener(self) -> None:
+        if self._listener is not None:
+            with contextlib.suppress(Exception):
+                await self._listener.close()
+            self._listener = None
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        window_ends: float | None = None
+        failures = 0
+        while not self._stopping:
+            try:
+                await self._ensure_listener()
+                now = loop.time()
+                if self._wake.is_set():
+                    self._wake.clear()
+                    if window_ends is None:
+                        window_ends = now + self._window
+                if window_ends is not None and (
+                    now >= window_ends
+                    or await self._pool.fetchval(store.FULL_GROUP, self._max_offers)
+                ):
+                    window_ends = None
+                    budget_wait = await self.flush()
+                    if budget_wait > 0:
+                        window_ends = loop.time() + budget_wait
+                next_check = await self.work_commands()
+                failures = 0
+                delays = [self._sweep_interval, next_check]
+                if window_ends is not None:
+                    # look for a full group every fifth of the window
+                    delays.append(min(max(window_ends - loop.time(), 0.0), self._window / 5))
+                timeout = max(min(delays), 0.005)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), timeout)
+                if (
+                    not self._wake.is_set()
+                    and window_ends is None
+                    and timeout >= self._sweep_interval
+                ):
+                    self._wake.set()  # periodic look: retries whose backoff ran out
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                failures += 1
+                if failures == 1:
+                    log.warning("offer_batcher_failing", error=f"{type(exc).__name__}: {exc}")
+                await self._close_listener()
+                await asyncio.sleep(min(0.2 * 2**failures, 10.0))
+        log.info("offer_batcher_stopped", commands=self.commands_created)
+
+    async def flush(self) -> float:
+        """Claim ready changes and persist their commands; then (unless halted for a test) the
+        caller sends them. Returns the seconds until a budget-refused group fits (0: none)."""
+        budget_wait = 0.0
+        commands: list[dict[str, Any]] = []
+        async with self._pool.acquire() as conn, conn.transaction():
+            rows = await conn.fetch(store.CLAIM_READY, self._claim_limit)
+            assigned: list[tuple[str, str, UUID]] = []
+            for group in group_changes(rows, self._max_offers):
+                wait = self._budgets.try_spend(group.account_id, group.kind, len(group.offer_ids))
+                if wait > 0:
+                    budget_wait = wait if budget_wait == 0 else min(budget_wait, wait)
+                    continue
+                command_id = uuid4()  # fresh per command; persisted before it is sent
+                commands.append(
+                    {
+                        "id": str(command_id),
+                        "account_id": group.account_id,
+                        "kind": group.kind,
+                        "payload": command_payload(group),
+                        "offers": list(group.offer_ids),
+                    }
+                )
+                assigned.extend((o, group.kind, command_id) for o in group.offer_ids)
+            if commands:
+                await store.insert_commands(conn, commands, assigned)
+        if commands:
+            self.commands_created += len(commands)
+            log.info(
+                "offer_commands_persisted",
+                commands=len(commands),
+                offers=sum(len(c["offers"]) for c in commands),
+            )
+            if self._halt_after_persist:
+                # Test-only (settings: OFFER_BATCHER_HALT_AFTER_PERSIST): stop here so that a
+                # test can kill the process between persisting and sending.
+                log.warning(
+                    "offer_batcher_halted_after_persist", command_ids=[c["id"] for c in commands]
+                )
+                await asyncio.Event().wait()
+        return budget_wait
+
+    async def work_commands(self) -> float:
+        """Send pending commands and follow sent ones that are due; seconds until the next."""
+        rows = await self._pool.fetch(store.DUE_COMMANDS, 200)
+        limit = asyncio.Semaphore(self._concurrency)
+
+        async def one(row: asyncpg.Record) -> None:
+            async with limit:
+                if row["state"] == "pending":
+                    await self._send(row)
+                else:
+                    await self._follow(row)
+
+        await asyncio.gather(*(one(r) for r in rows))
+        if len(rows) == 200:
+            return 0.0
+        left = await self._pool.fetchval(store.NEXT_COMMAND_CHECK)
+        return self._sweep_interval if left is None else max(left.total_seconds(), 0.0)
+
+    async def _send(self, row: asyncpg.Record) -> None:
+        command_id: UUID = row["id"]
+        kind = row["kind"]
+        path = f"{PATHS[kind]}/{command_id}"
+        try:
+            await self._allegro.request(
+                row["account_id"],
+                "PUT",
+                path,
+                action=f"send {kind} command",
+                json=_payload(row),
+                bulk=True,
+            )
+        except AllegroConflict:
+            pass  # 409 "command id already used": our first attempt arrived; follow it
+        except AllegroUnavailable as exc:  # 429, 5xx, no connection: same id again later
+            await store.postpone(self._pool, command_id, backoff(row["attempts"]))
+            log.info("offer_command_send_postponed", command_id=str(command_id), error=str(exc))
+            return
+        except (AllegroError, CredentialsDead) as exc:
+            await self._refused(row, exc)
+            return
+        await store.mark_sent(self._pool, command_id)
+
+    async def _follow(self, row: asyncpg.Record) -> None:
+        command_id: UUID = row["id"]
+        kind = row["kind"]
+        try:
+            response = await self._allegro.request(
+                row["account_id"],
+                "GET",
+                f"{PATHS[kind]}/{command_id}/tasks",
+                action=f"read {kind} command report",
+                params={"limit": MAX_COMMAND, "offset": 0},
+                bulk=True,
+            )
+        except AllegroNotFound:
+            # Allegro does not know the command (a PUT lost on the way): send it again.
+            await self._pool.execute(
+                "UPDATE offer_commands SET state = 'pending' WHERE id = $1", command_id
+            )
+            return
+        except AllegroUnavailable:
+            await store.postpone(self._pool, command_id, backoff(row["attempts"]))
+            return
+        except (AllegroError, CredentialsDead) as exc:
+            await self._refused(row, exc)
+            return
+        tasks = list((response.body or {}).get("tasks") or [])
+        offers = list(row["offers"])
+        if len(tasks) < len(offers) or any(t.get("status") == "NEW" for t in tasks):
+            await store.postpone(
+                self._pool, command_id, backoff(row["attempts"], first=0.05, cap=5)
+            )
+            return
+        trace_id = response.headers.get("trace-id") or response.headers.get("Trace-Id")
+        await self._settle(row, tasks, trace_id)
+
+    async def _settle(
+        self, row: asyncpg.Record, tasks: list[dict[str, Any]], trace_id: str | None
+    ) -> None:
+        command_id: UUID = row["id"]
+        kind = row["kind"]
+        succeeded: list[str] = []
+        failed: dict[tuple[str, str], list[str]] = {}
+        for task in tasks:
+            offer_id = str((task.get("offer") or {}).get("id"))
+            if task.get("status") == "SUCCESS":
+                succeeded.append(offer_id)
+                continue
+            errors = task.get("errors") or [{}]
+            code = str(errors[0].get("code") or "UNKNOWN")
+            message = str(task.get("message") or errors[0].get("message") or "")
+            failed.setdefault((code, message), []).append(offer_id)
+        async with self._pool.acquire() as conn, conn.transaction():
+            attempts = {
+                r["offer_id"]: r["attempts"]
+                for r in await conn.fetch(
+                    "SELECT offer_id, attempts FROM offer_changes WHERE command_id = $1",
+                    command_id,
+                )
+            }
+            retry: list[tuple[str, float]] = []
+            for (code, message), offer_ids in failed.items():
+                retrying = [
+                    o
+                    for o in offer_ids
+                    if code in RETRYABLE_TASK_ERRORS and attempts.get(o, 0) < MAX_TASK_ATTEMPTS
+                ]
+                retry.extend((o, backoff(attempts.get(o, 0), first=2.0, cap=300)) for o in retrying)
+                await event_log.write(
+                    conn,
+                    row["account_id"],
+                    CATEGORY[kind],
+                    "error",
+                    "offer_change_failed",
+                    f"{_what(kind, _payload(row))} failed for {len(offer_ids)} offer(s)"
+                    f" ({', '.join(offer_ids[:5])}{'...' if len(offer_ids) > 5 else ''}):"
+                    f" Allegro {code}: {message}"
+                    + (f" (trace-id {trace_id})" if trace_id else "")
+                    + ("; trying again later." if retrying else "."),
+                    details={
+                        "command_id": str(command_id),
+                        "kind": kind,
+                        "offers": offer_ids[:1000],
+                        "error": {"code": code, "message": message},
+                        "trace_id": trace_id,
+                        "retrying": len(retrying),
+                    },
+                )
+            await store.mirror_applied(conn, kind, _payload(row), succeeded)
+            await store.finish(conn, command_id, retry=retry, trace_id=trace_id)
+        log.info(
+            "offer_command_done",
+            command_id=str(command_id),
+            kind=kind,
+            succeeded=len(succeeded),
+            failed=sum(len(v) for v in failed.values()),
+        )
+
+    async def _refused(self, row: asyncpg.Record, exc: Exception) -> None:
+        """Allegro refused the command itself (400/403/422...): retrying the same body cannot
+        help; the changes are dropped with an event-log entry."""
+        kind = row["kind"]
+        trace_id = getattr(exc, "trace_id", None)
+        async with self._pool.acquire() as conn, conn.transaction():
+            await event_log.write(
+                conn,
+                row["account_id"],
+                CATEGORY[kind],
+                "error",
+                "offer_command_refused",
+                f"{_what(kind, _payload(row))} for {len(row['offers'])} offer(s) was refused: "
+                f"{exc}" + (f" (trace-id {trace_id})" if trace_id else ""),
+                details={
+                    "command_id": str(row["id"]),
+                    "kind": kind,
+                    "offers": list(row["offers"])[:1000],
+                    "trace_id": trace_id,
+                },
+            )
+            await store.finish(conn, row["id"], retry=[], trace_id=trace_id)
+        log.warning("offer_command_refused", command_id=str(row["id"]), error=str(exc))
+
+
+def _payload(row: asyncpg.Record) -> dict[str, Any]:
+    payload = row["payload"]
+    return json.loads(payload) if isinstance(payload, str) else dict(payload)
+
+
+def _what(kind: str, payload: dict[str, Any]) -> str:
+    if kind == "quantity":
+        return f"Setting the quantity to {payload['modification']['value']}"
+    if kind == "price":
+        price = payload["modification"]["price"]
+        return f"Setting the price to {price['amount']} {price['currency']}"
+    action = payload["publication"]["action"]
+    return "Ending the offer" if action == "END" else "Activating the offer"

@@ -1,0 +1,293 @@
+"""Stock propagation (issue 7): ``python -m bench stock``.
+
+20 000 products bound to 40 000 offers (``BENCH_SELLERS`` sellers, two offers per product on
+different sellers). Phase 1: 100 000 ``stock.changed`` wait in the queue, the daemon starts, and
+the consume rate is taken from the inbox (first to last message handled); the raw broker consume
+rate is measured in the same run (``raw_broker_rates``). The commands Allegro received are
+compared with the ideal per flush window: sum over accounts of ceil(changed offers / 1000), and
+the ideal that one-value-per-command allows (sum over account and target value). Phase 2: a
+steady 1 000 messages/s for ``BENCH_STEADY_SECONDS``; latency from publish to command sent
+(``offer_commands.sent_at``) per message, p50 / p99. Medians of ``BENCH_RUNS`` runs.
+Targets: consume ratio >= 0.6, commands within 10 % of the ideal, p99 < 1 s.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import os
+import statistics
+import time
+from collections import defaultdict
+from dataclasses import dataclass
+
+import aio_pika
+import aiohttp
+import asyncpg
+
+from allegro_sync.daemon.pollers import WAKE_CHANNEL
+from bench._support import (
+    ADMIN_TOKEN,
+    RESULTS,
+    daemon_env,
+    free_port,
+    raw_broker_rates,
+    start_daemon,
+    start_emulator,
+    stop,
+    throwaway_database,
+    throwaway_vhost,
+    wait_http,
+)
+
+SELLERS = int(os.environ.get("BENCH_SELLERS", "40"))
+PRODUCTS = int(os.environ.get("BENCH_PRODUCTS", "20000"))
+MESSAGES = int(os.environ.get("BENCH_MESSAGES", "100000"))
+STEADY_RATE = int(os.environ.get("BENCH_STEADY_RATE", "1000"))
+STEADY_SECONDS = int(os.environ.get("BENCH_STEADY_SECONDS", "10"))
+RUNS = int(os.environ.get("BENCH_RUNS", "3"))
+
+
+@dataclass
+class Run:
+    """One run's measurements."""
+
+    consume_rate: float
+    raw_consume_rate: float
+    commands: int
+    ideal_by_count: int
+    ideal_by_value: int
+    p50: float
+    p99: float
+
+
+def _quantity(product: int, version: int) -> int:
+    # A stock that moves between a few values (a command carries one quantity).
+    return 5 + (product + version) % 3
+
+
+async def _setup(emulator_url: str, daemon_url: str, database_url: str) -> None:
+    headers = {"Authorization": f"Bearer {ADMIN_TOKEN}", "Accept": "application/json"}
+    per_seller = 2 * PRODUCTS // SELLERS
+    async with aiohttp.ClientSession(headers=headers) as session:
+        for n in range(SELLERS):
+            async with session.post(
+                f"{emulator_url}/__control__/sellers", json={"login": f"bench-stock-{n}"}
+            ) as r:
+                seller = await r.json()
+            async with session.post(f"{daemon_url}/accounts/connect", json={}) as r:
+                authorize_url = (await r.json())["authorize_url"]
+            async with session.get(f"{authorize_url}&seller_id={seller['id']}") as r:
+                account = (await r.json())["account"]
+            settings = {"stock_control": True, "raise_quantity_on_erp_sync": True}
+            async with session.patch(f"{daemon_url}/accounts/{account['id']}", json=settings) as r:
+                assert r.status == 200, await r.text()
+            async with session.post(
+                f"{emulator_url}/__control__/sellers/{seller['id']}/offers",
+                json={"name": "o{n}", "count": per_seller, "stock": 50},
+            ) as r:
+                assert r.status < 300, await r.text()
+    conn = await asyncpg.connect(database_url)
+    try:
+        for _ in range(1200):
+            await conn.execute("SELECT pg_notify($1, '*')", WAKE_CHANNEL)
+            if await conn.fetchval("SELECT count(*) FROM offers") >= per_seller * SELLERS:
+                break
+            await asyncio.sleep(0.5)
+        await conn.execute(
+            "INSERT INTO products (id, name) SELECT 'P' || n, 'Product ' || n"
+            " FROM generate_series(0, $1 - 1) AS n",
+            PRODUCTS,
+        )
+        # two offers per product, on different sellers
+        await conn.execute(
+            """
+            UPDATE offers SET product_id = 'P' || ((n.k - 1) % $1), bound_at = now()
+              FROM (SELECT id, row_number() OVER (ORDER BY account_id, id) AS k FROM offers) AS n
+             WHERE offers.id = n.id
+            """,
+            PRODUCTS,
+        )
+    finally:
+        await conn.close()
+
+
+async def _publish(amqp_url: str, messages: list[tuple[str, bytes]]) -> list[float]:
+    """Publish with confirms in windows; the publish time of each message."""
+    connection = await aio_pika.connect(amqp_url)
+    channel = await connection.channel(publisher_confirms=True)
+    exchange = await channel.get_exchange("erp.events")
+    stamps = []
+    for first in range(0, len(messages), 1000):
+        chunk = messages[first : first + 1000]
+        stamps.extend([time.time()] * len(chunk))
+        await asyncio.gather(
+            *(
+                exchange.publish(
+                    aio_pika.Message(body, message_id=mid, content_type="application/json"),
+                    routing_key="stock.changed",
+                )
+                for mid, body in chunk
+            )
+        )
+    await connection.close()
+    return stamps
+
+
+def _message(product: int, version: int) -> tuple[str, bytes]:
+    body = {
+        "product_id": f"P{product}",
+        "quantity": _quantity(product, version),
+        "version": version,
+    }
+    return f"stock:P{product}:{version}", json.dumps(body).encode()
+
+
+async def _settled(conn: asyncpg.Connection, inbox: int, timeout: float = 900) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        done = await conn.fetchval("SELECT count(*) FROM inbox WHERE consumer = 'allegro-sync.erp'")
+        open_ = await conn.fetchval(
+            "SELECT (SELECT count(*) FROM offer_changes)"
+            " + (SELECT count(*) FROM offer_commands WHERE state <> 'done')"
+        )
+        if done >= inbox and open_ == 0:
+            return
+        await asyncio.sleep(0.2)
+    raise RuntimeError("the changes did not settle")
+
+
+async def _commands_vs_ideal(conn: asyncpg.Connection) -> tuple[int, int, int]:
+    """Commands sent, and the two ideals, per flush (commands of one flush share created_at)."""
+    rows = await conn.fetch(
+        "SELECT created_at, account_id, payload, cardinality(offers) AS n FROM offer_commands"
+    )
+    by_flush: dict[object, dict[int, int]] = defaultdict(lambda: defaultdict(int))
+    by_value: dict[object, dict[tuple[int, str], int]] = defaultdict(lambda: defaultdict(int))
+    for r in rows:
+        by_flush[r["created_at"]][r["account_id"]] += r["n"]
+        by_value[r["created_at"]][(r["account_id"], json.dumps(r["payload"]))] += r["n"]
+    ideal = sum(math.ceil(n / 1000) for f in by_flush.values() for n in f.values())
+    ideal_value = sum(math.ceil(n / 1000) for f in by_value.values() for n in f.values())
+    return len(rows), ideal, ideal_value
+
+
+async def _latencies(conn: asyncpg.Connection, sent: list[tuple[int, float]]) -> list[float]:
+    rows = await conn.fetch(
+        """
+        SELECT o.product_id, extract(epoch FROM c.created_at) AS created,
+               extract(epoch FROM c.sent_at) AS sent
+          FROM offer_commands AS c, unnest(c.offers) AS u (offer_id)
+          JOIN offers AS o ON o.id = u.offer_id
+         WHERE c.sent_at IS NOT NULL
+        """
+    )
+    per_product: dict[str, list[tuple[float, float]]] = defaultdict(list)
+    for r in rows:
+        per_product[r["product_id"]].append((float(r["created"]), float(r["sent"])))
+    for times in per_product.values():
+        times.sort()
+    result = []
+    for product, published in sent:
+        later = [s for c, s in per_product[f"P{product}"] if c >= published]
+        if later:
+            result.append(min(later) - published)
+    return result
+
+
+async def _run(index: int) -> Run:
+    async with throwaway_database("bench_stock") as database_url:
+        with throwaway_vhost("bench-stock") as amqp_url:
+            _, raw_consume = await raw_broker_rates(amqp_url)
+            emulator_port, http_port = free_port(), free_port()
+            emulator_url = f"http://127.0.0.1:{emulator_port}"
+            emulator = start_emulator(emulator_port)
+            env = daemon_env(database_url, amqp_url, emulator_url, http_port)
+            log = RESULTS / f"stock-daemon-{index}.log"
+            try:
+                await wait_http(emulator_url + "/__control__/clock")
+                daemon = start_daemon(env, log)
+                await wait_http(f"http://127.0.0.1:{http_port}/healthz")
+                await _setup(emulator_url, f"http://127.0.0.1:{http_port}", database_url)
+                assert stop(daemon) == 0
+                burst = [_message(i % PRODUCTS, i // PRODUCTS + 1) for i in range(MESSAGES)]
+                await _publish(amqp_url, burst)
+                daemon = start_daemon(env, log)
+                conn = await asyncpg.connect(database_url)
+                try:
+                    await _settled(conn, MESSAGES)
+                    span = await conn.fetchval(
+                        "SELECT extract(epoch FROM max(processed_at) - min(processed_at))"
+                        " FROM inbox WHERE consumer = 'allegro-sync.erp'"
+                        " AND message_id LIKE 'stock:%'"
+                    )
+                    commands, ideal, ideal_value = await _commands_vs_ideal(conn)
+                    await conn.execute("DELETE FROM offer_commands")
+                    # phase 2: steady rate, one message per product and tick
+                    base = MESSAGES // PRODUCTS + 1
+                    steady: list[tuple[int, float]] = []
+                    for second in range(STEADY_SECONDS):
+                        started = time.time()
+                        for tick in range(10):
+                            products = [
+                                (second * STEADY_RATE + tick * (STEADY_RATE // 10) + k) % PRODUCTS
+                                for k in range(STEADY_RATE // 10)
+                            ]
+                            msgs = [_message(p, base + second) for p in products]
+                            stamps = await _publish(amqp_url, msgs)
+                            steady.extend(zip(products, stamps, strict=True))
+                            await asyncio.sleep(max(0.0, started + (tick + 1) / 10 - time.time()))
+                    await _settled(conn, MESSAGES + len(steady))
+                    latencies = sorted(await _latencies(conn, steady))
+                finally:
+                    await conn.close()
+                stop(daemon)
+            finally:
+                stop(emulator)
+    p50 = latencies[len(latencies) // 2] if latencies else float("nan")
+    p99 = latencies[int(len(latencies) * 0.99)] if latencies else float("nan")
+    return Run(MESSAGES / float(span), raw_consume, commands, ideal, ideal_value, p50, p99)
+
+
+def main() -> int:
+    runs = []
+    for index in range(RUNS):
+        run = asyncio.run(_run(index))
+        runs.append(run)
+        print(
+            f"stock run {index + 1}: {run.consume_rate:,.0f} msg/s"
+            f" (raw {run.raw_consume_rate:,.0f}),"
+            f" {run.commands} commands (ideal {run.ideal_by_count} by count,"
+            f" {run.ideal_by_value} by value), p50 {run.p50 * 1000:.0f} ms,"
+            f" p99 {run.p99 * 1000:.0f} ms",
+            flush=True,
+        )
+
+    def med(values: list[float]) -> float:
+        return float(statistics.median(values))
+
+    rate = med([r.consume_rate for r in runs])
+    raw = med([r.raw_consume_rate for r in runs])
+    commands = med([r.commands for r in runs])
+    ideal = med([r.ideal_by_count for r in runs])
+    ideal_value = med([r.ideal_by_value for r in runs])
+    p50 = med([r.p50 for r in runs])
+    p99 = med([r.p99 for r in runs])
+    print(
+        f"stock: {MESSAGES} messages, {PRODUCTS} products, {2 * PRODUCTS} offers, {SELLERS} sellers"
+    )
+    print(f"  messages consumed / s     {rate:>10,.0f}")
+    print(f"  raw broker consume / s    {raw:>10,.0f}")
+    print(f"  ratio                     {rate / raw:>10.2f}   target >= 0.6")
+    print(f"  Allegro commands          {commands:>10,.0f}")
+    print(f"  ideal, ceil(offers/1000)  {ideal:>10,.0f}   per flush window and account")
+    print(f"  ideal, one value/command  {ideal_value:>10,.0f}   target: commands within 10 %")
+    print(f"  latency p50 (steady)      {p50 * 1000:>10,.0f} ms")
+    print(f"  latency p99 (steady)      {p99 * 1000:>10,.0f} ms   target < 1000 ms")
+    ok = rate / raw >= 0.6 and commands <= 1.1 * ideal_value and p99 < 1.0
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,288 @@
+"""Stock and prices end to end (design.md S1, S2, S5, P1, P2; issue 7): ERP messages in, Allegro
+batch commands out, checked on what the emulator received and on its offers."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import asyncpg
+
+from allegro_sync.adapters.broker.topology import ERP_EXCHANGE
+from allegro_sync.daemon.app import Daemon
+from tests.e2e.conftest import Admin, Emulator
+from tests.e2e.test_offers import new_offer, offer, products, switch
+from tests.helpers import eventually, publish_json
+
+
+async def bound_offers(
+    daemon: Daemon,
+    admin: Admin,
+    emulator: Emulator,
+    db: asyncpg.Pool,
+    login: str,
+    binding: dict[str, str],
+    *,
+    stock: int = 10,
+    price: str = "19.99",
+    sandbox: bool = False,
+    **settings: Any,
+) -> tuple[dict[str, Any], int, dict[str, str]]:
+    """A connected account whose offers (name -> product) are mirrored and bound by hand."""
+    await products(daemon, db, *((p, None) for p in sorted(set(binding.values()))))
+    seller = await emulator.seller(login, **({"sandbox": True} if sandbox else {}))
+    account_id = int((await admin.connect(emulator, seller))["id"])
+    if settings:
+        await switch(admin, account_id, **settings)
+    ids = {}
+    for name, product_id in binding.items():
+        offer_id = await new_offer(emulator, seller, name=name, stock=stock, price=price)
+        await offer(admin, db, account_id, offer_id, name=name)
+        status, body = await admin.call("PATCH", f"/offers/{offer_id}", {"product_id": product_id})
+        assert status == 200, body
+        ids[name] = offer_id
+    return seller, account_id, ids
+
+
+async def erp(daemon: Daemon, db: asyncpg.Pool, *messages: tuple[str, dict[str, Any]]) -> None:
+    """The ERP publishes; wait until the daemon handled every message."""
+    rows = []
+    for n, (routing_key, body) in enumerate(messages):
+        message_id = f"{routing_key}:{body['product_id']}:{body['version']}:{n}"
+        rows.append((routing_key, message_id, json.dumps(body).encode()))
+    await publish_json(daemon.settings.amqp_url, ERP_EXCHANGE, rows)
+
+    async def handled() -> bool:
+        count = await db.fetchval(
+            "SELECT count(*) FROM inbox WHERE message_id = ANY($1::text[])", [r[1] for r in rows]
+        )
+        return bool(count == len(rows))
+
+    await eventually(handled)
+
+
+def stock_changed(product_id: str, quantity: int, version: int) -> tuple[str, dict[str, Any]]:
+    return "stock.changed", {"product_id": product_id, "quantity": quantity, "version": version}
+
+
+def price_changed(
+    product_id: str, price: str, version: int, price_list: str = "default"
+) -> tuple[str, dict[str, Any]]:
+    body = {
+        "product_id": product_id,
+        "price_list": price_list,
+        "price": price,
+        "currency": "PLN",
+        "version": version,
+    }
+    return "price.changed", body
+
+
+async def commands(emulator: Emulator, seller: dict[str, Any]) -> list[dict[str, Any]]:
+    """The batch commands the emulator received from this seller."""
+    received: list[dict[str, Any]] = (await emulator.control("GET", "/commands"))["commands"]
+    return [c for c in received if c["seller_id"] == seller["id"]]
+
+
+async def settled(daemon: Daemon, db: asyncpg.Pool) -> None:
+    """Until no desired change is waiting and no command is open."""
+
+    async def idle() -> bool:
+        pending = await db.fetchval(
+            "SELECT (SELECT count(*) FROM offer_changes)"
+            " + (SELECT count(*) FROM offer_commands WHERE state <> 'done')"
+        )
+        return bool(pending == 0)
+
+    await eventually(idle, timeout=20)
+
+
+async def emulator_offer(emulator: Emulator, offer_id: str) -> dict[str, Any]:
+    found: dict[str, Any] = await emulator.control("GET", f"/offers/{offer_id}")
+    return found
+
+
+async def test_a_decrease_sets_the_quantity_of_every_bound_offer(
+    daemon: Daemon, admin: Admin, emulator: Emulator, db: asyncpg.Pool
+) -> None:
+    seller, _, ids = await bound_offers(
+        daemon,
+        admin,
+        emulator,
+        db,
+        "sklep-stany",
+        {"a": "P1", "b": "P1", "c": "P2"},
+        stock_control=True,
+    )
+    await erp(daemon, db, stock_changed("P1", 4, 1))
+    await settled(daemon, db)
+    [command] = await commands(emulator, seller)
+    assert command["kind"] == "quantity"
+    assert command["body"]["modification"] == {"changeType": "FIXED", "value": 4}
+    assert sorted(command["offers"]) == sorted([ids["a"], ids["b"]])
+    assert (await emulator_offer(emulator, ids["a"]))["stock"] == 4
+    assert (await emulator_offer(emulator, ids["c"]))["stock"] == 10
+
+
+async def test_an_increase_needs_raise_quantity(
+    daemon: Daemon, admin: Admin, emulator: Emulator, db: asyncpg.Pool
+) -> None:
+    seller, account_id, ids = await bound_offers(
+        daemon, admin, emulator, db, "sklep-wzrost", {"a": "P1"}, stock_control=True
+    )
+    await erp(daemon, db, stock_changed("P1", 25, 1))
+    await settled(daemon, db)
+    assert await commands(emulator, seller) == []
+    assert (await emulator_offer(emulator, ids["a"]))["stock"] == 10
+
+    await switch(admin, account_id, raise_quantity_on_erp_sync=True)
+    await erp(daemon, db, stock_changed("P1", 30, 2))
+    await settled(daemon, db)
+    [command] = await commands(emulator, seller)
+    assert command["body"]["modification"]["value"] == 30
+    assert (await emulator_offer(emulator, ids["a"]))["stock"] == 30
+
+
+async def test_stock_zero_ends_the_offer_instead_of_a_quantity_below_one(
+    daemon: Daemon, admin: Admin, emulator: Emulator, db: asyncpg.Pool
+) -> None:
+    seller, _, ids = await bound_offers(
+        daemon, admin, emulator, db, "sklep-zero", {"a": "P1"}, stock_control=True
+    )
+    await erp(daemon, db, stock_changed("P1", 0, 1))
+    await settled(daemon, db)
+    [command] = await commands(emulator, seller)
+    assert command["kind"] == "publication"
+    assert command["body"]["publication"] == {"action": "END"}
+    assert (await emulator_offer(emulator, ids["a"]))["status"] == "ENDED"
+
+
+async def test_sandbox_and_stock_control_off_change_nothing(
+    daemon: Daemon,
+    admin: Admin,
+    emulator: Emulator,
+    sandbox_emulator: Emulator,
+    db: asyncpg.Pool,
+) -> None:
+    seller, account_id, ids = await bound_offers(
+        daemon, admin, emulator, db, "sklep-bez-kontroli", {"a": "P1"}
+    )
+    sandbox_seller = await sandbox_emulator.seller("sklep-testowy")
+    sandbox_account = await admin.connect(sandbox_emulator, sandbox_seller, sandbox=True)
+    assert sandbox_account["warnings"]
+    sandbox_id = int(sandbox_account["id"])
+    await switch(admin, sandbox_id, stock_control=True, raise_quantity_on_erp_sync=True)
+    sandbox_offer = await new_offer(sandbox_emulator, sandbox_seller, name="s", stock=10)
+    await offer(admin, db, sandbox_id, sandbox_offer, name="s")
+    status, body = await admin.call("PATCH", f"/offers/{sandbox_offer}", {"product_id": "P1"})
+    assert status == 200, body
+
+    await erp(daemon, db, stock_changed("P1", 3, 1))
+    await settled(daemon, db)
+    assert await commands(emulator, seller) == []
+    assert (await sandbox_emulator.control("GET", "/commands"))["commands"] == []
+    assert (await emulator_offer(sandbox_emulator, sandbox_offer))["stock"] == 10
+    assert (await emulator_offer(emulator, ids["a"]))["stock"] == 10
+    del account_id
+
+
+async def test_older_versions_are_ignored_and_redelivery_is_one_effect(
+    daemon: Daemon, admin: Admin, emulator: Emulator, db: asyncpg.Pool
+) -> None:
+    seller, _, ids = await bound_offers(
+        daemon, admin, emulator, db, "sklep-wersje", {"a": "P1"}, stock_control=True
+    )
+    await erp(daemon, db, stock_changed("P1", 5, 7))
+    await settled(daemon, db)
+    # an older version arrives late, and the same message again: nothing changes
+    await erp(daemon, db, stock_changed("P1", 2, 6), stock_changed("P1", 5, 7))
+    await settled(daemon, db)
+    received = await commands(emulator, seller)
+    assert [c["body"]["modification"]["value"] for c in received] == [5]
+    assert (await emulator_offer(emulator, ids["a"]))["stock"] == 5
+
+
+async def test_prices_follow_the_account_price_list_and_the_offer_flag(
+    daemon: Daemon, admin: Admin, emulator: Emulator, db: asyncpg.Pool
+) -> None:
+    seller, account_id, ids = await bound_offers(
+        daemon,
+        admin,
+        emulator,
+        db,
+        "sklep-ceny",
+        {"follows": "P1", "own": "P1"},
+        sync_prices=True,
+    )
+    # bound after the switch-on: both follow (P2); the user switches one off by hand
+    status, body = await admin.call("PATCH", f"/offers/{ids['own']}", {"sync_price": False})
+    assert status == 200 and body["sync_price"] is False
+    await erp(
+        daemon,
+        db,
+        price_changed("P1", "17.50", 1, price_list="hurt"),  # not the account's price list
+        price_changed("P1", "24.90", 1),
+    )
+    await settled(daemon, db)
+    [command] = await commands(emulator, seller)
+    assert command["kind"] == "price"
+    assert command["body"]["modification"]["price"] == {"amount": "24.90", "currency": "PLN"}
+    assert command["offers"] == [ids["follows"]]
+    assert (await emulator_offer(emulator, ids["follows"]))["price"] == "24.90"
+    assert (await emulator_offer(emulator, ids["own"]))["price"] == "19.99"
+
+    # the ERP announces the other price list and the account chooses it: its next change applies
+    body = json.dumps({"price_list": "hurt", "name": "Hurt"}).encode()
+    await publish_json(
+        daemon.settings.amqp_url, ERP_EXCHANGE, [("price_list.upserted", "pl:hurt", body)]
+    )
+    await eventually(lambda: db.fetchval("SELECT true FROM price_lists WHERE id = 'hurt'"))
+    await switch(admin, account_id, price_list="hurt")
+    await erp(daemon, db, price_changed("P1", "16.00", 2, price_list="hurt"))
+    await settled(daemon, db)
+    assert (await emulator_offer(emulator, ids["follows"]))["price"] == "16.00"
+
+
+async def test_prices_do_nothing_with_the_account_setting_off(
+    daemon: Daemon, admin: Admin, emulator: Emulator, db: asyncpg.Pool
+) -> None:
+    seller, _, ids = await bound_offers(daemon, admin, emulator, db, "sklep-stale", {"a": "P1"})
+    await erp(daemon, db, price_changed("P1", "24.90", 1))
+    await settled(daemon, db)
+    assert await commands(emulator, seller) == []
+    assert (await emulator_offer(emulator, ids["a"]))["price"] == "19.99"
+
+
+async def test_a_burst_becomes_a_handful_of_commands(
+    daemon: Daemon, admin: Admin, emulator: Emulator, db: asyncpg.Pool
+) -> None:
+    await products(daemon, db, *((f"P{n}", None) for n in range(100)))
+    seller = await emulator.seller("sklep-lawina")
+    account_id = int((await admin.connect(emulator, seller))["id"])
+    await switch(admin, account_id, stock_control=True, raise_quantity_on_erp_sync=True)
+    created = await emulator.control(
+        "POST", f"/sellers/{seller['id']}/offers", {"name": "o{n}", "count": 200, "stock": 50}
+    )
+    offer_ids = [str(i) for i in created["ids"]]
+    await offer(admin, db, account_id, offer_ids[-1])
+    await eventually(lambda: db.fetchval("SELECT count(*) = 200 FROM offers"))
+    # two offers per product, bound by hand in one go
+    await db.execute(
+        "UPDATE offers SET product_id = 'P' || ((row_number - 1) % 100)"
+        " FROM (SELECT id AS oid, row_number() OVER (ORDER BY id) FROM offers) AS n"
+        " WHERE offers.id = n.oid"
+    )
+    # 10 000 ERP changes: 100 versions for each of 100 products (a stock count that goes back
+    # and forth between a few values), the last ones say 7. A command sets one quantity, so
+    # what can share a command is what has the same target within one window (<= 250 ms).
+    burst = [
+        stock_changed(f"P{p}", 7 if v == 100 else 5 + (v + p) % 3, v)
+        for v in range(1, 101)
+        for p in range(100)
+    ]
+    await erp(daemon, db, *burst)
+    await settled(daemon, db)
+    received = await commands(emulator, seller)
+    assert len(received) <= 30, [len(c["offers"]) for c in received]
+    for offer_id in offer_ids:
+        assert (await emulator_offer(emulator, offer_id))["stock"] == 7

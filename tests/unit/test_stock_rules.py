@@ -1,0 +1,132 @@
+"""Pure decisions of stock control, prices, renewal and command grouping (issue 7)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+
+from allegro_sync.adapters.allegro.limits import ChangeBudgets, RequestLimiter
+from allegro_sync.daemon.offer_change_batcher import command_payload, group_changes
+from allegro_sync.handlers.prices import decide_price
+from allegro_sync.handlers.renewal import Refusal, RenewalFacts, decide_renewal
+from allegro_sync.handlers.stock import StockAction, decide_stock, effective_quantity
+
+NOW = datetime(2026, 3, 1, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("erp", "offer", "raise_allowed", "expected"),
+    [
+        (4, 10, False, StockAction.SET),  # decreases always propagate
+        (0, 10, False, StockAction.END),  # a FIXED quantity below 1 is refused: end instead
+        (12, 10, False, StockAction.NONE),  # increases only with the setting
+        (12, 10, True, StockAction.SET),
+        (10, 10, True, StockAction.NONE),
+    ],
+)
+def test_decide_stock(erp: int, offer: int, raise_allowed: bool, expected: StockAction) -> None:
+    got = decide_stock(
+        erp_quantity=erp, offer_quantity=offer, live=True, raise_allowed=raise_allowed
+    )
+    assert got is expected
+
+
+def test_ended_offers_are_left_to_renewal() -> None:
+    assert decide_stock(erp_quantity=5, offer_quantity=0, live=False, raise_allowed=True) is (
+        StockAction.NONE
+    )
+
+
+def test_effective_quantity_counts_what_is_on_its_way() -> None:
+    assert effective_quantity(10, None, None) == 10
+    assert effective_quantity(10, "4", None) == 4
+    assert effective_quantity(10, "4", "END") == 0
+
+
+def test_decide_price() -> None:
+    common = {"offer_price": Decimal("19.99"), "pending_price": None}
+    assert decide_price(
+        new_price=Decimal("24.90"), account_follows=True, offer_follows=True, **common
+    )
+    assert not decide_price(
+        new_price=Decimal("24.90"), account_follows=True, offer_follows=False, **common
+    )
+    assert not decide_price(
+        new_price=Decimal("19.99"), account_follows=True, offer_follows=True, **common
+    )
+
+
+def facts(**changes: object) -> RenewalFacts:
+    base: dict[str, object] = {
+        "status": "ENDED",
+        "format": "BUY_NOW",
+        "ended_at": NOW - timedelta(days=59),
+        "do_not_renew": False,
+        "bound": True,
+        "erp_stock": 3,
+        "account_active": True,
+        "auto_renew": True,
+        "stock_control": True,
+        "sandbox": False,
+    }
+    base.update(changes)
+    return RenewalFacts(**base)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("changes", "refusal"),
+    [
+        ({"ended_at": NOW - timedelta(days=61)}, Refusal.TOO_OLD),
+        ({"format": "AUCTION"}, Refusal.NOT_BUY_NOW),
+        ({"do_not_renew": True}, Refusal.EXCLUDED),
+        ({"erp_stock": 0}, Refusal.NO_STOCK),
+        ({"erp_stock": None}, Refusal.NO_STOCK),
+        ({"sandbox": True}, Refusal.SANDBOX),
+        ({"stock_control": False}, Refusal.STOCK_CONTROL_OFF),
+    ],
+)
+def test_renewal_refusals(changes: dict[str, object], refusal: Refusal) -> None:
+    decision = decide_renewal(facts(**changes), NOW)
+    assert not decision.renew and decision.refusal is refusal
+
+
+def test_renewal_at_59_days_and_silence_where_nobody_asked() -> None:
+    assert decide_renewal(facts(), NOW).renew
+    for quiet in ({"auto_renew": False}, {"bound": False}, {"status": "ACTIVE"}):
+        decision = decide_renewal(facts(**quiet), NOW)
+        assert not decision.renew and decision.refusal is None
+
+
+def test_groups_share_a_command_by_target_value_up_to_1000_offers() -> None:
+    rows = [
+        {"account_id": 1, "kind": "quantity", "value": "5", "currency": None, "offer_id": str(n)}
+        for n in range(2500)
+    ] + [{"account_id": 1, "kind": "quantity", "value": "6", "currency": None, "offer_id": "x"}]
+    groups = group_changes(rows)
+    assert [len(g.offer_ids) for g in groups] == [1000, 1000, 500, 1]
+    payload = command_payload(groups[-1])
+    assert payload["modification"] == {"changeType": "FIXED", "value": 6}
+    assert payload["offerCriteria"][0]["offers"] == [{"id": "x"}]
+
+
+def test_budgets_never_exceed_a_sliding_minute() -> None:
+    now = [0.0]
+    budgets = ChangeBudgets(clock=lambda: now[0])
+    spent = 0
+    for _ in range(600):  # one minute in 0.1 s steps, always asking for a full command
+        if budgets.try_spend(1, "quantity", 1000) == 0:
+            spent += 1000
+        now[0] += 0.1
+    assert 0 < spent <= 9000
+
+
+def test_a_429_pauses_and_doubles_until_a_success() -> None:
+    now = [0.0]
+    limiter = RequestLimiter(clock=lambda: now[0])
+    assert limiter.note_rate_limited() == 1.0
+    assert limiter.note_rate_limited() == 2.0
+    assert limiter.blocked_for() == 2.0
+    limiter.note_ok()
+    assert limiter.note_rate_limited() == 1.0
