@@ -234,7 +234,7 @@ class Daemon:
             ),
         )
         add_customer_routes(app, self.pool)
-        add_offer_routes(app, self.pool, self.allegro)
+        add_offer_routes(app, self.pool)
         add_order_routes(app, self.pool)
         self.http_runner = web.AppRunner(app, access_log=None)
         await self.http_runner.setup()

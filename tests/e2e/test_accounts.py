@@ -318,9 +318,12 @@ async def test_settings_are_validated_and_stored(
     status, body = await admin.call("PATCH", path, {"price_list": "retail"})
     assert status == 200 and body["price_list"] == "retail"
 
+    await db.execute("UPDATE accounts SET created_at = now() - interval '6 days'")
+    status, body = await admin.call("PATCH", path, {"orders_from": "2026-11-21T00:00:00Z"})
+    assert status == 200, body  # day 6: still editable
     await db.execute("UPDATE accounts SET created_at = now() - interval '8 days'")
     status, body = await admin.call("PATCH", path, {"orders_from": "2026-11-21T00:00:00Z"})
-    assert status == 409 and body["field"] == "orders_from"
+    assert status == 409 and body["field"] == "orders_from"  # day 8: too late
 
     status, body = await admin.call("PATCH", "/accounts/999", {"name": "x"})
     assert status == 404
@@ -473,3 +476,27 @@ async def test_cli_operations(daemon: Daemon, emulator: Emulator, admin: Admin) 
     assert code == 0 and "fresh token" in out
     code, _, err = await cli("show", "999")
     assert code == 1 and "does not exist" in err
+
+
+async def test_tokens_never_reach_the_logs(
+    admin: Admin,
+    emulator: Emulator,
+    daemon: Daemon,
+    db: asyncpg.Pool,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    seller = await emulator.seller("quiet-shop")
+    account = await admin.connect(emulator, seller)
+    await admin.call("POST", f"/accounts/{account['id']}/token")  # a refresh, logged
+    await admin.call("GET", f"/accounts/{account['id']}/options")
+    await emulator.control("POST", f"/sellers/{seller['id']}/revoke-tokens")
+    await admin.call("POST", f"/accounts/{account['id']}/token")  # invalid_grant, logged
+    assert daemon.cipher is not None
+    row = await db.fetchrow("SELECT access_token_enc, refresh_token_enc FROM account_tokens")
+    access = daemon.cipher.decrypt(row["access_token_enc"], f"account:{account['id']}:access")
+    refresh = daemon.cipher.decrypt(row["refresh_token_enc"], f"account:{account['id']}:refresh")
+    captured = capsys.readouterr()
+    logs = captured.out + captured.err
+    assert "token_refreshed" in logs and "account_credentials_dead" in logs  # logging happened
+    for secret in (access, refresh, access[:40], refresh[:40], "demo-secret", ADMIN_TOKEN):
+        assert secret not in logs

@@ -14,7 +14,6 @@ import asyncpg
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, StrictBool, StringConstraints, ValidationError
 
-from allegro_sync.adapters.allegro.client import AllegroRestClient
 from allegro_sync.adapters.postgres import offers as store
 from allegro_sync.daemon.api.errors import ApiError
 from allegro_sync.daemon.api.params import bool_param, choice_param, int_param, invalid, json_body
@@ -128,9 +127,8 @@ async def patch_offer(conn: asyncpg.Connection, offer_id: str, given: dict[str, 
     return await store.get_offer(conn, offer_id)
 
 
-def add_offer_routes(app: web.Application, pool: asyncpg.Pool, allegro: AllegroRestClient) -> None:
-    """``GET /offers``, ``PATCH /offers/{id}``."""
-    del allegro  # both answer from the mirror; Allegro is read by the journal and the CLI
+def add_offer_routes(app: web.Application, pool: asyncpg.Pool) -> None:
+    """``GET /offers``, ``PATCH /offers/{id}`` (both answer from the offer mirror)."""
 
     async def list_offers(request: web.Request) -> web.Response:
         limit = int_param(request, "limit", DEFAULT_LIMIT, low=1, high=MAX_LIMIT)
