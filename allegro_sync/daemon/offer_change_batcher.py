@@ -44,7 +44,7 @@ from allegro_sync.adapters.allegro.errors import (
 )
 from allegro_sync.adapters.allegro.limits import MAX_COMMAND, ChangeBudgets
 from allegro_sync.adapters.postgres import offer_changes as store
-from allegro_sync.adapters.postgres import pool as pg
+from allegro_sync.adapters.postgres.notifications import Waker, stop_task
 from allegro_sync.errors import CredentialsDead
 from allegro_sync.handlers import event_log
 from allegro_sync.handlers.event_log import Category
@@ -145,10 +145,10 @@ class OfferChangeBatcher:
         self._concurrency = concurrency
         self._sweep_interval = sweep_interval
         self._halt_after_persist = halt_after_persist
-        self._wake = asyncio.Event()
+        self._waker = Waker(dsn, CHANNEL)
+        self._wake = self._waker.event
         self._stopping = False
         self._task: asyncio.Task[None] | None = None
-        self._listener: asyncpg.Connection | None = None
         self.commands_created = 0
 
     async def start(self) -> None:
@@ -161,29 +161,8 @@ class OfferChangeBatcher:
         start."""
         self._stopping = True
         self._wake.set()
-        if self._task is not None:
-            try:
-                await asyncio.wait_for(self._task, timeout)
-            except TimeoutError:
-                self._task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await self._task
-        await self._close_listener()
-
-    def _notified(self, *_args: Any) -> None:
-        self._wake.set()
-
-    async def _ensure_listener(self) -> None:
-        if self._listener is not None and not self._listener.is_closed():
-            return
-        self._listener = await pg.connect(self._dsn)
-        await self._listener.add_listener(CHANNEL, self._notified)
-
-    async def _close_listener(self) -> None:
-        if self._listener is not None:
-            with contextlib.suppress(Exception):
-                await self._listener.close()
-            self._listener = None
+        await stop_task(self._task, timeout)
+        await self._waker.close()
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -191,7 +170,7 @@ class OfferChangeBatcher:
         failures = 0
         while not self._stopping:
             try:
-                await self._ensure_listener()
+                await self._waker.listen()
                 now = loop.time()
                 if self._wake.is_set():
                     self._wake.clear()
@@ -226,7 +205,7 @@ class OfferChangeBatcher:
                 failures += 1
                 if failures == 1:
                     log.warning("offer_batcher_failing", error=f"{type(exc).__name__}: {exc}")
-                await self._close_listener()
+                await self._waker.close()
                 await asyncio.sleep(min(0.2 * 2**failures, 10.0))
         log.info("offer_batcher_stopped", commands=self.commands_created)
 

@@ -10,14 +10,12 @@ fallback for a missed notification.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from typing import Any
 
 import asyncpg
 import structlog
 
 from allegro_sync.adapters.broker.publisher import ConfirmingPublisher, OutgoingMessage
-from allegro_sync.adapters.postgres import pool as pg
+from allegro_sync.adapters.postgres.notifications import Waker, stop_task
 from allegro_sync.daemon.metrics import Metrics
 
 log = structlog.get_logger(__name__)
@@ -52,10 +50,9 @@ class OutboxRelay:
         self._metrics = metrics
         self._batch_size = batch_size
         self._sweep_interval = sweep_interval
-        self._wake = asyncio.Event()
+        self._waker = Waker(dsn, CHANNEL)
         self._stopping = False
         self._task: asyncio.Task[None] | None = None
-        self._listener: asyncpg.Connection | None = None
         self.published = 0
 
     async def start(self) -> None:
@@ -65,50 +62,28 @@ class OutboxRelay:
     async def stop(self, timeout: float) -> None:
         """Finish the batch in hand (within ``timeout``) and stop."""
         self._stopping = True
-        self._wake.set()
-        if self._task is not None:
-            try:
-                await asyncio.wait_for(self._task, timeout)
-            except TimeoutError:
-                self._task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await self._task
-        await self._close_listener()
-
-    def _notified(self, *_args: Any) -> None:
-        self._wake.set()
-
-    async def _ensure_listener(self) -> None:
-        if self._listener is not None and not self._listener.is_closed():
-            return
-        self._listener = await pg.connect(self._dsn)
-        await self._listener.add_listener(CHANNEL, self._notified)
-
-    async def _close_listener(self) -> None:
-        if self._listener is not None:
-            with contextlib.suppress(Exception):
-                await self._listener.close()
-            self._listener = None
+        self._waker.event.set()
+        await stop_task(self._task, timeout)
+        await self._waker.close()
 
     async def _run(self) -> None:
         failures = 0
         while not self._stopping:
             try:
-                await self._ensure_listener()
-                self._wake.clear()
+                await self._waker.listen()
+                self._waker.event.clear()
                 moved = await self.relay_batch()
                 failures = 0
                 if moved == self._batch_size:
                     continue  # more is waiting
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), self._sweep_interval)
+                await self._waker.wait(self._sweep_interval)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
                 failures += 1
                 if failures == 1:
                     log.warning("outbox_relay_failing", error=f"{type(exc).__name__}: {exc}")
-                await self._close_listener()
+                await self._waker.close()
                 await asyncio.sleep(min(0.2 * 2**failures, 10.0))
         log.info("outbox_relay_stopped", published=self.published)
 

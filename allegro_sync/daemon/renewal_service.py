@@ -10,13 +10,11 @@ switched on later).
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from typing import Any
 
 import asyncpg
 import structlog
 
-from allegro_sync.adapters.postgres import pool as pg
+from allegro_sync.adapters.postgres.notifications import Waker, stop_task
 from allegro_sync.handlers import renewal
 
 log = structlog.get_logger(__name__)
@@ -41,10 +39,9 @@ class RenewalService:
         self._batch_size = batch_size
         self._sweep_interval = sweep_interval
         self._poll_interval = poll_interval
-        self._wake = asyncio.Event()
+        self._waker = Waker(dsn, CHANNEL)
         self._stopping = False
         self._task: asyncio.Task[None] | None = None
-        self._listener: asyncpg.Connection | None = None
         self.requested = 0
 
     async def start(self) -> None:
@@ -54,20 +51,9 @@ class RenewalService:
     async def stop(self, timeout: float) -> None:
         """Finish the batch in hand within ``timeout``."""
         self._stopping = True
-        self._wake.set()
-        if self._task is not None:
-            try:
-                await asyncio.wait_for(self._task, timeout)
-            except TimeoutError:
-                self._task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await self._task
-        if self._listener is not None:
-            with contextlib.suppress(Exception):
-                await self._listener.close()
-
-    def _notified(self, *_args: Any) -> None:
-        self._wake.set()
+        self._waker.event.set()
+        await stop_task(self._task, timeout)
+        await self._waker.close()
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -75,10 +61,8 @@ class RenewalService:
         failures = 0
         while not self._stopping:
             try:
-                if self._listener is None or self._listener.is_closed():
-                    self._listener = await pg.connect(self._dsn)
-                    await self._listener.add_listener(CHANNEL, self._notified)
-                self._wake.clear()
+                await self._waker.listen()
+                self._waker.event.clear()
                 if loop.time() >= next_sweep:
                     await self._pool.execute(renewal.SWEEP)
                     next_sweep = loop.time() + self._sweep_interval
@@ -86,18 +70,14 @@ class RenewalService:
                 failures = 0
                 if handled == self._batch_size:
                     continue
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), self._poll_interval)
+                await self._waker.wait(self._poll_interval)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
                 failures += 1
                 if failures == 1:
                     log.warning("renewal_failing", error=f"{type(exc).__name__}: {exc}")
-                if self._listener is not None:
-                    with contextlib.suppress(Exception):
-                        await self._listener.close()
-                self._listener = None
+                await self._waker.close()
                 await asyncio.sleep(min(0.2 * 2**failures, 10.0))
 
     async def run_once(self) -> int:

@@ -1,0 +1,57 @@
+"""Waking services on PostgreSQL notifications (LISTEN/NOTIFY), and stopping their tasks."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Any
+
+import asyncpg
+
+from allegro_sync.adapters.postgres import pool as pg
+
+
+class Waker:
+    """A connection of its own that LISTENs on ``channel`` and sets ``event`` on every
+    notification; reconnects when asked after a failure."""
+
+    def __init__(self, dsn: str, channel: str) -> None:
+        self._dsn = dsn
+        self._channel = channel
+        self._connection: asyncpg.Connection | None = None
+        self.event = asyncio.Event()
+
+    def _notified(self, *_args: Any) -> None:
+        self.event.set()
+
+    async def listen(self) -> None:
+        """Make sure the listening connection is up (cheap when it is)."""
+        if self._connection is not None and not self._connection.is_closed():
+            return
+        self._connection = await pg.connect(self._dsn)
+        await self._connection.add_listener(self._channel, self._notified)
+
+    async def wait(self, timeout: float) -> None:
+        """Until a notification (or ``set``) or ``timeout`` seconds, then re-arm."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.event.wait(), timeout)
+        self.event.clear()
+
+    async def close(self) -> None:
+        """Drop the connection (``listen`` opens a new one)."""
+        if self._connection is not None:
+            with contextlib.suppress(Exception):
+                await self._connection.close()
+            self._connection = None
+
+
+async def stop_task(task: asyncio.Task[Any] | None, timeout: float) -> None:
+    """Let ``task`` finish the step in hand within ``timeout``, then cancel it."""
+    if task is None:
+        return
+    try:
+        await asyncio.wait_for(asyncio.shield(task), timeout)
+    except TimeoutError:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
