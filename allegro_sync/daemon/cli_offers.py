@@ -39,6 +39,7 @@ from allegro_sync.handlers.offers import (
     decide_binding,
     offer_bound_message,
     read_ean,
+    warn_ambiguous_ean,
 )
 
 EAN_READ_CONCURRENCY = 16
@@ -211,17 +212,7 @@ async def _bind(
                 bound += len(rows)
         async with conn.transaction():
             for offer_id, ean, product_ids in ambiguous:
-                await event_log.write(
-                    conn,
-                    account_id,
-                    "offers",
-                    "warning",
-                    "offer_ean_ambiguous",
-                    f"Offer {offer_id} not bound: {len(product_ids)} products have its EAN {ean}"
-                    f" ({', '.join(product_ids)}).",
-                    details={"offer_id": offer_id, "ean": ean, "product_ids": product_ids},
-                    dedupe_key=f"offer_ean_ambiguous:{offer_id}:{ean}",
-                )
+                await warn_ambiguous_ean(conn, account_id, offer_id, ean, product_ids)
             if bound:
                 await event_log.write(
                     conn,

@@ -273,18 +273,26 @@ async def bind_by_ean(
                 conn, account_id, offer_id, product_ids[0], ean, how=f"by EAN {ean}"
             )
     elif outcome is Outcome.AMBIGUOUS:
-        await event_log.write(
-            conn,
-            account_id,
-            "offers",
-            "warning",
-            "offer_ean_ambiguous",
-            f"Offer {offer_id} not bound: {len(product_ids)} products have its EAN {ean}"
-            f" ({', '.join(product_ids)}).",
-            details={"offer_id": offer_id, "ean": ean, "product_ids": product_ids},
-            dedupe_key=f"offer_ean_ambiguous:{offer_id}:{ean}",
-        )
+        assert ean is not None
+        await warn_ambiguous_ean(conn, account_id, offer_id, ean, product_ids)
     return outcome
+
+
+async def warn_ambiguous_ean(
+    conn: asyncpg.Connection, account_id: int, offer_id: str, ean: str, product_ids: list[str]
+) -> None:
+    """Several products share the offer's EAN: not bound, warned once per offer and EAN."""
+    await event_log.write(
+        conn,
+        account_id,
+        "offers",
+        "warning",
+        "offer_ean_ambiguous",
+        f"Offer {offer_id} not bound: {len(product_ids)} products have its EAN {ean}"
+        f" ({', '.join(product_ids)}).",
+        details={"offer_id": offer_id, "ean": ean, "product_ids": product_ids},
+        dedupe_key=f"offer_ean_ambiguous:{offer_id}:{ean}",
+    )
 
 
 @dataclass(frozen=True)
