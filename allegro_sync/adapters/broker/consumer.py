@@ -53,6 +53,7 @@ DATABASE_DOWN: tuple[type[BaseException], ...] = (
     asyncpg.CannotConnectNowError,
     asyncpg.AdminShutdownError,
     asyncpg.ConnectionFailureError,
+    asyncpg.InternalClientError,  # a connection left mid-protocol by a terminated backend
     asyncpg.SerializationError,
     asyncpg.DeadlockDetectedError,
     ConnectionError,
@@ -197,7 +198,16 @@ class BatchConsumer:
             task = asyncio.create_task(self._process(batch))
             self._in_flight.add(task)
             task.add_done_callback(self._in_flight.discard)
-            await asyncio.shield(task)
+            try:
+                await asyncio.shield(task)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                # Never let one batch stop the consumer: its messages go back to the queue.
+                log.exception("consumer_batch_failed", queue=self._queue_name)
+                for message in batch:
+                    with contextlib.suppress(Exception):
+                        await message.nack(requeue=True)
 
     async def _next_batch(self) -> list[AbstractIncomingMessage]:
         batch = [await self._buffer.get()]
