@@ -30,6 +30,7 @@ from allegro_sync.adapters.broker import connection as broker
 from allegro_sync.adapters.broker.consumer import BatchConsumer
 from allegro_sync.adapters.broker.publisher import ConfirmingPublisher
 from allegro_sync.adapters.broker.topology import declare_topology
+from allegro_sync.adapters.mail.smtp import SmtpMailer, parse_smtp_url
 from allegro_sync.adapters.postgres import migrations
 from allegro_sync.adapters.postgres import pool as pg
 from allegro_sync.config.settings import Settings
@@ -40,6 +41,7 @@ from allegro_sync.daemon.api.errors import json_errors
 from allegro_sync.daemon.api.health import add_health_routes
 from allegro_sync.daemon.api.offers import add_offer_routes
 from allegro_sync.daemon.api.orders import add_order_routes
+from allegro_sync.daemon.mail_relay import MailRelay
 from allegro_sync.daemon.metrics import Metrics
 from allegro_sync.daemon.offer_change_batcher import OfferChangeBatcher
 from allegro_sync.daemon.outbox_relay import OutboxRelay
@@ -181,6 +183,13 @@ class Daemon:
         )
         self.services.append(
             RenewalService(dsn=dsn, pool=self.pool, sweep_interval=settings.renewal_sweep_interval)
+        )
+        self.services.append(
+            MailRelay(
+                pool=self.pool,
+                mailer=SmtpMailer(parse_smtp_url(settings.smtp_url)),
+                mail_from=settings.mail_from,
+            )
         )
         for queue_name, routes in build_routes(self.allegro, self.pool).items():
             self.services.append(

@@ -93,6 +93,69 @@ def message_for(
     )
 
 
+class AdvisoryLocks:
+    """Session-level advisory locks of every poller of this process, held on ONE connection.
+
+    A connection per poller would cost PostgreSQL a backend per (account, journal). If the lock
+    connection dies, PostgreSQL releases all its locks: ``holds`` then answers False and the
+    pollers stop and compete for their locks again (another replica may have taken them).
+    """
+
+    def __init__(self, dsn: str) -> None:
+        self._dsn = dsn
+        self._conn: asyncpg.Connection | None = None
+        self._mutex = asyncio.Lock()  # one query at a time on the shared connection
+        self._generation = 0
+
+    async def try_lock(self, key: int) -> int | None:
+        """The connection's generation when the lock was taken, None when another holds it."""
+        async with self._mutex:
+            if self._conn is None or self._conn.is_closed():
+                self._conn = await pg.connect(self._dsn)
+                self._generation += 1
+            try:
+                taken = await self._conn.fetchval("SELECT pg_try_advisory_lock($1)", key)
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+                await self._drop()
+                raise
+            return self._generation if taken else None
+
+    async def holds(self, generation: int) -> bool:
+        """Whether locks taken in ``generation`` are still held (the connection answers)."""
+        async with self._mutex:
+            if self._conn is None or self._conn.is_closed() or generation != self._generation:
+                return False
+            try:
+                await self._conn.fetchval("SELECT 1")
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+                await self._drop()
+                return False
+            return True
+
+    async def unlock(self, key: int, generation: int) -> None:
+        """Give a lock back (a no-op when its connection is gone: the lock went with it)."""
+        async with self._mutex:
+            if self._conn is None or self._conn.is_closed() or generation != self._generation:
+                return
+            with contextlib.suppress(OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+                await self._conn.execute("SELECT pg_advisory_unlock($1)", key)
+
+    async def close(self) -> None:
+        """Release every lock by closing the connection."""
+        async with self._mutex:
+            await self._drop()
+
+    async def _drop(self) -> None:
+        if self._conn is not None:
+            with contextlib.suppress(Exception):
+                await self._conn.close()
+            self._conn = None
+
+
+class LockLost(Exception):  # a condition rather than a failure of ours
+    """The poller's advisory lock went with its connection; compete for it again."""
+
+
 @dataclass
 class PollerSettings:
     """Timing of the pollers."""
@@ -111,7 +174,7 @@ class JournalPoller:
         *,
         account_id: int,
         journal: Journal,
-        dsn: str,
+        locks: AdvisoryLocks,
         pool: asyncpg.Pool,
         publisher: ConfirmingPublisher,
         metrics: Metrics,
@@ -119,7 +182,7 @@ class JournalPoller:
     ) -> None:
         self.account_id = account_id
         self.journal = journal
-        self._dsn = dsn
+        self._locks = locks
         self._pool = pool
         self._publisher = publisher
         self._metrics = metrics
@@ -131,17 +194,20 @@ class JournalPoller:
         """Hold the lock and poll until cancelled or the account's credentials die."""
         key = lock_key(self.account_id, self.journal.name)
         while True:
-            conn = await pg.connect(self._dsn)
-            try:
-                if await conn.fetchval("SELECT pg_try_advisory_lock($1)", key):
-                    await self._poll_while_locked()
+            generation = None
+            with contextlib.suppress(OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+                generation = await self._locks.try_lock(key)
+            if generation is not None:
+                try:
+                    await self._poll_while_locked(generation)
                     return
-            finally:
-                with contextlib.suppress(Exception):
-                    await conn.close()  # closing the session releases the lock
+                except LockLost:
+                    log.warning("journal_poller_lock_lost", account_id=self.account_id)
+                finally:
+                    await self._locks.unlock(key, generation)
             await self._sleep(self._timing.lock_retry_interval)
 
-    async def _poll_while_locked(self) -> None:
+    async def _poll_while_locked(self, generation: int) -> None:
         interval = self._timing.busy_interval
         failing = False
         bound = structlog.contextvars.bound_contextvars(
@@ -149,6 +215,8 @@ class JournalPoller:
         )
         with bound:
             while True:
+                if not await self._locks.holds(generation):
+                    raise LockLost
                 try:
                     await self.journal.before_poll(self.account_id)
                     page = await self.poll_once()
@@ -255,6 +323,7 @@ class PollerSupervisor:
         self._metrics = metrics
         self._timing = timing or PollerSettings()
         self._tasks: dict[tuple[int, str], tuple[JournalPoller, asyncio.Task[None]]] = {}
+        self._locks = AdvisoryLocks(dsn)
         self._task: asyncio.Task[None] | None = None
         self._listener: asyncpg.Connection | None = None
         self._changed = asyncio.Event()
@@ -275,6 +344,7 @@ class PollerSupervisor:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await asyncio.wait_for(task, timeout)
         self._tasks.clear()
+        await self._locks.close()
         if self._listener is not None:
             with contextlib.suppress(Exception):
                 await self._listener.close()
@@ -323,7 +393,7 @@ class PollerSupervisor:
                 poller = JournalPoller(
                     account_id=account_id,
                     journal=journal,
-                    dsn=self._dsn,
+                    locks=self._locks,
                     pool=self._pool,
                     publisher=self._publisher,
                     metrics=self._metrics,

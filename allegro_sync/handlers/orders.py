@@ -43,6 +43,7 @@ from allegro_sync.handlers.customers import (
     decide_customer,
     upsert_customer,
 )
+from allegro_sync.handlers.order_mails import queue_order_mail
 
 log = structlog.get_logger(__name__)
 
@@ -392,6 +393,7 @@ async def handle_order(prepared: PreparedOrder, conn: asyncpg.Connection) -> Non
             "order_cancelled",
             f"Order {form_id} was cancelled; the ERP was told",
         )
+        await queue_order_mail(conn, account, form, "cancelled")
     if account["bind_offers_by_ean"] and prepared.occurred_at is not None:
         await _touch_offers(conn, prepared)
     log.info(
@@ -443,6 +445,7 @@ async def _announce(
         "order_created",
         f"Order {form_id} sent to the ERP" + (" with a customer card" if customer else ""),
     )
+    await queue_order_mail(conn, account, form, "ready")
 
 
 async def _touch_offers(conn: asyncpg.Connection, prepared: PreparedOrder) -> None:

@@ -14,6 +14,8 @@ from allegro_sync.adapters.allegro.client import AllegroRestClient
 from allegro_sync.adapters.broker.consumer import Route
 from allegro_sync.adapters.broker.topology import ERP_QUEUE, JOURNAL_QUEUE
 from allegro_sync.handlers import catalog, prices, stock
+from allegro_sync.handlers.fulfillment import fulfillment_routes
+from allegro_sync.handlers.invoices import invoice_routes
 from allegro_sync.handlers.messages import (
     PriceChanged,
     PriceListUpserted,
@@ -43,4 +45,10 @@ def erp_routes() -> dict[str, Route]:
 def build_routes(allegro: AllegroRestClient, pool: asyncpg.Pool) -> dict[str, Mapping[str, Route]]:
     """Routes per consumer queue, with their dependencies bound."""
     journal: dict[str, Route] = {**order_routes(allegro, pool), **offer_routes(allegro, pool)}
-    return {ERP_QUEUE: erp_routes(), JOURNAL_QUEUE: journal}
+    # ERP -> Allegro order updates: their network effects run in ``prepare``.
+    erp: dict[str, Route] = {
+        **erp_routes(),
+        **fulfillment_routes(allegro, pool),
+        **invoice_routes(allegro, pool),
+    }
+    return {ERP_QUEUE: erp, JOURNAL_QUEUE: journal}

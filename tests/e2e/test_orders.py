@@ -250,7 +250,8 @@ async def test_the_same_event_three_times_and_a_rewound_cursor_give_one_order(
     await db.execute("UPDATE journal_cursors SET last_event_id = $1 WHERE journal = 'order'", start)
 
     async def reread() -> bool:
-        return await db.fetchval("SELECT count(*) FROM inbox WHERE message_id LIKE 'dup-%'") == 3
+        count = await db.fetchval("SELECT count(*) FROM inbox WHERE message_id LIKE 'dup-%'")
+        return bool(count == 3)
 
     await eventually(reread)
     await erp.settle(2.0)

@@ -1,0 +1,177 @@
+"""The mail relay: sends ``mail_outbox`` rows over SMTP, marks them sent, retries with backoff.
+
+A row is claimed by pushing its ``next_attempt_at`` forward (a lease) in a short transaction
+with ``FOR UPDATE SKIP LOCKED``, so replicas share the work and no transaction stays open while
+talking to the SMTP server. Delivery is at least once: a crash after the server accepted a mail
+and before it was marked sent mails it again when the lease runs out (rare, and better than a
+lost notification). A permanent refusal (5xx) or running out of attempts marks the row failed
+and writes the account's event log. No address is ever logged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import uuid
+from email.message import EmailMessage
+from email.utils import formatdate
+from typing import Any
+
+import asyncpg
+import structlog
+
+from allegro_sync.adapters.mail.smtp import Mailer, MailRejected, PartlyDelivered
+from allegro_sync.handlers import event_log
+
+log = structlog.get_logger(__name__)
+
+# Claim due rows and lease them for ``$2`` seconds (the longest a send may take).
+CLAIM = """
+UPDATE mail_outbox m
+   SET next_attempt_at = now() + make_interval(secs => $2), attempts = m.attempts + 1
+  FROM (SELECT id FROM mail_outbox
+         WHERE sent_at IS NULL AND failed_at IS NULL AND next_attempt_at <= now()
+         ORDER BY next_attempt_at
+         LIMIT $1
+           FOR UPDATE SKIP LOCKED) due
+ WHERE m.id = due.id
+RETURNING m.id, m.account_id, m.dedupe_key, m.recipients, m.subject, m.body, m.attempts
+"""
+MARK_SENT = "UPDATE mail_outbox SET sent_at = now(), last_error = $2 WHERE id = $1"
+RETRY_LATER = """
+UPDATE mail_outbox SET next_attempt_at = now() + make_interval(secs => $2), last_error = $3
+ WHERE id = $1
+"""
+MARK_FAILED = "UPDATE mail_outbox SET failed_at = now(), last_error = $2 WHERE id = $1"
+
+
+def backoff_seconds(attempts: int, *, base: float = 30.0, cap: float = 3600.0) -> float:
+    """Delay before the next attempt after ``attempts`` failed ones: exponential, capped, with
+    jitter so that replicas do not retry in step."""
+    delay: float = min(cap, base * 2 ** max(attempts - 1, 0))
+    return delay * random.uniform(0.5, 1.0)
+
+
+class MailRelay:
+    """Moves ``mail_outbox`` rows to the SMTP server."""
+
+    def __init__(
+        self,
+        *,
+        pool: asyncpg.Pool,
+        mailer: Mailer,
+        mail_from: str,
+        poll_interval: float = 1.0,
+        batch_size: int = 20,
+        max_attempts: int = 8,
+        lease_seconds: float = 120.0,
+        backoff_base: float = 30.0,
+    ) -> None:
+        self._pool = pool
+        self._mailer = mailer
+        self._mail_from = mail_from
+        self._poll_interval = poll_interval
+        self._batch_size = batch_size
+        self._max_attempts = max_attempts
+        self._lease_seconds = lease_seconds
+        self._backoff_base = backoff_base
+        self._stopping = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self.sent = 0
+
+    async def start(self) -> None:
+        """Start the relay loop."""
+        self._task = asyncio.create_task(self._run(), name="mail-relay")
+
+    async def stop(self, timeout: float) -> None:
+        """Finish the mail in hand (within ``timeout``) and stop."""
+        self._stopping.set()
+        if self._task is None:
+            return
+        try:
+            await asyncio.wait_for(asyncio.shield(self._task), timeout)
+        except TimeoutError:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _run(self) -> None:
+        down = False
+        while not self._stopping.is_set():
+            try:
+                moved = await self.relay_batch()
+                if down:
+                    log.info("mail_relay_recovered")
+                    down = False
+                if moved == self._batch_size:
+                    continue  # more is waiting
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                if not down:  # once when it goes down, once when it comes back
+                    log.warning("mail_relay_failed", error=f"{type(exc).__name__}: {exc}")
+                    down = True
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), self._poll_interval)
+
+    async def relay_batch(self) -> int:
+        """Send the mails that are due; how many were claimed."""
+        rows = await self._pool.fetch(CLAIM, self._batch_size, self._lease_seconds)
+        for row in rows:
+            await self._deliver(row)
+        return len(rows)
+
+    async def _deliver(self, row: asyncpg.Record) -> None:
+        mail_id: int = row["id"]
+        bound: dict[str, Any] = {"mail": row["dedupe_key"], "attempt": row["attempts"]}
+        try:
+            await self._mailer.send(self._message(row))
+        except PartlyDelivered as exc:
+            await self._pool.execute(MARK_SENT, mail_id, str(exc))
+            log.warning("mail_partly_delivered", refused=exc.refused, **bound)
+        except MailRejected as exc:
+            await self._give_up(row, str(exc))
+            return
+        except Exception as exc:
+            error = f"{type(exc).__name__}: {exc}"
+            if row["attempts"] >= self._max_attempts:
+                await self._give_up(row, error)
+                return
+            delay = backoff_seconds(row["attempts"], base=self._backoff_base)
+            await self._pool.execute(RETRY_LATER, mail_id, delay, error)
+            log.warning("mail_retry_scheduled", error=error, delay_seconds=round(delay), **bound)
+            return
+        else:
+            await self._pool.execute(MARK_SENT, mail_id, None)
+            log.info("mail_sent", recipients=len(row["recipients"]), **bound)
+        self.sent += 1
+
+    async def _give_up(self, row: asyncpg.Record, error: str) -> None:
+        async with self._pool.acquire() as conn, conn.transaction():
+            await conn.execute(MARK_FAILED, row["id"], error)
+            if row["account_id"] is not None:
+                await event_log.write(
+                    conn,
+                    row["account_id"],
+                    "orders",
+                    "error",
+                    "order_email_failed",
+                    f"E-mail notification ({row['subject']}) could not be sent: {error}",
+                    details={"mail": row["dedupe_key"]},
+                    dedupe_key=f"mail-failed:{row['dedupe_key']}",
+                )
+        log.warning("mail_failed", mail=row["dedupe_key"], attempt=row["attempts"], error=error)
+
+    def _message(self, row: asyncpg.Record) -> EmailMessage:
+        message = EmailMessage()
+        message["From"] = self._mail_from
+        message["To"] = ", ".join(row["recipients"])
+        message["Subject"] = row["subject"]
+        message["Date"] = formatdate(localtime=False)
+        # Stable per fact: a mail sent twice (see the module docstring) can be recognised.
+        fact = uuid.uuid5(uuid.NAMESPACE_URL, "allegro-sync:mail:" + row["dedupe_key"])
+        domain = self._mail_from.rpartition("@")[2] or "allegro-sync.invalid"
+        message["Message-ID"] = f"<{fact}@{domain}>"
+        message.set_content(row["body"])
+        return message

@@ -1,0 +1,182 @@
+"""``order.status_changed`` from the ERP: the seller's fulfillment status on Allegro.
+
+The ERP says what state an order is in; Allegro's checkout form carries it as
+``fulfillment.status`` (``PUT /order/checkout-forms/{id}/fulfillment``, allegro-api.md 6.3).
+The PUT runs in ``prepare`` (a network effect, outside the batch transaction); the handler then
+writes the event log and the buyer's notification (O2) in the batch transaction.
+
+- The status is checked against Allegro's list first: an unknown one can never succeed
+  (dead letter with the accepted values); ``RETURNED`` is Allegro's to set, not the seller's.
+- The PUT names the revision we stored; 409 (stale revision) re-reads the form and tries once
+  more with the fresh one, unless the form already has the status (nothing left to do).
+- Setting the same status again is accepted by Allegro, so a redelivered message may repeat the
+  PUT harmlessly; its notification is keyed by (form, status) and goes out once.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+import asyncpg
+import structlog
+from pydantic import BaseModel, ConfigDict, StringConstraints
+
+from allegro_sync.adapters.allegro.client import AllegroRestClient
+from allegro_sync.adapters.allegro.errors import (
+    AllegroConflict,
+    AllegroNotFound,
+    AllegroRejected,
+)
+from allegro_sync.adapters.broker.consumer import Route
+from allegro_sync.errors import BadInput, Refused, TransientError
+from allegro_sync.handlers import event_log
+from allegro_sync.handlers.order_mails import queue_order_mail
+
+log = structlog.get_logger(__name__)
+
+# What the seller may set (allegro-api.md 6.2/6.3); RETURNED is set by Allegro alone.
+SELLER_STATUSES = (
+    "NEW",
+    "PROCESSING",
+    "READY_FOR_SHIPMENT",
+    "READY_FOR_PICKUP",
+    "SENT",
+    "PICKED_UP",
+    "CANCELLED",
+    "SUSPENDED",
+)
+# Spellings ERPs commonly use for the same states.
+ALIASES = {"SHIPPED": "SENT", "CANCELED": "CANCELLED", "IN_PROGRESS": "PROCESSING"}
+
+
+class OrderStatusChanged(BaseModel):
+    """``order.status_changed`` ``{checkout_form_id, status}`` (design.md section 4)."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    checkout_form_id: uuid.UUID
+    status: Annotated[str, StringConstraints(min_length=1, max_length=100, strip_whitespace=True)]
+
+
+def allegro_status(erp_status: str) -> str:
+    """Allegro's fulfillment status for the ERP's word; BadInput when there is none."""
+    normal = erp_status.strip().upper().replace("-", "_").replace(" ", "_")
+    normal = ALIASES.get(normal, normal)
+    if normal == "RETURNED":
+        raise BadInput("status RETURNED is set by Allegro only; a seller cannot set it")
+    if normal not in SELLER_STATUSES:
+        raise BadInput(
+            f"unknown order status {erp_status!r}; accepted: {', '.join(SELLER_STATUSES)}"
+        )
+    return normal
+
+
+@dataclass(frozen=True)
+class PreparedFulfillment:
+    """The status is set on Allegro; what the handler records."""
+
+    account_id: int
+    checkout_form_id: uuid.UUID
+    status: str
+
+
+async def set_fulfillment(
+    allegro: AllegroRestClient, pool: asyncpg.Pool, message: OrderStatusChanged
+) -> PreparedFulfillment:
+    """Set the status on Allegro (the ``prepare`` step); raises what decides the fate."""
+    status = allegro_status(message.status)
+    form_id = message.checkout_form_id
+    order = await pool.fetchrow(
+        "SELECT account_id, revision FROM orders WHERE checkout_form_id = $1", form_id
+    )
+    if order is None:
+        raise BadInput(f"unknown checkout form {form_id}: no such order was received")
+    account_id: int = order["account_id"]
+    path = f"/order/checkout-forms/{form_id}"
+    revision: str | None = order["revision"]
+    try:
+        try:
+            await _put(allegro, account_id, path, status, revision)
+        except AllegroConflict:
+            # Our stored revision is stale (a buyer or another tool changed the form since):
+            # read the current one and try once more.
+            form: Mapping[str, Any] = await allegro.get(
+                account_id, path, action="read checkout form"
+            )
+            if (form.get("fulfillment") or {}).get("status") != status:
+                try:
+                    await _put(allegro, account_id, path, status, form.get("revision"))
+                except AllegroConflict as exc:
+                    raise TransientError(f"checkout form {form_id} keeps changing: {exc}") from exc
+    except (AllegroNotFound, AllegroRejected) as exc:
+        # 404 (gone, not this account's) or 422 (Allegro refuses the status for this order):
+        # no retry can help; the seller sees why in the event log.
+        await _refusal(pool, account_id, form_id, status, str(exc))
+        raise Refused(str(exc)) from exc
+    log.info("fulfillment_status_set", checkout_form_id=str(form_id), status=status)
+    return PreparedFulfillment(account_id, form_id, status)
+
+
+async def _put(
+    allegro: AllegroRestClient, account_id: int, path: str, status: str, revision: Any
+) -> None:
+    params = {"checkoutForm.revision": str(revision)} if revision else None
+    await allegro.request(
+        account_id,
+        "PUT",
+        path + "/fulfillment",
+        action="set fulfillment status",
+        params=params,
+        json={"status": status},
+    )
+
+
+async def _refusal(
+    pool: asyncpg.Pool, account_id: int, form_id: uuid.UUID, status: str, reason: str
+) -> None:
+    async with pool.acquire() as conn:
+        await event_log.write(
+            conn,
+            account_id,
+            "orders",
+            "error",
+            "fulfillment_status_refused",
+            f"Allegro refused status {status} for order {form_id}: {reason}",
+            details={"checkout_form_id": str(form_id), "status": status},
+        )
+
+
+async def record_fulfillment(prepared: PreparedFulfillment, conn: asyncpg.Connection) -> None:
+    """In the batch transaction: the event log entry and the buyer's notification (O2)."""
+    row = await conn.fetchrow(
+        """
+        SELECT a.*, o.form
+          FROM orders o JOIN accounts a ON a.id = o.account_id
+         WHERE o.checkout_form_id = $1
+        """,
+        prepared.checkout_form_id,
+    )
+    if row is None:
+        return  # the order was deleted with its account meanwhile
+    await event_log.write(
+        conn,
+        prepared.account_id,
+        "orders",
+        "info",
+        "fulfillment_status_set",
+        f"Order {prepared.checkout_form_id}: status {prepared.status} set on Allegro",
+        details={"checkout_form_id": str(prepared.checkout_form_id), "status": prepared.status},
+    )
+    await queue_order_mail(conn, row, row["form"], "fulfillment", status=prepared.status)
+
+
+def fulfillment_routes(allegro: AllegroRestClient, pool: asyncpg.Pool) -> dict[str, Route]:
+    """The ``erp.events`` route of ``order.status_changed``."""
+
+    async def prepare(message: OrderStatusChanged) -> PreparedFulfillment:
+        return await set_fulfillment(allegro, pool, message)
+
+    return {"order.status_changed": Route(OrderStatusChanged, record_fulfillment, prepare)}

@@ -1,0 +1,45 @@
+"""Journal pollers across replicas: one poller per (account, journal), taken over when a replica
+goes away; a PostgreSQL backend per replica for all its locks, not one per poller."""
+
+from __future__ import annotations
+
+import asyncpg
+
+from allegro_sync.daemon.app import Daemon
+from tests.e2e.conftest import FAST_POLLING, Admin, Emulator, daemon_settings
+from tests.helpers import eventually
+
+ADVISORY = """
+SELECT l.pid, (l.classid::bigint << 32) | l.objid::bigint AS key
+  FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+ WHERE l.locktype = 'advisory' AND l.granted AND a.datname = current_database()
+"""
+
+
+async def test_two_replicas_share_the_pollers_and_one_takes_over(
+    admin: Admin, emulator: Emulator, daemon: Daemon, db: asyncpg.Pool, amqp_url: str
+) -> None:
+    for login in ("shop-a", "shop-b", "shop-c"):
+        await admin.connect(emulator, await emulator.seller(login))
+    second = Daemon(
+        daemon_settings(daemon.settings.database_url, amqp_url, emulator.url),
+        poller_timing=FAST_POLLING,
+    )
+    await second.start()
+    try:
+
+        async def all_locked() -> list[asyncpg.Record] | None:
+            rows = await db.fetch(ADVISORY)
+            return rows if len(rows) == 3 * 2 else None  # 3 accounts x (order, offer)
+
+        rows = await eventually(all_locked)
+        keys = [r["key"] for r in rows]
+        assert len(set(keys)) == len(keys), "a journal is polled by two pollers"
+        assert len({r["pid"] for r in rows}) <= 2, "one lock connection per replica"
+    finally:
+        await second.stop()
+    # whichever replica remains holds every lock after the other left
+    rows = await eventually(all_locked)
+    assert len({r["pid"] for r in rows}) == 1
+    cursors = await db.fetchval("SELECT count(*) FROM journal_cursors")
+    assert cursors == 6
