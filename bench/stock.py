@@ -18,6 +18,7 @@ import json
 import math
 import os
 import statistics
+import sys
 import time
 from collections import defaultdict
 from dataclasses import dataclass
@@ -67,7 +68,9 @@ def _quantity(product: int, version: int) -> int:
     return 5 + (product + version) % 3
 
 
-async def _setup(emulator_url: str, daemon_url: str, database_url: str) -> None:
+async def _setup(
+    emulator_url: str, daemon_url: str, database_url: str, env: dict[str, str]
+) -> None:
     headers = {"Authorization": f"Bearer {ADMIN_TOKEN}", "Accept": "application/json"}
     per_seller = 2 * PRODUCTS // SELLERS
     async with aiohttp.ClientSession(headers=headers) as session:
@@ -88,13 +91,21 @@ async def _setup(emulator_url: str, daemon_url: str, database_url: str) -> None:
                 json={"name": "o{n}", "count": per_seller, "stock": 50},
             ) as r:
                 assert r.status < 300, await r.text()
+    # the mirror is filled as a seller would: 'offers import' (the offer journal then keeps it)
+    importer = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "allegro_sync.daemon.cli",
+        "offers",
+        "import",
+        env=env,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    assert await importer.wait() == 0, "offers import failed"
     conn = await asyncpg.connect(database_url)
     try:
-        for _ in range(1200):
-            await conn.execute("SELECT pg_notify($1, '*')", WAKE_CHANNEL)
-            if await conn.fetchval("SELECT count(*) FROM offers") >= per_seller * SELLERS:
-                break
-            await asyncio.sleep(0.5)
+        await conn.execute("SELECT pg_notify($1, '*')", WAKE_CHANNEL)
         await conn.execute(
             "INSERT INTO products (id, name) SELECT 'P' || n, 'Product ' || n"
             " FROM generate_series(0, $1 - 1) AS n",
@@ -209,7 +220,7 @@ async def _run(index: int) -> Run:
                 await wait_http(emulator_url + "/__control__/clock")
                 daemon = start_daemon(env, log)
                 await wait_http(f"http://127.0.0.1:{http_port}/healthz")
-                await _setup(emulator_url, f"http://127.0.0.1:{http_port}", database_url)
+                await _setup(emulator_url, f"http://127.0.0.1:{http_port}", database_url, env)
                 assert stop(daemon) == 0
                 burst = [_message(i % PRODUCTS, i // PRODUCTS + 1) for i in range(MESSAGES)]
                 await _publish(amqp_url, burst)

@@ -27,33 +27,17 @@ class MirrorEntry:
     external_id: str | None
 
 
-# A session-local staging table: COPY fills it, one INSERT ... SELECT merges it into offers.
-STAGE = """
-CREATE TEMP TABLE IF NOT EXISTS offer_mirror_stage (
-    id text, name text, format text, status text, ended_at timestamptz, stock integer,
-    price numeric(14, 2), currency text, image_url text, external_id text
-) ON COMMIT DELETE ROWS
-"""
-STAGE_COLUMNS = (
-    "id",
-    "name",
-    "format",
-    "status",
-    "ended_at",
-    "stock",
-    "price",
-    "currency",
-    "image_url",
-    "external_id",
-)
-
 # Listing fields only: bindings, per-offer flags and the EAN belong to us, not to the listing.
+# One statement for any number of entries (arrays unnested), so a single event's refresh and a
+# page of the import cost one round trip each.
 MERGE = """
 INSERT INTO offers (id, account_id, name, format, status, ended_at, stock, price, currency,
                     image_url, external_id, mirrored_at)
-SELECT DISTINCT ON (id) id, $1, name, format, status, ended_at, stock, price, currency,
-       image_url, external_id, $2
-  FROM offer_mirror_stage
+SELECT DISTINCT ON (e.id) e.id, $1, e.name, e.format, e.status, e.ended_at, e.stock, e.price,
+       e.currency, e.image_url, e.external_id, $2
+  FROM unnest($3::text[], $4::text[], $5::text[], $6::text[], $7::timestamptz[], $8::int[],
+              $9::numeric[], $10::text[], $11::text[], $12::text[])
+       AS e (id, name, format, status, ended_at, stock, price, currency, image_url, external_id)
 ON CONFLICT (id) DO UPDATE
    SET account_id = EXCLUDED.account_id, name = EXCLUDED.name, format = EXCLUDED.format,
        status = EXCLUDED.status, ended_at = EXCLUDED.ended_at, stock = EXCLUDED.stock,
@@ -69,15 +53,12 @@ async def upsert_mirror(
     entries: Sequence[MirrorEntry],
     mirrored_at: datetime,
 ) -> None:
-    """Create or refresh offers from listing entries read at ``mirrored_at`` (COPY + merge)."""
+    """Create or refresh offers from listing entries read at ``mirrored_at``; an older read
+    never overwrites a newer one."""
     if not entries:
         return
-    async with conn.transaction():
-        await conn.execute(STAGE)
-        await conn.copy_records_to_table(
-            "offer_mirror_stage", records=[astuple(e) for e in entries], columns=STAGE_COLUMNS
-        )
-        await conn.execute(MERGE, account_id, mirrored_at)
+    columns = list(zip(*(astuple(e) for e in entries), strict=True))
+    await conn.execute(MERGE, account_id, mirrored_at, *columns)
 
 
 async def set_ean(conn: asyncpg.Connection, offer_id: str, ean: str | None) -> None:
