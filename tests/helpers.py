@@ -205,11 +205,3 @@ class TcpProxy:
         await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
         self._writers.discard(writer)
         self._writers.discard(up_writer)
-
-
-def pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, signal.SIG_DFL)
-    except OSError:
-        return False
-    return True

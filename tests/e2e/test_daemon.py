@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -23,8 +23,6 @@ from tests.helpers import (
     free_port,
     publish_json,
 )
-
-DaemonFactory = Callable[..., "asyncio.Future[DaemonProcess]"]
 
 
 @pytest.fixture
