@@ -195,3 +195,23 @@ async def raw_broker_rates(amqp_url: str, count: int = 20_000) -> tuple[float, f
     await queue.delete(if_unused=False, if_empty=False)
     await connection.close()
     return publish_rate, consume_rate
+
+
+async def connect_seller(
+    session: aiohttp.ClientSession,
+    emulator_url: str,
+    daemon_url: str,
+    login: str,
+    settings: dict[str, object],
+) -> str:
+    """Create a seller in the emulator, connect its account through the daemon's browser flow
+    (``session`` carries the admin token) and apply ``settings``; the seller's id."""
+    async with session.post(f"{emulator_url}/__control__/sellers", json={"login": login}) as r:
+        seller = await r.json()
+    async with session.post(f"{daemon_url}/accounts/connect", json={}) as r:
+        authorize_url = (await r.json())["authorize_url"]
+    async with session.get(f"{authorize_url}&seller_id={seller['id']}") as r:
+        account = (await r.json())["account"]
+    async with session.patch(f"{daemon_url}/accounts/{account['id']}", json=settings) as r:
+        assert r.status == 200, await r.text()
+    return str(seller["id"])

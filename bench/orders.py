@@ -22,6 +22,7 @@ import asyncpg
 from bench._support import (
     ADMIN_TOKEN,
     RESULTS,
+    connect_seller,
     daemon_env,
     free_port,
     raw_broker_rates,
@@ -50,29 +51,19 @@ class Run:
     raw_consume_rate: float
 
 
-async def _connect_sellers(emulator_url: str, daemon_url: str) -> list[int]:
+async def _connect_sellers(emulator_url: str, daemon_url: str) -> list[str]:
     """Create the sellers and connect their accounts through the browser flow."""
     headers = {"Authorization": f"Bearer {ADMIN_TOKEN}", "Accept": "application/json"}
-    accounts = []
     async with aiohttp.ClientSession(headers=headers) as session:
-        for n in range(SELLERS):
-            async with session.post(
-                f"{emulator_url}/__control__/sellers", json={"login": f"bench-shop-{n}"}
-            ) as r:
-                seller = await r.json()
-            async with session.post(f"{daemon_url}/accounts/connect", json={}) as r:
-                authorize_url = (await r.json())["authorize_url"]
-            async with session.get(f"{authorize_url}&seller_id={seller['id']}") as r:
-                account = (await r.json())["account"]
-            async with session.patch(
-                f"{daemon_url}/accounts/{account['id']}", json={"auto_create_orders": True}
-            ) as r:
-                assert r.status == 200, await r.text()
-            accounts.append(seller["id"])
-    return accounts
+        return [
+            await connect_seller(
+                session, emulator_url, daemon_url, f"bench-shop-{n}", {"auto_create_orders": True}
+            )
+            for n in range(SELLERS)
+        ]
 
 
-async def _purchase(emulator_url: str, sellers: list[int]) -> None:
+async def _purchase(emulator_url: str, sellers: list[str]) -> None:
     per_seller = PURCHASES // len(sellers)
     async with aiohttp.ClientSession() as session:
         for seller_id in sellers:

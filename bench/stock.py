@@ -31,6 +31,7 @@ from allegro_sync.daemon.pollers import WAKE_CHANNEL
 from bench._support import (
     ADMIN_TOKEN,
     RESULTS,
+    connect_seller,
     daemon_env,
     free_port,
     raw_broker_rates,
@@ -75,19 +76,12 @@ async def _setup(
     per_seller = 2 * PRODUCTS // SELLERS
     async with aiohttp.ClientSession(headers=headers) as session:
         for n in range(SELLERS):
-            async with session.post(
-                f"{emulator_url}/__control__/sellers", json={"login": f"bench-stock-{n}"}
-            ) as r:
-                seller = await r.json()
-            async with session.post(f"{daemon_url}/accounts/connect", json={}) as r:
-                authorize_url = (await r.json())["authorize_url"]
-            async with session.get(f"{authorize_url}&seller_id={seller['id']}") as r:
-                account = (await r.json())["account"]
             settings = {"stock_control": True, "raise_quantity_on_erp_sync": True}
-            async with session.patch(f"{daemon_url}/accounts/{account['id']}", json=settings) as r:
-                assert r.status == 200, await r.text()
+            seller_id = await connect_seller(
+                session, emulator_url, daemon_url, f"bench-stock-{n}", settings
+            )
             async with session.post(
-                f"{emulator_url}/__control__/sellers/{seller['id']}/offers",
+                f"{emulator_url}/__control__/sellers/{seller_id}/offers",
                 json={"name": "o{n}", "count": per_seller, "stock": 50},
             ) as r:
                 assert r.status < 300, await r.text()
