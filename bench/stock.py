@@ -218,7 +218,7 @@ async def _run(index: int) -> Run:
                 assert stop(daemon) == 0
                 burst = [_message(i % PRODUCTS, i // PRODUCTS + 1) for i in range(MESSAGES)]
                 await _publish(amqp_url, burst)
-                daemon = start_daemon(env, log)
+                daemon = start_daemon(env, log, profile=True)
                 conn = await asyncpg.connect(database_url)
                 try:
                     await _settled(conn, MESSAGES)

@@ -376,16 +376,22 @@ def offer_routes(allegro: AllegroRestClient, pool: asyncpg.Pool | None = None) -
     event is after the switch-on, the offer is unbound); without it, whenever it might.
     """
 
-    async def needs_ean(account_id: int, offer_id: str, occurred_at: datetime) -> bool:
+    async def may_bind(wanted: list[tuple[int, str, datetime]]) -> set[tuple[int, str]]:
+        """The (account, offer) pairs whose event may bind, decided with two queries for the
+        whole batch (none at all while no account of the batch binds by EAN)."""
         if pool is None:
-            return True
+            return {(a, o) for a, o, _ in wanted}
         async with pool.acquire() as conn:
-            account = await store.binding_settings(conn, account_id)
-            if account is None:
-                return False
-            offer = await store.get_offer(conn, offer_id)
-        bound = offer is not None and offer["product_id"] is not None
-        return event_may_bind(BindSettings.of(account), occurred_at, bound=bound)
+            accounts = await store.binding_settings_of(conn, list({a for a, _, _ in wanted}))
+            settings = {a: BindSettings.of(row) for a, row in accounts.items()}
+            if not any(s.bind_by_ean for s in settings.values()):
+                return set()
+            bound = await store.bound_offer_ids(conn, list({o for _, o, _ in wanted}))
+        return {
+            (a, o)
+            for a, o, occurred_at in wanted
+            if a in settings and event_may_bind(settings[a], occurred_at, bound=o in bound)
+        }
 
     async def prepare_many(
         wanted: list[tuple[int, str, datetime]],
@@ -411,12 +417,14 @@ def offer_routes(allegro: AllegroRestClient, pool: asyncpg.Pool | None = None) -
         eans: dict[tuple[int, str], str | Exception | None] = {}
         limit = asyncio.Semaphore(8)
 
-        async def ean_for(account_id: int, offer_id: str, occurred_at: datetime) -> None:
+        binding = await may_bind(wanted)
+
+        async def ean_for(account_id: int, offer_id: str) -> None:
             key = (account_id, offer_id)
             entry = entries.get(key)
             if key in eans or entry is None or isinstance(entry, Exception):
                 return
-            if not await needs_ean(account_id, offer_id, occurred_at):
+            if key not in binding:
                 return
             eans[key] = None  # claimed: one read per offer and batch
             async with limit:
@@ -425,7 +433,7 @@ def offer_routes(allegro: AllegroRestClient, pool: asyncpg.Pool | None = None) -
                 except Exception as exc:
                     eans[key] = exc
 
-        await asyncio.gather(*(ean_for(a, o, t) for a, o, t in wanted))
+        await asyncio.gather(*(ean_for(a, o) for a, o, _ in dict.fromkeys(wanted)))
         last = {(a, o): index for index, (a, o, _) in enumerate(wanted)}
         prepared: list[PreparedOffer | Exception] = []
         for index, (account_id, offer_id, occurred_at) in enumerate(wanted):

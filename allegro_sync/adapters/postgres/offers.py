@@ -73,17 +73,36 @@ async def set_eans(conn: asyncpg.Connection, eans: Sequence[tuple[str, str | Non
     await conn.executemany("UPDATE offers SET ean = $2, ean_checked_at = now() WHERE id = $1", eans)
 
 
+BINDING_SETTINGS = """
+SELECT id, active, bind_offers_by_ean, bind_offers_by_ean_since, sync_prices,
+       sync_prices_since, do_not_renew_default
+  FROM accounts
+"""
+
+
 async def binding_settings(conn: asyncpg.Connection, account_id: int) -> asyncpg.Record | None:
     """The account settings binding depends on (O3, P2, S3)."""
     row: asyncpg.Record | None = await conn.fetchrow(
-        """
-        SELECT id, active, bind_offers_by_ean, bind_offers_by_ean_since, sync_prices,
-               sync_prices_since, do_not_renew_default
-          FROM accounts WHERE id = $1
-        """,
-        account_id,
+        BINDING_SETTINGS + " WHERE id = $1", account_id
     )
     return row
+
+
+async def binding_settings_of(
+    conn: asyncpg.Connection, account_ids: Sequence[int]
+) -> dict[int, asyncpg.Record]:
+    """The binding settings of several accounts, by id (one query for a batch)."""
+    rows = await conn.fetch(BINDING_SETTINGS + " WHERE id = ANY($1::bigint[])", list(account_ids))
+    return {row["id"]: row for row in rows}
+
+
+async def bound_offer_ids(conn: asyncpg.Connection, offer_ids: Sequence[str]) -> set[str]:
+    """Which of these offers are bound to a product."""
+    rows = await conn.fetch(
+        "SELECT id FROM offers WHERE id = ANY($1::text[]) AND product_id IS NOT NULL",
+        list(offer_ids),
+    )
+    return {row["id"] for row in rows}
 
 
 async def offer_for_update(conn: asyncpg.Connection, offer_id: str) -> asyncpg.Record | None:
