@@ -6,23 +6,18 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import sys
 import time
 from typing import Any
 
-from allegro_sync.adapters.allegro.errors import AllegroError, OAuthError
+from allegro_sync.adapters.allegro.errors import OAuthError
 from allegro_sync.adapters.postgres import accounts as store
 from allegro_sync.adapters.postgres import pool as pg
 from allegro_sync.config.settings import Settings
 from allegro_sync.daemon.app import build_allegro_stack, new_http_session
+from allegro_sync.daemon.cli_errors import REFUSALS, CliError, report
 from allegro_sync.daemon.metrics import Metrics
 from allegro_sync.daemon.pollers import wake_poller
-from allegro_sync.errors import CredentialsDead
 from allegro_sync.handlers import accounts
-
-
-class CliError(Exception):
-    """A refusal to print as one line."""
 
 
 def add_accounts_command(commands: Any) -> None:
@@ -114,18 +109,8 @@ async def run_accounts(args: argparse.Namespace, settings: Settings) -> int:
         row = await accounts.change_settings(pool, stack.allegro, args.id, patch)
         print(json.dumps(accounts.account_json(row), indent=2))
         return 0
-    except CliError as exc:
-        print(f"allegro-sync: {exc}", file=sys.stderr)
-        return 1
-    except accounts.PatchError as exc:
-        print(f"allegro-sync: {exc.detail if exc.field == 'id' else exc}", file=sys.stderr)
-        return 1
-    except CredentialsDead as exc:
-        print(f"allegro-sync: account {exc.account_id} switched off: {exc.reason}", file=sys.stderr)
-        return 1
-    except AllegroError as exc:
-        print(f"allegro-sync: {exc}", file=sys.stderr)
-        return 1
+    except REFUSALS as exc:
+        return report(exc)
     finally:
         await session.close()
         await pool.close()

@@ -21,16 +21,15 @@ from typing import Any
 import asyncpg
 
 from allegro_sync.adapters.allegro.client import AllegroRestClient
-from allegro_sync.adapters.allegro.errors import AllegroError
 from allegro_sync.adapters.allegro.offer_journal import sweep_offers
 from allegro_sync.adapters.postgres import offers as store
 from allegro_sync.adapters.postgres import outbox
 from allegro_sync.adapters.postgres import pool as pg
 from allegro_sync.config.settings import Settings
 from allegro_sync.daemon.app import build_allegro_stack, new_http_session
+from allegro_sync.daemon.cli_errors import REFUSALS, CliError, report
 from allegro_sync.daemon.metrics import Metrics
 from allegro_sync.daemon.progress import Progress
-from allegro_sync.errors import CredentialsDead
 from allegro_sync.handlers import event_log
 from allegro_sync.handlers.offers import (
     BindSettings,
@@ -44,10 +43,6 @@ from allegro_sync.handlers.offers import (
 
 EAN_READ_CONCURRENCY = 16
 WRITE_CHUNK = 1000
-
-
-class CliError(Exception):
-    """A refusal to print as one line."""
 
 
 def add_offers_command(commands: Any) -> None:
@@ -80,15 +75,8 @@ async def run_offers(args: argparse.Namespace, settings: Settings) -> int:
                 )
                 print(summary_line(account_id, counts, dry_run=args.dry_run))
         return 0
-    except CliError as exc:
-        print(f"allegro-sync: {exc}", file=sys.stderr)
-        return 1
-    except CredentialsDead as exc:
-        print(f"allegro-sync: account {exc.account_id} switched off: {exc.reason}", file=sys.stderr)
-        return 1
-    except AllegroError as exc:
-        print(f"allegro-sync: {exc}", file=sys.stderr)
-        return 1
+    except REFUSALS as exc:
+        return report(exc)
     finally:
         await session.close()
         await pool.close()
