@@ -98,10 +98,13 @@ class OrderEventMessage(_Loose):
 
 
 class OrderBackfillMessage(_Loose):
-    """``allegro.order_backfill``: a checkout form found by the orders-from backfill."""
+    """``allegro.order_backfill``: a checkout form found by the orders-from backfill, with the
+    form as the listing showed it (the handler need not read it again)."""
 
     account_id: int
     checkout_form_id: uuid.UUID
+    form: dict[str, Any] | None = None
+    form_read_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -545,10 +548,18 @@ def order_routes(allegro: AllegroRestClient, pool: asyncpg.Pool) -> dict[str, Ro
     async def prepare_backfill(message: OrderBackfillMessage) -> PreparedOrder:
         form_id = message.checkout_form_id
         read_at = datetime.now(UTC)
+        form: Mapping[str, Any] | None
+        if message.form is not None:
+            active = await pool.fetchval(
+                "SELECT active FROM accounts WHERE id = $1", message.account_id
+            )
+            form, read_at = (message.form if active else None), message.form_read_at or read_at
+        else:
+            form = await read_checkout_form(allegro, pool, message.account_id, form_id)
         return PreparedOrder(
             account_id=message.account_id,
             checkout_form_id=form_id,
-            form=await read_checkout_form(allegro, pool, message.account_id, form_id),
+            form=form,
             read_at=read_at,
         )
 
@@ -611,6 +622,8 @@ async def _backfill_range(
         "sort": "lineItems.boughtAt",
         "limit": LIST_PAGE,
     }
+    # stamped before the request: a read is never taken for newer than it is
+    read_at = datetime.now(UTC).isoformat()
     first = await allegro.get(
         account_id,
         "/order/checkout-forms",
@@ -635,7 +648,13 @@ async def _backfill_range(
                         exchange=JOURNAL_EXCHANGE,
                         routing_key="allegro.order_backfill",
                         message_id=f"order-backfill:{f['id']}:{f.get('revision')}",
-                        payload={"account_id": account_id, "checkout_form_id": str(f["id"])},
+                        payload={
+                            "account_id": account_id,
+                            "checkout_form_id": str(f["id"]),
+                            # the listing returns whole forms: no second read per form
+                            "form": f,
+                            "form_read_at": read_at,
+                        },
                     )
                     for f in forms
                 ]
@@ -644,6 +663,7 @@ async def _backfill_range(
         offset += LIST_PAGE
         if len(forms) < LIST_PAGE or offset + LIST_PAGE > LIST_CEILING:
             return published
+        read_at = datetime.now(UTC).isoformat()
         page = await allegro.get(
             account_id,
             "/order/checkout-forms",

@@ -350,6 +350,9 @@ async def test_orders_from_is_respected_and_backfilled(
     assert order["checkout_form_id"] == later
     await erp.settle()
     assert [o["checkout_form_id"] for o in erp.of("order.created")] == [later]
+    # the listing's forms are used as they are: no second read per backfilled form
+    counts = (await emulator.control("GET", "/requests"))["by_path"]
+    assert counts.get("GET /order/checkout-forms/{id}", 0) == 0, counts
     assert await db.fetchval(
         "SELECT announced_at IS NULL FROM orders WHERE checkout_form_id = $1", early
     ) in (True, None)
