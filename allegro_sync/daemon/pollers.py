@@ -1,10 +1,17 @@
 """Journal pollers: one per (active account, journal) across all replicas.
 
 A supervisor keeps a task per active account and journal. Each task holds a PostgreSQL advisory
-lock on a connection of its own while it polls, so of N replicas exactly one polls a given
-journal; the others try again later and take over when that replica dies. A poll publishes each
-event to ``allegro-sync.journal`` with publisher confirms and only then stores the cursor: a crash
-in between re-publishes the page under the same message ids, which handlers take in their stride.
+lock while it polls (all of a process's locks on one connection), so of N replicas exactly one
+polls a given journal; the others try again later and take over when that replica dies. A poll
+publishes the page to ``allegro-sync.journal`` with publisher confirms and only then stores the
+cursor: a crash in between re-publishes the page under the same message ids, which handlers take
+in their stride.
+
+Events of one subject within a page (one checkout form, one offer) are published as one message:
+the subject's last event of the page, with the ids of the earlier ones in ``coalesced_event_ids``.
+Handlers read the subject's current state from Allegro anyway (the event only says "look
+again"), so the earlier events would only repeat that work; a burst of purchases costs one
+message per form instead of three (BOUGHT, FILLED_IN, READY_FOR_PROCESSING).
 
 A poll either succeeds, says "try next interval" (Allegro unavailable: logged once when it goes
 down and once when it comes back), or finds the credentials dead (the account is switched off
@@ -54,6 +61,10 @@ class Journal(Protocol):
     name: str  # "order" or "offer"
     routing_key: str
 
+    def subject(self, event: dict[str, Any]) -> str | None:
+        """What the event is about (events of one subject in a page are coalesced); None for
+        an event that stands alone."""
+
     async def start_cursor(self, account_id: int) -> str | None:
         """Where a new account starts reading."""
 
@@ -69,13 +80,34 @@ class Journal(Protocol):
     async def enrich(
         self, account_id: int, events: Sequence[dict[str, Any]]
     ) -> list[dict[str, Any]]:
-        """Extra payload fields per event, read once per page rather than once per message
-        (e.g. the checkout forms the events are about); ``{}`` for none."""
+        """Extra payload fields per (coalesced) event, read once per page rather than once per
+        message (e.g. the checkout forms the events are about); ``{}`` for none."""
 
 
 def lock_key(account_id: int, journal: str) -> int:
     """The advisory-lock key of one (account, journal) poller."""
     return (account_id << 8) ^ zlib.crc32(journal.encode()) & 0xFF
+
+
+def coalesce(
+    journal: Journal, events: Sequence[dict[str, Any]]
+) -> list[tuple[dict[str, Any], list[str]]]:
+    """The events to publish for a page: per subject its last event, with the ids of the
+    subject's earlier events in the page, in the order of those last events."""
+    last: dict[str, int] = {}
+    for index, event in enumerate(events):
+        subject = journal.subject(event)
+        if subject is not None:
+            last[subject] = index
+    earlier: dict[int, list[str]] = {}
+    kept: list[int] = []
+    for index, event in enumerate(events):
+        subject = journal.subject(event)
+        if subject is None or last[subject] == index:
+            kept.append(index)
+        else:
+            earlier.setdefault(last[subject], []).append(str(event["id"]))
+    return [(dict(events[i]), earlier.get(i, [])) for i in kept]
 
 
 def message_for(
@@ -262,11 +294,17 @@ class JournalPoller:
             await self._save_cursor(cursor)
             return Page((), cursor, full=True)
         if page.events:
-            extras = await self.journal.enrich(self.account_id, page.events)
+            kept = coalesce(self.journal, page.events)
+            extras = await self.journal.enrich(self.account_id, [event for event, _ in kept])
             await self._publisher.publish_many(
                 [
-                    message_for(self.journal, self.account_id, event, extra)
-                    for event, extra in zip(page.events, extras, strict=True)
+                    message_for(
+                        self.journal,
+                        self.account_id,
+                        event,
+                        {**extra, "coalesced_event_ids": earlier} if earlier else extra,
+                    )
+                    for (event, earlier), extra in zip(kept, extras, strict=True)
                 ]
             )
             self._metrics.journal_events.labels(self.journal.name).inc(len(page.events))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
@@ -43,6 +45,37 @@ async def write(
         dedupe_key,
     )
     return bool(added)
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One event-log entry, for ``write_many``."""
+
+    account_id: int | None
+    category: Category
+    level: Level
+    code: str
+    message: str
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+async def write_many(conn: asyncpg.Connection, entries: Sequence[Entry]) -> None:
+    """Add many entries (without dedupe keys) in one statement."""
+    if not entries:
+        return
+    await conn.execute(
+        """
+        INSERT INTO event_log (account_id, category, level, code, message, details)
+        SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[],
+                             $6::jsonb[])
+        """,
+        [e.account_id for e in entries],
+        [e.category for e in entries],
+        [e.level for e in entries],
+        [e.code for e in entries],
+        [e.message for e in entries],
+        [e.details for e in entries],
+    )
 
 
 async def list_entries(

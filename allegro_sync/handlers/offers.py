@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import enum
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
@@ -343,29 +343,40 @@ async def read_ean(allegro: AllegroRestClient, account_id: int, offer_id: str) -
     return ean_of(body or {})
 
 
+async def refresh_offers(batch: Sequence[PreparedOffer], conn: asyncpg.Connection) -> None:
+    """The handler for a consumer batch: refresh the mirror rows (one statement per account),
+    then bind by EAN where an event allows it (row by row, on the locked offer)."""
+    work = [p for p in batch if not p.covered and p.entry is not None]
+    if not work:
+        return  # covered by a later event, or no longer listed (archived or deleted)
+    accounts = await store.binding_settings_of(conn, list({p.account_id for p in work}))
+    work = [p for p in work if p.account_id in accounts]  # deleted meanwhile: nothing is kept
+    mirrored: dict[tuple[int, datetime], list[MirrorEntry]] = {}
+    for prepared in work:
+        assert prepared.entry is not None
+        mirrored.setdefault((prepared.account_id, prepared.read_at), []).append(prepared.entry)
+    for (account_id, read_at), entries in mirrored.items():
+        await store.upsert_mirror(conn, account_id, entries, read_at)
+    eans = [(p.offer_id, p.ean) for p in work if p.ean_read]
+    if eans:
+        await store.set_eans(conn, eans)
+    for prepared in work:
+        settings = BindSettings.of(accounts[prepared.account_id])
+        if not event_may_bind(settings, prepared.occurred_at, bound=False):
+            continue  # binding is off, or the event is older than the switch-on
+        offer = await store.offer_for_update(conn, prepared.offer_id)
+        if offer is None or offer["product_id"] is not None:
+            continue
+        if not prepared.ean_read:
+            # prepare saw the offer bound (or the setting off) and skipped the EAN; since then a
+            # user unbound it or switched binding on. Read again rather than bind on a stale EAN.
+            raise TransientError(f"offer {prepared.offer_id}: EAN not read; trying again")
+        await bind_by_ean(conn, prepared.account_id, prepared.offer_id, settings, prepared.ean)
+
+
 async def refresh_offer(prepared: PreparedOffer, conn: asyncpg.Connection) -> None:
-    """The handler: refresh the mirror row, then bind by EAN when the event allows it."""
-    if prepared.covered:
-        return
-    account = await store.binding_settings(conn, prepared.account_id)
-    if account is None:
-        return  # the account was deleted meanwhile; nothing of it is kept
-    if prepared.entry is None:
-        return  # no longer listed (archived or deleted): nothing to refresh or bind
-    await store.upsert_mirror(conn, prepared.account_id, [prepared.entry], prepared.read_at)
-    if prepared.ean_read:
-        await store.set_ean(conn, prepared.offer_id, prepared.ean)
-    offer = await store.offer_for_update(conn, prepared.offer_id)
-    if offer is None:
-        return
-    settings = BindSettings.of(account)
-    if not event_may_bind(settings, prepared.occurred_at, bound=offer["product_id"] is not None):
-        return
-    if not prepared.ean_read:
-        # prepare saw the offer bound (or the setting off) and skipped the EAN; since then a
-        # user unbound it or switched binding on. Read again rather than bind on a stale EAN.
-        raise TransientError(f"offer {prepared.offer_id}: EAN not read; trying again")
-    await bind_by_ean(conn, prepared.account_id, prepared.offer_id, settings, prepared.ean)
+    """One event (the same path as a batch of one)."""
+    await refresh_offers([prepared], conn)
 
 
 def offer_routes(allegro: AllegroRestClient, pool: asyncpg.Pool | None = None) -> dict[str, Route]:
@@ -467,6 +478,13 @@ def offer_routes(allegro: AllegroRestClient, pool: asyncpg.Pool | None = None) -
         return await prepare_many([(m.account_id, m.offer_id, m.occurred_at) for m in messages])
 
     return {
-        "allegro.offer_event": Route(OfferEventMessage, refresh_offer, prepare_many=prepare_events),
-        "allegro.offer_touched": Route(OfferTouched, refresh_offer, prepare_many=prepare_touched),
+        "allegro.offer_event": Route(
+            OfferEventMessage,
+            refresh_offer,
+            prepare_many=prepare_events,
+            handle_many=refresh_offers,
+        ),
+        "allegro.offer_touched": Route(
+            OfferTouched, refresh_offer, prepare_many=prepare_touched, handle_many=refresh_offers
+        ),
     }

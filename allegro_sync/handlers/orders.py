@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -86,15 +86,16 @@ class OrderEvent(_Loose):
 
 
 class OrderEventMessage(_Loose):
-    """``allegro.order_event``, as the order journal poller publishes it: with the checkout form
-    read for the page (on the form's last event of the page), or marked as covered by a later
-    event of the same page."""
+    """``allegro.order_event``, as the order journal poller publishes it: a checkout form's last
+    event of a journal page (the ids of its earlier ones in ``coalesced_event_ids``), with the
+    form read for the page; without a form (a read that failed, an event published by hand)
+    the handler reads it."""
 
     account_id: int
     event: OrderEvent
     form: dict[str, Any] | None = None
     form_read_at: datetime | None = None
-    covered_by_later_event: bool = False
+    coalesced_event_ids: list[str] = Field(default_factory=list)
 
 
 class OrderBackfillMessage(_Loose):
@@ -244,19 +245,24 @@ async def read_checkout_form(
     return form
 
 
-async def store_order(
-    conn: asyncpg.Connection, account: Mapping[str, Any], form: Mapping[str, Any], read_at: datetime
-) -> asyncpg.Record | None:
-    """Upsert the order row from the form; the row (locked for this transaction), or None when
-    a newer read of the form is stored already (this one is stale: nothing to do)."""
-    payment = form.get("payment") or {}
-    total = (form.get("summary") or {}).get("totalToPay") or {}
-    row: asyncpg.Record | None = await conn.fetchrow(
+async def store_orders(
+    conn: asyncpg.Connection, batch: Sequence[PreparedOrder]
+) -> dict[uuid.UUID, asyncpg.Record]:
+    """Upsert the order rows of a batch (one form each) in one statement; the rows written
+    (locked for this transaction) by form id. A form missing from the answer had a newer read
+    stored already: this one is stale, nothing to do for it."""
+    forms = [p.form for p in batch if p.form is not None]
+    payments = [f.get("payment") or {} for f in forms]
+    totals = [(f.get("summary") or {}).get("totalToPay") or {} for f in forms]
+    rows = await conn.fetch(
         """
         INSERT INTO orders (checkout_form_id, account_id, status, revision, bought_at,
                             allegro_updated_at, payment_type, paid_at, total, currency,
                             invoice_required, form, form_read_at)
-        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+        SELECT * FROM unnest($1::uuid[], $2::bigint[], $3::text[], $4::text[],
+                             $5::timestamptz[], $6::timestamptz[], $7::text[],
+                             $8::timestamptz[], $9::numeric[], $10::text[], $11::bool[],
+                             $12::jsonb[], $13::timestamptz[])
         ON CONFLICT (checkout_form_id) DO UPDATE
            SET status = EXCLUDED.status, revision = EXCLUDED.revision,
                bought_at = EXCLUDED.bought_at, allegro_updated_at = EXCLUDED.allegro_updated_at,
@@ -267,36 +273,40 @@ async def store_order(
          WHERE orders.form_read_at IS NULL OR orders.form_read_at <= EXCLUDED.form_read_at
         RETURNING checkout_form_id, announced_at, cancelled_at, superseded_by
         """,
-        uuid.UUID(str(form["id"])),
-        account["id"],
-        form.get("status"),
-        str(form.get("revision")) if form.get("revision") is not None else None,
-        bought_at(form),
-        _parse_time(form.get("updatedAt")),
-        payment.get("type"),
-        _parse_time(payment.get("finishedAt")),
-        Decimal(str(total["amount"])) if total.get("amount") is not None else None,
-        total.get("currency"),
-        bool((form.get("invoice") or {}).get("required")),
-        dict(form),
-        read_at,
+        [p.checkout_form_id for p in batch if p.form is not None],
+        [p.account_id for p in batch if p.form is not None],
+        [f.get("status") for f in forms],
+        [str(f["revision"]) if f.get("revision") is not None else None for f in forms],
+        [bought_at(f) for f in forms],
+        [_parse_time(f.get("updatedAt")) for f in forms],
+        [p.get("type") for p in payments],
+        [_parse_time(p.get("finishedAt")) for p in payments],
+        [Decimal(str(t["amount"])) if t.get("amount") is not None else None for t in totals],
+        [t.get("currency") for t in totals],
+        [bool((f.get("invoice") or {}).get("required")) for f in forms],
+        [dict(f) for f in forms],
+        [p.read_at for p in batch if p.form is not None],
     )
-    return row
+    return {row["checkout_form_id"]: row for row in rows}
 
 
 async def store_lines(
-    conn: asyncpg.Connection, form_id: uuid.UUID, form: Mapping[str, Any]
-) -> list[asyncpg.Record]:
-    """Upsert the order lines, enriched from the offer mirror (bound product, EAN, image)."""
-    items = form.get("lineItems") or []
-    lines: list[asyncpg.Record] = await conn.fetch(
+    conn: asyncpg.Connection, forms: Sequence[Mapping[str, Any]]
+) -> dict[uuid.UUID, list[asyncpg.Record]]:
+    """Upsert the lines of many forms in one statement, enriched from the offer mirror (bound
+    product, EAN, image); each form's lines in line-id order."""
+    items = [(uuid.UUID(str(f["id"])), item) for f in forms for item in f.get("lineItems") or []]
+    if not items:
+        return {}
+    rows = await conn.fetch(
         """
         INSERT INTO order_lines (id, checkout_form_id, offer_id, product_id, ean, name,
                                  quantity, unit_price, currency, image_url)
-        SELECT i.id, $1, i.offer_id, o.product_id, coalesce(p.ean, o.ean), i.name,
+        SELECT i.id, i.form_id, i.offer_id, o.product_id, coalesce(p.ean, o.ean), i.name,
                i.quantity, i.unit_price, i.currency, o.image_url
-          FROM unnest($2::text[], $3::text[], $4::text[], $5::int[], $6::numeric[], $7::text[])
-               AS i(id, offer_id, name, quantity, unit_price, currency)
+          FROM unnest($1::text[], $2::uuid[], $3::text[], $4::text[], $5::int[],
+                      $6::numeric[], $7::text[])
+               AS i(id, form_id, offer_id, name, quantity, unit_price, currency)
           LEFT JOIN offers o ON o.id = i.offer_id
           LEFT JOIN products p ON p.id = o.product_id
         ON CONFLICT (id) DO UPDATE
@@ -306,138 +316,239 @@ async def store_lines(
                image_url = EXCLUDED.image_url
         RETURNING *
         """,
-        form_id,
-        [str(item["id"]) for item in items],
-        [str(item["offer"]["id"]) for item in items],
-        [str(item["offer"].get("name") or "") for item in items],
-        [int(item["quantity"]) for item in items],
-        [Decimal(str(item["price"]["amount"])) for item in items],
-        [str(item["price"]["currency"]) for item in items],
+        [str(item["id"]) for _, item in items],
+        [form_id for form_id, _ in items],
+        [str(item["offer"]["id"]) for _, item in items],
+        [str(item["offer"].get("name") or "") for _, item in items],
+        [int(item["quantity"]) for _, item in items],
+        [Decimal(str(item["price"]["amount"])) for _, item in items],
+        [str(item["price"]["currency"]) for _, item in items],
     )
-    return sorted(lines, key=lambda line: line["id"])
+    lines: dict[uuid.UUID, list[asyncpg.Record]] = {}
+    for row in sorted(rows, key=lambda line: line["id"]):
+        lines.setdefault(row["checkout_form_id"], []).append(row)
+    return lines
+
+
+def _line_ids(form: Mapping[str, Any]) -> list[str]:
+    return [str(i["id"]) for i in form.get("lineItems") or []]
+
+
+def _one_per_form(batch: Sequence[PreparedOrder]) -> list[PreparedOrder]:
+    """Per checkout form of the batch, its newest read (ties: the later message), carrying the
+    offers of all of the form's messages."""
+    newest: dict[uuid.UUID, PreparedOrder] = {}
+    offers: dict[uuid.UUID, dict[str, None]] = {}
+    for prepared in batch:
+        if prepared.form is None:
+            continue
+        form_id = prepared.checkout_form_id
+        offers.setdefault(form_id, {}).update(dict.fromkeys(prepared.offer_ids))
+        known = newest.get(form_id)
+        if known is None or known.read_at <= prepared.read_at:
+            newest[form_id] = prepared
+    return [replace(p, offer_ids=tuple(offers[form_id])) for form_id, p in newest.items()]
+
+
+async def handle_orders(batch: Sequence[PreparedOrder], conn: asyncpg.Connection) -> None:
+    """Store a batch's checkout forms and announce what the decisions say, in the caller's
+    transaction, with a handful of statements for the whole batch.
+
+    Forms of one batch that share line items (a merged form and the forms it merges) are
+    handled one after the other, in the batch's order: which of them announces depends on what
+    the earlier ones stored.
+    """
+    work = _one_per_form(batch)
+    seen: set[str] = set()
+    shared = False
+    for prepared in work:
+        assert prepared.form is not None
+        ids = set(_line_ids(prepared.form))
+        shared = shared or not seen.isdisjoint(ids)
+        seen |= ids
+    if shared:
+        for prepared in work:
+            await _handle_forms(conn, [prepared])
+    elif work:
+        await _handle_forms(conn, work)
 
 
 async def handle_order(prepared: PreparedOrder, conn: asyncpg.Connection) -> None:
-    """Store the checkout form and announce what the decision says, in one transaction."""
-    form = prepared.form
-    if form is None:
+    """One message's checkout form (the same path as a batch of one)."""
+    await handle_orders([prepared], conn)
+
+
+async def _handle_forms(conn: asyncpg.Connection, batch: Sequence[PreparedOrder]) -> None:
+    """``handle_orders`` for forms that share no line item with each other."""
+    accounts = {
+        row["id"]: row
+        for row in await conn.fetch(
+            "SELECT * FROM accounts WHERE id = ANY($1::bigint[]) AND active FOR SHARE",
+            list({p.account_id for p in batch}),
+        )
+    }
+    batch = [p for p in batch if p.account_id in accounts]  # A3: active accounts only
+    if not batch:
         return
-    account = await conn.fetchrow(
-        "SELECT * FROM accounts WHERE id = $1 FOR SHARE", prepared.account_id
-    )
-    if account is None or not account["active"]:
+    stored = await store_orders(conn, batch)
+    batch = [p for p in batch if p.checkout_form_id in stored]  # stale reads: nothing to do
+    if not batch:
         return
-    form_id = prepared.checkout_form_id
-    order = await store_order(conn, account, form, prepared.read_at)
-    if order is None:
-        return  # a newer read of this form was handled already
-    line_ids = [str(i["id"]) for i in form.get("lineItems") or []]
-    earlier = await conn.fetch(
+    earlier: dict[str, list[asyncpg.Record]] = {}
+    for row in await conn.fetch(
         """
-        SELECT DISTINCT o.checkout_form_id, o.announced_at IS NOT NULL AS announced
+        SELECT l.id, o.checkout_form_id, o.announced_at IS NOT NULL AS announced
           FROM order_lines l JOIN orders o ON o.checkout_form_id = l.checkout_form_id
-         WHERE l.id = ANY($1::text[]) AND l.checkout_form_id <> $2
+         WHERE l.id = ANY($1::text[])
         """,
-        line_ids,
-        form_id,
-    )
-    superseded = order["superseded_by"] is not None
-    lines_announced_elsewhere = any(r["announced"] for r in earlier)
-    if not superseded and not lines_announced_elsewhere:
-        if earlier:
-            await conn.execute(
-                "UPDATE orders SET superseded_by = $2 WHERE checkout_form_id = ANY($1::uuid[])",
-                [r["checkout_form_id"] for r in earlier],
-                form_id,
+        [line_id for p in batch if p.form is not None for line_id in _line_ids(p.form)],
+    ):
+        earlier.setdefault(row["id"], []).append(row)
+
+    decided: list[tuple[PreparedOrder, OrderDecision, bool]] = []
+    take_lines: list[Mapping[str, Any]] = []
+    for prepared in batch:
+        form, form_id = prepared.form, prepared.checkout_form_id
+        assert form is not None
+        others = {
+            row["checkout_form_id"]: row["announced"]
+            for line_id in _line_ids(form)
+            for row in earlier.get(line_id, [])
+            if row["checkout_form_id"] != form_id
+        }
+        order = stored[form_id]
+        superseded = order["superseded_by"] is not None
+        elsewhere = any(others.values())
+        if not superseded and not elsewhere:
+            if others:  # a merged form: it takes the lines over (rare; one statement each)
+                await conn.execute(
+                    "UPDATE orders SET superseded_by = $2 WHERE checkout_form_id = ANY($1::uuid[])",
+                    list(others),
+                    form_id,
+                )
+            take_lines.append(form)
+        account = accounts[prepared.account_id]
+        decision = decide_order(
+            form,
+            auto_create_orders=account["auto_create_orders"],
+            orders_from=account["orders_from"],
+            announced=order["announced_at"] is not None,
+            cancelled=order["cancelled_at"] is not None,
+            superseded=superseded,
+            lines_announced_elsewhere=elsewhere,
+        )
+        decided.append((prepared, decision, elsewhere))
+    lines = await store_lines(conn, take_lines)
+
+    announce: list[tuple[asyncpg.Record, Mapping[str, Any], list[asyncpg.Record]]] = []
+    for prepared, decision, elsewhere in decided:
+        account, form = accounts[prepared.account_id], prepared.form
+        assert form is not None
+        if elsewhere and form.get("status") == READY:
+            await event_log.write(
+                conn,
+                account["id"],
+                "orders",
+                "warning",
+                "order_not_sent_duplicate_lines",
+                f"Checkout form {prepared.checkout_form_id} was not sent: its line items were"
+                " already sent with another order",
+                dedupe_key=f"duplicate-lines:{prepared.checkout_form_id}",
             )
-        lines = await store_lines(conn, form_id, form)
-    else:
-        lines = []
-    decision = decide_order(
-        form,
-        auto_create_orders=account["auto_create_orders"],
-        orders_from=account["orders_from"],
-        announced=order["announced_at"] is not None,
-        cancelled=order["cancelled_at"] is not None,
-        superseded=superseded,
-        lines_announced_elsewhere=lines_announced_elsewhere,
-    )
-    if lines_announced_elsewhere and form.get("status") == READY:
-        await event_log.write(
-            conn,
-            account["id"],
-            "orders",
-            "warning",
-            "order_not_sent_duplicate_lines",
-            f"Checkout form {form_id} was not sent: its line items were already sent"
-            " with another order",
-            dedupe_key=f"duplicate-lines:{form_id}",
+        if decision.announce:
+            announce.append((account, form, lines.get(prepared.checkout_form_id, [])))
+        elif decision.cancel:
+            await _cancel(conn, account, form)
+        log.info(
+            "order_handled",
+            checkout_form_id=str(prepared.checkout_form_id),
+            status=form.get("status"),
+            announced=decision.announce,
+            cancelled=decision.cancel,
+            reason=decision.reason,
         )
-    if decision.announce:
-        await _announce(conn, account, form, lines)
-    elif decision.cancel:
-        await conn.execute(
-            "UPDATE orders SET cancelled_at = now() WHERE checkout_form_id = $1", form_id
-        )
-        await outbox.enqueue(
-            conn,
-            OutgoingMessage(
-                exchange=EVENTS_EXCHANGE,
-                routing_key="order.cancelled",
-                message_id=f"order.cancelled:{form_id}",
-                payload={"checkout_form_id": str(form_id), "account_id": account["id"]},
-            ),
-        )
-        await event_log.write(
-            conn,
-            account["id"],
-            "orders",
-            "info",
-            "order_cancelled",
-            f"Order {form_id} was cancelled; the ERP was told",
-        )
-        await queue_order_mail(conn, account, form, "cancelled")
-    if account["bind_offers_by_ean"] and prepared.occurred_at is not None:
-        await _touch_offers(conn, prepared)
-    log.info(
-        "order_handled",
-        checkout_form_id=str(form_id),
-        status=form.get("status"),
-        announced=decision.announce,
-        cancelled=decision.cancel,
-        reason=decision.reason,
+    await _announce(conn, announce)
+    await _touch_offers(
+        conn,
+        [
+            p
+            for p, _, _ in decided
+            if accounts[p.account_id]["bind_offers_by_ean"] and p.occurred_at is not None
+        ],
     )
 
 
 async def _announce(
     conn: asyncpg.Connection,
-    account: asyncpg.Record,
-    form: Mapping[str, Any],
-    lines: Sequence[asyncpg.Record],
+    orders: Sequence[tuple[asyncpg.Record, Mapping[str, Any], Sequence[asyncpg.Record]]],
 ) -> None:
-    form_id = str(form["id"])
-    card = decide_customer(
-        card_from_checkout_form(form),
-        send_customer_card=account["send_customer_card"],
-        only_customers_with_nip=account["only_customers_with_nip"],
-    )
-    customer_id = None
-    customer = None
-    if card is not None:
-        customer_id = await upsert_customer(conn, account["id"], card)
-        customer = card_payload(card)
+    """``order.created`` for each (account, form, lines), with the customer card the account's
+    rules allow, the event-log entry and the buyer's e-mail."""
+    if not orders:
+        return
+    customer_ids: list[int | None] = []
+    messages: list[OutgoingMessage] = []
+    entries: list[event_log.Entry] = []
+    for account, form, lines in orders:
+        card = decide_customer(
+            card_from_checkout_form(form),
+            send_customer_card=account["send_customer_card"],
+            only_customers_with_nip=account["only_customers_with_nip"],
+        )
+        customer = None
+        customer_id = None
+        if card is not None:
+            customer_id = await upsert_customer(conn, account["id"], card)
+            customer = card_payload(card)
+        customer_ids.append(customer_id)
+        form_id = str(form["id"])
+        messages.append(
+            OutgoingMessage(
+                exchange=EVENTS_EXCHANGE,
+                routing_key="order.created",
+                message_id=f"order.created:{form_id}",
+                payload=order_created_payload(account, form, lines, customer),
+            )
+        )
+        entries.append(
+            event_log.Entry(
+                account["id"],
+                "orders",
+                "info",
+                "order_created",
+                f"Order {form_id} sent to the ERP" + (" with a customer card" if customer else ""),
+            )
+        )
     await conn.execute(
-        "UPDATE orders SET announced_at = now(), customer_id = $2 WHERE checkout_form_id = $1",
-        uuid.UUID(form_id),
-        customer_id,
+        """
+        UPDATE orders o SET announced_at = now(), customer_id = a.customer_id
+          FROM unnest($1::uuid[], $2::bigint[]) AS a(checkout_form_id, customer_id)
+         WHERE o.checkout_form_id = a.checkout_form_id
+        """,
+        [uuid.UUID(str(form["id"])) for _, form, _ in orders],
+        customer_ids,
+    )
+    await outbox.enqueue_many(conn, messages)
+    await event_log.write_many(conn, entries)
+    for account, form, _ in orders:
+        if account["send_order_emails"]:
+            await queue_order_mail(conn, account, form, "ready")
+
+
+async def _cancel(
+    conn: asyncpg.Connection, account: asyncpg.Record, form: Mapping[str, Any]
+) -> None:
+    form_id = uuid.UUID(str(form["id"]))
+    await conn.execute(
+        "UPDATE orders SET cancelled_at = now() WHERE checkout_form_id = $1", form_id
     )
     await outbox.enqueue(
         conn,
         OutgoingMessage(
             exchange=EVENTS_EXCHANGE,
-            routing_key="order.created",
-            message_id=f"order.created:{form_id}",
-            payload=order_created_payload(account, form, lines, customer),
+            routing_key="order.cancelled",
+            message_id=f"order.cancelled:{form_id}",
+            payload={"checkout_form_id": str(form_id), "account_id": account["id"]},
         ),
     )
     await event_log.write(
@@ -445,29 +556,31 @@ async def _announce(
         account["id"],
         "orders",
         "info",
-        "order_created",
-        f"Order {form_id} sent to the ERP" + (" with a customer card" if customer else ""),
+        "order_cancelled",
+        f"Order {form_id} was cancelled; the ERP was told",
     )
-    await queue_order_mail(conn, account, form, "ready")
+    await queue_order_mail(conn, account, form, "cancelled")
 
 
-async def _touch_offers(conn: asyncpg.Connection, prepared: PreparedOrder) -> None:
+async def _touch_offers(conn: asyncpg.Connection, batch: Sequence[PreparedOrder]) -> None:
     """An order event is an event for its offers too (O3): let the offer handler look at them."""
-    assert prepared.occurred_at is not None
-    for offer_id in dict.fromkeys(prepared.offer_ids):
-        await outbox.enqueue(
-            conn,
-            OutgoingMessage(
-                exchange=JOURNAL_EXCHANGE,
-                routing_key="allegro.offer_touched",
-                message_id=f"offer-touched:{prepared.event_id}:{offer_id}",
-                payload={
-                    "account_id": prepared.account_id,
-                    "offer_id": offer_id,
-                    "occurred_at": prepared.occurred_at.isoformat(),
-                },
-            ),
-        )
+    messages = []
+    for prepared in batch:
+        assert prepared.occurred_at is not None
+        for offer_id in dict.fromkeys(prepared.offer_ids):
+            messages.append(
+                OutgoingMessage(
+                    exchange=JOURNAL_EXCHANGE,
+                    routing_key="allegro.offer_touched",
+                    message_id=f"offer-touched:{prepared.event_id}:{offer_id}",
+                    payload={
+                        "account_id": prepared.account_id,
+                        "offer_id": offer_id,
+                        "occurred_at": prepared.occurred_at.isoformat(),
+                    },
+                )
+            )
+    await outbox.enqueue_many(conn, messages)
 
 
 def order_routes(allegro: AllegroRestClient, pool: asyncpg.Pool) -> dict[str, Route]:
@@ -488,8 +601,6 @@ def order_routes(allegro: AllegroRestClient, pool: asyncpg.Pool) -> dict[str, Ro
         needed: dict[int, dict[uuid.UUID, datetime | None]] = {}
         for message in messages:
             if message.account_id in active and message.form is None:
-                if message.covered_by_later_event:
-                    continue
                 wanted = needed.setdefault(message.account_id, {})
                 form_id = message.event.order.checkout_form.id
                 known = wanted.get(form_id)
@@ -504,30 +615,17 @@ def order_routes(allegro: AllegroRestClient, pool: asyncpg.Pool) -> dict[str, Ro
                 read = dict.fromkeys(wanted, exc)
             forms.update({(account_id, form_id): form for form_id, form in read.items()})
 
-        # Several events of one form in a batch share one read: the form is handled once, at
-        # its last event, with the offers of all of them.
-        last: dict[tuple[int, uuid.UUID], int] = {}
-        offer_ids: dict[tuple[int, uuid.UUID], dict[str, None]] = {}
-        for index, message in enumerate(messages):
-            key = (message.account_id, message.event.order.checkout_form.id)
-            if message.covered_by_later_event and message.form is None:
-                offer_ids.setdefault(key, {}).update(
-                    dict.fromkeys(line.offer.id for line in message.event.order.line_items)
-                )
-                continue
-            last[key] = index
-            offers = offer_ids.setdefault(key, {})
-            offers.update(dict.fromkeys(line.offer.id for line in message.event.order.line_items))
         prepared: list[PreparedOrder | Exception] = []
-        for index, message in enumerate(messages):
+        for message in messages:
             event = message.event
             key = (message.account_id, event.order.checkout_form.id)
             form: Mapping[str, Any] | Exception | None = None
             form_read_at = read_at
-            handles = message.account_id in active and last.get(key) == index
-            if handles and message.form is not None:
+            if message.account_id not in active:
+                pass  # A3: orders are taken only for active accounts
+            elif message.form is not None:
                 form, form_read_at = message.form, message.form_read_at or read_at
-            elif handles:
+            else:
                 form = forms.get(key)
             if isinstance(form, Exception):
                 prepared.append(form)
@@ -540,7 +638,9 @@ def order_routes(allegro: AllegroRestClient, pool: asyncpg.Pool) -> dict[str, Ro
                     read_at=form_read_at,
                     event_id=event.id,
                     occurred_at=event.occurred_at,
-                    offer_ids=tuple(offer_ids.get(key, {})) if handles else (),
+                    offer_ids=tuple(
+                        dict.fromkeys(line.offer.id for line in event.order.line_items)
+                    ),
                 )
             )
         return prepared
@@ -568,8 +668,11 @@ def order_routes(allegro: AllegroRestClient, pool: asyncpg.Pool) -> dict[str, Ro
             OrderEventMessage,
             handle_order,
             prepare_many=prepare_events,
+            handle_many=handle_orders,
         ),
-        "allegro.order_backfill": Route(OrderBackfillMessage, handle_order, prepare_backfill),
+        "allegro.order_backfill": Route(
+            OrderBackfillMessage, handle_order, prepare_backfill, handle_many=handle_orders
+        ),
     }
 
 

@@ -92,6 +92,12 @@ class OfferJournal:
         self._allegro = allegro
         self._page_size = page_size
 
+    def subject(self, event: dict[str, Any]) -> str | None:
+        """The offer: its events in a page become one message (the handler reads the offer's
+        current state from the listing, whatever the event's type)."""
+        offer_id = (event.get("offer") or {}).get("id")
+        return str(offer_id) if offer_id else None
+
     async def enrich(
         self, account_id: int, events: Sequence[dict[str, Any]]
     ) -> list[dict[str, Any]]:

@@ -59,36 +59,36 @@ class OrderJournal:
     async def before_poll(self, account_id: int) -> None:
         await self._backfill(account_id)
 
+    def subject(self, event: dict[str, Any]) -> str | None:
+        """The checkout form: its events in a page become one message."""
+        form_id = ((event.get("order") or {}).get("checkoutForm") or {}).get("id")
+        return str(form_id) if form_id else None
+
     async def enrich(
         self, account_id: int, events: Sequence[dict[str, Any]]
     ) -> list[dict[str, Any]]:
-        """The checkout forms of a page's events, read in bulk (about one request per 100
-        forms), attached to each form's last event in the page; its earlier events are marked
-        as covered by it. The handler then reads nothing; requests per order stay far below one.
-        """
-        last: dict[str, int] = {}
+        """The checkout forms of a page's events (one per form after coalescing), read in bulk
+        (about one request per 100 forms). The handler then reads nothing; requests per order
+        stay far below one."""
         wanted: dict[uuid.UUID, datetime | None] = {}
-        for index, event in enumerate(events):
-            form_id = str(((event.get("order") or {}).get("checkoutForm") or {}).get("id") or "")
-            if not form_id:
+        for event in events:
+            form_id = self.subject(event)
+            if form_id is None:
                 continue
-            last[form_id] = index
             occurred = _time(event.get("occurredAt"))
             key = uuid.UUID(form_id)
             known = wanted.get(key)
             wanted[key] = occurred if known is None or occurred is None else min(known, occurred)
         read_at = datetime.now(UTC)
         forms = await read_checkout_forms(self._allegro, account_id, wanted) if wanted else {}
-        extras: list[dict[str, Any]] = [{} for _ in events]
-        for form_id, index in last.items():
-            form = forms.get(uuid.UUID(form_id))
+        extras: list[dict[str, Any]] = []
+        for event in events:
+            form_id = self.subject(event)
+            form = forms.get(uuid.UUID(form_id)) if form_id else None
             if isinstance(form, Mapping):
-                extras[index] = {"form": dict(form), "form_read_at": read_at.isoformat()}
-        covered_by = {index for index in last.values()}
-        for index, event in enumerate(events):
-            form_id = str(((event.get("order") or {}).get("checkoutForm") or {}).get("id") or "")
-            if form_id and index not in covered_by and "form" in extras[last[form_id]]:
-                extras[index] = {"covered_by_later_event": True}
+                extras.append({"form": dict(form), "form_read_at": read_at.isoformat()})
+            else:
+                extras.append({})  # the handler reads it (or finds it gone)
         return extras
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import asyncpg
 
 from allegro_sync.adapters.broker.publisher import OutgoingMessage
@@ -17,4 +19,21 @@ async def enqueue(conn: asyncpg.Connection, message: OutgoingMessage) -> None:
     """Queue ``message`` for the relay; a message id already waiting is not queued twice."""
     await conn.execute(
         INSERT, message.message_id, message.exchange, message.routing_key, message.payload
+    )
+
+
+async def enqueue_many(conn: asyncpg.Connection, messages: Sequence[OutgoingMessage]) -> None:
+    """``enqueue`` for many messages in one statement (one round trip for a whole batch)."""
+    if not messages:
+        return
+    await conn.execute(
+        """
+        INSERT INTO outbox (message_id, exchange, routing_key, payload)
+        SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::jsonb[])
+        ON CONFLICT (message_id) DO NOTHING
+        """,
+        [m.message_id for m in messages],
+        [m.exchange for m in messages],
+        [m.routing_key for m in messages],
+        [m.payload for m in messages],
     )

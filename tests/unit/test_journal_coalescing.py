@@ -1,0 +1,49 @@
+"""A journal page becomes one message per subject (checkout form, offer): its last event."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from allegro_sync.adapters.allegro.offer_journal import OfferJournal
+from allegro_sync.adapters.allegro.order_journal import OrderJournal
+from allegro_sync.daemon.pollers import coalesce
+
+
+def order_event(event_id: str, form_id: str | None, kind: str) -> dict[str, Any]:
+    order = {"checkoutForm": {"id": form_id}} if form_id else {}
+    return {"id": event_id, "type": kind, "order": order}
+
+
+def offer_event(event_id: str, offer_id: str, kind: str) -> dict[str, Any]:
+    return {"id": event_id, "type": kind, "offer": {"id": offer_id}}
+
+
+async def _nothing(_: int) -> None:
+    return None
+
+
+def test_order_events_of_one_form_become_its_last_event_with_the_earlier_ids() -> None:
+    journal = OrderJournal(allegro=None, backfill=_nothing)  # type: ignore[arg-type]
+    page = [
+        order_event("1", "form-a", "BOUGHT"),
+        order_event("2", "form-b", "BOUGHT"),
+        order_event("3", "form-a", "FILLED_IN"),
+        order_event("4", None, "ODD"),
+        order_event("5", "form-a", "READY_FOR_PROCESSING"),
+    ]
+    kept = coalesce(journal, page)
+    assert [(event["id"], event["type"], earlier) for event, earlier in kept] == [
+        ("2", "BOUGHT", []),
+        ("4", "ODD", []),  # no subject: stands alone
+        ("5", "READY_FOR_PROCESSING", ["1", "3"]),
+    ]
+
+
+def test_offer_events_of_one_offer_become_one() -> None:
+    journal = OfferJournal(allegro=None)  # type: ignore[arg-type]
+    page = [offer_event(str(n), "offer-1", "OFFER_STOCK_CHANGED") for n in range(1, 1001)]
+    page.append(offer_event("1001", "offer-2", "OFFER_ENDED"))
+    kept = coalesce(journal, page)
+    assert [event["id"] for event, _ in kept] == ["1000", "1001"]
+    assert kept[0][1] == [str(n) for n in range(1, 1000)]
+    assert coalesce(journal, []) == []
