@@ -84,7 +84,7 @@ class Settings(DatabaseSettings):
     admin_token: SecretStr
     smtp_url: SecretStr = SecretStr("smtp://127.0.0.1:25")
     mail_from: str = "allegro-sync@localhost"
-    consumer_prefetch: int = Field(default=200, ge=1, le=5000)
+    consumer_prefetch: int = Field(default=600, ge=1, le=5000)
     shutdown_timeout: float = Field(default=10.0, gt=0)
     # Offer changes (issue 7): Allegro's limits and the batcher's coalescing window.
     allegro_requests_per_minute: int = Field(default=9000, ge=60)

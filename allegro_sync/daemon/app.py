@@ -47,6 +47,7 @@ from allegro_sync.daemon.offer_change_batcher import OfferChangeBatcher
 from allegro_sync.daemon.outbox_relay import OutboxRelay
 from allegro_sync.daemon.pollers import PollerSettings, PollerSupervisor
 from allegro_sync.daemon.renewal_service import RenewalService
+from allegro_sync.daemon.runtime import tune_garbage_collector
 from allegro_sync.daemon.token_refresher import TokenRefresher
 from allegro_sync.handlers import accounts
 from allegro_sync.handlers.event_log import Category
@@ -292,6 +293,7 @@ async def run_daemon(settings: Settings) -> int:
     daemon = Daemon(settings)
     try:
         await daemon.start()
+        tune_garbage_collector()
         await stop.wait()
         log.info("daemon_stopping")
     finally:

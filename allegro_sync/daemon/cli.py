@@ -16,6 +16,7 @@ from allegro_sync.config.settings import (
     SettingsError,
     load_settings,
 )
+from allegro_sync.daemon import runtime
 from allegro_sync.daemon.logging import configure_logging
 
 EXIT_SETTINGS = 2
@@ -84,7 +85,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         from allegro_sync.daemon.app import run_daemon
 
         settings = load_settings(Settings)
-        return asyncio.run(run_daemon(settings))
+        return runtime.run(run_daemon(settings))
     if args.command == "accounts":
         from allegro_sync.daemon.cli_accounts import run_accounts
 

@@ -4,13 +4,13 @@ and turns every failure into the small error tree of ``errors.py``."""
 from __future__ import annotations
 
 import asyncio
-import json as jsonlib
 import random
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
+import orjson
 import structlog
 
 from allegro_sync.adapters.allegro.errors import (
@@ -243,13 +243,13 @@ def _query(params: Params | None) -> list[tuple[str, str]] | None:
 
 
 def _encode(body: Any) -> bytes:
-    return jsonlib.dumps(body, separators=(",", ":")).encode()
+    return orjson.dumps(body)
 
 
 def _decode(raw: bytes) -> Any:
     if not raw:
         return None
     try:
-        return jsonlib.loads(raw)
+        return orjson.loads(raw)
     except ValueError:
         return None

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -246,8 +245,7 @@ class BatchConsumer:
                 self._metrics.consumer_db_pauses.labels(self._queue_name).inc()
                 await asyncio.sleep(pause)
                 pause = min(pause * 2, 10.0)
-        for item in items:
-            await self._settle(item)
+        await self._settle_all(items)
         self.stats.batches += 1
 
     def _decode(self, message: AbstractIncomingMessage) -> _Item:
@@ -263,12 +261,14 @@ class BatchConsumer:
             item.fate, item.error = "dead", "message has no message_id"
         else:
             try:
-                item.payload = route.model.model_validate(json.loads(message.body))
+                item.payload = route.model.model_validate_json(message.body)
                 item.route = route
-            except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-                item.fate, item.error = "dead", f"invalid JSON: {exc}"
             except ValidationError as exc:
-                item.fate, item.error = "dead", f"schema mismatch: {_summarise(exc)}"
+                errors = exc.errors()
+                if errors and errors[0]["type"] == "json_invalid":
+                    item.fate, item.error = "dead", f"invalid JSON: {errors[0]['msg']}"
+                else:
+                    item.fate, item.error = "dead", f"schema mismatch: {_summarise(exc)}"
         return item
 
     async def _prepare(self, items: list[_Item]) -> None:
@@ -373,10 +373,46 @@ class BatchConsumer:
                     log.exception("handler_failed", message_id=group[0].message_id)
                 raise _BatchAborted from exc
 
-    async def _settle(self, item: _Item) -> None:
-        fate = item.fate
+    async def _settle_all(self, items: list[_Item]) -> None:
+        """Settle a batch: copies to the delay or dead-letter queues first, then the acks.
+
+        With one worker, deliveries reach batches in order and every earlier batch is settled,
+        so a single ``basic.ack`` with ``multiple`` on the batch's last delivery acknowledges
+        the whole batch (one frame instead of one per message). Several workers, a batch that
+        spans channels (a reconnect) or a copy that could not be published fall back to one
+        ack per message.
+        """
+        placed = [await self._place_copy(item) for item in items]
+        last = items[-1].message
+        single_channel = self._concurrency == 1 and all(placed)
+        if single_channel:
+            with contextlib.suppress(Exception):
+                channel = last.channel
+                single_channel = all(i.message.channel is channel for i in items)
+        if single_channel and len(items) > 1:
+            try:
+                await last.ack(multiple=True)
+            except Exception as exc:
+                log.warning("consumer_settle_failed", batch=len(items), error=str(exc))
+                return
+            for item in items:
+                self._count(item)
+            return
+        for item, copy_placed in zip(items, placed, strict=True):
+            if not copy_placed:
+                continue  # not acked: the broker redelivers it
+            try:
+                await item.message.ack()
+            except Exception as exc:
+                # The delivery's channel is gone: it will be redelivered.
+                log.warning("consumer_settle_failed", message_id=item.message_id, error=str(exc))
+                continue
+            self._count(item)
+
+    async def _place_copy(self, item: _Item) -> bool:
+        """For a message to retry or dead-letter, publish its copy; False if that failed."""
         try:
-            if fate == "retry":
+            if item.fate == "retry":
                 if item.attempt < len(self._retry_delays_ms):
                     await self._publish_copy(
                         "",
@@ -385,18 +421,20 @@ class BatchConsumer:
                         {ATTEMPT: item.attempt + 1, "x-last-error": item.error[:500]},
                     )
                 else:
-                    fate = "dead"
+                    item.fate = "dead"
                     item.error = f"gave up after {item.attempt + 1} attempts; {item.error}"
-            if fate == "dead":
+            if item.fate == "dead":
                 await self._publish_copy(
                     DEAD_LETTER_EXCHANGE, "", item, {"x-error": item.error[:1000]}
                 )
-            await item.message.ack()
         except Exception as exc:
-            # The delivery's channel is gone (it will be redelivered) or the broker refused
-            # the copy; either way the message is not lost.
+            # The broker refused the copy: the original stays unacked and is redelivered.
             log.warning("consumer_settle_failed", message_id=item.message_id, error=str(exc))
-            return
+            return False
+        return True
+
+    def _count(self, item: _Item) -> None:
+        fate = item.fate
         self.stats.outcomes[fate] = self.stats.outcomes.get(fate, 0) + 1
         self._metrics.messages.labels(self._queue_name, fate).inc()
         if fate in ("dead", "retry"):

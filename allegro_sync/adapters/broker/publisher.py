@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import aio_pika
+import aiormq
+import orjson
 from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractRobustConnection
 
 
@@ -24,8 +25,17 @@ class OutgoingMessage:
 
 
 def encode(payload: Any) -> bytes:
-    """JSON body of a message (UTF-8, no ASCII escaping, stable key order)."""
-    return json.dumps(payload, ensure_ascii=False, separators=(",", ":"), default=str).encode()
+    """JSON body of a message (UTF-8, no ASCII escaping, keys in insertion order); values JSON
+    has no type for (dates, decimals) as their ``str``."""
+    return orjson.dumps(payload, default=str, option=_AS_TEXT)
+
+
+PERSISTENT = int(aio_pika.DeliveryMode.PERSISTENT)
+
+# dates and dataclasses go through ``default`` (``str``) rather than orjson's own formats
+_AS_TEXT = (
+    orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS | orjson.OPT_NON_STR_KEYS
+)
 
 
 class ConfirmingPublisher:
@@ -53,18 +63,7 @@ class ConfirmingPublisher:
 
     async def publish(self, message: OutgoingMessage) -> None:
         """Publish one message and wait for its confirm."""
-        exchange = await self._exchange(message.exchange)
-        await exchange.publish(
-            aio_pika.Message(
-                body=encode(message.payload),
-                content_type="application/json",
-                message_id=message.message_id,
-                headers=dict(message.headers),
-                delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-            ),
-            routing_key=message.routing_key,
-            mandatory=True,
-        )
+        await self.publish_many([message])
 
     async def publish_raw(self, exchange: str, routing_key: str, message: aio_pika.Message) -> None:
         """Publish a prepared message (retries and dead letters keep their original body)."""
@@ -72,8 +71,37 @@ class ConfirmingPublisher:
         await target.publish(message, routing_key=routing_key, mandatory=True)
 
     async def publish_many(self, messages: Sequence[OutgoingMessage]) -> None:
-        """Publish with many confirms in flight at once; raises if any publish failed."""
-        await asyncio.gather(*(self.publish(m) for m in messages))
+        """Publish with many confirms in flight at once; raises if any publish failed (a nack,
+        an unroutable message, a closed channel).
+
+        This goes to the channel underneath aio-pika with ``wait=False``: a publish then returns
+        once its frames are queued for the socket instead of waiting, under the channel's lock,
+        for the socket write of its own frames before the next publish may start (measured with
+        ``bench orders``: publishing was a quarter of the daemon's time). The confirm is still
+        awaited for every message.
+        """
+        if self._channel.is_closed:
+            raise aiormq.exceptions.ChannelInvalidStateError(f"{self._channel!r} closed")
+        # the concrete channel: its basic_publish takes ``wait`` (the abstract one does not say)
+        channel = cast(aiormq.Channel, await self._channel.get_underlay_channel())
+        await asyncio.gather(
+            *(
+                channel.basic_publish(
+                    encode(m.payload),
+                    exchange=m.exchange,
+                    routing_key=m.routing_key,
+                    properties=aiormq.spec.Basic.Properties(
+                        content_type="application/json",
+                        message_id=m.message_id,
+                        headers=dict(m.headers),
+                        delivery_mode=PERSISTENT,
+                    ),
+                    mandatory=True,
+                    wait=False,
+                )
+                for m in messages
+            )
+        )
 
     async def close(self) -> None:
         """Close the channel."""

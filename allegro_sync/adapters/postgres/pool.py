@@ -2,20 +2,22 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import asyncpg
+import orjson
 
 
 async def _init_connection(conn: asyncpg.Connection) -> None:
     # jsonb columns come back as Python objects, and go in from Python objects.
-    await conn.set_type_codec(
-        "jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog", format="text"
-    )
-    await conn.set_type_codec(
-        "json", encoder=json.dumps, decoder=json.loads, schema="pg_catalog", format="text"
-    )
+    for name in ("jsonb", "json"):
+        await conn.set_type_codec(
+            name, encoder=_json_text, decoder=orjson.loads, schema="pg_catalog", format="text"
+        )
+
+
+def _json_text(value: Any) -> str:
+    return orjson.dumps(value).decode()
 
 
 async def create_pool(dsn: str, *, min_size: int = 2, max_size: int = 10) -> asyncpg.Pool:
