@@ -62,6 +62,7 @@ class Run:
     ideal_by_value: int
     p50: float
     p99: float
+    steady_requests_per_second: float
 
 
 def _quantity(product: int, version: int) -> int:
@@ -201,6 +202,15 @@ async def _latencies(conn: asyncpg.Connection, sent: list[tuple[int, float]]) ->
     return result
 
 
+async def _allegro_requests(emulator_url: str) -> int:
+    """All Allegro requests the emulator has answered so far."""
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(f"{emulator_url}/__control__/requests") as r,
+    ):
+        return int((await r.json())["total"])
+
+
 async def _run(index: int) -> Run:
     async with throwaway_database("bench_stock") as database_url:
         with throwaway_vhost("bench-stock") as amqp_url:
@@ -229,6 +239,8 @@ async def _run(index: int) -> Run:
                     )
                     commands, ideal, ideal_value = await _commands_vs_ideal(conn)
                     await conn.execute("DELETE FROM offer_commands")
+                    requests_before = await _allegro_requests(emulator_url)
+                    steady_started = time.monotonic()
                     # phase 2: steady rate, one message per product and tick
                     base = MESSAGES // PRODUCTS + 1
                     steady: list[tuple[int, float]] = []
@@ -244,6 +256,9 @@ async def _run(index: int) -> Run:
                             steady.extend(zip(products, stamps, strict=True))
                             await asyncio.sleep(max(0.0, started + (tick + 1) / 10 - time.time()))
                     await _settled(conn, MESSAGES + len(steady))
+                    steady_rps = (await _allegro_requests(emulator_url) - requests_before) / (
+                        time.monotonic() - steady_started
+                    )
                     latencies = sorted(await _latencies(conn, steady))
                 finally:
                     await conn.close()
@@ -252,7 +267,9 @@ async def _run(index: int) -> Run:
                 stop(emulator)
     p50 = latencies[len(latencies) // 2] if latencies else float("nan")
     p99 = latencies[int(len(latencies) * 0.99)] if latencies else float("nan")
-    return Run(MESSAGES / float(span), raw_consume, commands, ideal, ideal_value, p50, p99)
+    return Run(
+        MESSAGES / float(span), raw_consume, commands, ideal, ideal_value, p50, p99, steady_rps
+    )
 
 
 def main() -> int:
@@ -265,7 +282,8 @@ def main() -> int:
             f" (raw {run.raw_consume_rate:,.0f}),"
             f" {run.commands} commands (ideal {run.ideal_by_count} by count,"
             f" {run.ideal_by_value} by value), p50 {run.p50 * 1000:.0f} ms,"
-            f" p99 {run.p99 * 1000:.0f} ms",
+            f" p99 {run.p99 * 1000:.0f} ms, {run.steady_requests_per_second:.0f} Allegro"
+            " requests/s while steady",
             flush=True,
         )
 
@@ -279,6 +297,7 @@ def main() -> int:
     ideal_value = med([r.ideal_by_value for r in runs])
     p50 = med([r.p50 for r in runs])
     p99 = med([r.p99 for r in runs])
+    rps = med([r.steady_requests_per_second for r in runs])
     print(
         f"stock: {MESSAGES} messages, {PRODUCTS} products, {2 * PRODUCTS} offers, {SELLERS} sellers"
     )
@@ -290,6 +309,7 @@ def main() -> int:
     print(f"  ideal, one value/command  {ideal_value:>10,.0f}   target: commands within 10 %")
     print(f"  latency p50 (steady)      {p50 * 1000:>10,.0f} ms")
     print(f"  latency p99 (steady)      {p99 * 1000:>10,.0f} ms   target < 1000 ms")
+    print(f"  Allegro requests / s      {rps:>10,.0f}      while steady; the client limit is 150")
     ok = rate / raw >= 0.6 and commands <= 1.1 * ideal_value and p99 < 1.0
     return 0 if ok else 1
 

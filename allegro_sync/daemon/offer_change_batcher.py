@@ -10,9 +10,10 @@ PostgreSQL notifies ``allegro_sync_offer_changes`` on commit. The batcher then:
    offers, so offers with the same target share a command, at most 1000 per command; spends the
    seller's offer-change budget; persists each command (a fresh UUID, its payload and offers)
    and marks the changes as carried by it, all in one transaction, BEFORE any request;
-3. sends the persisted commands (``PUT .../{commandId}``); a restart after a crash re-sends the
-   same id, and a 409 "command id already used" means the first attempt arrived;
-4. follows each command's tasks (``GET .../{commandId}/tasks``) until none is NEW; succeeded
+3. sends the persisted commands (``PUT .../{commandId}``) at once; a restart after a crash
+   re-sends the same id, and a 409 "command id already used" means the first attempt arrived;
+4. in a loop of its own (so that reading reports never delays the next flush), follows each
+   sent command's tasks (``GET .../{commandId}/tasks``) until none is NEW; succeeded
    changes are done unless a newer value arrived meanwhile (it goes out in a later command);
    failed tasks go to the event log with Allegro's error and the trace-id, and are retried with
    backoff when the error is one that retrying can cure.
@@ -26,7 +27,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -149,19 +150,24 @@ class OfferChangeBatcher:
         self._wake = self._waker.event
         self._stopping = False
         self._task: asyncio.Task[None] | None = None
+        self._follower: asyncio.Task[None] | None = None
+        self._sent = asyncio.Event()  # wakes the follower: commands were sent
         self.commands_created = 0
 
     async def start(self) -> None:
         """Start the loop (it listens for notifications itself)."""
         self._wake.set()  # look at what a previous run left behind
         self._task = asyncio.create_task(self._run(), name="offer-change-batcher")
+        self._follower = asyncio.create_task(self._follow_loop(), name="offer-command-follower")
 
     async def stop(self, timeout: float) -> None:
         """Finish the step in hand within ``timeout``; persisted commands survive for the next
         start."""
         self._stopping = True
         self._wake.set()
+        self._sent.set()
         await stop_task(self._task, timeout)
+        await stop_task(self._follower, timeout)
         await self._waker.close()
 
     async def _run(self) -> None:
@@ -184,7 +190,7 @@ class OfferChangeBatcher:
                     budget_wait = await self.flush()
                     if budget_wait > 0:
                         window_ends = loop.time() + budget_wait
-                next_check = await self.work_commands()
+                next_check = await self.send_commands()
                 failures = 0
                 delays = [self._sweep_interval, next_check]
                 if window_ends is not None:
@@ -208,6 +214,23 @@ class OfferChangeBatcher:
                 await self._waker.close()
                 await asyncio.sleep(min(0.2 * 2**failures, 10.0))
         log.info("offer_batcher_stopped", commands=self.commands_created)
+
+    async def _follow_loop(self) -> None:
+        failures = 0
+        while not self._stopping:
+            try:
+                next_check = await self.follow_commands()
+                failures = 0
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                failures += 1
+                if failures == 1:
+                    log.warning("offer_follower_failing", error=f"{type(exc).__name__}: {exc}")
+                next_check = min(0.2 * 2**failures, 10.0)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._sent.wait(), max(next_check, 0.005))
+            self._sent.clear()
 
     async def flush(self) -> float:
         """Claim ready changes and persist their commands; then (unless halted for a test) the
@@ -251,22 +274,29 @@ class OfferChangeBatcher:
                 await asyncio.Event().wait()
         return budget_wait
 
-    async def work_commands(self) -> float:
-        """Send pending commands and follow sent ones that are due; seconds until the next."""
-        rows = await self._pool.fetch(store.DUE_COMMANDS, 200)
+    async def send_commands(self) -> float:
+        """Send the persisted commands that are due (new ones, and re-sends whose backoff ran
+        out); seconds until the next one is due."""
+        return await self._work("pending", self._send)
+
+    async def follow_commands(self) -> float:
+        """Read the reports of sent commands that are due; seconds until the next is due."""
+        return await self._work("sent", self._follow)
+
+    async def _work(
+        self, state: str, step: Callable[[asyncpg.Record], Awaitable[None]], batch: int = 200
+    ) -> float:
+        rows = await self._pool.fetch(store.DUE_COMMANDS, state, batch)
         limit = asyncio.Semaphore(self._concurrency)
 
         async def one(row: asyncpg.Record) -> None:
             async with limit:
-                if row["state"] == "pending":
-                    await self._send(row)
-                else:
-                    await self._follow(row)
+                await step(row)
 
         await asyncio.gather(*(one(r) for r in rows))
-        if len(rows) == 200:
+        if len(rows) == batch:
             return 0.0
-        left = await self._pool.fetchval(store.NEXT_COMMAND_CHECK)
+        left = await self._pool.fetchval(store.NEXT_COMMAND_CHECK, state)
         return self._sweep_interval if left is None else max(left.total_seconds(), 0.0)
 
     async def _send(self, row: asyncpg.Record) -> None:
@@ -292,6 +322,7 @@ class OfferChangeBatcher:
             await self._refused(row, exc)
             return
         await store.mark_sent(self._pool, command_id)
+        self._sent.set()
 
     async def _follow(self, row: asyncpg.Record) -> None:
         command_id: UUID = row["id"]
@@ -310,6 +341,7 @@ class OfferChangeBatcher:
             await self._pool.execute(
                 "UPDATE offer_commands SET state = 'pending' WHERE id = $1", command_id
             )
+            self._wake.set()
             return
         except AllegroUnavailable:
             await store.postpone(self._pool, command_id, backoff(row["attempts"]))

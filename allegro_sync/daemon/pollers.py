@@ -7,11 +7,17 @@ publishes the page to ``allegro-sync.journal`` with publisher confirms and only 
 cursor: a crash in between re-publishes the page under the same message ids, which handlers take
 in their stride.
 
-Events of one subject within a page (one checkout form, one offer) are published as one message:
+Events of one subject within a page (one checkout form, one offer) are published as one event:
 the subject's last event of the page, with the ids of the earlier ones in ``coalesced_event_ids``.
 Handlers read the subject's current state from Allegro anyway (the event only says "look
 again"), so the earlier events would only repeat that work; a burst of purchases costs one
 message per form instead of three (BOUGHT, FILLED_IN, READY_FOR_PROCESSING).
+
+A journal says how many events travel in one message (``events_per_message``): order events one
+each (``{"event": ...}``, a failing form holds up nobody else), offer events up to 100 together
+(``{"events": [...]}``): the handler reads offers 100 per listing call anyway, and the offer
+journal also echoes every change of our own batch commands, thousands of events per second that
+would otherwise cost a publish and a delivery each.
 
 A poll either succeeds, says "try next interval" (Allegro unavailable: logged once when it goes
 down and once when it comes back), or finds the credentials dead (the account is switched off
@@ -60,6 +66,7 @@ class Journal(Protocol):
 
     name: str  # "order" or "offer"
     routing_key: str
+    events_per_message: int  # 1: {"event": ...}; more: {"events": [...]} of up to this many
 
     def subject(self, event: dict[str, Any]) -> str | None:
         """What the event is about (events of one subject in a page are coalesced); None for
@@ -123,6 +130,29 @@ def message_for(
         message_id=f"{journal.name}-event:{account_id}:{event['id']}",
         payload={"account_id": account_id, "event": event, **(extra or {})},
     )
+
+
+def page_messages(
+    journal: Journal, account_id: int, events: Sequence[tuple[dict[str, Any], dict[str, Any]]]
+) -> list[OutgoingMessage]:
+    """The messages of a (coalesced) page of ``(event, extra)``: one per event, or the events
+    in runs of ``events_per_message``, each run's id made of its first and last event ids (a
+    page read again from the same cursor gives the same runs, but perhaps a longer last one)."""
+    size = journal.events_per_message
+    if size <= 1:
+        return [message_for(journal, account_id, event, extra) for event, extra in events]
+    messages = []
+    for first in range(0, len(events), size):
+        run = [{**event, **extra} for event, extra in events[first : first + size]]
+        messages.append(
+            OutgoingMessage(
+                exchange=JOURNAL_EXCHANGE,
+                routing_key=journal.routing_key,
+                message_id=f"{journal.name}-events:{account_id}:{run[0]['id']}:{run[-1]['id']}",
+                payload={"account_id": account_id, "events": run},
+            )
+        )
+    return messages
 
 
 class AdvisoryLocks:
@@ -297,15 +327,14 @@ class JournalPoller:
             kept = coalesce(self.journal, page.events)
             extras = await self.journal.enrich(self.account_id, [event for event, _ in kept])
             await self._publisher.publish_many(
-                [
-                    message_for(
-                        self.journal,
-                        self.account_id,
-                        event,
-                        {**extra, "coalesced_event_ids": earlier} if earlier else extra,
-                    )
-                    for (event, earlier), extra in zip(kept, extras, strict=True)
-                ]
+                page_messages(
+                    self.journal,
+                    self.account_id,
+                    [
+                        (event, {**extra, "coalesced_event_ids": earlier} if earlier else extra)
+                        for (event, earlier), extra in zip(kept, extras, strict=True)
+                    ],
+                )
             )
             self._metrics.journal_events.labels(self.journal.name).inc(len(page.events))
         if page.cursor != cursor:

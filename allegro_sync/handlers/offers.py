@@ -61,10 +61,18 @@ class OfferEvent(_Schema):
 
 
 class OfferEventMessage(_Schema):
-    """``allegro.offer_event``, as the pollers publish it."""
+    """``allegro.offer_event``: one offer event (published by hand, or by an earlier version)."""
 
     account_id: int
     event: OfferEvent
+
+
+class OfferEventsMessage(_Schema):
+    """``allegro.offer_events``: up to 100 events of one account's journal page, as the offer
+    journal poller publishes them."""
+
+    account_id: int
+    events: list[OfferEvent] = Field(min_length=1, max_length=1000)
 
 
 class OfferTouched(_Schema):
@@ -380,8 +388,9 @@ async def refresh_offer(prepared: PreparedOffer, conn: asyncpg.Connection) -> No
 
 
 def offer_routes(allegro: AllegroRestClient, pool: asyncpg.Pool | None = None) -> dict[str, Route]:
-    """Routes of the journal queue for offers: ``allegro.offer_event`` and
-    ``allegro.offer_touched`` (an order mentioned the offer).
+    """Routes of the journal queue for offers: ``allegro.offer_events`` (runs of a journal
+    page), ``allegro.offer_event`` (one event) and ``allegro.offer_touched`` (an order mentioned
+    the offer).
 
     With ``pool``, ``prepare`` reads the EAN only when the event may bind (the setting is on, the
     event is after the switch-on, the offer is unbound); without it, whenever it might.
@@ -411,40 +420,45 @@ def offer_routes(allegro: AllegroRestClient, pool: asyncpg.Pool | None = None) -
         events arrive in bursts: one per purchase), and EANs only where binding may happen."""
         read_at = datetime.now(UTC)
         entries: dict[tuple[int, str], MirrorEntry | Exception | None] = {}
-        by_account: dict[int, list[str]] = {}
+        by_account: dict[int, dict[str, None]] = {}
         for account_id, offer_id, _ in wanted:
-            ids = by_account.setdefault(account_id, [])
-            if offer_id not in ids:
-                ids.append(offer_id)
-        for account_id, ids in by_account.items():
-            for first in range(0, len(ids), LISTING_IDS_PER_CALL):
-                chunk = ids[first : first + LISTING_IDS_PER_CALL]
+            by_account.setdefault(account_id, {})[offer_id] = None
+        limit = asyncio.Semaphore(8)
+
+        async def listing(account_id: int, chunk: list[str]) -> None:
+            async with limit:
                 try:
                     found = await read_listing_entries(allegro, account_id, chunk)
                 except Exception as exc:
                     entries.update({(account_id, o): exc for o in chunk})
-                    continue
-                entries.update({(account_id, o): found.get(o) for o in chunk})
-        eans: dict[tuple[int, str], str | Exception | None] = {}
-        limit = asyncio.Semaphore(8)
+                    return
+            entries.update({(account_id, o): found.get(o) for o in chunk})
 
+        await asyncio.gather(
+            *(
+                listing(account_id, ids[first : first + LISTING_IDS_PER_CALL])
+                for account_id, unique in by_account.items()
+                for ids in [list(unique)]
+                for first in range(0, len(ids), LISTING_IDS_PER_CALL)
+            )
+        )
+        eans: dict[tuple[int, str], str | Exception | None] = {}
         binding = await may_bind(wanted)
 
         async def ean_for(account_id: int, offer_id: str) -> None:
             key = (account_id, offer_id)
             entry = entries.get(key)
-            if key in eans or entry is None or isinstance(entry, Exception):
+            if entry is None or isinstance(entry, Exception):
                 return
-            if key not in binding:
-                return
-            eans[key] = None  # claimed: one read per offer and batch
+            eans[key] = None
             async with limit:
                 try:
                     eans[key] = await read_ean(allegro, account_id, offer_id)
                 except Exception as exc:
                     eans[key] = exc
 
-        await asyncio.gather(*(ean_for(a, o) for a, o, _ in dict.fromkeys(wanted)))
+        # one read per offer and batch, only where binding may happen
+        await asyncio.gather(*(ean_for(a, o) for a, o in binding))
         last = {(a, o): index for index, (a, o, _) in enumerate(wanted)}
         prepared: list[PreparedOffer | Exception] = []
         for index, (account_id, offer_id, occurred_at) in enumerate(wanted):
@@ -474,6 +488,30 @@ def offer_routes(allegro: AllegroRestClient, pool: asyncpg.Pool | None = None) -
             [(m.account_id, m.event.offer.id, m.event.occurred_at) for m in messages]
         )
 
+    async def prepare_runs(
+        messages: list[OfferEventsMessage],
+    ) -> list[list[PreparedOffer] | Exception]:
+        """All runs of the batch read together; a run shares the fate of its first failure."""
+        prepared = await prepare_many(
+            [(m.account_id, e.offer.id, e.occurred_at) for m in messages for e in m.events]
+        )
+        results: list[list[PreparedOffer] | Exception] = []
+        start = 0
+        for message in messages:
+            run = prepared[start : start + len(message.events)]
+            start += len(message.events)
+            failed = [r for r in run if isinstance(r, Exception)]
+            results.append(
+                failed[0] if failed else [r for r in run if isinstance(r, PreparedOffer)]
+            )
+        return results
+
+    async def refresh_run(run: list[PreparedOffer], conn: asyncpg.Connection) -> None:
+        await refresh_offers(run, conn)
+
+    async def refresh_runs(runs: list[list[PreparedOffer]], conn: asyncpg.Connection) -> None:
+        await refresh_offers([p for run in runs for p in run], conn)
+
     async def prepare_touched(messages: list[OfferTouched]) -> list[PreparedOffer | Exception]:
         return await prepare_many([(m.account_id, m.offer_id, m.occurred_at) for m in messages])
 
@@ -483,6 +521,12 @@ def offer_routes(allegro: AllegroRestClient, pool: asyncpg.Pool | None = None) -
             refresh_offer,
             prepare_many=prepare_events,
             handle_many=refresh_offers,
+        ),
+        "allegro.offer_events": Route(
+            OfferEventsMessage,
+            refresh_run,
+            prepare_many=prepare_runs,
+            handle_many=refresh_runs,
         ),
         "allegro.offer_touched": Route(
             OfferTouched, refresh_offer, prepare_many=prepare_touched, handle_many=refresh_offers

@@ -145,21 +145,27 @@ async def test_redelivered_events_bind_once_and_announce_once(
         "offer": {"id": offer_id},
     }
     body = json.dumps({"account_id": account_id, "event": event}).encode()
+    # as the poller publishes them: runs of a page's events, re-published under the same id
+    run = json.dumps({"account_id": account_id, "events": [event, {**event, "id": "MTAwMg"}]})
+    run_id = f"offer-events:{account_id}:MTAwMA:MTAwMg"
     await publish_json(
         daemon.settings.amqp_url,
         JOURNAL_EXCHANGE,
         [
             ("allegro.offer_event", f"offer-event:{account_id}:MTAwMA", body),
+            ("allegro.offer_events", run_id, run.encode()),
             ("allegro.offer_event", f"offer-event:{account_id}:MTAwMA", body),
+            ("allegro.offer_events", run_id, run.encode()),
             ("allegro.offer_event", f"offer-event:{account_id}:MTAwMQ", body),
         ],
     )
 
     async def handled() -> bool:
         count = await db.fetchval(
-            "SELECT count(*) FROM inbox WHERE message_id LIKE $1", f"offer-event:{account_id}:MTAw%"
+            "SELECT count(*) FROM inbox WHERE message_id LIKE $1",
+            f"offer-event%:{account_id}:MTAw%",
         )
-        return bool(count == 2)
+        return bool(count == 3)
 
     await eventually(handled)
     announced = await bound_messages(daemon)

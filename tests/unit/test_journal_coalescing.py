@@ -6,7 +6,7 @@ from typing import Any
 
 from allegro_sync.adapters.allegro.offer_journal import OfferJournal
 from allegro_sync.adapters.allegro.order_journal import OrderJournal
-from allegro_sync.daemon.pollers import coalesce
+from allegro_sync.daemon.pollers import coalesce, page_messages
 
 
 def order_event(event_id: str, form_id: str | None, kind: str) -> dict[str, Any]:
@@ -47,3 +47,25 @@ def test_offer_events_of_one_offer_become_one() -> None:
     assert [event["id"] for event, _ in kept] == ["1000", "1001"]
     assert kept[0][1] == [str(n) for n in range(1, 1000)]
     assert coalesce(journal, []) == []
+
+
+def test_offer_events_travel_in_runs_of_100_and_order_events_alone() -> None:
+    offers = OfferJournal(allegro=None)  # type: ignore[arg-type]
+    page = [(offer_event(str(n), f"offer-{n}", "OFFER_STOCK_CHANGED"), {}) for n in range(250)]
+    page[3] = (page[3][0], {"coalesced_event_ids": ["x"]})
+    runs = page_messages(offers, 7, page)
+    assert [len(m.payload["events"]) for m in runs] == [100, 100, 50]
+    assert [m.message_id for m in runs] == [
+        "offer-events:7:0:99",
+        "offer-events:7:100:199",
+        "offer-events:7:200:249",
+    ]
+    assert {m.routing_key for m in runs} == {"allegro.offer_events"}
+    assert runs[0].payload["events"][3]["coalesced_event_ids"] == ["x"]
+    assert page_messages(offers, 7, page) == runs  # the same page, the same ids
+
+    orders = OrderJournal(allegro=None, backfill=_nothing)  # type: ignore[arg-type]
+    events = [(order_event("1", "form-a", "BOUGHT"), {"form": {"id": "form-a"}})]
+    [single] = page_messages(orders, 7, events)
+    assert single.message_id == "order-event:7:1"
+    assert single.payload == {"account_id": 7, "event": events[0][0], "form": {"id": "form-a"}}

@@ -86,7 +86,8 @@ class OfferJournal:
     """``GET /sale/offer-events`` for one account at a time; see the module docstring."""
 
     name = "offer"
-    routing_key = "allegro.offer_event"
+    routing_key = "allegro.offer_events"
+    events_per_message = 100  # one listing read's worth (see daemon/pollers.py)
 
     def __init__(self, allegro: AllegroRestClient, page_size: int = PAGE_SIZE) -> None:
         self._allegro = allegro

@@ -22,6 +22,7 @@ class OrderJournal:
 
     name = "order"
     routing_key = "allegro.order_event"
+    events_per_message = 1  # one form per message: a form that fails holds up no other
 
     def __init__(
         self,

@@ -105,16 +105,17 @@ UPDATE offer_changes AS c
  WHERE c.offer_id = a.offer_id AND c.kind = a.kind
 """
 
+# Commands in one state ('pending': to send, 'sent': to follow) whose time has come.
 DUE_COMMANDS = """
 SELECT id, account_id, kind, payload, offers, state, attempts
   FROM offer_commands
- WHERE state <> 'done' AND next_check_at <= now()
+ WHERE state = $1 AND next_check_at <= now()
  ORDER BY next_check_at
- LIMIT $1
+ LIMIT $2
 """
 
 NEXT_COMMAND_CHECK = """
-SELECT min(next_check_at) - now() FROM offer_commands WHERE state <> 'done'
+SELECT min(next_check_at) - now() FROM offer_commands WHERE state = $1
 """
 
 
