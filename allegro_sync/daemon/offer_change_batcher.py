@@ -378,8 +378,10 @@ class OfferChangeBatcher:
         async with self._pool.acquire() as conn, conn.transaction():
             attempts = {
                 r["offer_id"]: r["attempts"]
+                # locked first, in (offer, kind) order like every writer of offer_changes
                 for r in await conn.fetch(
-                    "SELECT offer_id, attempts FROM offer_changes WHERE command_id = $1",
+                    "SELECT offer_id, attempts FROM offer_changes WHERE command_id = $1"
+                    " ORDER BY offer_id, kind FOR UPDATE",
                     command_id,
                 )
             }

@@ -67,6 +67,7 @@ class Journal(Protocol):
     name: str  # "order" or "offer"
     routing_key: str
     events_per_message: int  # 1: {"event": ...}; more: {"events": [...]} of up to this many
+    busy_factor: float  # the busy interval of this journal, in multiples of the settings' one
 
     def subject(self, event: dict[str, Any]) -> str | None:
         """What the event is about (events of one subject in a page are coalesced); None for
@@ -270,7 +271,8 @@ class JournalPoller:
             await self._sleep(self._timing.lock_retry_interval)
 
     async def _poll_while_locked(self, generation: int) -> None:
-        interval = self._timing.busy_interval
+        busy = self._timing.busy_interval * self.journal.busy_factor
+        interval = busy
         failing = False
         bound = structlog.contextvars.bound_contextvars(
             account_id=self.account_id, journal=self.journal.name
@@ -288,10 +290,10 @@ class JournalPoller:
                     if page.full:
                         interval = 0.0
                     elif page.events:
-                        interval = self._timing.busy_interval
+                        interval = busy
                     else:
                         interval = min(
-                            max(interval * 2, self._timing.busy_interval),
+                            max(interval * 2, busy),
                             self._timing.idle_max_interval,
                         )
                 except CredentialsDead:

@@ -23,6 +23,7 @@ class OrderJournal:
     name = "order"
     routing_key = "allegro.order_event"
     events_per_message = 1  # one form per message: a form that fails holds up no other
+    busy_factor = 1.0  # orders are what the seller waits for
 
     def __init__(
         self,

@@ -11,10 +11,14 @@ from uuid import UUID
 import asyncpg
 
 # Latest wins per (offer, kind). A row in flight keeps its command; the bumped seq tells the
-# batcher that a newer value must follow once the command is done.
+# batcher that a newer value must follow once the command is done. Rows are written (and
+# locked) in (offer, kind) order, the order in which the batcher's report reader locks them too:
+# two transactions locking the same rows in different orders can deadlock.
 UPSERT_CHANGES = """
 INSERT INTO offer_changes (offer_id, kind, account_id, value, currency)
 SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[])
+           AS u (offer_id, kind, account_id, value, currency)
+ ORDER BY offer_id, kind
 ON CONFLICT (offer_id, kind) DO UPDATE
    SET value = EXCLUDED.value, currency = EXCLUDED.currency, seq = nextval('offer_change_seq'),
        desired_at = now(), attempts = 0, not_before = now()
@@ -201,6 +205,11 @@ async def finish(
     )
 
 
+# Offers are locked in id order, as the mirror refresh writes them (INSERT ... SELECT DISTINCT ON
+# (id)): the report reader and the offer-event consumer once deadlocked on a plain ``= ANY``.
+_LOCKED_IN_ORDER = "(SELECT id FROM offers WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE)"
+
+
 async def mirror_applied(
     conn: asyncpg.Connection, kind: str, payload: dict[str, Any], offer_ids: Sequence[str]
 ) -> None:
@@ -210,13 +219,14 @@ async def mirror_applied(
         return
     if kind == "quantity":
         await conn.execute(
-            "UPDATE offers SET stock = $2, updated_at = now() WHERE id = ANY($1::text[])",
+            "UPDATE offers SET stock = $2, updated_at = now() WHERE id IN " + _LOCKED_IN_ORDER,
             list(offer_ids),
             int(payload["modification"]["value"]),
         )
     elif kind == "price":
         await conn.execute(
-            "UPDATE offers SET price = $2::numeric, updated_at = now() WHERE id = ANY($1::text[])",
+            "UPDATE offers SET price = $2::numeric, updated_at = now() WHERE id IN "
+            + _LOCKED_IN_ORDER,
             list(offer_ids),
             str(payload["modification"]["price"]["amount"]),
         )
