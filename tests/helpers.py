@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import socket
@@ -205,3 +206,19 @@ class TcpProxy:
         await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
         self._writers.discard(writer)
         self._writers.discard(up_writer)
+
+
+def rabbitmq_list(vhost: str, what: str, *columns: str) -> list[dict[str, object]]:
+    """``rabbitmqctl <what> -p <vhost> <columns>`` as rows (``arguments`` as a dict)."""
+    result = subprocess.run(
+        ["rabbitmqctl", "-q", "--formatter", "json", what, "-p", vhost, *columns],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    rows = list(json.loads(result.stdout))
+    for row in rows:
+        if isinstance(row.get("arguments"), list):  # [[name, type, value], ...]
+            row["arguments"] = {a[0]: a[-1] for a in row["arguments"]}
+    return rows

@@ -387,7 +387,8 @@ async def _handle_forms(conn: asyncpg.Connection, batch: Sequence[PreparedOrder]
             list({p.account_id for p in batch}),
         )
     }
-    batch = [p for p in batch if p.account_id in accounts]  # A3: active accounts only
+    # A3: active accounts only; in form order, so that replicas lock rows in the same order
+    batch = sorted((p for p in batch if p.account_id in accounts), key=lambda p: p.checkout_form_id)
     if not batch:
         return
     stored = await store_orders(conn, batch)

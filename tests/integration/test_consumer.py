@@ -21,7 +21,7 @@ from allegro_sync.adapters.broker.topology import DEAD_LETTER_QUEUE, ERP_EXCHANG
 from allegro_sync.daemon.metrics import Metrics
 from allegro_sync.errors import TransientError
 from allegro_sync.handlers.registry import erp_routes
-from tests.helpers import drain_queue, eventually, publish_json
+from tests.helpers import drain_queue, eventually, publish_json, rabbitmq_list
 
 
 def _product(pid: str, name: str = "Mug") -> bytes:
@@ -229,3 +229,29 @@ async def test_a_failing_handler_does_not_take_its_batch_down(
     dead = await drain_queue(amqp_url, DEAD_LETTER_QUEUE)
     assert [m.message_id for m in dead] == ["p3"]
     assert "three is not allowed" in str((dead[0].headers or {})["x-error"])
+
+
+async def test_every_message_of_a_busy_queue_is_settled_once(
+    start_consumer: object, amqp_url: str, db: asyncpg.Pool, vhost: str
+) -> None:
+    """Batches are acked with one multiple ack each; bad ones go to the dead letters first.
+    Nothing stays unacked and nothing is handled twice."""
+    consumer = await start_consumer()  # type: ignore[operator]
+    messages = [("product.upserted", f"m-{n}", _product(f"p{n}")) for n in range(600)]
+    messages[150] = ("product.upserted", "m-150", b"{broken")
+    messages[420] = ("no.such.type", "m-420", b"{}")
+    await publish_json(amqp_url, ERP_EXCHANGE, messages)
+
+    async def all_settled() -> bool:
+        return sum(consumer.stats.outcomes.values()) == 600  # type: ignore[attr-defined]
+
+    await eventually(all_settled, timeout=30)
+    assert consumer.stats.outcomes == {"ack": 598, "dead": 2}  # type: ignore[attr-defined]
+    assert await db.fetchval("SELECT count(*) FROM products") == 598
+    dead = await drain_queue(amqp_url, DEAD_LETTER_QUEUE)
+    assert sorted(m.message_id or "" for m in dead) == ["m-150", "m-420"]
+    await asyncio.sleep(0.5)  # acks are not answered; give the broker a moment to count them
+    queues = rabbitmq_list(vhost, "list_queues", "name", "messages")
+    [queue] = [q for q in queues if q["name"] == ERP_QUEUE]
+    assert queue["messages"] == 0  # ready + unacknowledged
+    assert consumer.stats.batches > 1  # type: ignore[attr-defined]

@@ -2,27 +2,10 @@
 
 from __future__ import annotations
 
-import json
-import subprocess
-
 import aio_pika
 
 from allegro_sync.adapters.broker.topology import DEAD_LETTER_EXCHANGE, DELIVERY_LIMIT
-
-
-def _list(vhost: str, what: str, *columns: str) -> list[dict[str, object]]:
-    result = subprocess.run(
-        ["rabbitmqctl", "-q", "--formatter", "json", what, "-p", vhost, *columns],
-        check=True,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    rows = list(json.loads(result.stdout))
-    for row in rows:
-        if isinstance(row.get("arguments"), list):  # [[name, type, value], ...]
-            row["arguments"] = {a[0]: a[-1] for a in row["arguments"]}
-    return rows
+from tests.helpers import rabbitmq_list as _list
 
 
 async def test_topology_is_declared(

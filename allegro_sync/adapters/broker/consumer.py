@@ -376,33 +376,32 @@ class BatchConsumer:
     async def _settle_all(self, items: list[_Item]) -> None:
         """Settle a batch: copies to the delay or dead-letter queues first, then the acks.
 
-        With one worker, deliveries reach batches in order and every earlier batch is settled,
-        so a single ``basic.ack`` with ``multiple`` on the batch's last delivery acknowledges
-        the whole batch (one frame instead of one per message). Several workers, a batch that
-        spans channels (a reconnect) or a copy that could not be published fall back to one
-        ack per message.
+        With one worker, deliveries reach batches in order and every earlier batch is settled
+        (acked, or nacked back to the queue), so a single ``basic.ack`` with ``multiple`` on
+        the batch's last delivery acknowledges the whole batch: one frame instead of one per
+        message. Several workers, a batch that spans channels (a reconnect) or a copy that
+        could not be published fall back to one settlement per message.
         """
         placed = [await self._place_copy(item) for item in items]
-        last = items[-1].message
-        single_channel = self._concurrency == 1 and all(placed)
-        if single_channel:
-            with contextlib.suppress(Exception):
-                channel = last.channel
-                single_channel = all(i.message.channel is channel for i in items)
-        if single_channel and len(items) > 1:
+        if self._concurrency == 1 and len(items) > 1 and all(placed) and _one_channel(items):
             try:
-                await last.ack(multiple=True)
+                await items[-1].message.ack(multiple=True)
             except Exception as exc:
+                # The channel is gone: the broker redelivers the whole batch.
                 log.warning("consumer_settle_failed", batch=len(items), error=str(exc))
                 return
             for item in items:
                 self._count(item)
             return
         for item, copy_placed in zip(items, placed, strict=True):
-            if not copy_placed:
-                continue  # not acked: the broker redelivers it
             try:
-                await item.message.ack()
+                if copy_placed:
+                    await item.message.ack()
+                else:
+                    # Back to the queue now rather than left unacked (a later multiple ack
+                    # would take it along); the queue's delivery limit still bounds it.
+                    await item.message.nack(requeue=True)
+                    continue
             except Exception as exc:
                 # The delivery's channel is gone: it will be redelivered.
                 log.warning("consumer_settle_failed", message_id=item.message_id, error=str(exc))
@@ -466,6 +465,15 @@ class BatchConsumer:
             timestamp=original.timestamp,
         )
         await self._publisher.publish_raw(exchange, routing_key, copy)
+
+
+def _one_channel(items: list[_Item]) -> bool:
+    """Whether every message of the batch came on the same (still open) channel."""
+    try:
+        channel = items[0].message.channel
+        return all(item.message.channel is channel for item in items)
+    except Exception:  # a closed channel refuses to be looked at
+        return False
 
 
 def _fate_of(exc: BaseException) -> tuple[str, str]:
