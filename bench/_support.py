@@ -133,6 +133,15 @@ def start_daemon(
     return process
 
 
+async def allegro_requests(emulator_url: str) -> dict[str, int]:
+    """The Allegro requests the emulator has answered so far, by endpoint."""
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(f"{emulator_url}/__control__/requests") as r,
+    ):
+        return dict((await r.json())["by_path"])
+
+
 def cpu_seconds(process: subprocess.Popen[bytes]) -> float:
     """User + system CPU time the (running) process has used so far, from /proc."""
     fields = Path(f"/proc/{process.pid}/stat").read_text().rsplit(")", 1)[1].split()

@@ -22,6 +22,7 @@ import asyncpg
 from bench._support import (
     ADMIN_TOKEN,
     RESULTS,
+    allegro_requests,
     connect_seller,
     cpu_seconds,
     daemon_env,
@@ -81,16 +82,6 @@ async def _purchase(emulator_url: str, sellers: list[str]) -> None:
                 assert r.status == 201, await r.text()
         async with session.delete(f"{emulator_url}/__control__/requests") as r:
             assert r.status < 300
-
-
-async def _allegro_requests(emulator_url: str) -> tuple[int, dict[str, int]]:
-    """All Allegro requests the emulator answered, and their split by endpoint."""
-    async with (
-        aiohttp.ClientSession() as session,
-        session.get(f"{emulator_url}/__control__/requests") as r,
-    ):
-        counts = await r.json()
-    return int(counts["total"]), dict(counts["by_path"])
 
 
 async def _await_orders(amqp_url: str, expected: int, timeout: float = 600) -> None:
@@ -154,7 +145,8 @@ async def _run(index: int) -> Run:
                 await _await_orders(amqp_url, expected)
                 elapsed = time.perf_counter() - started
                 cpu = cpu_seconds(daemon)
-                requests, by_path = await _allegro_requests(emulator_url)
+                by_path = await allegro_requests(emulator_url)
+                requests = sum(by_path.values())
                 stop(daemon)
                 split = ", ".join(
                     f"{k} {v}" for k, v in sorted(by_path.items(), key=lambda i: -i[1])

@@ -35,6 +35,7 @@ from allegro_sync.daemon.pollers import WAKE_CHANNEL
 from bench._support import (
     ADMIN_TOKEN,
     RESULTS,
+    allegro_requests,
     connect_seller,
     daemon_env,
     free_port,
@@ -92,7 +93,7 @@ async def _steady(
     ERP walking its catalogue); ``random``: a random sample each second, so every flush window
     touches every seller (sales and receipts as they come)."""
     await conn.execute("DELETE FROM offer_commands")
-    requests_before = await _allegro_requests(emulator_url)
+    requests_before = await allegro_requests(emulator_url)
     started_at = time.monotonic()
     sent: list[tuple[int, float]] = []
     rng = random.Random(version)
@@ -110,7 +111,7 @@ async def _steady(
             await asyncio.sleep(max(0.0, started + (tick + 1) / 10 - time.time()))
     await _settled(conn, handled_before + len(sent))
     seconds = time.monotonic() - started_at
-    requests_after = await _allegro_requests(emulator_url)
+    requests_after = await allegro_requests(emulator_url)
     per_path = {
         path: (n - requests_before.get(path, 0)) / seconds for path, n in requests_after.items()
     }
@@ -269,15 +270,6 @@ async def _latencies(conn: asyncpg.Connection, sent: list[tuple[int, float]]) ->
         if later:
             result.append(min(later) - published)
     return result
-
-
-async def _allegro_requests(emulator_url: str) -> dict[str, int]:
-    """The Allegro requests the emulator has answered so far, by endpoint."""
-    async with (
-        aiohttp.ClientSession() as session,
-        session.get(f"{emulator_url}/__control__/requests") as r,
-    ):
-        return dict((await r.json())["by_path"])
 
 
 async def _run(index: int) -> Run:

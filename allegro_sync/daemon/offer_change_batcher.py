@@ -45,7 +45,7 @@ from allegro_sync.adapters.allegro.errors import (
 )
 from allegro_sync.adapters.allegro.limits import MAX_COMMAND, ChangeBudgets
 from allegro_sync.adapters.postgres import offer_changes as store
-from allegro_sync.adapters.postgres.notifications import Waker, stop_task
+from allegro_sync.adapters.postgres.notifications import Failures, Waker, stop_task
 from allegro_sync.errors import CredentialsDead
 from allegro_sync.handlers import event_log
 from allegro_sync.handlers.event_log import Category
@@ -173,7 +173,7 @@ class OfferChangeBatcher:
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
         window_ends: float | None = None
-        failures = 0
+        failures = Failures("offer_batcher_failing")
         while not self._stopping:
             try:
                 await self._waker.listen()
@@ -191,7 +191,7 @@ class OfferChangeBatcher:
                     if budget_wait > 0:
                         window_ends = loop.time() + budget_wait
                 next_check = await self.send_commands()
-                failures = 0
+                failures.succeeded()
                 delays = [self._sweep_interval, next_check]
                 if window_ends is not None:
                     # look for a full group every fifth of the window
@@ -208,26 +208,20 @@ class OfferChangeBatcher:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                failures += 1
-                if failures == 1:
-                    log.warning("offer_batcher_failing", error=f"{type(exc).__name__}: {exc}")
                 await self._waker.close()
-                await asyncio.sleep(min(0.2 * 2**failures, 10.0))
+                await asyncio.sleep(failures.pause(exc))
         log.info("offer_batcher_stopped", commands=self.commands_created)
 
     async def _follow_loop(self) -> None:
-        failures = 0
+        failures = Failures("offer_follower_failing")
         while not self._stopping:
             try:
                 next_check = await self.follow_commands()
-                failures = 0
+                failures.succeeded()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                failures += 1
-                if failures == 1:
-                    log.warning("offer_follower_failing", error=f"{type(exc).__name__}: {exc}")
-                next_check = min(0.2 * 2**failures, 10.0)
+                next_check = failures.pause(exc)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._sent.wait(), max(next_check, 0.005))
             self._sent.clear()

@@ -15,7 +15,7 @@ import asyncpg
 import structlog
 
 from allegro_sync.adapters.broker.publisher import ConfirmingPublisher, OutgoingMessage
-from allegro_sync.adapters.postgres.notifications import Waker, stop_task
+from allegro_sync.adapters.postgres.notifications import Failures, Waker, stop_task
 from allegro_sync.daemon.metrics import Metrics
 
 log = structlog.get_logger(__name__)
@@ -67,24 +67,21 @@ class OutboxRelay:
         await self._waker.close()
 
     async def _run(self) -> None:
-        failures = 0
+        failures = Failures("outbox_relay_failing")
         while not self._stopping:
             try:
                 await self._waker.listen()
                 self._waker.event.clear()
                 moved = await self.relay_batch()
-                failures = 0
+                failures.succeeded()
                 if moved == self._batch_size:
                     continue  # more is waiting
                 await self._waker.wait(self._sweep_interval)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                failures += 1
-                if failures == 1:
-                    log.warning("outbox_relay_failing", error=f"{type(exc).__name__}: {exc}")
                 await self._waker.close()
-                await asyncio.sleep(min(0.2 * 2**failures, 10.0))
+                await asyncio.sleep(failures.pause(exc))
         log.info("outbox_relay_stopped", published=self.published)
 
     async def relay_batch(self) -> int:

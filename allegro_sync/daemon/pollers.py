@@ -102,15 +102,11 @@ def coalesce(
 ) -> list[tuple[dict[str, Any], list[str]]]:
     """The events to publish for a page: per subject its last event, with the ids of the
     subject's earlier events in the page, in the order of those last events."""
-    last: dict[str, int] = {}
-    for index, event in enumerate(events):
-        subject = journal.subject(event)
-        if subject is not None:
-            last[subject] = index
+    subjects = [journal.subject(event) for event in events]
+    last = {subject: index for index, subject in enumerate(subjects) if subject is not None}
     earlier: dict[int, list[str]] = {}
     kept: list[int] = []
-    for index, event in enumerate(events):
-        subject = journal.subject(event)
+    for index, (event, subject) in enumerate(zip(events, subjects, strict=True)):
         if subject is None or last[subject] == index:
             kept.append(index)
         else:

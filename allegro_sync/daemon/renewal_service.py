@@ -14,7 +14,7 @@ import asyncio
 import asyncpg
 import structlog
 
-from allegro_sync.adapters.postgres.notifications import Waker, stop_task
+from allegro_sync.adapters.postgres.notifications import Failures, Waker, stop_task
 from allegro_sync.handlers import renewal
 
 log = structlog.get_logger(__name__)
@@ -58,7 +58,7 @@ class RenewalService:
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
         next_sweep = loop.time()
-        failures = 0
+        failures = Failures("renewal_failing")
         while not self._stopping:
             try:
                 await self._waker.listen()
@@ -67,18 +67,15 @@ class RenewalService:
                     await self._pool.execute(renewal.SWEEP)
                     next_sweep = loop.time() + self._sweep_interval
                 handled = await self.run_once()
-                failures = 0
+                failures.succeeded()
                 if handled == self._batch_size:
                     continue
                 await self._waker.wait(self._poll_interval)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                failures += 1
-                if failures == 1:
-                    log.warning("renewal_failing", error=f"{type(exc).__name__}: {exc}")
                 await self._waker.close()
-                await asyncio.sleep(min(0.2 * 2**failures, 10.0))
+                await asyncio.sleep(failures.pause(exc))
 
     async def run_once(self) -> int:
         """Consider one batch of candidates; how many were taken."""

@@ -72,20 +72,16 @@ class OrderJournal:
         """The checkout forms of a page's events (one per form after coalescing), read in bulk
         (about one request per 100 forms). The handler then reads nothing; requests per order
         stay far below one."""
+        subjects = [self.subject(event) for event in events]
         wanted: dict[uuid.UUID, datetime | None] = {}
-        for event in events:
-            form_id = self.subject(event)
+        for event, form_id in zip(events, subjects, strict=True):
             if form_id is None:
                 continue
-            occurred = _time(event.get("occurredAt"))
-            key = uuid.UUID(form_id)
-            known = wanted.get(key)
-            wanted[key] = occurred if known is None or occurred is None else min(known, occurred)
+            wanted[uuid.UUID(form_id)] = _time(event.get("occurredAt"))  # one event per form
         read_at = datetime.now(UTC)
         forms = await read_checkout_forms(self._allegro, account_id, wanted) if wanted else {}
         extras: list[dict[str, Any]] = []
-        for event in events:
-            form_id = self.subject(event)
+        for form_id in subjects:
             form = forms.get(uuid.UUID(form_id)) if form_id else None
             if isinstance(form, Mapping):
                 extras.append({"form": dict(form), "form_read_at": read_at.isoformat()})

@@ -1,4 +1,5 @@
-"""Waking services on PostgreSQL notifications (LISTEN/NOTIFY), and stopping their tasks."""
+"""Waking services on PostgreSQL notifications (LISTEN/NOTIFY), pacing their loops after
+failures, and stopping their tasks."""
 
 from __future__ import annotations
 
@@ -7,8 +8,11 @@ import contextlib
 from typing import Any
 
 import asyncpg
+import structlog
 
 from allegro_sync.adapters.postgres import pool as pg
+
+log = structlog.get_logger(__name__)
 
 
 class Waker:
@@ -43,6 +47,26 @@ class Waker:
             with contextlib.suppress(Exception):
                 await self._connection.close()
             self._connection = None
+
+
+class Failures:
+    """Consecutive failures of a service loop: the first is logged (as ``event``), and each
+    one waits longer before the next attempt (0.4 s, doubling, at most 10 s)."""
+
+    def __init__(self, event: str) -> None:
+        self._event = event
+        self.count = 0
+
+    def succeeded(self) -> None:
+        """A step went through: the next failure is logged again and waits briefly."""
+        self.count = 0
+
+    def pause(self, exc: Exception) -> float:
+        """Count ``exc``; the seconds to wait before trying again."""
+        self.count += 1
+        if self.count == 1:
+            log.warning(self._event, error=f"{type(exc).__name__}: {exc}")
+        return min(0.2 * 2.0**self.count, 10.0)
 
 
 async def stop_task(task: asyncio.Task[Any] | None, timeout: float) -> None:

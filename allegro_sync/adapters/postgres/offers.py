@@ -75,13 +75,6 @@ async def upsert_mirror(
     )
 
 
-async def set_ean(conn: asyncpg.Connection, offer_id: str, ean: str | None) -> None:
-    """Remember the EAN read from the offer's product-offer."""
-    await conn.execute(
-        "UPDATE offers SET ean = $2, ean_checked_at = now() WHERE id = $1", offer_id, ean
-    )
-
-
 async def set_eans(conn: asyncpg.Connection, eans: Sequence[tuple[str, str | None]]) -> None:
     """Remember many EANs at once."""
     await conn.executemany("UPDATE offers SET ean = $2, ean_checked_at = now() WHERE id = $1", eans)
