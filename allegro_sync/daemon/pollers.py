@@ -13,11 +13,13 @@ Handlers read the subject's current state from Allegro anyway (the event only sa
 again"), so the earlier events would only repeat that work; a burst of purchases costs one
 message per form instead of three (BOUGHT, FILLED_IN, READY_FOR_PROCESSING).
 
-A journal says how many events travel in one message (``events_per_message``): order events one
-each (``{"event": ...}``, a failing form holds up nobody else), offer events up to 100 together
-(``{"events": [...]}``): the handler reads offers 100 per listing call anyway, and the offer
-journal also echoes every change of our own batch commands, thousands of events per second that
-would otherwise cost a publish and a delivery each.
+A journal says how many events travel in one message (``events_per_message``): one each
+(``{"event": ...}``), or runs of up to that many (``{"events": [...]}``). Both journals publish
+runs of 100: a burst of purchases, or the offer journal's echo of every change of our own batch
+commands, costs a publish and a delivery per 100 events instead of one per event, and the
+handlers read offers and checkout forms 100 per listing call anyway. A run that fails is split
+by the consumer into single-event messages (``handlers/journal_runs.py``), so a failing event
+holds up no other.
 
 A poll either succeeds, says "try next interval" (Allegro unavailable: logged once when it goes
 down and once when it comes back), or finds the credentials dead (the account is switched off

@@ -34,6 +34,7 @@ from allegro_sync.adapters.postgres import outbox
 from allegro_sync.adapters.postgres.offers import MirrorEntry
 from allegro_sync.errors import TransientError
 from allegro_sync.handlers import event_log
+from allegro_sync.handlers.journal_runs import run_splitter
 
 EAN_PARAMETER_ID = "225693"  # "EAN (GTIN)", the same id in every category (allegro-api.md 8.2)
 
@@ -527,6 +528,7 @@ def offer_routes(allegro: AllegroRestClient, pool: asyncpg.Pool | None = None) -
             refresh_run,
             prepare_many=prepare_runs,
             handle_many=refresh_runs,
+            split=run_splitter("offer", "allegro.offer_event"),
         ),
         "allegro.offer_touched": Route(
             OfferTouched, refresh_offer, prepare_many=prepare_touched, handle_many=refresh_offers

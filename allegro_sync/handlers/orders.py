@@ -43,6 +43,7 @@ from allegro_sync.handlers.customers import (
     decide_customer,
     upsert_customer,
 )
+from allegro_sync.handlers.journal_runs import run_splitter
 from allegro_sync.handlers.order_mails import queue_order_mail
 
 log = structlog.get_logger(__name__)
@@ -96,6 +97,26 @@ class OrderEventMessage(_Loose):
     form: dict[str, Any] | None = None
     form_read_at: datetime | None = None
     coalesced_event_ids: list[str] = Field(default_factory=list)
+
+
+class OrderRunEvent(OrderEvent):
+    """An event of a run, with what the poller adds to it (see ``OrderEventMessage``)."""
+
+    form: dict[str, Any] | None = None
+    form_read_at: datetime | None = None
+    coalesced_event_ids: list[str] = Field(default_factory=list)
+
+
+class OrderEventsMessage(_Loose):
+    """``allegro.order_events``: up to 100 checkout forms' events of one account's journal page,
+    as the order journal poller publishes them (split into ``allegro.order_event`` messages
+    when it fails, so that one failing form holds up no other)."""
+
+    account_id: int
+    events: list[OrderRunEvent] = Field(min_length=1, max_length=1000)
+
+
+RUN_EXTRAS = ("form", "form_read_at", "coalesced_event_ids")
 
 
 class OrderBackfillMessage(_Loose):
@@ -564,24 +585,33 @@ async def _cancel(
 
 
 async def _touch_offers(conn: asyncpg.Connection, batch: Sequence[PreparedOrder]) -> None:
-    """An order event is an event for its offers too (O3): let the offer handler look at them."""
-    messages = []
+    """An order event is an event for its offers too (O3): let the offer handler look at them,
+    once per offer and batch (a burst of purchases of one offer is one look, at its latest
+    event)."""
+    latest: dict[tuple[int, str], PreparedOrder] = {}
     for prepared in batch:
         assert prepared.occurred_at is not None
-        for offer_id in dict.fromkeys(prepared.offer_ids):
-            messages.append(
-                OutgoingMessage(
-                    exchange=JOURNAL_EXCHANGE,
-                    routing_key="allegro.offer_touched",
-                    message_id=f"offer-touched:{prepared.event_id}:{offer_id}",
-                    payload={
-                        "account_id": prepared.account_id,
-                        "offer_id": offer_id,
-                        "occurred_at": prepared.occurred_at.isoformat(),
-                    },
-                )
+        for offer_id in prepared.offer_ids:
+            known = latest.get((prepared.account_id, offer_id))
+            if known is None or (known.occurred_at or prepared.occurred_at) <= prepared.occurred_at:
+                latest[(prepared.account_id, offer_id)] = prepared
+    await outbox.enqueue_many(
+        conn,
+        [
+            OutgoingMessage(
+                exchange=JOURNAL_EXCHANGE,
+                routing_key="allegro.offer_touched",
+                message_id=f"offer-touched:{prepared.event_id}:{offer_id}",
+                payload={
+                    "account_id": account_id,
+                    "offer_id": offer_id,
+                    "occurred_at": prepared.occurred_at.isoformat(),
+                },
             )
-    await outbox.enqueue_many(conn, messages)
+            for (account_id, offer_id), prepared in latest.items()
+            if prepared.occurred_at is not None
+        ],
+    )
 
 
 def order_routes(allegro: AllegroRestClient, pool: asyncpg.Pool) -> dict[str, Route]:
@@ -646,6 +676,41 @@ def order_routes(allegro: AllegroRestClient, pool: asyncpg.Pool) -> dict[str, Ro
             )
         return prepared
 
+    async def prepare_runs(
+        messages: list[OrderEventsMessage],
+    ) -> list[list[PreparedOrder] | Exception]:
+        """All runs of the batch prepared together; a run shares the fate of its first
+        failure (and is then split, see ``OrderEventsMessage``)."""
+        prepared = await prepare_events(
+            [
+                OrderEventMessage(
+                    account_id=m.account_id,
+                    event=event,
+                    form=event.form,
+                    form_read_at=event.form_read_at,
+                    coalesced_event_ids=event.coalesced_event_ids,
+                )
+                for m in messages
+                for event in m.events
+            ]
+        )
+        results: list[list[PreparedOrder] | Exception] = []
+        start = 0
+        for message in messages:
+            run = prepared[start : start + len(message.events)]
+            start += len(message.events)
+            failed = [r for r in run if isinstance(r, Exception)]
+            results.append(
+                failed[0] if failed else [r for r in run if isinstance(r, PreparedOrder)]
+            )
+        return results
+
+    async def handle_run(run: list[PreparedOrder], conn: asyncpg.Connection) -> None:
+        await handle_orders(run, conn)
+
+    async def handle_runs(runs: list[list[PreparedOrder]], conn: asyncpg.Connection) -> None:
+        await handle_orders([p for run in runs for p in run], conn)
+
     async def prepare_backfill(message: OrderBackfillMessage) -> PreparedOrder:
         form_id = message.checkout_form_id
         read_at = datetime.now(UTC)
@@ -668,6 +733,13 @@ def order_routes(allegro: AllegroRestClient, pool: asyncpg.Pool) -> dict[str, Ro
             handle_order,
             prepare_many=prepare_events,
             handle_many=handle_orders,
+        ),
+        "allegro.order_events": Route(
+            OrderEventsMessage,
+            handle_run,
+            prepare_many=prepare_runs,
+            handle_many=handle_runs,
+            split=run_splitter("order", "allegro.order_event", RUN_EXTRAS),
         ),
         "allegro.order_backfill": Route(
             OrderBackfillMessage, handle_order, prepare_backfill, handle_many=handle_orders

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import aio_pika
@@ -14,10 +14,14 @@ import aiohttp
 import asyncpg
 import pytest
 
-from allegro_sync.adapters.broker.topology import ERP_OUTBOUND_QUEUE, JOURNAL_EXCHANGE
+from allegro_sync.adapters.broker.topology import (
+    DEAD_LETTER_QUEUE,
+    ERP_OUTBOUND_QUEUE,
+    JOURNAL_EXCHANGE,
+)
 from allegro_sync.daemon.app import Daemon
 from tests.e2e.conftest import FAST_POLLING, Admin, Emulator, daemon_settings
-from tests.helpers import eventually, publish_json
+from tests.helpers import drain_queue, eventually, publish_json
 
 
 class Erp:
@@ -452,3 +456,84 @@ async def test_checkout_forms_are_read_in_bulk(
     assert counts.get("GET /order/checkout-forms") == 1
     single_reads = sum(v for k, v in counts.items() if k.startswith("GET /order/checkout-forms/"))
     assert single_reads == 1  # only the form the listing could not show
+
+
+def _form(form_id: str, offer_id: str, buyer_id: str | None) -> dict[str, Any]:
+    """A paid checkout form as ``GET /order/checkout-forms/{id}`` gives it."""
+    now = datetime.now(UTC).isoformat().replace("+00:00", "Z")
+    return {
+        "id": form_id,
+        "status": "READY_FOR_PROCESSING",
+        "revision": "r1",
+        "updatedAt": now,
+        "buyer": {"id": buyer_id, "login": "kupujacy", "email": "a1b2c3+1@allegromail.pl"},
+        "payment": {
+            "type": "ONLINE",
+            "finishedAt": now,
+            "paidAmount": {"amount": "19.99", "currency": "PLN"},
+        },
+        "lineItems": [
+            {
+                "id": str(uuid.uuid4()),
+                "boughtAt": now,
+                "quantity": 1,
+                "offer": {"id": offer_id, "name": "Kubek ceramiczny"},
+                "price": {"amount": "19.99", "currency": "PLN"},
+            }
+        ],
+        "summary": {"totalToPay": {"amount": "19.99", "currency": "PLN"}},
+    }
+
+
+async def test_a_failing_form_in_a_run_holds_up_none_of_the_others(
+    admin: Admin, emulator: Emulator, db: asyncpg.Pool, erp: Erp, amqp_url: str
+) -> None:
+    """The journal poller publishes a page's forms in runs of 100. When one form of a run fails
+    (here: no buyer id while customer cards are on, which is bad input), the run is split into
+    one message per form: the others are announced, and only the bad one is dead-lettered,
+    with its reason and the run it came from."""
+    _, account, offers = await _shop(
+        admin, emulator, db, auto_create_orders=True, send_customer_card=True
+    )
+    forms = [_form(str(uuid.uuid4()), offers[0], buyer) for buyer in ("b-1", None, "b-3")]
+    now = datetime.now(UTC).isoformat()
+    run = {
+        "account_id": account["id"],
+        "events": [
+            {
+                "id": f"run-{n}",
+                "occurredAt": now,
+                "type": "READY_FOR_PROCESSING",
+                "order": {
+                    "checkoutForm": {"id": form["id"]},
+                    "lineItems": [{"offer": {"id": offers[0]}}],
+                },
+                "form": form,
+                "form_read_at": now,
+            }
+            for n, form in enumerate(forms)
+        ],
+    }
+    run_id = f"order-events:{account['id']}:run-0:run-2"
+    await publish_json(
+        amqp_url,
+        JOURNAL_EXCHANGE,
+        [("allegro.order_events", run_id, json.dumps(run).encode())],
+    )
+    orders = await erp.wait_for("order.created", 2)
+    assert sorted(o["checkout_form_id"] for o in orders) == sorted([forms[0]["id"], forms[2]["id"]])
+
+    async def dead_lettered() -> list[aio_pika.abc.AbstractIncomingMessage] | None:
+        letters = await drain_queue(amqp_url, DEAD_LETTER_QUEUE, wait=0.2)
+        return letters or None
+
+    [letter] = await eventually(dead_lettered)
+    assert letter.message_id == f"order-event:{account['id']}:run-1"
+    headers = letter.headers or {}
+    assert headers["x-split-from"] == run_id
+    assert "checkout form has no buyer.id" in str(headers["x-error"])
+    assert json.loads(letter.body)["event"]["order"]["checkoutForm"]["id"] == forms[1]["id"]
+    await erp.settle()
+    assert len(erp.of("order.created")) == 2
+    stored = await db.fetch("SELECT checkout_form_id FROM orders")
+    assert {str(r["checkout_form_id"]) for r in stored} == {forms[0]["id"], forms[2]["id"]}

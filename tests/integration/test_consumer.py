@@ -255,3 +255,59 @@ async def test_every_message_of_a_busy_queue_is_settled_once(
     [queue] = [q for q in queues if q["name"] == ERP_QUEUE]
     assert queue["messages"] == 0  # ready + unacknowledged
     assert consumer.stats.batches > 1  # type: ignore[attr-defined]
+
+
+class Run(BaseModel):
+    n: list[int]
+
+
+def _split_run(body: dict[str, list[int]]) -> list[tuple[str, str, object]]:
+    return [("ping", f"ping-{n}", {"n": n}) for n in body["n"]]
+
+
+async def test_a_failing_run_is_split_and_only_its_failing_part_is_retried(
+    amqp_url: str, amqp: aio_pika.abc.AbstractRobustConnection, db: asyncpg.Pool
+) -> None:
+    """A message carrying many events (a journal run) that fails is replaced by one message
+    per event, sent where the run would have gone (here the delay queue): the good parts are
+    handled after the delay, the failing one runs through its own retries into the dead
+    letters."""
+
+    async def store(n: int, conn: asyncpg.Connection) -> None:
+        if n == 2:
+            raise TransientError("Allegro answered 503")
+        await conn.execute("INSERT INTO price_lists (id, name) VALUES ($1, 'x')", f"part-{n}")
+
+    async def one(message: Ping, conn: asyncpg.Connection) -> None:
+        await store(message.n, conn)
+
+    async def run(message: Run, conn: asyncpg.Connection) -> None:
+        for n in message.n:
+            await store(n, conn)
+
+    consumer = BatchConsumer(
+        connection=amqp,
+        pool=db,
+        queue_name=ERP_QUEUE,
+        routes={"ping": Route(Ping, one), "run": Route(Run, run, split=_split_run)},
+        metrics=Metrics(),
+        retry_delays_ms=(1000, 1000),
+    )
+    await consumer.start()
+    try:
+        await publish_json(amqp_url, ERP_EXCHANGE, [("run", "run-1-3", b'{"n": [1, 2, 3]}')])
+
+        async def dead() -> bool:
+            return consumer.stats.outcomes.get("dead", 0) == 1
+
+        await eventually(dead, timeout=20)
+    finally:
+        await consumer.stop(5)
+    assert consumer.stats.outcomes == {"split": 1, "ack": 2, "retry": 1, "dead": 1}
+    stored = {r["id"] for r in await db.fetch("SELECT id FROM price_lists WHERE id LIKE 'part-%'")}
+    assert stored == {"part-1", "part-3"}  # the run's own writes were rolled back
+    letters = await drain_queue(amqp_url, DEAD_LETTER_QUEUE)
+    assert [m.message_id for m in letters] == ["ping-2"]
+    headers = letters[0].headers or {}
+    assert headers["x-split-from"] == "run-1-3"
+    assert "gave up after 3 attempts" in str(headers["x-error"])

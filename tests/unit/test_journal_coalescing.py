@@ -6,7 +6,9 @@ from typing import Any
 
 from allegro_sync.adapters.allegro.offer_journal import OfferJournal
 from allegro_sync.adapters.allegro.order_journal import OrderJournal
-from allegro_sync.daemon.pollers import coalesce, page_messages
+from allegro_sync.daemon.pollers import coalesce, message_for, page_messages
+from allegro_sync.handlers.journal_runs import run_splitter
+from allegro_sync.handlers.orders import RUN_EXTRAS
 
 
 def order_event(event_id: str, form_id: str | None, kind: str) -> dict[str, Any]:
@@ -49,7 +51,7 @@ def test_offer_events_of_one_offer_become_one() -> None:
     assert coalesce(journal, []) == []
 
 
-def test_offer_events_travel_in_runs_of_100_and_order_events_alone() -> None:
+def test_journal_events_travel_in_runs_of_100() -> None:
     offers = OfferJournal(allegro=None)  # type: ignore[arg-type]
     page = [(offer_event(str(n), f"offer-{n}", "OFFER_STOCK_CHANGED"), {}) for n in range(250)]
     page[3] = (page[3][0], {"coalesced_event_ids": ["x"]})
@@ -65,7 +67,35 @@ def test_offer_events_travel_in_runs_of_100_and_order_events_alone() -> None:
     assert page_messages(offers, 7, page) == runs  # the same page, the same ids
 
     orders = OrderJournal(allegro=None, backfill=_nothing)  # type: ignore[arg-type]
-    events = [(order_event("1", "form-a", "BOUGHT"), {"form": {"id": "form-a"}})]
-    [single] = page_messages(orders, 7, events)
-    assert single.message_id == "order-event:7:1"
-    assert single.payload == {"account_id": 7, "event": events[0][0], "form": {"id": "form-a"}}
+    events = [
+        (order_event(str(n), f"form-{n}", "READY_FOR_PROCESSING"), {"form": {"id": f"form-{n}"}})
+        for n in range(150)
+    ]
+    runs = page_messages(orders, 7, events)
+    assert [m.message_id for m in runs] == ["order-events:7:0:99", "order-events:7:100:149"]
+    assert {m.routing_key for m in runs} == {"allegro.order_events"}
+    assert runs[1].payload["events"][0] == {**events[100][0], "form": {"id": "form-100"}}
+
+
+def test_a_split_run_gives_the_messages_of_its_single_events() -> None:
+    """The consumer splits a failing run; each part is what the poller would publish for that
+    event alone (same message id, same payload), routed as a single event."""
+    orders = OrderJournal(allegro=None, backfill=_nothing)  # type: ignore[arg-type]
+    events = [
+        (order_event("1", "form-a", "BOUGHT"), {"form": {"id": "form-a"}, "form_read_at": "t"}),
+        (order_event("2", "form-b", "READY_FOR_PROCESSING"), {"coalesced_event_ids": ["0"]}),
+        (order_event("3", "form-c", "BOUGHT"), {}),
+    ]
+    [run] = page_messages(orders, 7, events)
+    split = run_splitter("order", "allegro.order_event", RUN_EXTRAS)
+    singles = [message_for(orders, 7, event, extra) for event, extra in events]
+    assert split(run.payload) == [("allegro.order_event", m.message_id, m.payload) for m in singles]
+    assert singles[0].message_id == "order-event:7:1"
+
+    offers = OfferJournal(allegro=None)  # type: ignore[arg-type]
+    offer_page = [(offer_event(str(n), f"offer-{n}", "OFFER_ENDED"), {}) for n in range(3)]
+    [offer_run] = page_messages(offers, 7, offer_page)
+    assert run_splitter("offer", "allegro.offer_event")(offer_run.payload) == [
+        ("allegro.offer_event", f"offer-event:7:{n}", {"account_id": 7, "event": offer_page[n][0]})
+        for n in range(3)
+    ]

@@ -26,11 +26,12 @@ from typing import Any
 
 import aio_pika
 import asyncpg
+import orjson
 import structlog
 from aio_pika.abc import AbstractIncomingMessage, AbstractQueue, AbstractRobustConnection
 from pydantic import BaseModel, ValidationError
 
-from allegro_sync.adapters.broker.publisher import ConfirmingPublisher
+from allegro_sync.adapters.broker.publisher import ConfirmingPublisher, OutgoingMessage
 from allegro_sync.adapters.broker.topology import (
     DEAD_LETTER_EXCHANGE,
     RETRY_DELAYS_MS,
@@ -66,6 +67,9 @@ Prepare = Callable[[Any], Awaitable[Any]]
 # instance, which decides that message's fate like a raised one.
 PrepareMany = Callable[[list[Any]], Awaitable[list[Any]]]
 HandleMany = Callable[[list[Any], asyncpg.Connection], Awaitable[None]]
+# The parts of a message that carries many events (its decoded JSON body): (routing key,
+# message id, payload) of one message per event.
+Split = Callable[[Any], list[tuple[str, str, Any]]]
 
 
 @dataclass(frozen=True)
@@ -80,6 +84,10 @@ class Route:
     ``handle_many``, when given, replaces ``handler``: it receives all of the batch's new (not
     redelivered) payloads of the route at once, in the batch's transaction, so that set-based
     SQL does one statement per batch instead of one per message.
+    ``split``, for a message carrying many events (a run of a journal page): when it fails, it
+    is replaced by one message per event, which go where it would have gone (the delay queue
+    for a retry; back to this queue for a dead letter, where each meets its own fate), so an
+    event that fails holds up none of the others.
     """
 
     model: type[BaseModel]
@@ -87,6 +95,7 @@ class Route:
     prepare: Prepare | None = None
     prepare_many: PrepareMany | None = None
     handle_many: HandleMany | None = None
+    split: Split | None = None
 
 
 class _BatchAborted(Exception):
@@ -101,7 +110,7 @@ class _Item:
     attempt: int
     route: Route | None = None
     payload: Any = None
-    fate: str = "ack"  # ack | duplicate | refused | retry | dead
+    fate: str = "ack"  # ack | duplicate | refused | retry | dead | split
     error: str = ""
 
 
@@ -409,8 +418,11 @@ class BatchConsumer:
             self._count(item)
 
     async def _place_copy(self, item: _Item) -> bool:
-        """For a message to retry or dead-letter, publish its copy; False if that failed."""
+        """For a message to retry or dead-letter, publish its copy (or its parts); False if
+        that failed."""
         try:
+            if item.fate in ("retry", "dead") and await self._split(item):
+                return True
             if item.fate == "retry":
                 if item.attempt < len(self._retry_delays_ms):
                     await self._publish_copy(
@@ -436,15 +448,48 @@ class BatchConsumer:
         fate = item.fate
         self.stats.outcomes[fate] = self.stats.outcomes.get(fate, 0) + 1
         self._metrics.messages.labels(self._queue_name, fate).inc()
-        if fate in ("dead", "retry"):
+        if fate in ("dead", "retry", "split"):
             log.warning(
-                "message_" + ("dead_lettered" if fate == "dead" else "retry_scheduled"),
+                {"dead": "message_dead_lettered", "retry": "message_retry_scheduled"}.get(
+                    fate, "message_split"
+                ),
                 queue=self._queue_name,
                 message_id=item.message_id,
                 routing_key=item.routing_key,
                 attempt=item.attempt,
                 error=item.error,
             )
+
+    async def _split(self, item: _Item) -> bool:
+        """Publish a failed message's parts in its place (see ``Route.split``); False when it
+        has no parts to split into."""
+        if item.route is None or item.route.split is None:
+            return False
+        parts = item.route.split(orjson.loads(item.message.body))
+        if len(parts) < 2:
+            return False
+        attempt, target = item.attempt, self._queue_name
+        headers: dict[str, Any] = {"x-split-from": item.message_id}
+        if item.fate == "retry" and attempt < len(self._retry_delays_ms):
+            target = retry_queue_name(self._queue_name, self._retry_delays_ms[attempt])
+            attempt += 1
+            headers["x-last-error"] = item.error[:500]
+        assert self._publisher is not None
+        await self._publisher.publish_many(
+            [
+                OutgoingMessage(
+                    exchange="",
+                    routing_key=target,
+                    message_id=message_id,
+                    payload=payload,
+                    headers={**headers, ORIGINAL_ROUTING_KEY: routing_key, ATTEMPT: attempt},
+                )
+                for routing_key, message_id, payload in parts
+            ]
+        )
+        item.error = f"split into {len(parts)} messages after: {item.error}"
+        item.fate = "split"
+        return True
 
     async def _publish_copy(
         self, exchange: str, routing_key: str, item: _Item, extra: dict[str, Any]

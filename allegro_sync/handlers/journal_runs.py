@@ -1,0 +1,33 @@
+"""Runs of journal events: the inverse of the pollers' ``page_messages``.
+
+A poller publishes a journal page's events in runs (``{"account_id", "events": [...]}``, each
+event carrying the extra fields its journal adds, such as the checkout form). When a run fails,
+the consumer replaces it by one message per event (``Route.split``), shaped as the poller
+publishes a single event (``{"account_id", "event", **extras}``) under the same message id, so
+that a failing event holds up none of the others.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection
+from typing import Any
+
+
+def run_splitter(
+    journal: str, routing_key: str, extras: Collection[str] = ()
+) -> Callable[[Any], list[tuple[str, str, Any]]]:
+    """The ``Route.split`` of a journal's runs: ``journal`` names the message ids
+    (``<journal>-event:<account>:<event id>``), ``routing_key`` is that of a single event and
+    ``extras`` are the fields the poller added to each event (they travel beside it)."""
+
+    def split(body: Any) -> list[tuple[str, str, Any]]:
+        account_id = body["account_id"]
+        parts = []
+        for entry in body["events"]:
+            event = {k: v for k, v in entry.items() if k not in extras}
+            single = {"account_id": account_id, "event": event}
+            single.update({k: entry[k] for k in extras if k in entry})
+            parts.append((routing_key, f"{journal}-event:{account_id}:{event['id']}", single))
+        return parts
+
+    return split
