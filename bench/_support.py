@@ -83,8 +83,17 @@ def start_emulator(port: int, *extra: str) -> subprocess.Popen[bytes]:
 def daemon_env(
     database_url: str, amqp_url: str, emulator_url: str, http_port: int
 ) -> dict[str, str]:
-    """The environment of ``allegro-sync`` commands against the benchmark's services."""
+    """The environment of ``allegro-sync`` commands against the benchmark's services; a
+    ``BENCH_ALLEGRO_SYNC_<NAME>`` variable sets the daemon's ``ALLEGRO_SYNC_<NAME>`` (to compare
+    tunings), other ``ALLEGRO_SYNC_`` variables of the caller are left out."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("ALLEGRO_SYNC_")}
+    env.update(
+        {
+            k.removeprefix("BENCH_"): v
+            for k, v in os.environ.items()
+            if k.startswith("BENCH_ALLEGRO")
+        }
+    )
     env.update(
         {
             "ALLEGRO_SYNC_DATABASE_URL": database_url,

@@ -85,11 +85,13 @@ class Settings(DatabaseSettings):
     smtp_url: SecretStr = SecretStr("smtp://127.0.0.1:25")
     mail_from: str = "allegro-sync@localhost"
     consumer_prefetch: int = Field(default=600, ge=1, le=5000)
+    consumer_batch_size: int = Field(default=200, ge=1, le=5000)
     shutdown_timeout: float = Field(default=10.0, gt=0)
     # Offer changes (issue 7): Allegro's limits and the batcher's coalescing window.
     allegro_requests_per_minute: int = Field(default=9000, ge=60)
     offer_change_budget_share: float = Field(default=1.0, gt=0, le=1)
     offer_batch_window: float = Field(default=0.25, gt=0, le=0.25)
+    offer_batch_max_hold: float = Field(default=30.0, ge=0, le=300)
     renewal_sweep_interval: float = Field(default=300.0, gt=0)
     offer_batcher_halt_after_persist: bool = False  # test only, see example.env
 

@@ -29,7 +29,7 @@ from allegro_sync.adapters.allegro.tokens import TokenManager
 from allegro_sync.adapters.broker import connection as broker
 from allegro_sync.adapters.broker.consumer import BatchConsumer
 from allegro_sync.adapters.broker.publisher import ConfirmingPublisher
-from allegro_sync.adapters.broker.topology import declare_topology
+from allegro_sync.adapters.broker.topology import ERP_QUEUE, declare_topology
 from allegro_sync.adapters.mail.smtp import SmtpMailer, parse_smtp_url
 from allegro_sync.adapters.postgres import migrations
 from allegro_sync.adapters.postgres import pool as pg
@@ -173,16 +173,6 @@ class Daemon:
             )
         )
         self.services.append(
-            OfferChangeBatcher(
-                dsn=dsn,
-                pool=self.pool,
-                allegro=self.allegro,
-                budgets=ChangeBudgets(share=settings.offer_change_budget_share),
-                window=settings.offer_batch_window,
-                halt_after_persist=settings.offer_batcher_halt_after_persist,
-            )
-        )
-        self.services.append(
             RenewalService(dsn=dsn, pool=self.pool, sweep_interval=settings.renewal_sweep_interval)
         )
         self.services.append(
@@ -192,17 +182,31 @@ class Daemon:
                 mail_from=settings.mail_from,
             )
         )
-        for queue_name, routes in build_routes(self.allegro, self.pool).items():
-            self.services.append(
-                BatchConsumer(
-                    connection=self.amqp,
-                    pool=self.pool,
-                    queue_name=queue_name,
-                    routes=routes,
-                    metrics=self.metrics,
-                    prefetch=settings.consumer_prefetch,
-                )
+        consumers = {
+            queue_name: BatchConsumer(
+                connection=self.amqp,
+                pool=self.pool,
+                queue_name=queue_name,
+                routes=routes,
+                metrics=self.metrics,
+                prefetch=settings.consumer_prefetch,
+                batch_size=settings.consumer_batch_size,
             )
+            for queue_name, routes in build_routes(self.allegro, self.pool).items()
+        }
+        self.services.append(
+            OfferChangeBatcher(
+                dsn=dsn,
+                pool=self.pool,
+                allegro=self.allegro,
+                budgets=ChangeBudgets(share=settings.offer_change_budget_share),
+                window=settings.offer_batch_window,
+                halt_after_persist=settings.offer_batcher_halt_after_persist,
+                intake_busy=consumers[ERP_QUEUE].backlogged,
+                max_hold=settings.offer_batch_max_hold,
+            )
+        )
+        self.services.extend(consumers.values())  # last: messages flow once all else runs
         for service in self.services:
             await service.start()
         # HTTP last: once /healthz answers, every part of the daemon is running.

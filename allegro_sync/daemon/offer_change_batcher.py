@@ -4,7 +4,12 @@ Handlers upsert desired values into ``offer_changes`` (latest wins per offer and
 PostgreSQL notifies ``allegro_sync_offer_changes`` on commit. The batcher then:
 
 1. waits a short window (at most ``window`` seconds, less when a group already fills a command)
-   so that a burst coalesces;
+   so that a burst coalesces; while the ERP intake is backlogged (``intake_busy``: a full
+   consumer batch waits behind the one in hand, as when the ERP sends a whole catalogue's
+   stock), partial groups are held for up to ``max_hold`` seconds instead: the intake gets the
+   machine, and an offer changed again meanwhile goes out once, with its latest value (fewer
+   commands, fewer Allegro requests, less of the seller's offer-change budget, and fewer
+   journal echoes to read back). A group that fills a command is sent at once all the same;
 2. claims the ready changes (``FOR UPDATE SKIP LOCKED``: replicas share the work), groups them by
    (account, kind, value): a command sets ONE quantity / ONE price / ONE action for all its
    offers, so offers with the same target share a command, at most 1000 per command; spends the
@@ -72,6 +77,7 @@ RETRYABLE_TASK_ERRORS = frozenset(
     }
 )
 MAX_TASK_ATTEMPTS = 5
+HOLD_CHECK = 0.5  # seconds between looks for a full group while partial groups are held
 
 
 @dataclass(frozen=True)
@@ -135,6 +141,8 @@ class OfferChangeBatcher:
         concurrency: int = 8,
         sweep_interval: float = 1.0,
         halt_after_persist: bool = False,
+        intake_busy: Callable[[], bool] = lambda: False,
+        max_hold: float = 30.0,
     ) -> None:
         self._dsn = dsn
         self._pool = pool
@@ -146,6 +154,9 @@ class OfferChangeBatcher:
         self._concurrency = concurrency
         self._sweep_interval = sweep_interval
         self._halt_after_persist = halt_after_persist
+        self._intake_busy = intake_busy
+        self._max_hold = max_hold
+        self._held = False  # logged once per hold
         self._waker = Waker(dsn, CHANNEL)
         self._wake = self._waker.event
         self._stopping = False
@@ -172,7 +183,8 @@ class OfferChangeBatcher:
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
-        window_ends: float | None = None
+        window_started = window_ends = None
+        looked_at = 0.0  # when a full group was last looked for
         failures = Failures("offer_batcher_failing")
         while not self._stopping:
             try:
@@ -181,21 +193,26 @@ class OfferChangeBatcher:
                 if self._wake.is_set():
                     self._wake.clear()
                     if window_ends is None:
-                        window_ends = now + self._window
-                if window_ends is not None and (
-                    now >= window_ends
-                    or await self._pool.fetchval(store.FULL_GROUP, self._max_offers)
-                ):
-                    window_ends = None
-                    budget_wait = await self.flush()
-                    if budget_wait > 0:
-                        window_ends = loop.time() + budget_wait
+                        window_started, window_ends = now, now + self._window
+                look_every = self._window / 5 if not self._held else HOLD_CHECK
+                if window_ends is not None and window_started is not None:
+                    full = False
+                    if now < window_ends and now - looked_at >= look_every:
+                        looked_at = now
+                        full = await self._pool.fetchval(store.FULL_GROUP, self._max_offers)
+                    if now >= window_ends and self._holding(now - window_started):
+                        window_ends = now + HOLD_CHECK
+                    elif now >= window_ends or full:
+                        window_started = window_ends = None
+                        self._held = False
+                        budget_wait = await self.flush()
+                        if budget_wait > 0:
+                            window_started, window_ends = now, loop.time() + budget_wait
                 next_check = await self.send_commands()
                 failures.succeeded()
                 delays = [self._sweep_interval, next_check]
                 if window_ends is not None:
-                    # look for a full group every fifth of the window
-                    delays.append(min(max(window_ends - loop.time(), 0.0), self._window / 5))
+                    delays.append(min(max(window_ends - loop.time(), 0.0), look_every))
                 timeout = max(min(delays), 0.005)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), timeout)
@@ -211,6 +228,16 @@ class OfferChangeBatcher:
                 await self._waker.close()
                 await asyncio.sleep(failures.pause(exc))
         log.info("offer_batcher_stopped", commands=self.commands_created)
+
+    def _holding(self, waited: float) -> bool:
+        """Whether partial groups wait on: the intake is backlogged and they have not waited
+        ``max_hold`` yet."""
+        if waited >= self._max_hold or not self._intake_busy():
+            return False
+        if not self._held:
+            self._held = True
+            log.info("offer_changes_held_while_intake_busy", max_hold_seconds=self._max_hold)
+        return True
 
     async def _follow_loop(self) -> None:
         failures = Failures("offer_follower_failing")

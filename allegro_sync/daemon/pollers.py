@@ -70,6 +70,7 @@ class Journal(Protocol):
     routing_key: str
     events_per_message: int  # 1: {"event": ...}; more: {"events": [...]} of up to this many
     busy_factor: float  # the busy interval of this journal, in multiples of the settings' one
+    pages_per_poll: int  # full pages read in one poll and coalesced together before publishing
 
     def subject(self, event: dict[str, Any]) -> str | None:
         """What the event is about (events of one subject in a page are coalesced); None for
@@ -316,7 +317,7 @@ class JournalPoller:
             await self._save_cursor(cursor)
             return Page((), cursor, full=False)
         try:
-            page = await self.journal.read(self.account_id, cursor)
+            page = await self._read_pages(cursor)
         except JournalGap:
             log.warning("journal_gap_reconciling")
             async with self._pool.acquire() as conn:
@@ -340,6 +341,19 @@ class JournalPoller:
         if page.cursor != cursor:
             await self._save_cursor(page.cursor)
         return page
+
+    async def _read_pages(self, cursor: str | None) -> Page:
+        """Up to ``pages_per_poll`` pages while they come full, as one page: a journal that is
+        behind (the offer journal after a burst of our own commands) then coalesces an
+        offer's events across pages too."""
+        page = await self.journal.read(self.account_id, cursor)
+        events = list(page.events)
+        for _ in range(self.journal.pages_per_poll - 1):
+            if not page.full:
+                break
+            page = await self.journal.read(self.account_id, page.cursor)
+            events.extend(page.events)
+        return Page(events, page.cursor, page.full)
 
     async def _cursor(self) -> tuple[str | None, bool]:
         row = await self._pool.fetchrow(

@@ -6,11 +6,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import aiohttp
 import asyncpg
 
 from allegro_sync.adapters.broker.topology import ERP_EXCHANGE
 from allegro_sync.daemon.app import Daemon
-from tests.e2e.conftest import Admin, Emulator
+from tests.e2e.conftest import FAST_POLLING, Admin, Emulator, daemon_settings
 from tests.e2e.test_offers import new_offer, offer, products, switch
 from tests.helpers import eventually, publish_json
 
@@ -287,4 +288,87 @@ async def test_a_burst_becomes_a_handful_of_commands(
     # how many flush windows the burst spans while stock events refresh the mirror)
     assert len(received) <= 100, [len(c["offers"]) for c in received]
     for offer_id in offer_ids:
+        assert (await emulator_offer(emulator, offer_id))["stock"] == 7
+
+
+async def _backlogged_burst(
+    database_url: str, amqp_url: str, emulator: Emulator, db: asyncpg.Pool, max_hold: float
+) -> tuple[dict[str, Any], list[str]]:
+    """10 000 stock changes for the 200 offers of 100 products wait in the queue (an ERP
+    re-sending its catalogue while the daemon was down; the last version says 7), then a daemon
+    with ``offer_batch_max_hold`` takes them; returns once all is handled and sent."""
+    settings = daemon_settings(
+        database_url, amqp_url, emulator.url, consumer_batch_size=50, offer_batch_max_hold=max_hold
+    )
+    first = Daemon(settings, poller_timing=FAST_POLLING)
+    await first.start()
+    try:
+        async with aiohttp.ClientSession() as session:
+            admin = Admin(first, session)
+            await products(first, db, *((f"P{n}", None) for n in range(100)))
+            seller = await emulator.seller("sklep-zaleglosci")
+            account_id = int((await admin.connect(emulator, seller))["id"])
+            await switch(admin, account_id, stock_control=True, raise_quantity_on_erp_sync=True)
+            created = await emulator.control(
+                "POST",
+                f"/sellers/{seller['id']}/offers",
+                {"name": "o{n}", "count": 200, "stock": 50},
+            )
+            offer_ids = [str(i) for i in created["ids"]]
+            await offer(admin, db, account_id, offer_ids[-1])
+            await eventually(lambda: db.fetchval("SELECT count(*) = 200 FROM offers"))
+            await db.execute(
+                "UPDATE offers SET product_id = 'P' || ((row_number - 1) % 100)"
+                " FROM (SELECT id AS oid, row_number() OVER (ORDER BY id) FROM offers) AS n"
+                " WHERE offers.id = n.oid"
+            )
+    finally:
+        await first.stop()
+    burst = [
+        stock_changed(f"P{p}", 7 if v == 100 else 5 + (v + p) % 3, v)
+        for v in range(1, 101)
+        for p in range(100)
+    ]
+    await publish_json(
+        amqp_url,
+        ERP_EXCHANGE,
+        [(key, f"stock:{n}", json.dumps(body).encode()) for n, (key, body) in enumerate(burst)],
+    )
+    second = Daemon(settings, poller_timing=FAST_POLLING)
+    await second.start()
+    try:
+        handled = "SELECT count(*) = $1 FROM inbox WHERE message_id LIKE 'stock:%'"
+        await eventually(lambda: db.fetchval(handled, len(burst)), timeout=60)
+        await settled(second, db)
+    finally:
+        await second.stop()
+    return seller, offer_ids
+
+
+async def test_a_backlogged_intake_sends_each_offer_once_with_its_latest_value(
+    database_url: str, amqp_url: str, emulator: Emulator, db: asyncpg.Pool
+) -> None:
+    """While the intake is backlogged the batcher holds the changes that do not fill a command,
+    so each offer goes out once, with its latest value: one command for the 200 offers, not one
+    per flush window and value."""
+    seller, offer_ids = await _backlogged_burst(database_url, amqp_url, emulator, db, 120)
+    [command] = await commands(emulator, seller)
+    assert command["body"]["modification"] == {"changeType": "FIXED", "value": 7}
+    assert sorted(command["offers"]) == sorted(offer_ids)
+    for offer_id in offer_ids[:5]:
+        assert (await emulator_offer(emulator, offer_id))["stock"] == 7
+
+
+async def test_changes_are_held_no_longer_than_the_max_hold(
+    database_url: str, amqp_url: str, emulator: Emulator, db: asyncpg.Pool
+) -> None:
+    """With a short max hold, commands go out while the backlog is still being consumed."""
+    seller, offer_ids = await _backlogged_burst(database_url, amqp_url, emulator, db, 0.3)
+    first_command, last_message = await db.fetchrow(
+        "SELECT (SELECT min(created_at) FROM offer_commands),"
+        " (SELECT max(processed_at) FROM inbox WHERE message_id LIKE 'stock:%')"
+    )
+    assert first_command < last_message
+    assert len(await commands(emulator, seller)) > 1
+    for offer_id in offer_ids[:5]:
         assert (await emulator_offer(emulator, offer_id))["stock"] == 7

@@ -93,6 +93,9 @@ class OfferJournal:
     # budget (bench stock, 40 sellers). Its events are not urgent (mirror refresh, binding,
     # renewal), so it waits three busy intervals; a full page is still read at once.
     busy_factor = 3.0
+    # behind by several pages (after the batcher sent what it held during a burst), an offer's
+    # events are coalesced across them: one read of it instead of one per page
+    pages_per_poll = 10
 
     def __init__(self, allegro: AllegroRestClient, page_size: int = PAGE_SIZE) -> None:
         self._allegro = allegro

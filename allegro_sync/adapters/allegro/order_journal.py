@@ -27,6 +27,7 @@ class OrderJournal:
     # delivery per 100 orders instead of per order
     events_per_message = 100
     busy_factor = 1.0  # orders are what the seller waits for
+    pages_per_poll = 1  # published page by page: the first orders go out at once
 
     def __init__(
         self,

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -44,6 +45,7 @@ log = structlog.get_logger(__name__)
 
 Handler = Callable[[Any, asyncpg.Connection], Awaitable[None]]
 ORIGINAL_ROUTING_KEY = "x-original-routing-key"
+BACKLOG_MEMORY = 1.0  # seconds a full batch keeps the consumer counted as backlogged
 ATTEMPT = "x-attempt"
 
 # Errors that mean "the database is not there right now", not "this message is wrong".
@@ -158,7 +160,16 @@ class BatchConsumer:
         self._workers: list[asyncio.Task[None]] = []
         self._in_flight: set[asyncio.Task[None]] = set()
         self._stopping = False
+        self._last_full_batch = -BACKLOG_MEMORY
         self.stats = ConsumerStats()
+
+    def backlogged(self) -> bool:
+        """Whether messages arrive faster than they are handled: a full batch waits behind the
+        one in hand, or one was taken in the last second (the buffer refills between
+        deliveries). Other work of the process may then wait; see the offer-change batcher."""
+        if self._buffer.qsize() >= self._batch_size:
+            return True
+        return time.monotonic() - self._last_full_batch < BACKLOG_MEMORY
 
     async def start(self) -> None:
         """Open channels and start consuming."""
@@ -231,6 +242,8 @@ class BatchConsumer:
                 batch.append(await asyncio.wait_for(self._buffer.get(), remaining))
             except TimeoutError:
                 break
+        if len(batch) >= self._batch_size:
+            self._last_full_batch = time.monotonic()
         return batch
 
     async def _process(self, messages: list[AbstractIncomingMessage]) -> None:
