@@ -4,17 +4,18 @@
 different sellers). Phase 1: 100 000 ``stock.changed`` wait in the queue, the daemon starts, and
 the consume rate is taken from the inbox (first to last message handled); the raw broker consume
 rate is measured in the same run (``raw_broker_rates``); printed too: the Allegro requests and
-the CPU seconds (daemon, emulator) the burst took, and when every change was confirmed by Allegro
-(the batcher holds changes while the intake is backlogged, so that an offer changed again goes
-out once). The commands Allegro received are
-compared with the ideal per flush window: sum over accounts of ceil(changed offers / 1000), and
-the ideal that one-value-per-command allows (sum over account and target value). Phases 2 and 3:
-a steady 1 000 messages/s for ``BENCH_STEADY_SECONDS``, first with products in sequence (a
-second's changes fall on a few sellers), then a random sample each second (every flush window
-touches every seller); latency from publish to command sent (``offer_commands.sent_at``) per
-message, p50 / p99, and the Allegro requests per second it took (the client-wide limit is 9 000
-per minute, which bounds the random case: see ``request_floor``). Medians of ``BENCH_RUNS`` runs.
-Targets: consume ratio >= 0.6, commands within 10 % of the ideal, p99 < 1 s.
+the CPU seconds (daemon, emulator) the burst took, and when every change was confirmed by
+Allegro (the batcher holds changes while the intake is backlogged, so that an offer changed
+again goes out once). The commands Allegro received are compared with the ideal per flush
+window: sum over accounts of ceil(changed offers / 1000), and the ideal that
+one-value-per-command allows (sum over account and target value). Phases 2 and 3, once the offer
+journal's echo of the burst's commands is read: a steady 1 000 messages/s for
+``BENCH_STEADY_SECONDS``, first with products in sequence (a second's changes fall on a few
+sellers), then a random sample each second (every flush window touches every seller); latency
+from publish to command sent (``offer_commands.sent_at``) per message, p50 / p99, and the
+Allegro requests per second it took (the client-wide limit is 9 000 per minute, which bounds the
+random case: see ``request_floor``). Medians of ``BENCH_RUNS`` runs. Targets: consume ratio
+>= 0.6, commands within 10 % of the ideal, p99 < 1 s.
 """
 
 from __future__ import annotations
@@ -239,6 +240,23 @@ async def _settled(conn: asyncpg.Connection, inbox: int, timeout: float = 900) -
     raise RuntimeError("the changes did not settle")
 
 
+async def _echo_read(conn: asyncpg.Connection, quiet: float = 4.0) -> None:
+    """Until the offer journal's echo of the burst's commands is read and handled (cursors and
+    the journal consumer's inbox unchanged for ``quiet`` seconds, more than the journal's
+    busy interval), so that the steady phases measure a steady state."""
+    query = (
+        "SELECT (SELECT string_agg(last_event_id, ',' ORDER BY account_id) FROM journal_cursors"
+        " WHERE journal = 'offer'), (SELECT count(*) FROM inbox"
+        " WHERE consumer = 'allegro-sync.journal')"
+    )
+    last, since = None, time.monotonic()
+    while time.monotonic() - since < quiet:
+        now = tuple(await conn.fetchrow(query))
+        if now != last:
+            last, since = now, time.monotonic()
+        await asyncio.sleep(0.2)
+
+
 async def _commands_vs_ideal(conn: asyncpg.Connection) -> tuple[int, int, int]:
     """Commands sent, and the two ideals, per flush (commands of one flush share created_at)."""
     rows = await conn.fetch(
@@ -326,6 +344,7 @@ async def _run(index: int) -> Run:
                         flush=True,
                     )
                     base = MESSAGES // PRODUCTS + 1
+                    await _echo_read(conn)
                     sequence = await _steady(
                         conn, amqp_url, emulator_url, "sequence", base, MESSAGES
                     )

@@ -45,7 +45,8 @@ log = structlog.get_logger(__name__)
 
 Handler = Callable[[Any, asyncpg.Connection], Awaitable[None]]
 ORIGINAL_ROUTING_KEY = "x-original-routing-key"
-BACKLOG_MEMORY = 1.0  # seconds a full batch keeps the consumer counted as backlogged
+BACKLOG_MEMORY = 1.0  # seconds a backlog seen in the broker is remembered
+BACKLOG_LOOK_EVERY = 0.5  # seconds between looks at the broker's queue depth
 ATTEMPT = "x-attempt"
 
 # Errors that mean "the database is not there right now", not "this message is wrong".
@@ -160,16 +161,32 @@ class BatchConsumer:
         self._workers: list[asyncio.Task[None]] = []
         self._in_flight: set[asyncio.Task[None]] = set()
         self._stopping = False
-        self._last_full_batch = -BACKLOG_MEMORY
+        self._backlog_seen = -BACKLOG_MEMORY
+        self._full_batch = asyncio.Event()
+        self._watcher: asyncio.Task[None] | None = None
         self.stats = ConsumerStats()
 
     def backlogged(self) -> bool:
-        """Whether messages arrive faster than they are handled: a full batch waits behind the
-        one in hand, or one was taken in the last second (the buffer refills between
-        deliveries). Other work of the process may then wait; see the offer-change batcher."""
-        if self._buffer.qsize() >= self._batch_size:
-            return True
-        return time.monotonic() - self._last_full_batch < BACKLOG_MEMORY
+        """Whether a backlog waits in the broker: at least ten batches' worth of messages
+        beyond those in hand, seen in the last second (looked at while batches come full).
+        Other work of the process may then wait; see the offer-change batcher."""
+        return time.monotonic() - self._backlog_seen < BACKLOG_MEMORY
+
+    async def _watch_backlog(self) -> None:
+        while True:
+            # only while batches come full: otherwise nothing can be waiting
+            await self._full_batch.wait()
+            self._full_batch.clear()
+            if self._queue is None:
+                continue
+            try:
+                declared = await self._queue.declare(timeout=2)
+            except Exception as exc:  # a reconnect: the next look will tell
+                log.debug("consumer_backlog_unknown", queue=self._queue_name, error=str(exc))
+                continue
+            if (declared.message_count or 0) >= 10 * self._batch_size:
+                self._backlog_seen = time.monotonic()
+            await asyncio.sleep(BACKLOG_LOOK_EVERY)
 
     async def start(self) -> None:
         """Open channels and start consuming."""
@@ -185,11 +202,14 @@ class BatchConsumer:
             asyncio.create_task(self._run(), name=f"consumer:{self._queue_name}:{n}")
             for n in range(self._concurrency)
         ]
+        self._watcher = asyncio.create_task(self._watch_backlog(), name="consumer-backlog")
         log.info("consumer_started", queue=self._queue_name, prefetch=self._prefetch)
 
     async def stop(self, timeout: float) -> None:
         """Stop intake, finish the batches in hand within ``timeout``, requeue the rest."""
         self._stopping = True
+        if self._watcher is not None:
+            self._watcher.cancel()
         if self._queue is not None and self._consumer_tag is not None:
             # bounded: on a connection that is reconnecting the cancel may never be answered
             with contextlib.suppress(Exception):
@@ -243,7 +263,7 @@ class BatchConsumer:
             except TimeoutError:
                 break
         if len(batch) >= self._batch_size:
-            self._last_full_batch = time.monotonic()
+            self._full_batch.set()
         return batch
 
     async def _process(self, messages: list[AbstractIncomingMessage]) -> None:
