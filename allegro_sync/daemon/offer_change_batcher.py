@@ -4,12 +4,12 @@ Handlers upsert desired values into ``offer_changes`` (latest wins per offer and
 PostgreSQL notifies ``allegro_sync_offer_changes`` on commit. The batcher then:
 
 1. waits a short window (at most ``window`` seconds, less when a group already fills a command)
-   so that a burst coalesces; while the ERP intake is backlogged (``intake_busy``: a full
-   consumer batch waits behind the one in hand, as when the ERP sends a whole catalogue's
-   stock), partial groups are held for up to ``max_hold`` seconds instead: the intake gets the
-   machine, and an offer changed again meanwhile goes out once, with its latest value (fewer
-   commands, fewer Allegro requests, less of the seller's offer-change budget, and fewer
-   journal echoes to read back). A group that fills a command is sent at once all the same;
+   so that a burst coalesces; while the ERP intake is backlogged (``intake_busy``: ten batches
+   or more wait in the broker, as when the ERP sends a whole catalogue's stock), partial groups
+   are held for up to ``max_hold`` seconds instead: the intake gets the machine, and an offer
+   changed again meanwhile goes out once, with its latest value (fewer commands, fewer Allegro
+   requests, less of the seller's offer-change budget, and fewer journal echoes to read back).
+   A group that fills a command is sent at once all the same;
 2. claims the ready changes (``FOR UPDATE SKIP LOCKED``: replicas share the work), groups them by
    (account, kind, value): a command sets ONE quantity / ONE price / ONE action for all its
    offers, so offers with the same target share a command, at most 1000 per command; spends the

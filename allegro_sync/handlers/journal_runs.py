@@ -9,8 +9,10 @@ that a failing event holds up none of the others.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection
-from typing import Any
+from collections.abc import Callable, Collection, Sequence
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 
 def run_splitter(
@@ -31,3 +33,17 @@ def run_splitter(
         return parts
 
     return split
+
+
+def per_run(results: Sequence[T | Exception], runs: Sequence[int]) -> list[list[T] | Exception]:
+    """The results of a batch's runs, prepared event by event as one list, back per run (``runs``
+    gives each run's length): a run with a failed event takes that event's failure (and is then
+    split by the consumer)."""
+    grouped: list[list[T] | Exception] = []
+    start = 0
+    for length in runs:
+        run = results[start : start + length]
+        start += length
+        failed = [r for r in run if isinstance(r, Exception)]
+        grouped.append(failed[0] if failed else [r for r in run if not isinstance(r, Exception)])
+    return grouped

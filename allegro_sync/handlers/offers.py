@@ -34,7 +34,7 @@ from allegro_sync.adapters.postgres import outbox
 from allegro_sync.adapters.postgres.offers import MirrorEntry
 from allegro_sync.errors import TransientError
 from allegro_sync.handlers import event_log
-from allegro_sync.handlers.journal_runs import run_splitter
+from allegro_sync.handlers.journal_runs import per_run, run_splitter
 
 EAN_PARAMETER_ID = "225693"  # "EAN (GTIN)", the same id in every category (allegro-api.md 8.2)
 
@@ -496,16 +496,7 @@ def offer_routes(allegro: AllegroRestClient, pool: asyncpg.Pool | None = None) -
         prepared = await prepare_many(
             [(m.account_id, e.offer.id, e.occurred_at) for m in messages for e in m.events]
         )
-        results: list[list[PreparedOffer] | Exception] = []
-        start = 0
-        for message in messages:
-            run = prepared[start : start + len(message.events)]
-            start += len(message.events)
-            failed = [r for r in run if isinstance(r, Exception)]
-            results.append(
-                failed[0] if failed else [r for r in run if isinstance(r, PreparedOffer)]
-            )
-        return results
+        return per_run(prepared, [len(m.events) for m in messages])
 
     async def refresh_run(run: list[PreparedOffer], conn: asyncpg.Connection) -> None:
         await refresh_offers(run, conn)

@@ -43,7 +43,7 @@ from allegro_sync.handlers.customers import (
     decide_customer,
     upsert_customer,
 )
-from allegro_sync.handlers.journal_runs import run_splitter
+from allegro_sync.handlers.journal_runs import per_run, run_splitter
 from allegro_sync.handlers.order_mails import queue_order_mail
 
 log = structlog.get_logger(__name__)
@@ -588,28 +588,28 @@ async def _touch_offers(conn: asyncpg.Connection, batch: Sequence[PreparedOrder]
     """An order event is an event for its offers too (O3): let the offer handler look at them,
     once per offer and batch (a burst of purchases of one offer is one look, at its latest
     event)."""
-    latest: dict[tuple[int, str], PreparedOrder] = {}
+    latest: dict[tuple[int, str], tuple[datetime, str | None]] = {}
     for prepared in batch:
-        assert prepared.occurred_at is not None
+        when = prepared.occurred_at
+        assert when is not None
         for offer_id in prepared.offer_ids:
-            known = latest.get((prepared.account_id, offer_id))
-            if known is None or (known.occurred_at or prepared.occurred_at) <= prepared.occurred_at:
-                latest[(prepared.account_id, offer_id)] = prepared
+            key = (prepared.account_id, offer_id)
+            if key not in latest or latest[key][0] <= when:
+                latest[key] = (when, prepared.event_id)
     await outbox.enqueue_many(
         conn,
         [
             OutgoingMessage(
                 exchange=JOURNAL_EXCHANGE,
                 routing_key="allegro.offer_touched",
-                message_id=f"offer-touched:{prepared.event_id}:{offer_id}",
+                message_id=f"offer-touched:{event_id}:{offer_id}",
                 payload={
                     "account_id": account_id,
                     "offer_id": offer_id,
-                    "occurred_at": prepared.occurred_at.isoformat(),
+                    "occurred_at": when.isoformat(),
                 },
             )
-            for (account_id, offer_id), prepared in latest.items()
-            if prepared.occurred_at is not None
+            for (account_id, offer_id), (when, event_id) in latest.items()
         ],
     )
 
@@ -694,16 +694,7 @@ def order_routes(allegro: AllegroRestClient, pool: asyncpg.Pool) -> dict[str, Ro
                 for event in m.events
             ]
         )
-        results: list[list[PreparedOrder] | Exception] = []
-        start = 0
-        for message in messages:
-            run = prepared[start : start + len(message.events)]
-            start += len(message.events)
-            failed = [r for r in run if isinstance(r, Exception)]
-            results.append(
-                failed[0] if failed else [r for r in run if isinstance(r, PreparedOrder)]
-            )
-        return results
+        return per_run(prepared, [len(m.events) for m in messages])
 
     async def handle_run(run: list[PreparedOrder], conn: asyncpg.Connection) -> None:
         await handle_orders(run, conn)

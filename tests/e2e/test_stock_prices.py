@@ -254,11 +254,22 @@ async def test_prices_do_nothing_with_the_account_setting_off(
     assert (await emulator_offer(emulator, ids["a"]))["price"] == "19.99"
 
 
-async def test_a_burst_becomes_a_handful_of_commands(
-    daemon: Daemon, admin: Admin, emulator: Emulator, db: asyncpg.Pool
-) -> None:
+# 10 000 ERP changes: 100 versions for each of 100 products (a stock count that goes back and
+# forth between a few values), the last ones say 7
+BURST = [
+    stock_changed(f"P{p}", 7 if v == 100 else 5 + (v + p) % 3, v)
+    for v in range(1, 101)
+    for p in range(100)
+]
+
+
+async def _two_offers_per_product(
+    daemon: Daemon, admin: Admin, emulator: Emulator, db: asyncpg.Pool, login: str
+) -> tuple[dict[str, Any], list[str]]:
+    """100 products and a seller with stock control whose 200 offers are bound two per product
+    (by hand, in one go)."""
     await products(daemon, db, *((f"P{n}", None) for n in range(100)))
-    seller = await emulator.seller("sklep-lawina")
+    seller = await emulator.seller(login)
     account_id = int((await admin.connect(emulator, seller))["id"])
     await switch(admin, account_id, stock_control=True, raise_quantity_on_erp_sync=True)
     created = await emulator.control(
@@ -267,21 +278,21 @@ async def test_a_burst_becomes_a_handful_of_commands(
     offer_ids = [str(i) for i in created["ids"]]
     await offer(admin, db, account_id, offer_ids[-1])
     await eventually(lambda: db.fetchval("SELECT count(*) = 200 FROM offers"))
-    # two offers per product, bound by hand in one go
     await db.execute(
         "UPDATE offers SET product_id = 'P' || ((row_number - 1) % 100)"
         " FROM (SELECT id AS oid, row_number() OVER (ORDER BY id) FROM offers) AS n"
         " WHERE offers.id = n.oid"
     )
-    # 10 000 ERP changes: 100 versions for each of 100 products (a stock count that goes back
-    # and forth between a few values), the last ones say 7. A command sets one quantity, so
-    # what can share a command is what has the same target within one window (<= 250 ms).
-    burst = [
-        stock_changed(f"P{p}", 7 if v == 100 else 5 + (v + p) % 3, v)
-        for v in range(1, 101)
-        for p in range(100)
-    ]
-    await erp(daemon, db, *burst)
+    return seller, offer_ids
+
+
+async def test_a_burst_becomes_a_handful_of_commands(
+    daemon: Daemon, admin: Admin, emulator: Emulator, db: asyncpg.Pool
+) -> None:
+    seller, offer_ids = await _two_offers_per_product(daemon, admin, emulator, db, "sklep-lawina")
+    # A command sets one quantity, so what can share a command is what has the same target
+    # within one window (<= 250 ms).
+    await erp(daemon, db, *BURST)
     await settled(daemon, db)
     received = await commands(emulator, seller)
     # 10 000 changes of 200 offers: at least 99 % coalesced away (how many remain depends on
@@ -305,40 +316,21 @@ async def _backlogged_burst(
     try:
         async with aiohttp.ClientSession() as session:
             admin = Admin(first, session)
-            await products(first, db, *((f"P{n}", None) for n in range(100)))
-            seller = await emulator.seller("sklep-zaleglosci")
-            account_id = int((await admin.connect(emulator, seller))["id"])
-            await switch(admin, account_id, stock_control=True, raise_quantity_on_erp_sync=True)
-            created = await emulator.control(
-                "POST",
-                f"/sellers/{seller['id']}/offers",
-                {"name": "o{n}", "count": 200, "stock": 50},
-            )
-            offer_ids = [str(i) for i in created["ids"]]
-            await offer(admin, db, account_id, offer_ids[-1])
-            await eventually(lambda: db.fetchval("SELECT count(*) = 200 FROM offers"))
-            await db.execute(
-                "UPDATE offers SET product_id = 'P' || ((row_number - 1) % 100)"
-                " FROM (SELECT id AS oid, row_number() OVER (ORDER BY id) FROM offers) AS n"
-                " WHERE offers.id = n.oid"
+            seller, offer_ids = await _two_offers_per_product(
+                first, admin, emulator, db, "sklep-zaleglosci"
             )
     finally:
         await first.stop()
-    burst = [
-        stock_changed(f"P{p}", 7 if v == 100 else 5 + (v + p) % 3, v)
-        for v in range(1, 101)
-        for p in range(100)
-    ]
     await publish_json(
         amqp_url,
         ERP_EXCHANGE,
-        [(key, f"stock:{n}", json.dumps(body).encode()) for n, (key, body) in enumerate(burst)],
+        [(key, f"stock:{n}", json.dumps(body).encode()) for n, (key, body) in enumerate(BURST)],
     )
     second = Daemon(settings, poller_timing=FAST_POLLING)
     await second.start()
     try:
         handled = "SELECT count(*) = $1 FROM inbox WHERE message_id LIKE 'stock:%'"
-        await eventually(lambda: db.fetchval(handled, len(burst)), timeout=60)
+        await eventually(lambda: db.fetchval(handled, len(BURST)), timeout=60)
         await settled(second, db)
     finally:
         await second.stop()
