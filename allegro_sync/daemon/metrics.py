@@ -15,7 +15,7 @@ class Metrics:
         self.registry = CollectorRegistry()
         self.messages = Counter(
             "allegro_sync_messages_total",
-            "Consumed messages by queue and outcome (ack, duplicate, retry, dead)",
+            "Consumed messages by queue and outcome (ack, duplicate, refused, retry, dead, split)",
             ["queue", "outcome"],
             registry=self.registry,
         )
