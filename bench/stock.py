@@ -8,14 +8,16 @@ the CPU seconds (daemon, emulator) the burst took, and when every change was con
 Allegro (the batcher holds changes while the intake is backlogged, so that an offer changed
 again goes out once). The commands Allegro received are compared with the ideal per flush
 window: sum over accounts of ceil(changed offers / 1000), and the ideal that
-one-value-per-command allows (sum over account and target value). Phases 2 and 3, once the offer
-journal's echo of the burst's commands is read: a steady 1 000 messages/s for
-``BENCH_STEADY_SECONDS``, first with products in sequence (a second's changes fall on a few
-sellers), then a random sample each second (every flush window touches every seller); latency
-from publish to command sent (``offer_commands.sent_at``) per message, p50 / p99, and the
-Allegro requests per second it took (the client-wide limit is 9 000 per minute, which bounds the
-random case: see ``request_floor``). Medians of ``BENCH_RUNS`` runs. Targets: consume ratio
->= 0.6, commands within 10 % of the ideal, p99 < 1 s.
+one-value-per-command allows (sum over account and target value).
+
+Phases 2 and 3 start once the offer journal's echo of the burst's commands is read: a steady
+1 000 messages/s for ``BENCH_STEADY_WARMUP`` seconds (not measured: the journal pollers settle
+to their busy cadence) and ``BENCH_STEADY_SECONDS``, first with products in sequence (a
+second's changes fall on a few sellers), then a random sample each second (every flush window
+touches every seller); latency from publish to command sent (``offer_commands.sent_at``) per
+message, p50 / p99, and the Allegro requests per second it took (the client-wide limit is 9 000
+per minute, which bounds the random case: see ``request_floor``). Medians of ``BENCH_RUNS``
+runs. Targets: consume ratio >= 0.6, commands within 10 % of the ideal, p99 < 1 s.
 """
 
 from __future__ import annotations
@@ -58,6 +60,8 @@ PRODUCTS = int(os.environ.get("BENCH_PRODUCTS", "20000"))
 MESSAGES = int(os.environ.get("BENCH_MESSAGES", "100000"))
 STEADY_RATE = int(os.environ.get("BENCH_STEADY_RATE", "1000"))
 STEADY_SECONDS = int(os.environ.get("BENCH_STEADY_SECONDS", "10"))
+# seconds at the steady rate before measuring: the journal pollers settle to their busy cadence
+STEADY_WARMUP = int(os.environ.get("BENCH_STEADY_WARMUP", "5"))
 RUNS = int(os.environ.get("BENCH_RUNS", "3"))
 
 
@@ -94,17 +98,19 @@ async def _steady(
     version: int,
     handled_before: int,
 ) -> Steady:
-    """STEADY_RATE messages a second for STEADY_SECONDS, then until every change is sent and
-    settled. ``sequence``: products in order, so a second's changes fall on a few sellers (an
-    ERP walking its catalogue); ``random``: a random sample each second, so every flush window
-    touches every seller (sales and receipts as they come)."""
+    """STEADY_RATE messages a second for STEADY_WARMUP seconds (not measured) and
+    STEADY_SECONDS, then until every change is sent and settled. ``sequence``: products in
+    order, so a second's changes fall on a few sellers (an ERP walking its catalogue);
+    ``random``: a random sample each second, so every flush window touches every seller (sales
+    and receipts as they come)."""
     await conn.execute("DELETE FROM offer_commands")
     requests_before = await allegro_requests(emulator_url)
     started_at = time.monotonic()
     sent: list[tuple[int, float]] = []
+    published = 0
     rng = random.Random(version)
     per_tick = STEADY_RATE // 10
-    for second in range(STEADY_SECONDS):
+    for second in range(STEADY_WARMUP + STEADY_SECONDS):
         started = time.time()
         if order == "random":
             products = rng.sample(range(PRODUCTS), STEADY_RATE)
@@ -113,9 +119,11 @@ async def _steady(
         for tick in range(10):
             chunk = products[tick * per_tick : (tick + 1) * per_tick]
             stamps = await _publish(amqp_url, [_message(p, version + second) for p in chunk])
-            sent.extend(zip(chunk, stamps, strict=True))
+            published += len(chunk)
+            if second >= STEADY_WARMUP:
+                sent.extend(zip(chunk, stamps, strict=True))
             await asyncio.sleep(max(0.0, started + (tick + 1) / 10 - time.time()))
-    await _settled(conn, handled_before + len(sent))
+    await _settled(conn, handled_before + published)
     seconds = time.monotonic() - started_at
     requests_after = await allegro_requests(emulator_url)
     per_path = {
@@ -130,7 +138,7 @@ async def _steady(
     latencies = sorted(await _latencies(conn, sent))
     commands = sum(rate for path, rate in per_path.items() if "command_id" in path)
     return Steady(
-        len(sent),
+        published,
         latencies[len(latencies) // 2] if latencies else float("nan"),
         latencies[int(len(latencies) * 0.99)] if latencies else float("nan"),
         sum(per_path.values()),
@@ -241,9 +249,10 @@ async def _settled(conn: asyncpg.Connection, inbox: int, timeout: float = 900) -
 
 
 async def _echo_read(conn: asyncpg.Connection, quiet: float = 4.0) -> None:
-    """Until the offer journal's echo of the burst's commands is read and handled (cursors and
-    the journal consumer's inbox unchanged for ``quiet`` seconds, more than the journal's
-    busy interval), so that the steady phases measure a steady state."""
+    """Until the offer journal's echo of the burst's commands is read and handled: every
+    offer poller is woken each second (an idle one may otherwise wait its backed-off interval)
+    until the cursors and the journal consumer's inbox stay unchanged for ``quiet`` seconds, so
+    that the steady phases measure a steady state."""
     query = (
         "SELECT (SELECT string_agg(last_event_id, ',' ORDER BY account_id) FROM journal_cursors"
         " WHERE journal = 'offer'), (SELECT count(*) FROM inbox"
@@ -251,10 +260,13 @@ async def _echo_read(conn: asyncpg.Connection, quiet: float = 4.0) -> None:
     )
     last, since = None, time.monotonic()
     while time.monotonic() - since < quiet:
+        await conn.execute(
+            "SELECT pg_notify($1, id || ':offer') FROM accounts WHERE active", WAKE_CHANNEL
+        )
         now = tuple(await conn.fetchrow(query))
         if now != last:
             last, since = now, time.monotonic()
-        await asyncio.sleep(0.2)
+        await asyncio.sleep(1.0)
 
 
 async def _commands_vs_ideal(conn: asyncpg.Connection) -> tuple[int, int, int]:
@@ -353,7 +365,7 @@ async def _run(index: int) -> Run:
                         amqp_url,
                         emulator_url,
                         "random",
-                        base + STEADY_SECONDS,
+                        base + STEADY_WARMUP + STEADY_SECONDS,
                         MESSAGES + sequence.messages,
                     )
                 finally:
