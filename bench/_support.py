@@ -91,7 +91,7 @@ def daemon_env(
         {
             k.removeprefix("BENCH_"): v
             for k, v in os.environ.items()
-            if k.startswith("BENCH_ALLEGRO")
+            if k.startswith("BENCH_ALLEGRO_SYNC_")
         }
     )
     env.update(
