@@ -34,6 +34,7 @@ from allegro_sync.adapters.mail.smtp import SmtpMailer, parse_smtp_url
 from allegro_sync.adapters.postgres import migrations
 from allegro_sync.adapters.postgres import pool as pg
 from allegro_sync.config.settings import Settings
+from allegro_sync.daemon import replicas
 from allegro_sync.daemon.api.accounts import AccountDeps, add_account_routes
 from allegro_sync.daemon.api.auth import bearer_auth
 from allegro_sync.daemon.api.customers import add_customer_routes
@@ -132,6 +133,8 @@ class Daemon:
     cipher: TokenCipher | None = None
     oauth: Callable[[bool], OAuthClient] | None = None
     poller_timing: PollerSettings = field(default_factory=PollerSettings)
+    instance: str = field(default_factory=replicas.instance_name)
+    limits_warning: str | None = None  # set at start when other daemons share the limits
 
     async def start(self) -> None:
         """Migrate, declare the topology, then start HTTP, the relay and the consumers."""
@@ -140,7 +143,8 @@ class Daemon:
         applied = await migrations.migrate(dsn)
         if applied:
             log.info("database_migrated", applied=applied)
-        self.pool = await pg.create_pool(dsn)
+        self.pool = await pg.create_pool(dsn, application_name=self.instance)
+        await self._check_shared_limits()
         self.amqp = await broker.connect(settings.amqp_url)
         channel = await self.amqp.channel()
         await declare_topology(channel)
@@ -212,6 +216,20 @@ class Daemon:
         # HTTP last: once /healthz answers, every part of the daemon is running.
         await self._start_http()
         log.info("daemon_started", http=f"http://{settings.http_host}:{settings.http_port}")
+
+    async def _check_shared_limits(self) -> None:
+        """Warn when other daemons on this database and this one's settings would together go
+        over Allegro's limits (each daemon keeps to its own share only)."""
+        assert self.pool is not None
+        others = await replicas.other_daemons(self.pool, self.instance)
+        problems = replicas.unshared_limits(
+            daemons=others + 1,
+            requests_per_minute=self.settings.allegro_requests_per_minute,
+            budget_share=self.settings.offer_change_budget_share,
+        )
+        if problems:
+            self.limits_warning = "; ".join(problems)
+            log.warning("limits_not_shared", other_daemons=others, fix=self.limits_warning)
 
     def _build_allegro(self) -> None:
         assert self.pool is not None

@@ -20,10 +20,18 @@ def _json_text(value: Any) -> str:
     return orjson.dumps(value).decode()
 
 
-async def create_pool(dsn: str, *, min_size: int = 2, max_size: int = 10) -> asyncpg.Pool:
-    """Open a pool whose connections encode and decode JSON columns."""
+async def create_pool(
+    dsn: str, *, min_size: int = 2, max_size: int = 10, application_name: str | None = None
+) -> asyncpg.Pool:
+    """Open a pool whose connections encode and decode JSON columns (and, when given, show
+    ``application_name`` in ``pg_stat_activity``)."""
     pool: Any = await asyncpg.create_pool(
-        dsn, min_size=min_size, max_size=max_size, init=_init_connection, command_timeout=60
+        dsn,
+        min_size=min_size,
+        max_size=max_size,
+        init=_init_connection,
+        command_timeout=60,
+        server_settings={"application_name": application_name} if application_name else None,
     )
     return pool
 
