@@ -46,6 +46,7 @@ log = structlog.get_logger(__name__)
 Handler = Callable[[Any, asyncpg.Connection], Awaitable[None]]
 ORIGINAL_ROUTING_KEY = "x-original-routing-key"
 BACKLOG_MEMORY = 1.0  # seconds a backlog seen in the broker is remembered
+BACKLOG_TAIL = 5.0  # seconds after that its last messages, still in hand, count as a backlog
 BACKLOG_LOOK_EVERY = 0.5  # seconds between looks at the broker's queue depth
 ATTEMPT = "x-attempt"
 
@@ -167,10 +168,14 @@ class BatchConsumer:
         self.stats = ConsumerStats()
 
     def backlogged(self) -> bool:
-        """Whether a backlog waits in the broker: at least ten batches' worth of messages
-        beyond those in hand, seen in the last second (looked at while batches come full).
-        Other work of the process may then wait; see the offer-change batcher."""
-        return time.monotonic() - self._backlog_seen < BACKLOG_MEMORY
+        """Whether a backlog waits: at least ten batches' worth of messages in the broker
+        beyond those in hand, seen in the last second (looked at while batches come full), or,
+        for a few seconds after, the last of it still in hand (buffered or in a batch). Other
+        work of the process may then wait; see the offer-change batcher."""
+        since = time.monotonic() - self._backlog_seen
+        if since < BACKLOG_MEMORY:
+            return True
+        return since < BACKLOG_TAIL and (not self._buffer.empty() or bool(self._in_flight))
 
     async def _watch_backlog(self) -> None:
         while True:
