@@ -13,13 +13,12 @@ Handlers read the subject's current state from Allegro anyway (the event only sa
 again"), so the earlier events would only repeat that work; a burst of purchases costs one
 message per form instead of three (BOUGHT, FILLED_IN, READY_FOR_PROCESSING).
 
-A journal says how many events travel in one message (``events_per_message``): one each
-(``{"event": ...}``), or runs of up to that many (``{"events": [...]}``). Both journals publish
-runs of 100: a burst of purchases, or the offer journal's echo of every change of our own batch
-commands, costs a publish and a delivery per 100 events instead of one per event, and the
-handlers read offers and checkout forms 100 per listing call anyway. A run that fails is split
-by the consumer into single-event messages (``handlers/journal_runs.py``), so a failing event
-holds up no other.
+A journal says how many events travel in one message (``events_per_message``, a run:
+``{"events": [...]}``). Both journals publish runs of 100: a burst of purchases, or the offer
+journal's echo of every change of our own batch commands, costs a publish and a delivery per
+100 events instead of one per event, and the handlers read offers and checkout forms 100 per
+listing call anyway. A run that fails is split by the consumer into single-event messages
+(``handlers/journal_runs.py``), so a failing event holds up no other.
 
 A poll either succeeds, says "try next interval" (Allegro unavailable: logged once when it goes
 down and once when it comes back), or finds the credentials dead (the account is switched off
@@ -68,7 +67,7 @@ class Journal(Protocol):
 
     name: str  # "order" or "offer"
     routing_key: str
-    events_per_message: int  # 1: {"event": ...}; more: {"events": [...]} of up to this many
+    events_per_message: int  # events of a page per message ({"events": [...]})
     busy_factor: float  # the busy interval of this journal, in multiples of the settings' one
     pages_per_poll: int  # full pages read in one poll and coalesced together before publishing
 
@@ -117,30 +116,14 @@ def coalesce(
     return [(dict(events[i]), earlier.get(i, [])) for i in kept]
 
 
-def message_for(
-    journal: Journal,
-    account_id: int,
-    event: dict[str, Any],
-    extra: dict[str, Any] | None = None,
-) -> OutgoingMessage:
-    """A journal event as published; its id comes from the event, so re-publishing is harmless."""
-    return OutgoingMessage(
-        exchange=JOURNAL_EXCHANGE,
-        routing_key=journal.routing_key,
-        message_id=f"{journal.name}-event:{account_id}:{event['id']}",
-        payload={"account_id": account_id, "event": event, **(extra or {})},
-    )
-
-
 def page_messages(
     journal: Journal, account_id: int, events: Sequence[tuple[dict[str, Any], dict[str, Any]]]
 ) -> list[OutgoingMessage]:
-    """The messages of a (coalesced) page of ``(event, extra)``: one per event, or the events
-    in runs of ``events_per_message``, each run's id made of its first and last event ids (a
-    page read again from the same cursor gives the same runs, but perhaps a longer last one)."""
+    """The messages of a (coalesced) page of ``(event, extra)``: the events, each with its
+    extra fields, in runs of ``events_per_message``, each run's id made of its first and last
+    event ids (a page read again from the same cursor gives the same runs, but perhaps a longer
+    last one; a run that fails is split by the consumer, see ``handlers/journal_runs.py``)."""
     size = journal.events_per_message
-    if size <= 1:
-        return [message_for(journal, account_id, event, extra) for event, extra in events]
     messages = []
     for first in range(0, len(events), size):
         run = [{**event, **extra} for event, extra in events[first : first + size]]

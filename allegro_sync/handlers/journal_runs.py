@@ -2,9 +2,10 @@
 
 A poller publishes a journal page's events in runs (``{"account_id", "events": [...]}``, each
 event carrying the extra fields its journal adds, such as the checkout form). When a run fails,
-the consumer replaces it by one message per event (``Route.split``), shaped as the poller
-publishes a single event (``{"account_id", "event", **extras}``) under the same message id, so
-that a failing event holds up none of the others.
+the consumer replaces it by one message per event (``Route.split``): a single-event message
+(``{"account_id", "event", **extras}``, the type hand-published events use too) whose id is the
+event's own (``<journal>-event:<account>:<event id>``), so that a failing event holds up none
+of the others and a part handled once is a no-op the next time.
 """
 
 from __future__ import annotations

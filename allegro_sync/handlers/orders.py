@@ -617,25 +617,26 @@ async def _touch_offers(conn: asyncpg.Connection, batch: Sequence[PreparedOrder]
 def order_routes(allegro: AllegroRestClient, pool: asyncpg.Pool) -> dict[str, Route]:
     """Routes of the journal queue for orders."""
 
-    async def prepare_events(
-        messages: list[OrderEventMessage],
+    async def prepare_many(
+        seen: list[tuple[int, OrderEvent, dict[str, Any] | None, datetime | None]],
     ) -> list[PreparedOrder | Exception]:
-        """Forms come with the messages (read by the poller per journal page); messages without
-        one (a retry, an event published by hand) have theirs read in bulk here."""
+        """Per (account, event, form, form read at): forms come with the events (read by the
+        poller per journal page); events without one (a retry, an event published by hand) have
+        theirs read in bulk here."""
         active = {
             r["id"]
             for r in await pool.fetch(
                 "SELECT id FROM accounts WHERE id = ANY($1::bigint[]) AND active",
-                list({m.account_id for m in messages}),
+                list({account_id for account_id, _, _, _ in seen}),
             )
         }
         needed: dict[int, dict[uuid.UUID, datetime | None]] = {}
-        for message in messages:
-            if message.account_id in active and message.form is None:
-                wanted = needed.setdefault(message.account_id, {})
-                form_id = message.event.order.checkout_form.id
+        for account_id, event, given, _ in seen:
+            if account_id in active and given is None:
+                wanted = needed.setdefault(account_id, {})
+                form_id = event.order.checkout_form.id
                 known = wanted.get(form_id)
-                occurred = message.event.occurred_at
+                occurred = event.occurred_at
                 wanted[form_id] = occurred if known is None else min(known, occurred)
         read_at = datetime.now(UTC)
         forms: dict[tuple[int, uuid.UUID], Mapping[str, Any] | Exception | None] = {}
@@ -647,15 +648,14 @@ def order_routes(allegro: AllegroRestClient, pool: asyncpg.Pool) -> dict[str, Ro
             forms.update({(account_id, form_id): form for form_id, form in read.items()})
 
         prepared: list[PreparedOrder | Exception] = []
-        for message in messages:
-            event = message.event
-            key = (message.account_id, event.order.checkout_form.id)
+        for account_id, event, given, given_read_at in seen:
+            key = (account_id, event.order.checkout_form.id)
             form: Mapping[str, Any] | Exception | None = None
             form_read_at = read_at
-            if message.account_id not in active:
+            if account_id not in active:
                 pass  # A3: orders are taken only for active accounts
-            elif message.form is not None:
-                form, form_read_at = message.form, message.form_read_at or read_at
+            elif given is not None:
+                form, form_read_at = given, given_read_at or read_at
             else:
                 form = forms.get(key)
             if isinstance(form, Exception):
@@ -663,7 +663,7 @@ def order_routes(allegro: AllegroRestClient, pool: asyncpg.Pool) -> dict[str, Ro
                 continue
             prepared.append(
                 PreparedOrder(
-                    account_id=message.account_id,
+                    account_id=account_id,
                     checkout_form_id=event.order.checkout_form.id,
                     form=form,
                     read_at=form_read_at,
@@ -676,23 +676,20 @@ def order_routes(allegro: AllegroRestClient, pool: asyncpg.Pool) -> dict[str, Ro
             )
         return prepared
 
+    async def prepare_events(
+        messages: list[OrderEventMessage],
+    ) -> list[PreparedOrder | Exception]:
+        return await prepare_many(
+            [(m.account_id, m.event, m.form, m.form_read_at) for m in messages]
+        )
+
     async def prepare_runs(
         messages: list[OrderEventsMessage],
     ) -> list[list[PreparedOrder] | Exception]:
         """All runs of the batch prepared together; a run shares the fate of its first
         failure (and is then split, see ``OrderEventsMessage``)."""
-        prepared = await prepare_events(
-            [
-                OrderEventMessage(
-                    account_id=m.account_id,
-                    event=event,
-                    form=event.form,
-                    form_read_at=event.form_read_at,
-                    coalesced_event_ids=event.coalesced_event_ids,
-                )
-                for m in messages
-                for event in m.events
-            ]
+        prepared = await prepare_many(
+            [(m.account_id, e, e.form, e.form_read_at) for m in messages for e in m.events]
         )
         return per_run(prepared, [len(m.events) for m in messages])
 

@@ -6,7 +6,7 @@ from typing import Any
 
 from allegro_sync.adapters.allegro.offer_journal import OfferJournal
 from allegro_sync.adapters.allegro.order_journal import OrderJournal
-from allegro_sync.daemon.pollers import coalesce, message_for, page_messages
+from allegro_sync.daemon.pollers import coalesce, page_messages
 from allegro_sync.handlers.journal_runs import run_splitter
 from allegro_sync.handlers.orders import RUN_EXTRAS
 
@@ -78,8 +78,8 @@ def test_journal_events_travel_in_runs_of_100() -> None:
 
 
 def test_a_split_run_gives_the_messages_of_its_single_events() -> None:
-    """The consumer splits a failing run; each part is what the poller would publish for that
-    event alone (same message id, same payload), routed as a single event."""
+    """The consumer splits a failing run; each part is a single-event message
+    (``allegro.order_event``: the event, its extra fields beside it) with the event's own id."""
     orders = OrderJournal(allegro=None, backfill=_nothing)  # type: ignore[arg-type]
     events = [
         (order_event("1", "form-a", "BOUGHT"), {"form": {"id": "form-a"}, "form_read_at": "t"}),
@@ -88,9 +88,12 @@ def test_a_split_run_gives_the_messages_of_its_single_events() -> None:
     ]
     [run] = page_messages(orders, 7, events)
     split = run_splitter("order", "allegro.order_event", RUN_EXTRAS)
-    singles = [message_for(orders, 7, event, extra) for event, extra in events]
-    assert split(run.payload) == [("allegro.order_event", m.message_id, m.payload) for m in singles]
-    assert singles[0].message_id == "order-event:7:1"
+    singles = [
+        (f"order-event:7:{event['id']}", {"account_id": 7, "event": event, **extra})
+        for event, extra in events
+    ]
+    assert split(run.payload) == [("allegro.order_event", i, p) for i, p in singles]
+    assert singles[0][0] == "order-event:7:1"
 
     offers = OfferJournal(allegro=None)  # type: ignore[arg-type]
     offer_page = [(offer_event(str(n), f"offer-{n}", "OFFER_ENDED"), {}) for n in range(3)]
