@@ -24,6 +24,7 @@ lint: venv
 	$(BIN)/ruff check allegro_sync tests bench scripts
 	$(BIN)/ruff format --check allegro_sync tests bench scripts
 	$(BIN)/mypy
+	$(BIN)/lint-imports --no-logo --no-cache
 
 test: venv services lint
 	$(BIN)/pytest

@@ -21,9 +21,10 @@ from aiohttp import web
 
 from allegro_sync.adapters.allegro.client import AllegroRestClient
 from allegro_sync.adapters.allegro.crypto import TokenCipher
+from allegro_sync.adapters.allegro.journal import Journal
 from allegro_sync.adapters.allegro.limits import ChangeBudgets, RequestLimiter
 from allegro_sync.adapters.allegro.oauth import OAuthClient
-from allegro_sync.adapters.allegro.offer_journal import offer_journals
+from allegro_sync.adapters.allegro.offer_journal import OfferJournal
 from allegro_sync.adapters.allegro.order_journal import OrderJournal
 from allegro_sync.adapters.allegro.tokens import TokenManager
 from allegro_sync.adapters.broker import connection as broker
@@ -43,7 +44,6 @@ from allegro_sync.daemon.api.health import add_health_routes
 from allegro_sync.daemon.api.offers import add_offer_routes
 from allegro_sync.daemon.api.orders import add_order_routes
 from allegro_sync.daemon.mail_relay import MailRelay
-from allegro_sync.daemon.metrics import Metrics
 from allegro_sync.daemon.offer_change_batcher import OfferChangeBatcher
 from allegro_sync.daemon.outbox_relay import OutboxRelay
 from allegro_sync.daemon.pollers import PollerSettings, PollerSupervisor
@@ -52,8 +52,10 @@ from allegro_sync.daemon.runtime import tune_garbage_collector
 from allegro_sync.daemon.token_refresher import TokenRefresher
 from allegro_sync.handlers import accounts
 from allegro_sync.handlers.event_log import Category
+from allegro_sync.handlers.offers import make_gap_recovery
 from allegro_sync.handlers.orders import make_backfill
 from allegro_sync.handlers.registry import build_routes
+from allegro_sync.metrics import Metrics
 
 log = structlog.get_logger(__name__)
 
@@ -160,11 +162,11 @@ class Daemon:
             OutboxRelay(dsn=dsn, pool=self.pool, publisher=relay_publisher, metrics=self.metrics)
         )
         journal_publisher = await ConfirmingPublisher.open(self.amqp)
-        journals = [
+        journals: list[Journal] = [
             OrderJournal(
                 self.allegro, backfill=make_backfill(self.allegro, self.pool, journal_publisher)
             ),
-            *offer_journals(self.allegro, self.pool),
+            OfferJournal(self.allegro, recover=make_gap_recovery(self.allegro)),
         ]
         self.services.append(
             PollerSupervisor(

@@ -15,9 +15,9 @@ from allegro_sync.adapters.postgres import pool as pg
 from allegro_sync.config.settings import Settings
 from allegro_sync.daemon.app import build_allegro_stack, new_http_session
 from allegro_sync.daemon.cli_errors import REFUSALS, CliError, report
-from allegro_sync.daemon.metrics import Metrics
 from allegro_sync.daemon.pollers import wake_poller
 from allegro_sync.handlers import accounts
+from allegro_sync.metrics import Metrics
 
 
 def add_accounts_command(commands: Any) -> None:

@@ -26,10 +26,10 @@ from allegro_sync.adapters.postgres.customer_queries import (
     count_customers,
     iter_export_rows,
 )
+from allegro_sync.contract import CUSTOMER_TYPES
 from allegro_sync.daemon.progress import Progress
 from allegro_sync.export.filters import FilterError, parse_customer_filter
 from allegro_sync.export.formats import EXPORT_FORMATS, Encoder
-from allegro_sync.handlers.customers import CUSTOMER_TYPES
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2

@@ -21,14 +21,12 @@ from typing import Any
 import asyncpg
 
 from allegro_sync.adapters.allegro.client import AllegroRestClient
-from allegro_sync.adapters.allegro.offer_journal import sweep_offers
 from allegro_sync.adapters.postgres import offers as store
 from allegro_sync.adapters.postgres import outbox
 from allegro_sync.adapters.postgres import pool as pg
 from allegro_sync.config.settings import Settings
 from allegro_sync.daemon.app import build_allegro_stack, new_http_session
 from allegro_sync.daemon.cli_errors import REFUSALS, CliError, report
-from allegro_sync.daemon.metrics import Metrics
 from allegro_sync.daemon.progress import Progress
 from allegro_sync.handlers import event_log
 from allegro_sync.handlers.offers import (
@@ -38,8 +36,10 @@ from allegro_sync.handlers.offers import (
     decide_binding,
     offer_bound_message,
     read_ean,
+    sweep_offers,
     warn_ambiguous_ean,
 )
+from allegro_sync.metrics import Metrics
 
 EAN_READ_CONCURRENCY = 16
 WRITE_CHUNK = 1000

@@ -16,7 +16,7 @@ import structlog
 
 from allegro_sync.adapters.broker.publisher import ConfirmingPublisher, OutgoingMessage
 from allegro_sync.adapters.postgres.notifications import Failures, Waker, stop_task
-from allegro_sync.daemon.metrics import Metrics
+from allegro_sync.metrics import Metrics
 
 log = structlog.get_logger(__name__)
 

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from datetime import UTC, date, datetime, time
 
 from allegro_sync.adapters.postgres.customer_queries import CustomerFilter
-from allegro_sync.handlers.customers import CUSTOMER_TYPES, CustomerType
+from allegro_sync.contract import CUSTOMER_TYPES, CustomerType
 
 FILTER_FIELDS = ("account_id", "type", "has_nip", "q", "created_from", "created_to", "ids")
 MAX_IDS = 10_000

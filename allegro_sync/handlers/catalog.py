@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncpg
 
-from allegro_sync.handlers.messages import (
+from allegro_sync.contract import (
     PriceChanged,
     PriceListUpserted,
     ProductUpserted,

@@ -13,14 +13,13 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib import resources
-from typing import Any, Literal
+from typing import Any
 
 import asyncpg
 
+from allegro_sync.contract import CustomerType
 from allegro_sync.errors import BadInput
 
-CustomerType = Literal["domestic", "intra_eu", "extra_eu"]
-CUSTOMER_TYPES: tuple[CustomerType, ...] = ("domestic", "intra_eu", "extra_eu")
 DOMESTIC_COUNTRY = "PL"
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import enum
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
@@ -350,6 +350,85 @@ async def read_ean(allegro: AllegroRestClient, account_id: int, offer_id: str) -
     except AllegroNotFound:
         return None
     return ean_of(body or {})
+
+
+LISTING_PAGE_SIZE = 1000  # the most the listing gives per request
+SWEEP_CONCURRENCY = 4  # listing pages in flight; the database writes them one at a time
+
+Progress = Callable[[int, int], None]  # (offers done, offers in total)
+
+
+async def sweep_offers(
+    allegro: AllegroRestClient,
+    conn: asyncpg.Connection,
+    account_id: int,
+    *,
+    progress: Progress | None = None,
+    page_size: int = LISTING_PAGE_SIZE,
+    concurrency: int = SWEEP_CONCURRENCY,
+) -> int:
+    """Read every offer of the account through the listing into the mirror; how many.
+
+    The first page tells the total; the other pages are fetched a few at a time and each is
+    written with one COPY as it arrives, so memory holds a few pages, never the whole listing.
+    Offset paging over "newest first" can shift when offers are created meanwhile; the journal
+    reports those offers anyway.
+    """
+    write_lock = asyncio.Lock()
+    done = 0
+    total = 0
+
+    async def page(offset: int) -> None:
+        nonlocal done, total
+        read_at = datetime.now(UTC)
+        body = await allegro.get(
+            account_id,
+            "/sale/offers",
+            action="list offers",
+            params={"limit": page_size, "offset": offset},
+        )
+        if offset == 0:
+            total = int((body or {}).get("totalCount") or 0)
+        entries = [entry_from_listing(item) for item in (body or {}).get("offers") or []]
+        del body  # the parsed page is the bulk of the memory; keep only the entries
+        async with write_lock:
+            await store.upsert_mirror(conn, account_id, entries, read_at)
+            done += len(entries)
+        if progress is not None:
+            progress(done, total)
+
+    await page(0)  # tells the total
+    limit = asyncio.Semaphore(concurrency)
+
+    async def limited(offset: int) -> None:
+        async with limit:
+            await page(offset)
+
+    await asyncio.gather(*(limited(offset) for offset in range(page_size, total, page_size)))
+    return done
+
+
+def make_gap_recovery(
+    allegro: AllegroRestClient,
+) -> Callable[[asyncpg.Connection, int, str | None], Awaitable[None]]:
+    """The offer journal's recovery after a gap (``adapters/allegro/offer_journal.py``): the
+    whole listing read again into the mirror, and an event-log warning that says so."""
+
+    async def recover(conn: asyncpg.Connection, account_id: int, latest: str | None) -> None:
+        swept = await sweep_offers(allegro, conn, account_id)
+        await event_log.write(
+            conn,
+            account_id,
+            "offers",
+            "warning",
+            "offer_journal_gap",
+            "Offer events were missed: Allegro keeps them for 24 hours only. All"
+            f" {swept} offers were read again from the listing; events missed meanwhile did not"
+            " bind offers by EAN.",
+            details={"offers_read": swept, "continue_from": latest},
+        )
+
+    return recover
 
 
 async def refresh_offers(batch: Sequence[PreparedOffer], conn: asyncpg.Connection) -> None:

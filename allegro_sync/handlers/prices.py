@@ -15,7 +15,7 @@ import asyncpg
 
 from allegro_sync.adapters.postgres import offer_changes
 from allegro_sync.adapters.postgres.offer_changes import Change
-from allegro_sync.handlers.messages import PriceChanged
+from allegro_sync.contract import PriceChanged
 
 CENT = Decimal("0.01")
 

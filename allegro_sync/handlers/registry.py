@@ -13,15 +13,15 @@ import asyncpg
 from allegro_sync.adapters.allegro.client import AllegroRestClient
 from allegro_sync.adapters.broker.consumer import Route
 from allegro_sync.adapters.broker.topology import ERP_QUEUE, JOURNAL_QUEUE
-from allegro_sync.handlers import catalog, prices, stock
-from allegro_sync.handlers.fulfillment import fulfillment_routes
-from allegro_sync.handlers.invoices import invoice_routes
-from allegro_sync.handlers.messages import (
+from allegro_sync.contract import (
     PriceChanged,
     PriceListUpserted,
     ProductUpserted,
     StockChanged,
 )
+from allegro_sync.handlers import catalog, prices, stock
+from allegro_sync.handlers.fulfillment import fulfillment_routes
+from allegro_sync.handlers.invoices import invoice_routes
 from allegro_sync.handlers.offers import offer_routes
 from allegro_sync.handlers.orders import order_routes
 

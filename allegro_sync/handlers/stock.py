@@ -22,7 +22,7 @@ import asyncpg
 
 from allegro_sync.adapters.postgres import offer_changes
 from allegro_sync.adapters.postgres.offer_changes import Change
-from allegro_sync.handlers.messages import StockChanged
+from allegro_sync.contract import StockChanged
 
 LIVE = ("ACTIVE", "ACTIVATING")
 

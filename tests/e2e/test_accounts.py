@@ -18,7 +18,7 @@ from allegro_sync.adapters.allegro.tokens import TokenManager
 from allegro_sync.adapters.broker.topology import ERP_OUTBOUND_QUEUE
 from allegro_sync.adapters.postgres import pool as pg
 from allegro_sync.daemon.app import Daemon, build_allegro_stack, new_http_session
-from allegro_sync.daemon.metrics import Metrics
+from allegro_sync.metrics import Metrics
 from tests.e2e.conftest import Admin, Emulator, authorize_in_browser
 from tests.helpers import ADMIN_TOKEN, SECRET_KEY, drain_queue, eventually
 

@@ -7,8 +7,8 @@ from typing import Any
 
 import asyncpg
 
-from allegro_sync.adapters.allegro.offer_journal import sweep_offers
 from allegro_sync.daemon.app import Daemon
+from allegro_sync.handlers.offers import sweep_offers
 from tests.e2e.conftest import Admin, Emulator
 from tests.e2e.test_offers import offer, products, switch
 from tests.e2e.test_stock_prices import (

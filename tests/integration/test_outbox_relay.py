@@ -11,8 +11,8 @@ import pytest
 
 from allegro_sync.adapters.broker.publisher import ConfirmingPublisher
 from allegro_sync.adapters.broker.topology import ERP_OUTBOUND_QUEUE, EVENTS_EXCHANGE
-from allegro_sync.daemon.metrics import Metrics
 from allegro_sync.daemon.outbox_relay import OutboxRelay
+from allegro_sync.metrics import Metrics
 from tests.helpers import drain_queue, eventually
 
 

@@ -24,6 +24,10 @@ async def _nothing(_: int) -> None:
     return None
 
 
+async def _no_gap(*_: object) -> None:
+    return None
+
+
 def test_order_events_of_one_form_become_its_last_event_with_the_earlier_ids() -> None:
     journal = OrderJournal(allegro=None, backfill=_nothing)  # type: ignore[arg-type]
     page = [
@@ -42,7 +46,7 @@ def test_order_events_of_one_form_become_its_last_event_with_the_earlier_ids() -
 
 
 def test_offer_events_of_one_offer_become_one() -> None:
-    journal = OfferJournal(allegro=None)  # type: ignore[arg-type]
+    journal = OfferJournal(allegro=None, recover=_no_gap)  # type: ignore[arg-type]
     page = [offer_event(str(n), "offer-1", "OFFER_STOCK_CHANGED") for n in range(1, 1001)]
     page.append(offer_event("1001", "offer-2", "OFFER_ENDED"))
     kept = coalesce(journal, page)
@@ -52,7 +56,7 @@ def test_offer_events_of_one_offer_become_one() -> None:
 
 
 def test_journal_events_travel_in_runs_of_100() -> None:
-    offers = OfferJournal(allegro=None)  # type: ignore[arg-type]
+    offers = OfferJournal(allegro=None, recover=_no_gap)  # type: ignore[arg-type]
     page = [(offer_event(str(n), f"offer-{n}", "OFFER_STOCK_CHANGED"), {}) for n in range(250)]
     page[3] = (page[3][0], {"coalesced_event_ids": ["x"]})
     runs = page_messages(offers, 7, page)
@@ -95,7 +99,7 @@ def test_a_split_run_gives_the_messages_of_its_single_events() -> None:
     assert split(run.payload) == [("allegro.order_event", i, p) for i, p in singles]
     assert singles[0][0] == "order-event:7:1"
 
-    offers = OfferJournal(allegro=None)  # type: ignore[arg-type]
+    offers = OfferJournal(allegro=None, recover=_no_gap)  # type: ignore[arg-type]
     offer_page = [(offer_event(str(n), f"offer-{n}", "OFFER_ENDED"), {}) for n in range(3)]
     [offer_run] = page_messages(offers, 7, offer_page)
     assert run_splitter("offer", "allegro.offer_event")(offer_run.payload) == [

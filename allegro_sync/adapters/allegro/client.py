@@ -25,7 +25,7 @@ from allegro_sync.adapters.allegro.errors import (
 )
 from allegro_sync.adapters.allegro.limits import RequestLimiter
 from allegro_sync.adapters.allegro.tokens import TokenManager
-from allegro_sync.daemon.metrics import Metrics
+from allegro_sync.metrics import Metrics
 
 log = structlog.get_logger(__name__)
 

@@ -1,85 +1,30 @@
-"""The offer event journal (``GET /sale/offer-events``) as the pollers read it, and the full
-listing sweep (``GET /sale/offers``) that fills the offer mirror.
+"""The offer event journal (``GET /sale/offer-events``) as the pollers read it.
 
 The offer journal keeps 24 hours and has no event-stats endpoint. A new account therefore starts
 with no cursor, which reads from the oldest retained event: at most a day of events is replayed,
 and replaying is harmless (events only refresh the mirror, and binding ignores events from before
 the switch-on). A stored cursor that fell out of the 24 hours is refused by Allegro; the poller
-then calls ``recover``: find the journal's latest event first, then sweep the listing (so a change
-made during the sweep shows up as an event after that cursor), write an event-log warning and
-continue from the latest event.
+then calls ``recover``: find the journal's latest event first, then run the injected recovery
+(``handlers/offers.py``: sweep the listing, so that a change made during the sweep shows up as an
+event after that cursor, and write an event-log warning) and continue from the latest event.
 """
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import asyncpg
 
 from allegro_sync.adapters.allegro.client import AllegroRestClient
 from allegro_sync.adapters.allegro.errors import AllegroRejected
-from allegro_sync.adapters.postgres import offers as store
-from allegro_sync.daemon.pollers import Journal, JournalGap, Page
-from allegro_sync.handlers import event_log
-from allegro_sync.handlers.offers import entry_from_listing
+from allegro_sync.adapters.allegro.journal import JournalGap, Page
 
-PAGE_SIZE = 1000  # the most both the journal and the listing give per request
-SWEEP_CONCURRENCY = 4  # listing pages in flight; the database writes them one at a time
+PAGE_SIZE = 1000  # the most the journal gives per request
 
-Progress = Callable[[int, int], None]  # (offers done, offers in total)
-
-
-async def sweep_offers(
-    allegro: AllegroRestClient,
-    conn: asyncpg.Connection,
-    account_id: int,
-    *,
-    progress: Progress | None = None,
-    page_size: int = PAGE_SIZE,
-    concurrency: int = SWEEP_CONCURRENCY,
-) -> int:
-    """Read every offer of the account through the listing into the mirror; how many.
-
-    The first page tells the total; the other pages are fetched a few at a time and each is
-    written with one COPY as it arrives, so memory holds a few pages, never the whole listing.
-    Offset paging over "newest first" can shift when offers are created meanwhile; the journal
-    reports those offers anyway.
-    """
-    write_lock = asyncio.Lock()
-    done = 0
-    total = 0
-
-    async def page(offset: int) -> None:
-        nonlocal done, total
-        read_at = datetime.now(UTC)
-        body = await allegro.get(
-            account_id,
-            "/sale/offers",
-            action="list offers",
-            params={"limit": page_size, "offset": offset},
-        )
-        if offset == 0:
-            total = int((body or {}).get("totalCount") or 0)
-        entries = [entry_from_listing(item) for item in (body or {}).get("offers") or []]
-        del body  # the parsed page is the bulk of the memory; keep only the entries
-        async with write_lock:
-            await store.upsert_mirror(conn, account_id, entries, read_at)
-            done += len(entries)
-        if progress is not None:
-            progress(done, total)
-
-    await page(0)  # tells the total
-    limit = asyncio.Semaphore(concurrency)
-
-    async def limited(offset: int) -> None:
-        async with limit:
-            await page(offset)
-
-    await asyncio.gather(*(limited(offset) for offset in range(page_size, total, page_size)))
-    return done
+# Reconciles after a gap, from the journal's latest event on (sweeps the listing, tells the
+# event log); injected by the composition root, as the order journal's backfill is.
+Recover = Callable[[asyncpg.Connection, int, str | None], Awaitable[None]]
 
 
 class OfferJournal:
@@ -97,8 +42,11 @@ class OfferJournal:
     # events are coalesced across them: one read of it instead of one per page
     pages_per_poll = 10
 
-    def __init__(self, allegro: AllegroRestClient, page_size: int = PAGE_SIZE) -> None:
+    def __init__(
+        self, allegro: AllegroRestClient, recover: Recover, page_size: int = PAGE_SIZE
+    ) -> None:
         self._allegro = allegro
+        self._recover = recover
         self._page_size = page_size
 
     def subject(self, event: dict[str, Any]) -> str | None:
@@ -145,24 +93,8 @@ class OfferJournal:
 
     async def recover(self, conn: asyncpg.Connection, account_id: int) -> str | None:
         latest = await self.latest_event(account_id)
-        swept = await sweep_offers(self._allegro, conn, account_id, page_size=self._page_size)
-        await event_log.write(
-            conn,
-            account_id,
-            "offers",
-            "warning",
-            "offer_journal_gap",
-            "Offer events were missed: Allegro keeps them for 24 hours only. All"
-            f" {swept} offers were read again from the listing; events missed meanwhile did not"
-            " bind offers by EAN.",
-            details={"offers_read": swept, "continue_from": latest},
-        )
+        await self._recover(conn, account_id, latest)
         return latest
 
     async def before_poll(self, account_id: int) -> None:
         return None
-
-
-def offer_journals(allegro: AllegroRestClient, pool: asyncpg.Pool) -> list[Journal]:
-    """The offer journal the pollers read (``pool`` is unused: recovery gets a connection)."""
-    return [OfferJournal(allegro)]

@@ -11,7 +11,7 @@ import asyncpg
 
 from allegro_sync.adapters.allegro.checkout_forms import read_checkout_forms
 from allegro_sync.adapters.allegro.client import AllegroRestClient
-from allegro_sync.daemon.pollers import Page
+from allegro_sync.adapters.allegro.journal import Page
 
 PAGE_SIZE = 1000
 

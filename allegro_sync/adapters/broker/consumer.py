@@ -38,8 +38,8 @@ from allegro_sync.adapters.broker.topology import (
     RETRY_DELAYS_MS,
     retry_queue_name,
 )
-from allegro_sync.daemon.metrics import Metrics
 from allegro_sync.errors import BadInput, CredentialsDead, Refused, TransientError
+from allegro_sync.metrics import Metrics
 
 log = structlog.get_logger(__name__)
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import asyncpg
 
-from allegro_sync.handlers.customers import CustomerType
+from allegro_sync.contract import CustomerType
 
 # Columns of a list item; ``address`` stays the JSON object it is stored as.
 LIST_SELECT = """

@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from allegro_sync.daemon.metrics import Metrics
+from allegro_sync.metrics import Metrics
 
 Probe = Callable[[], Awaitable[bool]]
 

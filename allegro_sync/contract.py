@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 Id = Annotated[str, StringConstraints(min_length=1, max_length=200, strip_whitespace=True)]
 Ean = Annotated[str, StringConstraints(pattern=r"^\d{8,14}$")]
 Currency = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
+# design.md C4: the customer type of a customer card, from its country
+CustomerType = Literal["domestic", "intra_eu", "extra_eu"]
+CUSTOMER_TYPES: tuple[CustomerType, ...] = ("domestic", "intra_eu", "extra_eu")
 
 
 class Message(BaseModel):
