@@ -1,24 +1,91 @@
-"""Schemas of the messages the daemon consumes (design.md section 4, ``erp.events``)."""
+"""The message contract: every message the daemon consumes or publishes (design.md section 4).
+
+One pydantic model per routing key, all on one base (``Message``), and the routing keys as named
+constants. Three exchanges carry them (``adapters/broker/topology.py`` names them):
+
+- ``erp.events``: the ERP publishes, the daemon consumes (``ERP_MESSAGES``);
+- ``allegro-sync.journal``: the daemon's pollers publish what Allegro's journals say, its
+  consumers read it (``JOURNAL_MESSAGES``);
+- ``allegro-sync.events``: the daemon publishes for the ERP (``EVENTS``).
+
+``docs/asyncapi.json`` is generated from this module (``python scripts/asyncapi.py``) and a test
+checks that it still matches. Consumed bodies are parsed straight from JSON
+(``model_validate_json``); published ones are built on the models and sent as ``body()``.
+
+Journal runs: a poller publishes a journal page's events in runs (``{"account_id", "events":
+[...]}``, each event carrying the extra fields its journal adds, such as the checkout form).
+When a run fails, the consumer replaces it by one message per event (``run_splitter``): the
+single-event message (``{"account_id", "event", **extras}``, the type hand-published events use
+too) whose id is the event's own (``<journal>-event:<account>:<event id>``), so that a failing
+event holds up none of the others and a part handled once is a no-op the next time.
+"""
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Callable, Collection
+from datetime import datetime
 from decimal import Decimal
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_serializer,
+)
+
+# --- routing keys ---------------------------------------------------------------------------
+
+# erp.events
+PRODUCT_UPSERTED = "product.upserted"
+STOCK_CHANGED = "stock.changed"
+PRICE_CHANGED = "price.changed"
+PRICE_LIST_UPSERTED = "price_list.upserted"
+ORDER_STATUS_CHANGED = "order.status_changed"
+INVOICE_ADDED = "invoice.added"
+# allegro-sync.journal
+ORDER_EVENTS = "allegro.order_events"
+ORDER_EVENT = "allegro.order_event"
+ORDER_BACKFILL = "allegro.order_backfill"
+OFFER_EVENTS = "allegro.offer_events"
+OFFER_EVENT = "allegro.offer_event"
+OFFER_TOUCHED = "allegro.offer_touched"
+# allegro-sync.events
+ORDER_CREATED = "order.created"
+ORDER_CANCELLED = "order.cancelled"
+OFFER_BOUND = "offer.bound"
+ACCOUNT_DISABLED = "account.disabled"
 
 Id = Annotated[str, StringConstraints(min_length=1, max_length=200, strip_whitespace=True)]
 Ean = Annotated[str, StringConstraints(pattern=r"^\d{8,14}$")]
 Currency = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
+Text = Annotated[str, StringConstraints(min_length=1, max_length=200, strip_whitespace=True)]
+OfferId = Annotated[str, Field(min_length=1, max_length=100)]
 # design.md C4: the customer type of a customer card, from its country
 CustomerType = Literal["domestic", "intra_eu", "extra_eu"]
 CUSTOMER_TYPES: tuple[CustomerType, ...] = ("domestic", "intra_eu", "extra_eu")
 
 
 class Message(BaseModel):
-    """Base of every consumed message: unknown fields are ignored, numbers may name ids."""
+    """Base of every message: unknown fields are ignored, numbers may name ids."""
 
     model_config = ConfigDict(extra="ignore", frozen=True, coerce_numbers_to_str=True)
+
+    def body(self) -> dict[str, Any]:
+        """The JSON object that goes on the wire."""
+        return self.model_dump(mode="json")
+
+
+# Parsed without turning numbers into text, or also by field name, as these were before the
+# contract had one base: widening what is accepted is a change of the contract, not of its layout.
+_NO_COERCION = ConfigDict(coerce_numbers_to_str=False)
+_BY_NAME = ConfigDict(populate_by_name=True)
+
+
+# --- erp.events -----------------------------------------------------------------------------
 
 
 class ProductUpserted(Message):
@@ -53,3 +120,315 @@ class PriceListUpserted(Message):
 
     price_list: Id
     name: Annotated[str, StringConstraints(min_length=1, max_length=200)]
+
+
+class OrderStatusChanged(Message):
+    """``order.status_changed``: the ERP's status of an order, to set on Allegro."""
+
+    model_config = _NO_COERCION
+
+    checkout_form_id: uuid.UUID
+    status: Annotated[str, StringConstraints(min_length=1, max_length=100, strip_whitespace=True)]
+
+
+class InvoiceAdded(Message):
+    """``invoice.added``: an invoice (a PDF, base64) to add to an order on Allegro."""
+
+    model_config = _NO_COERCION
+
+    checkout_form_id: uuid.UUID
+    invoice_number: Text
+    file_name: Text
+    content_base64: str
+
+
+# --- allegro-sync.journal: orders -----------------------------------------------------------
+
+
+class CheckoutFormRef(Message):
+    """The checkout form an order event is about."""
+
+    id: uuid.UUID
+
+
+class OrderOfferRef(Message):
+    """The offer of an order event's line item."""
+
+    model_config = _NO_COERCION
+
+    id: str
+
+
+class OrderLineRef(Message):
+    """A line item of an order event."""
+
+    offer: OrderOfferRef
+
+
+class OrderRef(Message):
+    """The order of an order event."""
+
+    model_config = _BY_NAME
+
+    checkout_form: CheckoutFormRef = Field(alias="checkoutForm")
+    line_items: list[OrderLineRef] = Field(default_factory=list, alias="lineItems")
+
+
+class OrderEvent(Message):
+    """An entry of ``GET /order/events`` (only what the handler relies on is checked)."""
+
+    model_config = ConfigDict(coerce_numbers_to_str=False, populate_by_name=True)
+
+    id: str
+    occurred_at: datetime = Field(alias="occurredAt")
+    type: str
+    order: OrderRef
+
+
+class OrderEventMessage(Message):
+    """``allegro.order_event``, as the order journal poller publishes it: a checkout form's last
+    event of a journal page (the ids of its earlier ones in ``coalesced_event_ids``), with the
+    form read for the page; without a form (a read that failed, an event published by hand)
+    the handler reads it."""
+
+    model_config = _NO_COERCION
+
+    account_id: int
+    event: OrderEvent
+    form: dict[str, Any] | None = None
+    form_read_at: datetime | None = None
+    coalesced_event_ids: list[str] = Field(default_factory=list)
+
+
+class OrderRunEvent(OrderEvent):
+    """An event of a run, with what the poller adds to it (see ``OrderEventMessage``)."""
+
+    form: dict[str, Any] | None = None
+    form_read_at: datetime | None = None
+    coalesced_event_ids: list[str] = Field(default_factory=list)
+
+
+RUN_EXTRAS = ("form", "form_read_at", "coalesced_event_ids")
+
+
+class OrderEventsMessage(Message):
+    """``allegro.order_events``: up to 100 checkout forms' events of one account's journal page,
+    as the order journal poller publishes them (split into ``allegro.order_event`` messages
+    when it fails, so that one failing form holds up no other)."""
+
+    account_id: int
+    events: list[OrderRunEvent] = Field(min_length=1, max_length=1000)
+
+    def singles(self) -> list[OrderEventMessage]:
+        """The single-event messages of the run (what its split publishes), without parsing
+        them again."""
+        return [
+            OrderEventMessage.model_construct(
+                account_id=self.account_id,
+                event=event,
+                form=event.form,
+                form_read_at=event.form_read_at,
+                coalesced_event_ids=event.coalesced_event_ids,
+            )
+            for event in self.events
+        ]
+
+
+class OrderBackfillMessage(Message):
+    """``allegro.order_backfill``: a checkout form found by the orders-from backfill, with the
+    form as the listing showed it (the handler need not read it again)."""
+
+    account_id: int
+    checkout_form_id: uuid.UUID
+    form: dict[str, Any] | None = None
+    form_read_at: datetime | None = None
+
+
+# --- allegro-sync.journal: offers -----------------------------------------------------------
+
+
+class OfferRef(Message):
+    """The offer an event is about."""
+
+    id: OfferId
+
+
+class OfferEvent(Message):
+    """One entry of ``GET /sale/offer-events`` (only what the handler needs)."""
+
+    id: str
+    occurred_at: AwareDatetime = Field(alias="occurredAt")
+    type: str
+    offer: OfferRef
+
+
+class OfferEventMessage(Message):
+    """``allegro.offer_event``: one offer event (published by hand, or by an earlier version)."""
+
+    account_id: int
+    event: OfferEvent
+
+
+class OfferEventsMessage(Message):
+    """``allegro.offer_events``: up to 100 events of one account's journal page, as the offer
+    journal poller publishes them."""
+
+    account_id: int
+    events: list[OfferEvent] = Field(min_length=1, max_length=1000)
+
+    def singles(self) -> list[OfferEventMessage]:
+        """The single-event messages of the run (what its split publishes)."""
+        return [
+            OfferEventMessage.model_construct(account_id=self.account_id, event=event)
+            for event in self.events
+        ]
+
+
+class OfferTouched(Message):
+    """``allegro.offer_touched``: an order event mentioned the offer (published by orders)."""
+
+    account_id: int
+    offer_id: OfferId
+    occurred_at: AwareDatetime
+
+    @field_serializer("occurred_at")
+    def _iso(self, value: datetime) -> str:
+        return value.isoformat()
+
+
+def run_splitter(
+    journal: str, routing_key: str, extras: Collection[str] = ()
+) -> Callable[[Any], list[tuple[str, str, Any]]]:
+    """The split of a journal's runs (see the module docstring): ``journal`` names the message
+    ids (``<journal>-event:<account>:<event id>``), ``routing_key`` is that of a single event
+    and ``extras`` are the fields the poller added to each event (they travel beside it)."""
+
+    def split(body: Any) -> list[tuple[str, str, Any]]:
+        account_id = body["account_id"]
+        parts = []
+        for entry in body["events"]:
+            event = {k: v for k, v in entry.items() if k not in extras}
+            single = {"account_id": account_id, "event": event}
+            single.update({k: entry[k] for k in extras if k in entry})
+            parts.append((routing_key, f"{journal}-event:{account_id}:{event['id']}", single))
+        return parts
+
+    return split
+
+
+# --- allegro-sync.events --------------------------------------------------------------------
+
+
+class Payment(Message):
+    """How an order was paid."""
+
+    type: str | None
+    paid_at: str | None
+    amount: str | None
+
+
+class Delivery(Message):
+    """How an order is delivered."""
+
+    method: str | None
+    cost: str | None
+    address: dict[str, Any] | None
+    pickup_point: dict[str, Any] | None
+
+
+class Customer(Message):
+    """An inactive customer record made from the order's buyer data (design.md C2-C4); the
+    e-mail is Allegro's masked address."""
+
+    email: str
+    first_name: str | None
+    last_name: str | None
+    company: str | None
+    nip: str | None
+    country_code: str | None
+    type: CustomerType
+    address: dict[str, str | None]
+    active: Literal[False]
+
+
+class OrderLine(Message):
+    """A line of an order, with the product its offer is bound to."""
+
+    offer_id: str
+    product_id: str | None
+    ean: str | None
+    name: str
+    quantity: int
+    unit_price: str
+    image_url: str | None
+
+
+class OrderCreated(Message):
+    """``order.created``: a paid (or cash on delivery) order for the ERP, once per checkout form
+    (message id ``order.created:<checkout_form_id>``)."""
+
+    checkout_form_id: str
+    account_id: int
+    account_login: str
+    status: str | None
+    bought_at: str | None
+    currency: str | None
+    total: str | None
+    payment: Payment
+    delivery: Delivery
+    invoice_required: bool
+    customer: Customer | None
+    lines: list[OrderLine]
+
+
+class OrderCancelled(Message):
+    """``order.cancelled``: an announced order was cancelled (message id
+    ``order.cancelled:<checkout_form_id>``)."""
+
+    checkout_form_id: str
+    account_id: int
+
+
+class OfferBound(Message):
+    """``offer.bound``: an offer was bound to a product (message id
+    ``offer.bound:<offer_id>:<product_id>``)."""
+
+    account_id: int
+    offer_id: str
+    product_id: str
+    ean: str | None
+
+
+class AccountDisabled(Message):
+    """``account.disabled``: an account was switched off (dead credentials, a blocked seller);
+    message id ``account.disabled:<account_id>:<when>``."""
+
+    account_id: int
+    login: str
+    reason: str
+
+
+# --- the exchanges' messages, by routing key -------------------------------------------------
+
+ERP_MESSAGES: dict[str, type[Message]] = {
+    PRODUCT_UPSERTED: ProductUpserted,
+    STOCK_CHANGED: StockChanged,
+    PRICE_CHANGED: PriceChanged,
+    PRICE_LIST_UPSERTED: PriceListUpserted,
+    ORDER_STATUS_CHANGED: OrderStatusChanged,
+    INVOICE_ADDED: InvoiceAdded,
+}
+JOURNAL_MESSAGES: dict[str, type[Message]] = {
+    ORDER_EVENTS: OrderEventsMessage,
+    ORDER_EVENT: OrderEventMessage,
+    ORDER_BACKFILL: OrderBackfillMessage,
+    OFFER_EVENTS: OfferEventsMessage,
+    OFFER_EVENT: OfferEventMessage,
+    OFFER_TOUCHED: OfferTouched,
+}
+EVENTS: dict[str, type[Message]] = {
+    ORDER_CREATED: OrderCreated,
+    ORDER_CANCELLED: OrderCancelled,
+    OFFER_BOUND: OfferBound,
+    ACCOUNT_DISABLED: AccountDisabled,
+}

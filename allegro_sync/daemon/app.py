@@ -28,7 +28,6 @@ from allegro_sync.adapters.allegro.offer_journal import OfferJournal
 from allegro_sync.adapters.allegro.order_journal import OrderJournal
 from allegro_sync.adapters.allegro.tokens import TokenManager
 from allegro_sync.adapters.broker import connection as broker
-from allegro_sync.adapters.broker.consumer import BatchConsumer
 from allegro_sync.adapters.broker.publisher import ConfirmingPublisher
 from allegro_sync.adapters.broker.topology import ERP_QUEUE, declare_topology
 from allegro_sync.adapters.mail.smtp import SmtpMailer, parse_smtp_url
@@ -43,6 +42,7 @@ from allegro_sync.daemon.api.errors import json_errors
 from allegro_sync.daemon.api.health import add_health_routes
 from allegro_sync.daemon.api.offers import add_offer_routes
 from allegro_sync.daemon.api.orders import add_order_routes
+from allegro_sync.daemon.consumer import BatchConsumer
 from allegro_sync.daemon.mail_relay import MailRelay
 from allegro_sync.daemon.offer_change_batcher import OfferChangeBatcher
 from allegro_sync.daemon.outbox_relay import OutboxRelay

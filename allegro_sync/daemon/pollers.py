@@ -18,7 +18,7 @@ A journal says how many events travel in one message (``events_per_message``, a 
 journal's echo of every change of our own batch commands, costs a publish and a delivery per
 100 events instead of one per event, and the handlers read offers and checkout forms 100 per
 listing call anyway. A run that fails is split by the consumer into single-event messages
-(``handlers/journal_runs.py``), so a failing event holds up no other.
+(``Route.split``, ``contract.py``), so a failing event holds up no other.
 
 A poll either succeeds, says "try next interval" (Allegro unavailable: logged once when it goes
 down and once when it comes back), or finds the credentials dead (the account is switched off
@@ -78,7 +78,7 @@ def page_messages(
     """The messages of a (coalesced) page of ``(event, extra)``: the events, each with its
     extra fields, in runs of ``events_per_message``, each run's id made of its first and last
     event ids (a page read again from the same cursor gives the same runs, but perhaps a longer
-    last one; a run that fails is split by the consumer, see ``handlers/journal_runs.py``)."""
+    last one; a run that fails is split by the consumer, see ``contract.py``)."""
     size = journal.events_per_message
     messages = []
     for first in range(0, len(events), size):

@@ -28,6 +28,7 @@ from allegro_sync.adapters.broker.publisher import OutgoingMessage
 from allegro_sync.adapters.broker.topology import EVENTS_EXCHANGE
 from allegro_sync.adapters.postgres import accounts as store
 from allegro_sync.adapters.postgres import outbox
+from allegro_sync.contract import ACCOUNT_DISABLED, AccountDisabled
 from allegro_sync.handlers import event_log
 from allegro_sync.handlers.account_options import validate_choices
 
@@ -240,9 +241,11 @@ async def disable_account(conn: asyncpg.Connection, account_id: int, reason: str
         conn,
         OutgoingMessage(
             exchange=EVENTS_EXCHANGE,
-            routing_key="account.disabled",
+            routing_key=ACCOUNT_DISABLED,
             message_id=f"account.disabled:{account_id}:{row['at']}",
-            payload={"account_id": account_id, "login": row["login"], "reason": reason},
+            payload=AccountDisabled(
+                account_id=account_id, login=row["login"], reason=reason
+            ).body(),
         ),
     )
     return True

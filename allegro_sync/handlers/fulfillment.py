@@ -18,11 +18,10 @@ from __future__ import annotations
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Any
 
 import asyncpg
 import structlog
-from pydantic import BaseModel, ConfigDict, StringConstraints
 
 from allegro_sync.adapters.allegro.client import AllegroRestClient
 from allegro_sync.adapters.allegro.errors import (
@@ -30,7 +29,7 @@ from allegro_sync.adapters.allegro.errors import (
     AllegroNotFound,
     AllegroRejected,
 )
-from allegro_sync.adapters.broker.consumer import Route
+from allegro_sync.contract import OrderStatusChanged
 from allegro_sync.errors import BadInput, Refused, TransientError
 from allegro_sync.handlers import event_log
 from allegro_sync.handlers.order_mails import queue_order_mail
@@ -50,15 +49,6 @@ SELLER_STATUSES = (
 )
 # Spellings ERPs commonly use for the same states.
 ALIASES = {"SHIPPED": "SENT", "CANCELED": "CANCELLED", "IN_PROGRESS": "PROCESSING"}
-
-
-class OrderStatusChanged(BaseModel):
-    """``order.status_changed`` ``{checkout_form_id, status}`` (design.md section 4)."""
-
-    model_config = ConfigDict(extra="ignore", frozen=True)
-
-    checkout_form_id: uuid.UUID
-    status: Annotated[str, StringConstraints(min_length=1, max_length=100, strip_whitespace=True)]
 
 
 def allegro_status(erp_status: str) -> str:
@@ -171,12 +161,3 @@ async def record_fulfillment(prepared: PreparedFulfillment, conn: asyncpg.Connec
         details={"checkout_form_id": str(prepared.checkout_form_id), "status": prepared.status},
     )
     await queue_order_mail(conn, row, row["form"], "fulfillment", status=prepared.status)
-
-
-def fulfillment_routes(allegro: AllegroRestClient, pool: asyncpg.Pool) -> dict[str, Route]:
-    """The ``erp.events`` route of ``order.status_changed``."""
-
-    async def prepare(message: OrderStatusChanged) -> PreparedFulfillment:
-        return await set_fulfillment(allegro, pool, message)
-
-    return {"order.status_changed": Route(OrderStatusChanged, record_fulfillment, prepare)}

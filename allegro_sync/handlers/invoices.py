@@ -25,11 +25,10 @@ import contextlib
 import hashlib
 import uuid
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Any
 
 import asyncpg
 import structlog
-from pydantic import BaseModel, ConfigDict, StringConstraints
 
 from allegro_sync.adapters.allegro.client import AllegroRestClient
 from allegro_sync.adapters.allegro.errors import (
@@ -37,7 +36,7 @@ from allegro_sync.adapters.allegro.errors import (
     AllegroNotFound,
     AllegroRejected,
 )
-from allegro_sync.adapters.broker.consumer import Route
+from allegro_sync.contract import InvoiceAdded
 from allegro_sync.errors import BadInput, Refused
 from allegro_sync.handlers import event_log
 from allegro_sync.handlers.order_mails import queue_order_mail
@@ -45,18 +44,6 @@ from allegro_sync.handlers.order_mails import queue_order_mail
 log = structlog.get_logger(__name__)
 
 MAX_FILE_BYTES = 3 * 1024 * 1024  # Allegro answers 413 above this
-Text = Annotated[str, StringConstraints(min_length=1, max_length=200, strip_whitespace=True)]
-
-
-class InvoiceAdded(BaseModel):
-    """``invoice.added`` ``{checkout_form_id, invoice_number, file_name, content_base64}``."""
-
-    model_config = ConfigDict(extra="ignore", frozen=True)
-
-    checkout_form_id: uuid.UUID
-    invoice_number: Text
-    file_name: Text
-    content_base64: str
 
 
 def decode_pdf(content_base64: str) -> bytes:
@@ -252,12 +239,3 @@ async def record_invoice(prepared: PreparedInvoice, conn: asyncpg.Connection) ->
         dedupe_key=f"invoice:{form_id}:{number}",
     )
     await queue_order_mail(conn, row, row["form"], "invoice", invoice_number=number)
-
-
-def invoice_routes(allegro: AllegroRestClient, pool: asyncpg.Pool) -> dict[str, Route]:
-    """The ``erp.events`` route of ``invoice.added``."""
-
-    async def prepare(message: InvoiceAdded) -> PreparedInvoice:
-        return await upload_invoice(allegro, pool, message)
-
-    return {"invoice.added": Route(InvoiceAdded, record_invoice, prepare)}

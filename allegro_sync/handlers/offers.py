@@ -22,66 +22,19 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 import asyncpg
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from allegro_sync.adapters.allegro.client import AllegroRestClient
 from allegro_sync.adapters.allegro.errors import AllegroNotFound
-from allegro_sync.adapters.broker.consumer import Route
 from allegro_sync.adapters.broker.publisher import OutgoingMessage
 from allegro_sync.adapters.broker.topology import EVENTS_EXCHANGE
 from allegro_sync.adapters.postgres import offers as store
 from allegro_sync.adapters.postgres import outbox
 from allegro_sync.adapters.postgres.offers import MirrorEntry
+from allegro_sync.contract import OFFER_BOUND, OfferBound, OfferEventMessage, OfferTouched
 from allegro_sync.errors import TransientError
 from allegro_sync.handlers import event_log
-from allegro_sync.handlers.journal_runs import per_run, run_splitter
 
 EAN_PARAMETER_ID = "225693"  # "EAN (GTIN)", the same id in every category (allegro-api.md 8.2)
-
-
-# -- messages -----------------------------------------------------------------------------------
-
-
-class _Schema(BaseModel):
-    model_config = ConfigDict(extra="ignore", frozen=True, coerce_numbers_to_str=True)
-
-
-class OfferRef(_Schema):
-    """The offer an event is about."""
-
-    id: str = Field(min_length=1, max_length=100)
-
-
-class OfferEvent(_Schema):
-    """One entry of ``GET /sale/offer-events`` (only what the handler needs)."""
-
-    id: str
-    occurred_at: AwareDatetime = Field(alias="occurredAt")
-    type: str
-    offer: OfferRef
-
-
-class OfferEventMessage(_Schema):
-    """``allegro.offer_event``: one offer event (published by hand, or by an earlier version)."""
-
-    account_id: int
-    event: OfferEvent
-
-
-class OfferEventsMessage(_Schema):
-    """``allegro.offer_events``: up to 100 events of one account's journal page, as the offer
-    journal poller publishes them."""
-
-    account_id: int
-    events: list[OfferEvent] = Field(min_length=1, max_length=1000)
-
-
-class OfferTouched(_Schema):
-    """``allegro.offer_touched``: an order event mentioned the offer (published by orders)."""
-
-    account_id: int
-    offer_id: str = Field(min_length=1, max_length=100)
-    occurred_at: AwareDatetime
 
 
 # -- pure decisions -----------------------------------------------------------------------------
@@ -221,14 +174,11 @@ def offer_bound_message(
     """``offer.bound`` for the ERP; its id comes from the fact, so it is announced once."""
     return OutgoingMessage(
         exchange=EVENTS_EXCHANGE,
-        routing_key="offer.bound",
+        routing_key=OFFER_BOUND,
         message_id=f"offer.bound:{offer_id}:{product_id}",
-        payload={
-            "account_id": account_id,
-            "offer_id": offer_id,
-            "product_id": product_id,
-            "ean": ean,
-        },
+        payload=OfferBound(
+            account_id=account_id, offer_id=offer_id, product_id=product_id, ean=ean
+        ).body(),
     )
 
 
@@ -462,145 +412,101 @@ async def refresh_offers(batch: Sequence[PreparedOffer], conn: asyncpg.Connectio
         await bind_by_ean(conn, prepared.account_id, prepared.offer_id, settings, prepared.ean)
 
 
-async def refresh_offer(prepared: PreparedOffer, conn: asyncpg.Connection) -> None:
-    """One event (the same path as a batch of one)."""
-    await refresh_offers([prepared], conn)
-
-
-def offer_routes(allegro: AllegroRestClient, pool: asyncpg.Pool | None = None) -> dict[str, Route]:
-    """Routes of the journal queue for offers: ``allegro.offer_events`` (runs of a journal
-    page), ``allegro.offer_event`` (one event) and ``allegro.offer_touched`` (an order mentioned
-    the offer).
-
-    With ``pool``, ``prepare`` reads the EAN only when the event may bind (the setting is on, the
-    event is after the switch-on, the offer is unbound); without it, whenever it might.
-    """
-
-    async def may_bind(wanted: list[tuple[int, str, datetime]]) -> set[tuple[int, str]]:
-        """The (account, offer) pairs whose event may bind, decided with two queries for the
-        whole batch (none at all while no account of the batch binds by EAN)."""
-        if pool is None:
-            return {(a, o) for a, o, _ in wanted}
-        async with pool.acquire() as conn:
-            accounts = await store.binding_settings_of(conn, list({a for a, _, _ in wanted}))
-            settings = {a: BindSettings.of(row) for a, row in accounts.items()}
-            if not any(s.bind_by_ean for s in settings.values()):
-                return set()
-            bound = await store.bound_offer_ids(conn, list({o for _, o, _ in wanted}))
-        return {
-            (a, o)
-            for a, o, occurred_at in wanted
-            if a in settings and event_may_bind(settings[a], occurred_at, bound=o in bound)
-        }
-
-    async def prepare_many(
-        wanted: list[tuple[int, str, datetime]],
-    ) -> list[PreparedOffer | Exception]:
-        """Read a batch's offers with one listing call per account and 100 offers (journal
-        events arrive in bursts: one per purchase), and EANs only where binding may happen."""
-        read_at = datetime.now(UTC)
-        entries: dict[tuple[int, str], MirrorEntry | Exception | None] = {}
-        by_account: dict[int, dict[str, None]] = {}
-        for account_id, offer_id, _ in wanted:
-            by_account.setdefault(account_id, {})[offer_id] = None
-        limit = asyncio.Semaphore(8)
-
-        async def listing(account_id: int, chunk: list[str]) -> None:
-            async with limit:
-                try:
-                    found = await read_listing_entries(allegro, account_id, chunk)
-                except Exception as exc:
-                    entries.update({(account_id, o): exc for o in chunk})
-                    return
-            entries.update({(account_id, o): found.get(o) for o in chunk})
-
-        await asyncio.gather(
-            *(
-                listing(account_id, ids[first : first + LISTING_IDS_PER_CALL])
-                for account_id, unique in by_account.items()
-                for ids in [list(unique)]
-                for first in range(0, len(ids), LISTING_IDS_PER_CALL)
-            )
-        )
-        eans: dict[tuple[int, str], str | Exception | None] = {}
-        binding = await may_bind(wanted)
-
-        async def ean_for(account_id: int, offer_id: str) -> None:
-            key = (account_id, offer_id)
-            entry = entries.get(key)
-            if entry is None or isinstance(entry, Exception):
-                return
-            eans[key] = None
-            async with limit:
-                try:
-                    eans[key] = await read_ean(allegro, account_id, offer_id)
-                except Exception as exc:
-                    eans[key] = exc
-
-        # one read per offer and batch, only where binding may happen
-        await asyncio.gather(*(ean_for(a, o) for a, o in binding))
-        last = {(a, o): index for index, (a, o, _) in enumerate(wanted)}
-        prepared: list[PreparedOffer | Exception] = []
-        for index, (account_id, offer_id, occurred_at) in enumerate(wanted):
-            entry = entries.get((account_id, offer_id))
-            ean = eans.get((account_id, offer_id))
-            if isinstance(entry, Exception):
-                prepared.append(entry)
-            elif isinstance(ean, Exception):
-                prepared.append(ean)
-            else:
-                prepared.append(
-                    PreparedOffer(
-                        account_id,
-                        offer_id,
-                        occurred_at,
-                        read_at,
-                        entry,
-                        (account_id, offer_id) in eans,
-                        ean,
-                        covered=last[(account_id, offer_id)] != index,
-                    )
-                )
-        return prepared
-
-    async def prepare_events(messages: list[OfferEventMessage]) -> list[PreparedOffer | Exception]:
-        return await prepare_many(
-            [(m.account_id, m.event.offer.id, m.event.occurred_at) for m in messages]
-        )
-
-    async def prepare_runs(
-        messages: list[OfferEventsMessage],
-    ) -> list[list[PreparedOffer] | Exception]:
-        """All runs of the batch read together; a run shares the fate of its first failure."""
-        prepared = await prepare_many(
-            [(m.account_id, e.offer.id, e.occurred_at) for m in messages for e in m.events]
-        )
-        return per_run(prepared, [len(m.events) for m in messages])
-
-    async def refresh_run(run: list[PreparedOffer], conn: asyncpg.Connection) -> None:
-        await refresh_offers(run, conn)
-
-    async def refresh_runs(runs: list[list[PreparedOffer]], conn: asyncpg.Connection) -> None:
-        await refresh_offers([p for run in runs for p in run], conn)
-
-    async def prepare_touched(messages: list[OfferTouched]) -> list[PreparedOffer | Exception]:
-        return await prepare_many([(m.account_id, m.offer_id, m.occurred_at) for m in messages])
-
+async def _may_bind(
+    pool: asyncpg.Pool, wanted: list[tuple[int, str, datetime]]
+) -> set[tuple[int, str]]:
+    """The (account, offer) pairs whose event may bind (the setting is on, the event is after
+    the switch-on, the offer is unbound), decided with two queries for the whole batch (none at
+    all while no account of the batch binds by EAN)."""
+    async with pool.acquire() as conn:
+        accounts = await store.binding_settings_of(conn, list({a for a, _, _ in wanted}))
+        settings = {a: BindSettings.of(row) for a, row in accounts.items()}
+        if not any(s.bind_by_ean for s in settings.values()):
+            return set()
+        bound = await store.bound_offer_ids(conn, list({o for _, o, _ in wanted}))
     return {
-        "allegro.offer_event": Route(
-            OfferEventMessage,
-            refresh_offer,
-            prepare_many=prepare_events,
-            handle_many=refresh_offers,
-        ),
-        "allegro.offer_events": Route(
-            OfferEventsMessage,
-            refresh_run,
-            prepare_many=prepare_runs,
-            handle_many=refresh_runs,
-            split=run_splitter("offer", "allegro.offer_event"),
-        ),
-        "allegro.offer_touched": Route(
-            OfferTouched, refresh_offer, prepare_many=prepare_touched, handle_many=refresh_offers
-        ),
+        (a, o)
+        for a, o, occurred_at in wanted
+        if a in settings and event_may_bind(settings[a], occurred_at, bound=o in bound)
     }
+
+
+def _subject(message: OfferEventMessage | OfferTouched) -> tuple[int, str, datetime]:
+    if isinstance(message, OfferTouched):
+        return message.account_id, message.offer_id, message.occurred_at
+    return message.account_id, message.event.offer.id, message.event.occurred_at
+
+
+async def prepare_offers(
+    allegro: AllegroRestClient,
+    pool: asyncpg.Pool,
+    messages: Sequence[OfferEventMessage | OfferTouched],
+) -> list[PreparedOffer | Exception]:
+    """The ``prepare`` of a batch's offer events (the bus gives runs as their single events) and
+    touches: the offers read with one listing call per account and 100 offers (journal events
+    arrive in bursts: one per purchase), and EANs only where binding may happen."""
+    wanted = [_subject(m) for m in messages]
+    read_at = datetime.now(UTC)
+    entries: dict[tuple[int, str], MirrorEntry | Exception | None] = {}
+    by_account: dict[int, dict[str, None]] = {}
+    for account_id, offer_id, _ in wanted:
+        by_account.setdefault(account_id, {})[offer_id] = None
+    limit = asyncio.Semaphore(8)
+
+    async def listing(account_id: int, chunk: list[str]) -> None:
+        async with limit:
+            try:
+                found = await read_listing_entries(allegro, account_id, chunk)
+            except Exception as exc:
+                entries.update({(account_id, o): exc for o in chunk})
+                return
+        entries.update({(account_id, o): found.get(o) for o in chunk})
+
+    await asyncio.gather(
+        *(
+            listing(account_id, ids[first : first + LISTING_IDS_PER_CALL])
+            for account_id, unique in by_account.items()
+            for ids in [list(unique)]
+            for first in range(0, len(ids), LISTING_IDS_PER_CALL)
+        )
+    )
+    eans: dict[tuple[int, str], str | Exception | None] = {}
+    binding = await _may_bind(pool, wanted)
+
+    async def ean_for(account_id: int, offer_id: str) -> None:
+        key = (account_id, offer_id)
+        entry = entries.get(key)
+        if entry is None or isinstance(entry, Exception):
+            return
+        eans[key] = None
+        async with limit:
+            try:
+                eans[key] = await read_ean(allegro, account_id, offer_id)
+            except Exception as exc:
+                eans[key] = exc
+
+    # one read per offer and batch, only where binding may happen
+    await asyncio.gather(*(ean_for(a, o) for a, o in binding))
+    last = {(a, o): index for index, (a, o, _) in enumerate(wanted)}
+    prepared: list[PreparedOffer | Exception] = []
+    for index, (account_id, offer_id, occurred_at) in enumerate(wanted):
+        entry = entries.get((account_id, offer_id))
+        ean = eans.get((account_id, offer_id))
+        if isinstance(entry, Exception):
+            prepared.append(entry)
+        elif isinstance(ean, Exception):
+            prepared.append(ean)
+        else:
+            prepared.append(
+                PreparedOffer(
+                    account_id,
+                    offer_id,
+                    occurred_at,
+                    read_at,
+                    entry,
+                    (account_id, offer_id) in eans,
+                    ean,
+                    covered=last[(account_id, offer_id)] != index,
+                )
+            )
+    return prepared

@@ -27,15 +27,24 @@ from typing import Any
 
 import asyncpg
 import structlog
-from pydantic import BaseModel, ConfigDict, Field
 
 from allegro_sync.adapters.allegro.checkout_forms import read_checkout_forms
 from allegro_sync.adapters.allegro.client import AllegroRestClient
 from allegro_sync.adapters.allegro.errors import AllegroNotFound
-from allegro_sync.adapters.broker.consumer import Route
 from allegro_sync.adapters.broker.publisher import ConfirmingPublisher, OutgoingMessage
 from allegro_sync.adapters.broker.topology import EVENTS_EXCHANGE, JOURNAL_EXCHANGE
 from allegro_sync.adapters.postgres import outbox
+from allegro_sync.contract import (
+    OFFER_TOUCHED,
+    ORDER_BACKFILL,
+    ORDER_CANCELLED,
+    ORDER_CREATED,
+    OfferTouched,
+    OrderBackfillMessage,
+    OrderCancelled,
+    OrderCreated,
+    OrderEventMessage,
+)
 from allegro_sync.handlers import event_log
 from allegro_sync.handlers.customers import (
     card_from_checkout_form,
@@ -43,7 +52,6 @@ from allegro_sync.handlers.customers import (
     decide_customer,
     upsert_customer,
 )
-from allegro_sync.handlers.journal_runs import per_run, run_splitter
 from allegro_sync.handlers.order_mails import queue_order_mail
 
 log = structlog.get_logger(__name__)
@@ -51,82 +59,6 @@ log = structlog.get_logger(__name__)
 READY = "READY_FOR_PROCESSING"
 CANCELLED = "CANCELLED"
 CASH_ON_DELIVERY = "CASH_ON_DELIVERY"
-
-
-# --- messages -------------------------------------------------------------------------------
-
-
-class _Loose(BaseModel):
-    model_config = ConfigDict(extra="ignore", populate_by_name=True)
-
-
-class _FormRef(_Loose):
-    id: uuid.UUID
-
-
-class _OfferRef(_Loose):
-    id: str
-
-
-class _EventLine(_Loose):
-    offer: _OfferRef
-
-
-class _EventOrder(_Loose):
-    checkout_form: _FormRef = Field(alias="checkoutForm")
-    line_items: list[_EventLine] = Field(default_factory=list, alias="lineItems")
-
-
-class OrderEvent(_Loose):
-    """An entry of ``GET /order/events`` (only what the handler relies on is checked)."""
-
-    id: str
-    occurred_at: datetime = Field(alias="occurredAt")
-    type: str
-    order: _EventOrder
-
-
-class OrderEventMessage(_Loose):
-    """``allegro.order_event``, as the order journal poller publishes it: a checkout form's last
-    event of a journal page (the ids of its earlier ones in ``coalesced_event_ids``), with the
-    form read for the page; without a form (a read that failed, an event published by hand)
-    the handler reads it."""
-
-    account_id: int
-    event: OrderEvent
-    form: dict[str, Any] | None = None
-    form_read_at: datetime | None = None
-    coalesced_event_ids: list[str] = Field(default_factory=list)
-
-
-class OrderRunEvent(OrderEvent):
-    """An event of a run, with what the poller adds to it (see ``OrderEventMessage``)."""
-
-    form: dict[str, Any] | None = None
-    form_read_at: datetime | None = None
-    coalesced_event_ids: list[str] = Field(default_factory=list)
-
-
-class OrderEventsMessage(_Loose):
-    """``allegro.order_events``: up to 100 checkout forms' events of one account's journal page,
-    as the order journal poller publishes them (split into ``allegro.order_event`` messages
-    when it fails, so that one failing form holds up no other)."""
-
-    account_id: int
-    events: list[OrderRunEvent] = Field(min_length=1, max_length=1000)
-
-
-RUN_EXTRAS = ("form", "form_read_at", "coalesced_event_ids")
-
-
-class OrderBackfillMessage(_Loose):
-    """``allegro.order_backfill``: a checkout form found by the orders-from backfill, with the
-    form as the listing showed it (the handler need not read it again)."""
-
-    account_id: int
-    checkout_form_id: uuid.UUID
-    form: dict[str, Any] | None = None
-    form_read_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -212,7 +144,7 @@ def order_created_payload(
     delivery = form.get("delivery") or {}
     total = (form.get("summary") or {}).get("totalToPay") or {}
     when = bought_at(form)
-    return {
+    body = {
         "checkout_form_id": str(form["id"]),
         "account_id": account["id"],
         "account_login": account["login"],
@@ -246,6 +178,7 @@ def order_created_payload(
             for line in lines
         ],
     }
+    return OrderCreated.model_validate(body).body()
 
 
 # --- effects --------------------------------------------------------------------------------
@@ -394,11 +327,6 @@ async def handle_orders(batch: Sequence[PreparedOrder], conn: asyncpg.Connection
         await _handle_forms(conn, work)
 
 
-async def handle_order(prepared: PreparedOrder, conn: asyncpg.Connection) -> None:
-    """One message's checkout form (the same path as a batch of one)."""
-    await handle_orders([prepared], conn)
-
-
 async def _handle_forms(conn: asyncpg.Connection, batch: Sequence[PreparedOrder]) -> None:
     """``handle_orders`` for forms that share no line item with each other."""
     accounts = {
@@ -527,7 +455,7 @@ async def _announce(
         messages.append(
             OutgoingMessage(
                 exchange=EVENTS_EXCHANGE,
-                routing_key="order.created",
+                routing_key=ORDER_CREATED,
                 message_id=f"order.created:{form_id}",
                 payload=order_created_payload(account, form, lines, customer),
             )
@@ -568,9 +496,9 @@ async def _cancel(
         conn,
         OutgoingMessage(
             exchange=EVENTS_EXCHANGE,
-            routing_key="order.cancelled",
+            routing_key=ORDER_CANCELLED,
             message_id=f"order.cancelled:{form_id}",
-            payload={"checkout_form_id": str(form_id), "account_id": account["id"]},
+            payload=OrderCancelled(checkout_form_id=str(form_id), account_id=account["id"]).body(),
         ),
     )
     await event_log.write(
@@ -601,138 +529,93 @@ async def _touch_offers(conn: asyncpg.Connection, batch: Sequence[PreparedOrder]
         [
             OutgoingMessage(
                 exchange=JOURNAL_EXCHANGE,
-                routing_key="allegro.offer_touched",
+                routing_key=OFFER_TOUCHED,
                 message_id=f"offer-touched:{event_id}:{offer_id}",
-                payload={
-                    "account_id": account_id,
-                    "offer_id": offer_id,
-                    "occurred_at": when.isoformat(),
-                },
+                payload=OfferTouched(
+                    account_id=account_id, offer_id=offer_id, occurred_at=when
+                ).body(),
             )
             for (account_id, offer_id), (when, event_id) in latest.items()
         ],
     )
 
 
-def order_routes(allegro: AllegroRestClient, pool: asyncpg.Pool) -> dict[str, Route]:
-    """Routes of the journal queue for orders."""
-
-    async def prepare_many(
-        seen: list[tuple[int, OrderEvent, dict[str, Any] | None, datetime | None]],
-    ) -> list[PreparedOrder | Exception]:
-        """Per (account, event, form, form read at): forms come with the events (read by the
-        poller per journal page); events without one (a retry, an event published by hand) have
-        theirs read in bulk here."""
-        active = {
-            r["id"]
-            for r in await pool.fetch(
-                "SELECT id FROM accounts WHERE id = ANY($1::bigint[]) AND active",
-                list({account_id for account_id, _, _, _ in seen}),
-            )
-        }
-        needed: dict[int, dict[uuid.UUID, datetime | None]] = {}
-        for account_id, event, given, _ in seen:
-            if account_id in active and given is None:
-                wanted = needed.setdefault(account_id, {})
-                form_id = event.order.checkout_form.id
-                known = wanted.get(form_id)
-                occurred = event.occurred_at
-                wanted[form_id] = occurred if known is None else min(known, occurred)
-        read_at = datetime.now(UTC)
-        forms: dict[tuple[int, uuid.UUID], Mapping[str, Any] | Exception | None] = {}
-        for account_id, wanted in needed.items():
-            try:
-                read = await read_checkout_forms(allegro, account_id, wanted)
-            except Exception as exc:
-                read = dict.fromkeys(wanted, exc)
-            forms.update({(account_id, form_id): form for form_id, form in read.items()})
-
-        prepared: list[PreparedOrder | Exception] = []
-        for account_id, event, given, given_read_at in seen:
-            key = (account_id, event.order.checkout_form.id)
-            form: Mapping[str, Any] | Exception | None = None
-            form_read_at = read_at
-            if account_id not in active:
-                pass  # A3: orders are taken only for active accounts
-            elif given is not None:
-                form, form_read_at = given, given_read_at or read_at
-            else:
-                form = forms.get(key)
-            if isinstance(form, Exception):
-                prepared.append(form)
-                continue
-            prepared.append(
-                PreparedOrder(
-                    account_id=account_id,
-                    checkout_form_id=event.order.checkout_form.id,
-                    form=form,
-                    read_at=form_read_at,
-                    event_id=event.id,
-                    occurred_at=event.occurred_at,
-                    offer_ids=tuple(
-                        dict.fromkeys(line.offer.id for line in event.order.line_items)
-                    ),
-                )
-            )
-        return prepared
-
-    async def prepare_events(
-        messages: list[OrderEventMessage],
-    ) -> list[PreparedOrder | Exception]:
-        return await prepare_many(
-            [(m.account_id, m.event, m.form, m.form_read_at) for m in messages]
+async def prepare_orders(
+    allegro: AllegroRestClient, pool: asyncpg.Pool, messages: list[OrderEventMessage]
+) -> list[PreparedOrder | Exception]:
+    """The ``prepare`` of a batch's order events (the bus gives runs as their single events):
+    forms come with the events (read by the poller per journal page); events without one (a
+    retry, an event published by hand) have theirs read in bulk here."""
+    active = {
+        r["id"]
+        for r in await pool.fetch(
+            "SELECT id FROM accounts WHERE id = ANY($1::bigint[]) AND active",
+            list({m.account_id for m in messages}),
         )
-
-    async def prepare_runs(
-        messages: list[OrderEventsMessage],
-    ) -> list[list[PreparedOrder] | Exception]:
-        """All runs of the batch prepared together; a run shares the fate of its first
-        failure (and is then split, see ``OrderEventsMessage``)."""
-        prepared = await prepare_many(
-            [(m.account_id, e, e.form, e.form_read_at) for m in messages for e in m.events]
-        )
-        return per_run(prepared, [len(m.events) for m in messages])
-
-    async def handle_run(run: list[PreparedOrder], conn: asyncpg.Connection) -> None:
-        await handle_orders(run, conn)
-
-    async def handle_runs(runs: list[list[PreparedOrder]], conn: asyncpg.Connection) -> None:
-        await handle_orders([p for run in runs for p in run], conn)
-
-    async def prepare_backfill(message: OrderBackfillMessage) -> PreparedOrder:
-        form_id = message.checkout_form_id
-        read_at = datetime.now(UTC)
-        form: Mapping[str, Any] | None
-        if message.form is not None:
-            # an inactive account's form is dropped by the handler (A3), in one query per batch
-            form, read_at = message.form, message.form_read_at or read_at
-        else:
-            form = await read_checkout_form(allegro, pool, message.account_id, form_id)
-        return PreparedOrder(
-            account_id=message.account_id,
-            checkout_form_id=form_id,
-            form=form,
-            read_at=read_at,
-        )
-
-    return {
-        "allegro.order_event": Route(
-            OrderEventMessage,
-            handle_order,
-            prepare_many=prepare_events,
-            handle_many=handle_orders,
-        ),
-        "allegro.order_events": Route(
-            OrderEventsMessage,
-            handle_run,
-            prepare_many=prepare_runs,
-            handle_many=handle_runs,
-            split=run_splitter("order", "allegro.order_event", RUN_EXTRAS),
-        ),
-        "allegro.order_backfill": Route(
-            OrderBackfillMessage, handle_order, prepare_backfill, handle_many=handle_orders
-        ),
     }
+    needed: dict[int, dict[uuid.UUID, datetime | None]] = {}
+    for m in messages:
+        if m.account_id in active and m.form is None:
+            wanted = needed.setdefault(m.account_id, {})
+            form_id = m.event.order.checkout_form.id
+            known = wanted.get(form_id)
+            occurred = m.event.occurred_at
+            wanted[form_id] = occurred if known is None else min(known, occurred)
+    read_at = datetime.now(UTC)
+    forms: dict[tuple[int, uuid.UUID], Mapping[str, Any] | Exception | None] = {}
+    for account_id, wanted in needed.items():
+        try:
+            read = await read_checkout_forms(allegro, account_id, wanted)
+        except Exception as exc:
+            read = dict.fromkeys(wanted, exc)
+        forms.update({(account_id, form_id): form for form_id, form in read.items()})
+
+    prepared: list[PreparedOrder | Exception] = []
+    for m in messages:
+        event = m.event
+        form: Mapping[str, Any] | Exception | None = None
+        form_read_at = read_at
+        if m.account_id not in active:
+            pass  # A3: orders are taken only for active accounts
+        elif m.form is not None:
+            form, form_read_at = m.form, m.form_read_at or read_at
+        else:
+            form = forms.get((m.account_id, event.order.checkout_form.id))
+        if isinstance(form, Exception):
+            prepared.append(form)
+            continue
+        prepared.append(
+            PreparedOrder(
+                account_id=m.account_id,
+                checkout_form_id=event.order.checkout_form.id,
+                form=form,
+                read_at=form_read_at,
+                event_id=event.id,
+                occurred_at=event.occurred_at,
+                offer_ids=tuple(dict.fromkeys(line.offer.id for line in event.order.line_items)),
+            )
+        )
+    return prepared
+
+
+async def prepare_backfill(
+    allegro: AllegroRestClient, pool: asyncpg.Pool, message: OrderBackfillMessage
+) -> PreparedOrder:
+    """The ``prepare`` of a form the backfill found: as the listing showed it, else read."""
+    form_id = message.checkout_form_id
+    read_at = datetime.now(UTC)
+    form: Mapping[str, Any] | None
+    if message.form is not None:
+        # an inactive account's form is dropped by the handler (A3), in one query per batch
+        form, read_at = message.form, message.form_read_at or read_at
+    else:
+        form = await read_checkout_form(allegro, pool, message.account_id, form_id)
+    return PreparedOrder(
+        account_id=message.account_id,
+        checkout_form_id=form_id,
+        form=form,
+        read_at=read_at,
+    )
 
 
 # --- backfill -------------------------------------------------------------------------------
@@ -808,7 +691,7 @@ async def _backfill_range(
                 [
                     OutgoingMessage(
                         exchange=JOURNAL_EXCHANGE,
-                        routing_key="allegro.order_backfill",
+                        routing_key=ORDER_BACKFILL,
                         message_id=f"order-backfill:{f['id']}:{f.get('revision')}",
                         payload={
                             "account_id": account_id,

@@ -88,8 +88,3 @@ async def propagate_price(messages: Sequence[PriceChanged], conn: asyncpg.Connec
         )
     ]
     await offer_changes.upsert(conn, changes)
-
-
-async def propagate_one(message: PriceChanged, conn: asyncpg.Connection) -> None:
-    """One message (the consumer's fallback when a batch failed)."""
-    await propagate_price([message], conn)

@@ -1,54 +1,152 @@
-"""Routing keys to handlers: the literal map the consumers dispatch by.
+"""Routing keys to handlers: the literal map the bus (``daemon/consumer.py``) dispatches by.
 
-``build_routes`` binds each handler's dependencies (the composition root passes them in); the map
-is checked at start-up so that a queue never receives a type nobody handles by mistake.
+A ``Route`` names a message's schema (from ``contract.py``) and the plain functions that handle
+it; ``build_routes`` binds their dependencies (the composition root passes them in). Handlers
+import neither the bus nor this module: the bus imports the routes, never the reverse.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from functools import partial
+from typing import Any
 
 import asyncpg
+from pydantic import BaseModel
 
 from allegro_sync.adapters.allegro.client import AllegroRestClient
-from allegro_sync.adapters.broker.consumer import Route
 from allegro_sync.adapters.broker.topology import ERP_QUEUE, JOURNAL_QUEUE
 from allegro_sync.contract import (
+    INVOICE_ADDED,
+    OFFER_EVENT,
+    OFFER_EVENTS,
+    OFFER_TOUCHED,
+    ORDER_BACKFILL,
+    ORDER_EVENT,
+    ORDER_EVENTS,
+    ORDER_STATUS_CHANGED,
+    PRICE_CHANGED,
+    PRICE_LIST_UPSERTED,
+    PRODUCT_UPSERTED,
+    RUN_EXTRAS,
+    STOCK_CHANGED,
+    InvoiceAdded,
+    OfferEventMessage,
+    OfferEventsMessage,
+    OfferTouched,
+    OrderBackfillMessage,
+    OrderEventMessage,
+    OrderEventsMessage,
+    OrderStatusChanged,
     PriceChanged,
     PriceListUpserted,
     ProductUpserted,
     StockChanged,
+    run_splitter,
 )
 from allegro_sync.handlers import catalog, prices, stock
-from allegro_sync.handlers.fulfillment import fulfillment_routes
-from allegro_sync.handlers.invoices import invoice_routes
-from allegro_sync.handlers.offers import offer_routes
-from allegro_sync.handlers.orders import order_routes
+from allegro_sync.handlers.fulfillment import record_fulfillment, set_fulfillment
+from allegro_sync.handlers.invoices import record_invoice, upload_invoice
+from allegro_sync.handlers.offers import prepare_offers, refresh_offers
+from allegro_sync.handlers.orders import handle_orders, prepare_backfill, prepare_orders
+
+Handler = Callable[[Any, asyncpg.Connection], Awaitable[None]]
+Prepare = Callable[[Any], Awaitable[Any]]
+# Prepares a whole batch's events of one route at once; an element may be an exception
+# instance, which decides that event's (and so its message's) fate like a raised one.
+PrepareMany = Callable[[list[Any]], Awaitable[list[Any]]]
+HandleMany = Callable[[list[Any], asyncpg.Connection], Awaitable[None]]
+# The events a message carries (a run of a journal page), as single-event messages.
+Events = Callable[[Any], list[Any]]
+# The parts of a message that carries many events (its decoded JSON body): (routing key,
+# message id, payload) of one message per event.
+Split = Callable[[Any], list[tuple[str, str, Any]]]
+
+
+@dataclass(frozen=True)
+class Route:
+    """A message type: its payload schema and its handler (dependencies already bound).
+
+    ``handler`` takes one message at a time; ``handle_many`` instead takes all of the batch's
+    new (not redelivered) payloads of the route at once, in the batch's transaction, so that
+    set-based SQL does one statement per batch instead of one per message.
+    ``prepare``, when given, runs before the batch's transaction, concurrently for the batch
+    (network reads such as fetching a checkout form belong there, not inside a transaction);
+    the handler then receives what ``prepare`` returned instead of the payload.
+    ``prepare_many`` does the same for all of a batch's messages of the route in one call, for
+    reads that are cheaper in bulk (one listing instead of a read per message).
+    ``events``, for a message carrying many events (a run of a journal page): the bus flattens
+    the batch's runs into their events for ``prepare_many`` and ``handle_many`` and regroups
+    the results per run (a run takes the fate of its first failed event), so a handler is
+    written once, for a list of events, whether they came alone or in runs.
+    ``split``, for such a message: when it fails, it is replaced by one message per event,
+    which go where it would have gone (the delay queue for a retry; back to this queue for a
+    dead letter, where each meets its own fate), so an event that fails holds up none of the
+    others.
+    """
+
+    model: type[BaseModel]
+    handler: Handler | None = None
+    prepare: Prepare | None = None
+    prepare_many: PrepareMany | None = None
+    handle_many: HandleMany | None = None
+    events: Events | None = None
+    split: Split | None = None
+
+    def __post_init__(self) -> None:
+        if (self.handler is None) == (self.handle_many is None):
+            raise ValueError("a route has either a handler or handle_many")
+        if self.events is not None and (self.handle_many is None or self.prepare is not None):
+            raise ValueError("a route whose messages carry events handles them many at a time")
 
 
 def erp_routes() -> dict[str, Route]:
-    """What the ERP sends (``erp.events``). Stock and price changes are handled per consumer
-    batch (``handle_many``): recorded version-guarded and propagated to bound offers as desired
-    values for the offer-change batcher (S1-S5, P1-P2)."""
+    """What the ERP sends (``erp.events``) and needs no Allegro call. Stock and price changes
+    are handled per consumer batch: recorded version-guarded and propagated to bound offers as
+    desired values for the offer-change batcher (S1-S5, P1-P2)."""
     return {
-        "product.upserted": Route(ProductUpserted, catalog.upsert_product),
-        "price_list.upserted": Route(PriceListUpserted, catalog.upsert_price_list),
-        "stock.changed": Route(
-            StockChanged, stock.propagate_one, handle_many=stock.propagate_stock
-        ),
-        "price.changed": Route(
-            PriceChanged, prices.propagate_one, handle_many=prices.propagate_price
-        ),
+        PRODUCT_UPSERTED: Route(ProductUpserted, catalog.upsert_product),
+        PRICE_LIST_UPSERTED: Route(PriceListUpserted, catalog.upsert_price_list),
+        STOCK_CHANGED: Route(StockChanged, handle_many=stock.propagate_stock),
+        PRICE_CHANGED: Route(PriceChanged, handle_many=prices.propagate_price),
     }
 
 
 def build_routes(allegro: AllegroRestClient, pool: asyncpg.Pool) -> dict[str, Mapping[str, Route]]:
     """Routes per consumer queue, with their dependencies bound."""
-    journal: dict[str, Route] = {**order_routes(allegro, pool), **offer_routes(allegro, pool)}
+    orders = partial(prepare_orders, allegro, pool)
+    offers = partial(prepare_offers, allegro, pool)
+    journal = {
+        ORDER_EVENT: Route(OrderEventMessage, prepare_many=orders, handle_many=handle_orders),
+        ORDER_EVENTS: Route(
+            OrderEventsMessage,
+            prepare_many=orders,
+            handle_many=handle_orders,
+            events=OrderEventsMessage.singles,
+            split=run_splitter("order", ORDER_EVENT, RUN_EXTRAS),
+        ),
+        ORDER_BACKFILL: Route(
+            OrderBackfillMessage,
+            prepare=partial(prepare_backfill, allegro, pool),
+            handle_many=handle_orders,
+        ),
+        OFFER_EVENT: Route(OfferEventMessage, prepare_many=offers, handle_many=refresh_offers),
+        OFFER_EVENTS: Route(
+            OfferEventsMessage,
+            prepare_many=offers,
+            handle_many=refresh_offers,
+            events=OfferEventsMessage.singles,
+            split=run_splitter("offer", OFFER_EVENT),
+        ),
+        OFFER_TOUCHED: Route(OfferTouched, prepare_many=offers, handle_many=refresh_offers),
+    }
     # ERP -> Allegro order updates: their network effects run in ``prepare``.
-    erp: dict[str, Route] = {
+    erp = {
         **erp_routes(),
-        **fulfillment_routes(allegro, pool),
-        **invoice_routes(allegro, pool),
+        ORDER_STATUS_CHANGED: Route(
+            OrderStatusChanged, record_fulfillment, partial(set_fulfillment, allegro, pool)
+        ),
+        INVOICE_ADDED: Route(InvoiceAdded, record_invoice, partial(upload_invoice, allegro, pool)),
     }
     return {ERP_QUEUE: erp, JOURNAL_QUEUE: journal}

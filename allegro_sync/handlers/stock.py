@@ -128,8 +128,3 @@ async def propagate_stock(messages: Sequence[StockChanged], conn: asyncpg.Connec
     await offer_changes.upsert(conn, changes)
     if restocked_ended:
         await conn.execute(QUEUE_RENEWALS, restocked_ended)
-
-
-async def propagate_one(message: StockChanged, conn: asyncpg.Connection) -> None:
-    """One message (the consumer's fallback when a batch failed)."""
-    await propagate_stock([message], conn)

@@ -16,10 +16,10 @@ import asyncpg
 import pytest
 from pydantic import BaseModel
 
-from allegro_sync.adapters.broker.consumer import BatchConsumer, Route
 from allegro_sync.adapters.broker.topology import DEAD_LETTER_QUEUE, ERP_EXCHANGE, ERP_QUEUE
+from allegro_sync.daemon.consumer import BatchConsumer
 from allegro_sync.errors import TransientError
-from allegro_sync.handlers.registry import erp_routes
+from allegro_sync.handlers.registry import Route, erp_routes
 from allegro_sync.metrics import Metrics
 from tests.helpers import drain_queue, eventually, publish_json, rabbitmq_list
 

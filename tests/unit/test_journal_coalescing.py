@@ -6,9 +6,8 @@ from typing import Any
 
 from allegro_sync.adapters.allegro.offer_journal import OfferJournal
 from allegro_sync.adapters.allegro.order_journal import OrderJournal
+from allegro_sync.contract import RUN_EXTRAS, run_splitter
 from allegro_sync.daemon.pollers import coalesce, page_messages
-from allegro_sync.handlers.journal_runs import run_splitter
-from allegro_sync.handlers.orders import RUN_EXTRAS
 
 
 def order_event(event_id: str, form_id: str | None, kind: str) -> dict[str, Any]:

@@ -1,11 +1,14 @@
-"""The consumer wrapper: the one place that decides ack, delayed retry or dead-letter.
+"""The message bus: the batch consumer, the one place that decides ack, delayed retry or
+dead-letter.
 
 Messages are taken in micro-batches (up to ``batch_size`` or ``batch_window`` seconds after the
 first one) and handled in one PostgreSQL transaction, then acked: one commit per batch instead
 of one per message. The batch first claims its inbox rows (``ON CONFLICT DO NOTHING``, one
 statement); a redelivered message finds its row and is a no-op. When a handler fails, the batch
 is rolled back and its messages are handled again one transaction each, so only the failing
-message meets its fate.
+message meets its fate. Messages are dispatched by routing key to the routes of
+``handlers/registry.py``; runs of journal events are flattened for their handlers and regrouped
+per run here (``Route.events``), and a run that fails is split into its events (``Route.split``).
 
 Fates, by error class:
 - ``BadInput`` (also invalid JSON, schema mismatch, unknown routing key): published to the
@@ -21,16 +24,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import aio_pika
 import asyncpg
 import orjson
 import structlog
 from aio_pika.abc import AbstractIncomingMessage, AbstractQueue, AbstractRobustConnection
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 
 from allegro_sync.adapters.broker.publisher import ConfirmingPublisher, OutgoingMessage
 from allegro_sync.adapters.broker.topology import (
@@ -38,12 +41,14 @@ from allegro_sync.adapters.broker.topology import (
     RETRY_DELAYS_MS,
     retry_queue_name,
 )
+from allegro_sync.adapters.postgres import inbox
 from allegro_sync.errors import BadInput, CredentialsDead, Refused, TransientError
+from allegro_sync.handlers.registry import Route
 from allegro_sync.metrics import Metrics
 
 log = structlog.get_logger(__name__)
 
-Handler = Callable[[Any, asyncpg.Connection], Awaitable[None]]
+T = TypeVar("T")
 ORIGINAL_ROUTING_KEY = "x-original-routing-key"
 BACKLOG_MEMORY = 1.0  # seconds a backlog seen in the broker is remembered
 BACKLOG_TAIL = 5.0  # seconds after that its last messages, still in hand, count as a backlog
@@ -64,42 +69,6 @@ DATABASE_DOWN: tuple[type[BaseException], ...] = (
     OSError,
     TimeoutError,
 )
-
-
-Prepare = Callable[[Any], Awaitable[Any]]
-# Prepares a whole batch's payloads of one route at once; an element may be an exception
-# instance, which decides that message's fate like a raised one.
-PrepareMany = Callable[[list[Any]], Awaitable[list[Any]]]
-HandleMany = Callable[[list[Any], asyncpg.Connection], Awaitable[None]]
-# The parts of a message that carries many events (its decoded JSON body): (routing key,
-# message id, payload) of one message per event.
-Split = Callable[[Any], list[tuple[str, str, Any]]]
-
-
-@dataclass(frozen=True)
-class Route:
-    """A message type: its payload schema and its handler (dependencies already bound).
-
-    ``prepare``, when given, runs before the batch's transaction, concurrently for the batch
-    (network reads such as fetching a checkout form belong there, not inside a transaction);
-    the handler then receives what ``prepare`` returned instead of the payload.
-    ``prepare_many`` does the same for all of a batch's messages of the route in one call, for
-    reads that are cheaper in bulk (one listing instead of a read per message).
-    ``handle_many``, when given, replaces ``handler``: it receives all of the batch's new (not
-    redelivered) payloads of the route at once, in the batch's transaction, so that set-based
-    SQL does one statement per batch instead of one per message.
-    ``split``, for a message carrying many events (a run of a journal page): when it fails, it
-    is replaced by one message per event, which go where it would have gone (the delay queue
-    for a retry; back to this queue for a dead letter, where each meets its own fate), so an
-    event that fails holds up none of the others.
-    """
-
-    model: type[BaseModel]
-    handler: Handler
-    prepare: Prepare | None = None
-    prepare_many: PrepareMany | None = None
-    handle_many: HandleMany | None = None
-    split: Split | None = None
 
 
 class _BatchAborted(Exception):
@@ -308,7 +277,8 @@ class BatchConsumer:
             item.fate, item.error = "dead", "message has no message_id"
         else:
             try:
-                item.payload = route.model.model_validate_json(message.body)
+                payload = route.model.model_validate_json(message.body)
+                item.payload = route.events(payload) if route.events else payload
                 item.route = route
             except ValidationError as exc:
                 errors = exc.errors()
@@ -338,12 +308,15 @@ class BatchConsumer:
             if item.fate == "ack" and item.route is not None and item.route.prepare_many:
                 groups.setdefault(id(item.route), []).append(item)
         for group in groups.values():
-            prepare_many = group[0].route.prepare_many if group[0].route else None
-            assert prepare_many is not None
+            route = group[0].route
+            assert route is not None and route.prepare_many is not None
+            events = _events(route, group)
             try:
-                results = await prepare_many([i.payload for i in group])
+                results = await route.prepare_many(events)
             except Exception as exc:
-                results = [exc] * len(group)
+                results = [exc] * len(events)
+            if route.events is not None:
+                results = per_run(results, [len(i.payload) for i in group])
             for item, result in zip(group, results, strict=True):
                 if isinstance(result, Exception):
                     item.fate, item.error = _fate_of(result)
@@ -373,15 +346,7 @@ class BatchConsumer:
     async def _handle_batch(self, conn: asyncpg.Connection, items: list[_Item]) -> None:
         # One round trip claims every inbox row of the batch; a message already there (or
         # twice in this batch) is a redelivery and a no-op.
-        claimed = {
-            row["message_id"]
-            for row in await conn.fetch(
-                "INSERT INTO inbox (consumer, message_id) SELECT $1, unnest($2::text[])"
-                " ON CONFLICT DO NOTHING RETURNING message_id",
-                self._queue_name,
-                [item.message_id for item in items],
-            )
-        }
+        claimed = await inbox.claim(conn, self._queue_name, [item.message_id for item in items])
         together: dict[int, list[_Item]] = {}
         for item in items:
             assert item.route is not None
@@ -392,6 +357,7 @@ class BatchConsumer:
             if item.route.handle_many is not None:
                 together.setdefault(id(item.route), []).append(item)
                 continue
+            assert item.route.handler is not None
             try:
                 with structlog.contextvars.bound_contextvars(
                     message_id=item.message_id, routing_key=item.routing_key
@@ -405,10 +371,10 @@ class BatchConsumer:
                     log.exception("handler_failed", message_id=item.message_id)
                 raise _BatchAborted from exc
         for group in together.values():
-            handle_many = group[0].route.handle_many if group[0].route else None
-            assert handle_many is not None
+            route = group[0].route
+            assert route is not None and route.handle_many is not None
             try:
-                await handle_many([i.payload for i in group], conn)
+                await route.handle_many(_events(route, group), conn)
             except DATABASE_DOWN:
                 raise
             except Exception as exc:
@@ -548,6 +514,27 @@ class BatchConsumer:
             timestamp=original.timestamp,
         )
         await self._publisher.publish_raw(exchange, routing_key, copy)
+
+
+def _events(route: Route, group: list[_Item]) -> list[Any]:
+    """The payloads of a group of one route's messages, runs flattened into their events."""
+    if route.events is None:
+        return [item.payload for item in group]
+    return [event for item in group for event in item.payload]
+
+
+def per_run(results: Sequence[T | Exception], runs: Sequence[int]) -> list[list[T] | Exception]:
+    """The results of a batch's runs, prepared event by event as one list, back per run (``runs``
+    gives each run's length): a run with a failed event takes that event's failure (and is then
+    split)."""
+    grouped: list[list[T] | Exception] = []
+    start = 0
+    for length in runs:
+        run = results[start : start + length]
+        start += length
+        failed = [r for r in run if isinstance(r, Exception)]
+        grouped.append(failed[0] if failed else [r for r in run if not isinstance(r, Exception)])
+    return grouped
 
 
 def _one_channel(items: list[_Item]) -> bool:
