@@ -33,6 +33,7 @@ from allegro_sync.adapters.allegro.client import AllegroRestClient
 from allegro_sync.adapters.allegro.errors import AllegroNotFound
 from allegro_sync.adapters.broker.publisher import ConfirmingPublisher, OutgoingMessage
 from allegro_sync.adapters.broker.topology import EVENTS_EXCHANGE, JOURNAL_EXCHANGE
+from allegro_sync.adapters.postgres import orders as store
 from allegro_sync.adapters.postgres import outbox
 from allegro_sync.contract import (
     OFFER_TOUCHED,
@@ -199,89 +200,44 @@ async def read_checkout_form(
     return form
 
 
-async def store_orders(
-    conn: asyncpg.Connection, batch: Sequence[PreparedOrder]
-) -> dict[uuid.UUID, asyncpg.Record]:
-    """Upsert the order rows of a batch (one form each) in one statement; the rows written
-    (locked for this transaction) by form id. A form missing from the answer had a newer read
-    stored already: this one is stale, nothing to do for it."""
-    forms = [p.form for p in batch if p.form is not None]
-    payments = [f.get("payment") or {} for f in forms]
-    totals = [(f.get("summary") or {}).get("totalToPay") or {} for f in forms]
-    rows = await conn.fetch(
-        """
-        INSERT INTO orders (checkout_form_id, account_id, status, revision, bought_at,
-                            allegro_updated_at, payment_type, paid_at, total, currency,
-                            invoice_required, form, form_read_at)
-        SELECT * FROM unnest($1::uuid[], $2::bigint[], $3::text[], $4::text[],
-                             $5::timestamptz[], $6::timestamptz[], $7::text[],
-                             $8::timestamptz[], $9::numeric[], $10::text[], $11::bool[],
-                             $12::jsonb[], $13::timestamptz[])
-        ON CONFLICT (checkout_form_id) DO UPDATE
-           SET status = EXCLUDED.status, revision = EXCLUDED.revision,
-               bought_at = EXCLUDED.bought_at, allegro_updated_at = EXCLUDED.allegro_updated_at,
-               payment_type = EXCLUDED.payment_type, paid_at = EXCLUDED.paid_at,
-               total = EXCLUDED.total, currency = EXCLUDED.currency,
-               invoice_required = EXCLUDED.invoice_required, form = EXCLUDED.form,
-               form_read_at = EXCLUDED.form_read_at, updated_at = now()
-         WHERE orders.form_read_at IS NULL OR orders.form_read_at <= EXCLUDED.form_read_at
-        RETURNING checkout_form_id, announced_at, cancelled_at, superseded_by
-        """,
-        [p.checkout_form_id for p in batch if p.form is not None],
-        [p.account_id for p in batch if p.form is not None],
-        [f.get("status") for f in forms],
-        [str(f["revision"]) if f.get("revision") is not None else None for f in forms],
-        [bought_at(f) for f in forms],
-        [_parse_time(f.get("updatedAt")) for f in forms],
-        [p.get("type") for p in payments],
-        [_parse_time(p.get("finishedAt")) for p in payments],
-        [Decimal(str(t["amount"])) if t.get("amount") is not None else None for t in totals],
-        [t.get("currency") for t in totals],
-        [bool((f.get("invoice") or {}).get("required")) for f in forms],
-        [dict(f) for f in forms],
-        [p.read_at for p in batch if p.form is not None],
+def order_row(prepared: PreparedOrder) -> store.OrderRow:
+    """The ``orders`` row of a form read."""
+    form = prepared.form
+    assert form is not None
+    payment = form.get("payment") or {}
+    total = (form.get("summary") or {}).get("totalToPay") or {}
+    return store.OrderRow(
+        checkout_form_id=prepared.checkout_form_id,
+        account_id=prepared.account_id,
+        status=form.get("status"),
+        revision=str(form["revision"]) if form.get("revision") is not None else None,
+        bought_at=bought_at(form),
+        allegro_updated_at=_parse_time(form.get("updatedAt")),
+        payment_type=payment.get("type"),
+        paid_at=_parse_time(payment.get("finishedAt")),
+        total=Decimal(str(total["amount"])) if total.get("amount") is not None else None,
+        currency=total.get("currency"),
+        invoice_required=bool((form.get("invoice") or {}).get("required")),
+        form=dict(form),
+        form_read_at=prepared.read_at,
     )
-    return {row["checkout_form_id"]: row for row in rows}
 
 
-async def store_lines(
-    conn: asyncpg.Connection, forms: Sequence[Mapping[str, Any]]
-) -> dict[uuid.UUID, list[asyncpg.Record]]:
-    """Upsert the lines of many forms in one statement, enriched from the offer mirror (bound
-    product, EAN, image); each form's lines in line-id order."""
-    items = [(uuid.UUID(str(f["id"])), item) for f in forms for item in f.get("lineItems") or []]
-    if not items:
-        return {}
-    rows = await conn.fetch(
-        """
-        INSERT INTO order_lines (id, checkout_form_id, offer_id, product_id, ean, name,
-                                 quantity, unit_price, currency, image_url)
-        SELECT i.id, i.form_id, i.offer_id, o.product_id, coalesce(p.ean, o.ean), i.name,
-               i.quantity, i.unit_price, i.currency, o.image_url
-          FROM unnest($1::text[], $2::uuid[], $3::text[], $4::text[], $5::int[],
-                      $6::numeric[], $7::text[])
-               AS i(id, form_id, offer_id, name, quantity, unit_price, currency)
-          LEFT JOIN offers o ON o.id = i.offer_id
-          LEFT JOIN products p ON p.id = o.product_id
-        ON CONFLICT (id) DO UPDATE
-           SET checkout_form_id = EXCLUDED.checkout_form_id, product_id = EXCLUDED.product_id,
-               ean = EXCLUDED.ean, name = EXCLUDED.name, quantity = EXCLUDED.quantity,
-               unit_price = EXCLUDED.unit_price, currency = EXCLUDED.currency,
-               image_url = EXCLUDED.image_url
-        RETURNING *
-        """,
-        [str(item["id"]) for _, item in items],
-        [form_id for form_id, _ in items],
-        [str(item["offer"]["id"]) for _, item in items],
-        [str(item["offer"].get("name") or "") for _, item in items],
-        [int(item["quantity"]) for _, item in items],
-        [Decimal(str(item["price"]["amount"])) for _, item in items],
-        [str(item["price"]["currency"]) for _, item in items],
-    )
-    lines: dict[uuid.UUID, list[asyncpg.Record]] = {}
-    for row in sorted(rows, key=lambda line: line["id"]):
-        lines.setdefault(row["checkout_form_id"], []).append(row)
-    return lines
+def line_rows(forms: Sequence[Mapping[str, Any]]) -> list[store.LineRow]:
+    """The ``order_lines`` rows of forms' line items."""
+    return [
+        store.LineRow(
+            id=str(item["id"]),
+            checkout_form_id=uuid.UUID(str(form["id"])),
+            offer_id=str(item["offer"]["id"]),
+            name=str(item["offer"].get("name") or ""),
+            quantity=int(item["quantity"]),
+            unit_price=Decimal(str(item["price"]["amount"])),
+            currency=str(item["price"]["currency"]),
+        )
+        for form in forms
+        for item in form.get("lineItems") or []
+    ]
 
 
 def _line_ids(form: Mapping[str, Any]) -> list[str]:
@@ -327,57 +283,51 @@ async def handle_orders(batch: Sequence[PreparedOrder], conn: asyncpg.Connection
         await _handle_forms(conn, work)
 
 
-async def _handle_forms(conn: asyncpg.Connection, batch: Sequence[PreparedOrder]) -> None:
-    """``handle_orders`` for forms that share no line item with each other."""
-    accounts = {
-        row["id"]: row
-        for row in await conn.fetch(
-            "SELECT * FROM accounts WHERE id = ANY($1::bigint[]) AND active FOR SHARE",
-            list({p.account_id for p in batch}),
-        )
-    }
-    # A3: active accounts only; in form order, so that replicas lock rows in the same order
-    batch = sorted((p for p in batch if p.account_id in accounts), key=lambda p: p.checkout_form_id)
-    if not batch:
-        return
-    stored = await store_orders(conn, batch)
-    batch = [p for p in batch if p.checkout_form_id in stored]  # stale reads: nothing to do
-    if not batch:
-        return
-    earlier: dict[str, list[asyncpg.Record]] = {}
-    for row in await conn.fetch(
-        """
-        SELECT l.id, o.checkout_form_id, o.announced_at IS NOT NULL AS announced
-          FROM order_lines l JOIN orders o ON o.checkout_form_id = l.checkout_form_id
-         WHERE l.id = ANY($1::text[])
-        """,
-        [line_id for p in batch if p.form is not None for line_id in _line_ids(p.form)],
-    ):
-        earlier.setdefault(row["id"], []).append(row)
+@dataclass(frozen=True)
+class FormsRead:
+    """What handling a batch of forms reads: the forms of active accounts whose read is not
+    stale (in form order), their accounts (locked), their order rows as stored now, and per
+    line item the orders already holding it."""
 
-    decided: list[tuple[PreparedOrder, OrderDecision, bool]] = []
+    batch: Sequence[PreparedOrder]
+    accounts: Mapping[int, asyncpg.Record]
+    stored: Mapping[uuid.UUID, asyncpg.Record]
+    held: Mapping[str, Sequence[Mapping[str, Any]]]
+
+
+@dataclass(frozen=True)
+class FormsPlan:
+    """What to write for a batch of forms: (old forms, the merged form) to supersede, the forms
+    whose lines are stored, and per form its decision and whether its lines were announced
+    with another order."""
+
+    supersede: Sequence[tuple[list[uuid.UUID], uuid.UUID]]
+    take_lines: Sequence[Mapping[str, Any]]
+    decided: Sequence[tuple[PreparedOrder, OrderDecision, bool]]
+
+
+def plan_forms(read: FormsRead) -> FormsPlan:
+    """The pure decision over what ``_read_forms`` read (merged forms take the lines over)."""
+    supersede: list[tuple[list[uuid.UUID], uuid.UUID]] = []
     take_lines: list[Mapping[str, Any]] = []
-    for prepared in batch:
+    decided: list[tuple[PreparedOrder, OrderDecision, bool]] = []
+    for prepared in read.batch:
         form, form_id = prepared.form, prepared.checkout_form_id
         assert form is not None
         others = {
             row["checkout_form_id"]: row["announced"]
             for line_id in _line_ids(form)
-            for row in earlier.get(line_id, [])
+            for row in read.held.get(line_id, [])
             if row["checkout_form_id"] != form_id
         }
-        order = stored[form_id]
+        order = read.stored[form_id]
         superseded = order["superseded_by"] is not None
         elsewhere = any(others.values())
         if not superseded and not elsewhere:
             if others:  # a merged form: it takes the lines over (rare; one statement each)
-                await conn.execute(
-                    "UPDATE orders SET superseded_by = $2 WHERE checkout_form_id = ANY($1::uuid[])",
-                    list(others),
-                    form_id,
-                )
+                supersede.append((list(others), form_id))
             take_lines.append(form)
-        account = accounts[prepared.account_id]
+        account = read.accounts[prepared.account_id]
         decision = decide_order(
             form,
             auto_create_orders=account["auto_create_orders"],
@@ -388,11 +338,40 @@ async def _handle_forms(conn: asyncpg.Connection, batch: Sequence[PreparedOrder]
             lines_announced_elsewhere=elsewhere,
         )
         decided.append((prepared, decision, elsewhere))
-    lines = await store_lines(conn, take_lines)
+    return FormsPlan(supersede, take_lines, decided)
 
+
+async def _handle_forms(conn: asyncpg.Connection, batch: Sequence[PreparedOrder]) -> None:
+    """``handle_orders`` for forms that share no line item with each other: one read, a pure
+    decision over what it read, one write."""
+    read = await _read_forms(conn, batch)
+    await _write_forms(conn, read, plan_forms(read))
+
+
+async def _read_forms(conn: asyncpg.Connection, batch: Sequence[PreparedOrder]) -> FormsRead:
+    """Lock the accounts, store the forms (version-guarded by read time) and read back their
+    order rows and the orders their line items are in already."""
+    accounts = await store.lock_active_accounts(conn, list({p.account_id for p in batch}))
+    # A3: active accounts only; in form order, so that replicas lock rows in the same order
+    batch = sorted((p for p in batch if p.account_id in accounts), key=lambda p: p.checkout_form_id)
+    stored = await store.upsert(conn, [order_row(p) for p in batch])
+    batch = [p for p in batch if p.checkout_form_id in stored]  # stale reads: nothing to do
+    held = {}
+    if batch:
+        held = await store.forms_of_lines(
+            conn, [line_id for p in batch if p.form is not None for line_id in _line_ids(p.form)]
+        )
+    return FormsRead(batch, accounts, stored, held)
+
+
+async def _write_forms(conn: asyncpg.Connection, read: FormsRead, plan: FormsPlan) -> None:
+    """Apply the plan: supersede, store the lines, warn, cancel, announce, touch the offers."""
+    for old_forms, merged in plan.supersede:
+        await store.supersede(conn, old_forms, merged)
+    lines = await store.upsert_lines(conn, line_rows(plan.take_lines))
     announce: list[tuple[asyncpg.Record, Mapping[str, Any], list[asyncpg.Record]]] = []
-    for prepared, decision, elsewhere in decided:
-        account, form = accounts[prepared.account_id], prepared.form
+    for prepared, decision, elsewhere in plan.decided:
+        account, form = read.accounts[prepared.account_id], prepared.form
         assert form is not None
         if elsewhere and form.get("status") == READY:
             await event_log.write(
@@ -422,8 +401,8 @@ async def _handle_forms(conn: asyncpg.Connection, batch: Sequence[PreparedOrder]
         conn,
         [
             p
-            for p, _, _ in decided
-            if accounts[p.account_id]["bind_offers_by_ean"] and p.occurred_at is not None
+            for p, _, _ in plan.decided
+            if read.accounts[p.account_id]["bind_offers_by_ean"] and p.occurred_at is not None
         ],
     )
 
@@ -469,14 +448,8 @@ async def _announce(
                 f"Order {form_id} sent to the ERP" + (" with a customer card" if customer else ""),
             )
         )
-    await conn.execute(
-        """
-        UPDATE orders o SET announced_at = now(), customer_id = a.customer_id
-          FROM unnest($1::uuid[], $2::bigint[]) AS a(checkout_form_id, customer_id)
-         WHERE o.checkout_form_id = a.checkout_form_id
-        """,
-        [uuid.UUID(str(form["id"])) for _, form, _ in orders],
-        customer_ids,
+    await store.mark_announced(
+        conn, [uuid.UUID(str(form["id"])) for _, form, _ in orders], customer_ids
     )
     await outbox.enqueue_many(conn, messages)
     await event_log.write_many(conn, entries)
@@ -489,9 +462,7 @@ async def _cancel(
     conn: asyncpg.Connection, account: asyncpg.Record, form: Mapping[str, Any]
 ) -> None:
     form_id = uuid.UUID(str(form["id"]))
-    await conn.execute(
-        "UPDATE orders SET cancelled_at = now() WHERE checkout_form_id = $1", form_id
-    )
+    await store.mark_cancelled(conn, form_id)
     await outbox.enqueue(
         conn,
         OutgoingMessage(

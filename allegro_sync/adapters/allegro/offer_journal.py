@@ -19,6 +19,7 @@ import asyncpg
 from allegro_sync.adapters.allegro.client import AllegroRestClient
 from allegro_sync.adapters.allegro.errors import AllegroRejected
 from allegro_sync.adapters.allegro.journal import JournalGap, Page
+from allegro_sync.contract import OFFER_EVENTS
 
 PAGE_SIZE = 1000  # the most the journal gives per request
 
@@ -31,7 +32,7 @@ class OfferJournal:
     """``GET /sale/offer-events`` for one account at a time; see the module docstring."""
 
     name = "offer"
-    routing_key = "allegro.offer_events"
+    routing_key = OFFER_EVENTS
     events_per_message = 100  # one listing read's worth (see daemon/pollers.py)
     # Every batch command echoes here as stock or price events, so this journal is busy whenever
     # stock moves; polled once a second per seller it took a fifth of the client-wide request

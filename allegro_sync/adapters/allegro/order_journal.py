@@ -12,6 +12,7 @@ import asyncpg
 from allegro_sync.adapters.allegro.checkout_forms import read_checkout_forms
 from allegro_sync.adapters.allegro.client import AllegroRestClient
 from allegro_sync.adapters.allegro.journal import Page
+from allegro_sync.contract import ORDER_EVENTS
 
 PAGE_SIZE = 1000
 
@@ -21,7 +22,7 @@ class OrderJournal:
     orders-from date in the past."""
 
     name = "order"
-    routing_key = "allegro.order_events"
+    routing_key = ORDER_EVENTS
     # a page's forms in runs of 100 (a run that fails is split into one message per form, so a
     # failing form holds up no other): a burst of purchases costs the broker a publish and a
     # delivery per 100 orders instead of per order
