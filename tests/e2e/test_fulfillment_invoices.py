@@ -3,21 +3,17 @@ and ``invoice.added`` puts the invoice and its PDF on the order (allegro-api.md 
 
 from __future__ import annotations
 
-import base64
 import hashlib
-import json
 import uuid
 from typing import Any
 
 import asyncpg
 
-from allegro_sync.adapters.broker.topology import DEAD_LETTER_QUEUE, ERP_EXCHANGE
+from allegro_sync.adapters.broker.topology import DEAD_LETTER_QUEUE
 from allegro_sync.daemon.app import Daemon
 from tests.e2e.conftest import Admin, Emulator
-from tests.e2e.test_orders import _buy, _handled, _shop
-from tests.helpers import drain_queue, eventually, publish_json
-
-PDF = b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n"
+from tests.e2e.flows import PDF, _buy, _handled, _invoice, _log_codes, _send, _shop
+from tests.helpers import drain_queue, eventually
 
 
 async def _order(admin: Admin, emulator: Emulator, db: asyncpg.Pool) -> tuple[int, str]:
@@ -28,32 +24,9 @@ async def _order(admin: Admin, emulator: Emulator, db: asyncpg.Pool) -> tuple[in
     return int(account["id"]), form_id
 
 
-async def _send(amqp_url: str, routing_key: str, body: dict[str, Any], message_id: str) -> None:
-    await publish_json(
-        amqp_url, ERP_EXCHANGE, [(routing_key, message_id, json.dumps(body).encode())]
-    )
-
-
-def _invoice(form_id: str, number: str = "FV/1/2026", content: bytes = PDF) -> dict[str, Any]:
-    return {
-        "checkout_form_id": form_id,
-        "invoice_number": number,
-        "file_name": "FV_1_2026.pdf",
-        "content_base64": base64.b64encode(content).decode(),
-    }
-
-
 async def _recorded(emulator: Emulator, what: str, form_id: str) -> list[dict[str, Any]]:
     found = await emulator.control("GET", f"/{what}")
     return [r for r in found[what] if r["checkout_form_id"] == form_id]
-
-
-async def _log_codes(db: asyncpg.Pool, account_id: int) -> list[str]:
-    rows = await db.fetch(
-        "SELECT code FROM event_log WHERE account_id = $1 AND category = 'orders' ORDER BY id",
-        account_id,
-    )
-    return [r["code"] for r in rows]
 
 
 async def _dead_letters(amqp_url: str, count: int) -> list[str]:

@@ -16,7 +16,7 @@ from allegro_sync.adapters.broker.topology import ERP_EXCHANGE
 from allegro_sync.daemon.app import Daemon
 from allegro_sync.daemon.pollers import WAKE_CHANNEL
 from tests.e2e.conftest import Admin, Emulator, authorize_in_browser
-from tests.e2e.test_stock_prices import (
+from tests.e2e.flows import (
     bound_offers,
     commands,
     emulator_offer,

@@ -10,59 +10,16 @@ from typing import Any
 
 import asyncpg
 
-from allegro_sync.adapters.broker.topology import ERP_EXCHANGE, ERP_OUTBOUND_QUEUE, JOURNAL_EXCHANGE
+from allegro_sync.adapters.broker.topology import ERP_OUTBOUND_QUEUE, JOURNAL_EXCHANGE
 from allegro_sync.daemon.app import Daemon
 from allegro_sync.daemon.cli_offers import run_offers
-from allegro_sync.daemon.pollers import WAKE_CHANNEL
 from tests.e2e.conftest import Admin, Emulator
+from tests.e2e.flows import new_offer, offer, products, switch
 from tests.helpers import drain_queue, eventually, publish_json
 
 EAN_MUG = "5901234123457"
 EAN_CUP = "5901234123464"
 EAN_PAN = "5901234123471"
-
-
-async def products(daemon: Daemon, db: asyncpg.Pool, *items: tuple[str, str | None]) -> None:
-    """The ERP announces products (``product.upserted``); wait until they are stored."""
-    await publish_json(
-        daemon.settings.amqp_url,
-        ERP_EXCHANGE,
-        [
-            (
-                "product.upserted",
-                f"product:{pid}",
-                json.dumps({"product_id": pid, "ean": ean, "name": f"Product {pid}"}).encode(),
-            )
-            for pid, ean in items
-        ],
-    )
-
-    async def stored() -> bool:
-        count = await db.fetchval("SELECT count(*) FROM products")
-        return bool(count == len(items))
-
-    await eventually(stored)
-
-
-async def nudge(db: asyncpg.Pool, account_id: int) -> None:
-    """Have the supervisor notice the account and its offer poller poll now."""
-    await db.execute("SELECT pg_notify($1, '*')", WAKE_CHANNEL)
-    await db.execute("SELECT pg_notify($1, $2)", WAKE_CHANNEL, f"{account_id}:offer")
-
-
-async def offer(admin: Admin, db: asyncpg.Pool, account_id: int, offer_id: str, **want: Any) -> Any:
-    """The offer as ``GET /offers`` shows it, once it matches ``want`` (polling the journal)."""
-
-    async def matches() -> Any:
-        await nudge(db, account_id)
-        status, page = await admin.call("GET", f"/offers?text={offer_id}")
-        assert status == 200, page
-        found = [o for o in page["items"] if o["id"] == offer_id]
-        if found and all(found[0][k] == v for k, v in want.items()):
-            return found[0]
-        return None
-
-    return await eventually(matches, timeout=20, interval=0.2)
 
 
 async def bound_messages(daemon: Daemon) -> list[dict[str, Any]]:
@@ -81,16 +38,6 @@ async def connected(admin: Admin, emulator: Emulator, login: str) -> tuple[dict[
     seller = await emulator.seller(login)
     account = await admin.connect(emulator, seller)
     return seller, int(account["id"])
-
-
-async def switch(admin: Admin, account_id: int, **settings: Any) -> None:
-    status, body = await admin.call("PATCH", f"/accounts/{account_id}", settings)
-    assert status == 200, body
-
-
-async def new_offer(emulator: Emulator, seller: dict[str, Any], **fields: Any) -> str:
-    created = await emulator.control("POST", f"/sellers/{seller['id']}/offers", fields)
-    return str(created["id"])
 
 
 async def test_binding_only_for_events_after_the_switch_on(

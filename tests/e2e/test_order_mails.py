@@ -12,8 +12,7 @@ import pytest
 
 from allegro_sync.daemon.app import Daemon
 from tests.e2e.conftest import FAST_POLLING, Admin, Emulator, daemon_settings
-from tests.e2e.test_fulfillment_invoices import _invoice, _log_codes, _send
-from tests.e2e.test_orders import _buy, _handled, _shop
+from tests.e2e.flows import _buy, _handled, _invoice, _log_codes, _send, _shop
 from tests.helpers import eventually
 from tests.smtp_server import Received, SmtpServer, smtp  # noqa: F401  (the fixture)
 

@@ -21,6 +21,7 @@ from allegro_sync.adapters.broker.topology import (
 )
 from allegro_sync.daemon.app import Daemon
 from tests.e2e.conftest import FAST_POLLING, Admin, Emulator, daemon_settings
+from tests.e2e.flows import _buy, _handled, _shop
 from tests.helpers import drain_queue, eventually, publish_json
 
 
@@ -62,74 +63,6 @@ class Erp:
 @pytest.fixture
 async def erp(amqp_url: str, daemon: Daemon) -> Erp:
     return Erp(amqp_url)
-
-
-async def _shop(
-    admin: Admin, emulator: Emulator, db: asyncpg.Pool, login: str = "shop", **settings: Any
-) -> tuple[dict[str, Any], dict[str, Any], list[str]]:
-    """A connected account whose order journal is being read, with two offers on sale."""
-    seller = await emulator.seller(login)
-    account = await admin.connect(emulator, seller)
-    if settings:
-        status, account = await admin.call("PATCH", f"/accounts/{account['id']}", settings)
-        assert status == 200, account
-    offers = []
-    for name, ean in (("Kubek ceramiczny", "5901234123457"), ("Talerz", "5901234123464")):
-        offer = await emulator.control(
-            "POST",
-            f"/sellers/{seller['id']}/offers",
-            {
-                "name": name,
-                "ean": ean,
-                "stock": 50,
-                "price": "19.99",
-                "image_url": f"https://img.example/{ean}.jpg",
-            },
-        )
-        offers.append(str(offer["id"]))
-
-    async def journal_started() -> bool:
-        return bool(
-            await db.fetchval(
-                "SELECT true FROM journal_cursors WHERE account_id = $1 AND journal = 'order'",
-                account["id"],
-            )
-        )
-
-    await eventually(journal_started)
-    return seller, account, offers
-
-
-async def _buy(
-    emulator: Emulator,
-    offer_id: str,
-    then: str | None = "pay",
-    payment_type: str = "ONLINE",
-    **buyer: Any,
-) -> str:
-    body: dict[str, Any] = {
-        "offer_id": offer_id,
-        "quantity": 2,
-        "payment_type": payment_type,
-        "buyer": buyer,
-    }
-    if then:
-        body["then"] = then
-    result = await emulator.control("POST", "/purchases", body)
-    return str(result["checkout_form_id"])
-
-
-async def _handled(db: asyncpg.Pool, form_id: str, status: str) -> None:
-    async def stored() -> bool:
-        return bool(
-            await db.fetchval(
-                "SELECT true FROM orders WHERE checkout_form_id = $1 AND status = $2",
-                form_id,
-                status,
-            )
-        )
-
-    await eventually(stored)
 
 
 async def test_a_paid_purchase_becomes_exactly_one_order(

@@ -10,14 +10,16 @@ import asyncpg
 from allegro_sync.daemon.app import Daemon
 from allegro_sync.handlers.offers import sweep_offers
 from tests.e2e.conftest import Admin, Emulator
-from tests.e2e.test_offers import offer, products, switch
-from tests.e2e.test_stock_prices import (
+from tests.e2e.flows import (
     commands,
     emulator_offer,
     erp,
+    offer,
     price_changed,
+    products,
     settled,
     stock_changed,
+    switch,
 )
 from tests.helpers import eventually
 

@@ -12,95 +12,20 @@ import asyncpg
 from allegro_sync.adapters.broker.topology import ERP_EXCHANGE
 from allegro_sync.daemon.app import Daemon
 from tests.e2e.conftest import FAST_POLLING, Admin, Emulator, daemon_settings
-from tests.e2e.test_offers import new_offer, offer, products, switch
+from tests.e2e.flows import (
+    bound_offers,
+    commands,
+    emulator_offer,
+    erp,
+    new_offer,
+    offer,
+    price_changed,
+    products,
+    settled,
+    stock_changed,
+    switch,
+)
 from tests.helpers import eventually, publish_json
-
-
-async def bound_offers(
-    daemon: Daemon,
-    admin: Admin,
-    emulator: Emulator,
-    db: asyncpg.Pool,
-    login: str,
-    binding: dict[str, str],
-    *,
-    stock: int = 10,
-    price: str = "19.99",
-    sandbox: bool = False,
-    **settings: Any,
-) -> tuple[dict[str, Any], int, dict[str, str]]:
-    """A connected account whose offers (name -> product) are mirrored and bound by hand."""
-    await products(daemon, db, *((p, None) for p in sorted(set(binding.values()))))
-    seller = await emulator.seller(login, **({"sandbox": True} if sandbox else {}))
-    account_id = int((await admin.connect(emulator, seller))["id"])
-    if settings:
-        await switch(admin, account_id, **settings)
-    ids = {}
-    for name, product_id in binding.items():
-        offer_id = await new_offer(emulator, seller, name=name, stock=stock, price=price)
-        await offer(admin, db, account_id, offer_id, name=name)
-        status, body = await admin.call("PATCH", f"/offers/{offer_id}", {"product_id": product_id})
-        assert status == 200, body
-        ids[name] = offer_id
-    return seller, account_id, ids
-
-
-async def erp(daemon: Daemon, db: asyncpg.Pool, *messages: tuple[str, dict[str, Any]]) -> None:
-    """The ERP publishes; wait until the daemon handled every message."""
-    rows = []
-    for n, (routing_key, body) in enumerate(messages):
-        message_id = f"{routing_key}:{body['product_id']}:{body['version']}:{n}"
-        rows.append((routing_key, message_id, json.dumps(body).encode()))
-    await publish_json(daemon.settings.amqp_url, ERP_EXCHANGE, rows)
-
-    async def handled() -> bool:
-        count = await db.fetchval(
-            "SELECT count(*) FROM inbox WHERE message_id = ANY($1::text[])", [r[1] for r in rows]
-        )
-        return bool(count == len(rows))
-
-    await eventually(handled)
-
-
-def stock_changed(product_id: str, quantity: int, version: int) -> tuple[str, dict[str, Any]]:
-    return "stock.changed", {"product_id": product_id, "quantity": quantity, "version": version}
-
-
-def price_changed(
-    product_id: str, price: str, version: int, price_list: str = "default"
-) -> tuple[str, dict[str, Any]]:
-    body = {
-        "product_id": product_id,
-        "price_list": price_list,
-        "price": price,
-        "currency": "PLN",
-        "version": version,
-    }
-    return "price.changed", body
-
-
-async def commands(emulator: Emulator, seller: dict[str, Any]) -> list[dict[str, Any]]:
-    """The batch commands the emulator received from this seller."""
-    received: list[dict[str, Any]] = (await emulator.control("GET", "/commands"))["commands"]
-    return [c for c in received if c["seller_id"] == seller["id"]]
-
-
-async def settled(daemon: Daemon, db: asyncpg.Pool) -> None:
-    """Until no desired change is waiting and no command is open."""
-
-    async def idle() -> bool:
-        pending = await db.fetchval(
-            "SELECT (SELECT count(*) FROM offer_changes)"
-            " + (SELECT count(*) FROM offer_commands WHERE state <> 'done')"
-        )
-        return bool(pending == 0)
-
-    await eventually(idle, timeout=20)
-
-
-async def emulator_offer(emulator: Emulator, offer_id: str) -> dict[str, Any]:
-    found: dict[str, Any] = await emulator.control("GET", f"/offers/{offer_id}")
-    return found
 
 
 async def test_a_decrease_sets_the_quantity_of_every_bound_offer(
