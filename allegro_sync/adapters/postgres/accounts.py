@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 import asyncpg
+
+from allegro_sync.adapters.postgres.pool import Db
 
 SETTING_COLUMNS = (
     "orders_from",
@@ -115,3 +118,65 @@ async def count_bound_offers(conn: asyncpg.Connection, account_id: int) -> int:
         "SELECT count(*) FROM offers WHERE account_id = $1 AND product_id IS NOT NULL", account_id
     )
     return count
+
+
+async def is_active(conn: Db, account_id: int) -> bool | None:
+    """Whether the account is active; None when there is no such account."""
+    active: bool | None = await conn.fetchval(
+        "SELECT active FROM accounts WHERE id = $1", account_id
+    )
+    return active
+
+
+async def exists(conn: Db, account_id: int) -> bool:
+    """Whether the account exists."""
+    return bool(await conn.fetchval("SELECT true FROM accounts WHERE id = $1", account_id))
+
+
+async def active_ids(conn: Db) -> list[int]:
+    """Ids of the active accounts, ascending."""
+    return [r["id"] for r in await conn.fetch("SELECT id FROM accounts WHERE active ORDER BY id")]
+
+
+async def set_allowed_extra_emails(conn: Db, account_id: int, emails: list[str]) -> None:
+    """Store the additional e-mail addresses Allegro allows for the account."""
+    await conn.execute(
+        "UPDATE accounts SET allowed_extra_emails = $2 WHERE id = $1", account_id, emails
+    )
+
+
+async def deactivate(
+    conn: asyncpg.Connection, account_id: int, reason: str
+) -> asyncpg.Record | None:
+    """Switch the account off for ``reason``: its login and the epoch second it went off, or
+    None when it is already off for that reason."""
+    row: asyncpg.Record | None = await conn.fetchrow(
+        """
+        UPDATE accounts SET active = false, deactivation_reason = $2, deactivated_at = now()
+         WHERE id = $1 AND (active OR deactivation_reason IS DISTINCT FROM $2)
+        RETURNING login, extract(epoch FROM deactivated_at)::bigint AS at
+        """,
+        account_id,
+        reason,
+    )
+    return row
+
+
+async def delete(conn: asyncpg.Connection, account_id: int) -> None:
+    """Delete the account (its rows go with it by foreign key)."""
+    await conn.execute("DELETE FROM accounts WHERE id = $1", account_id)
+
+
+async def backfill_range(conn: Db, account_id: int) -> asyncpg.Record | None:
+    """``orders_from`` and how far back orders were backfilled already."""
+    row: asyncpg.Record | None = await conn.fetchrow(
+        "SELECT orders_from, orders_backfilled_from FROM accounts WHERE id = $1", account_id
+    )
+    return row
+
+
+async def set_backfilled_from(conn: Db, account_id: int, start: datetime) -> None:
+    """Orders bought since ``start`` were backfilled."""
+    await conn.execute(
+        "UPDATE accounts SET orders_backfilled_from = $2 WHERE id = $1", account_id, start
+    )
