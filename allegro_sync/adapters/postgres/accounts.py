@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 import asyncpg
@@ -97,11 +96,17 @@ async def upsert_connected(
     return int(row["id"]), bool(row["created"])
 
 
-async def update(conn: asyncpg.Connection, account_id: int, changes: dict[str, Any]) -> None:
+async def update(conn: Db, account_id: int, changes: dict[str, Any]) -> None:
     """Write the given columns (names checked against UPDATABLE_COLUMNS)."""
     if not changes:
         return
-    internal = {"bind_offers_by_ean_since", "sync_prices_since", "deactivation_reason"}
+    internal = {
+        "bind_offers_by_ean_since",
+        "sync_prices_since",
+        "deactivation_reason",
+        "allowed_extra_emails",
+        "orders_backfilled_from",
+    }
     unknown = set(changes) - UPDATABLE_COLUMNS - internal
     if unknown:
         raise ValueError(f"not updatable: {sorted(unknown)}")
@@ -128,29 +133,14 @@ async def is_active(conn: Db, account_id: int) -> bool | None:
     return active
 
 
-async def exists(conn: Db, account_id: int) -> bool:
-    """Whether the account exists."""
-    return bool(await conn.fetchval("SELECT true FROM accounts WHERE id = $1", account_id))
-
-
 async def active_ids(conn: Db) -> list[int]:
     """Ids of the active accounts, ascending."""
     return [r["id"] for r in await conn.fetch("SELECT id FROM accounts WHERE active ORDER BY id")]
 
 
-async def set_allowed_extra_emails(conn: Db, account_id: int, emails: list[str]) -> None:
-    """Store the additional e-mail addresses Allegro allows for the account."""
-    await conn.execute(
-        "UPDATE accounts SET allowed_extra_emails = $2 WHERE id = $1", account_id, emails
-    )
-
-
-async def deactivate(
-    conn: asyncpg.Connection, account_id: int, reason: str
-) -> asyncpg.Record | None:
-    """Switch the account off for ``reason``: its login and the epoch second it went off, or
-    None when it is already off for that reason."""
-    row: asyncpg.Record | None = await conn.fetchrow(
+async def deactivate(conn: Db, account_id: int, reason: str) -> asyncpg.Record | None:
+    """Switch the account off (login and epoch second of it), None if already off for that."""
+    return await conn.fetchrow(
         """
         UPDATE accounts SET active = false, deactivation_reason = $2, deactivated_at = now()
          WHERE id = $1 AND (active OR deactivation_reason IS DISTINCT FROM $2)
@@ -159,24 +149,15 @@ async def deactivate(
         account_id,
         reason,
     )
-    return row
 
 
-async def delete(conn: asyncpg.Connection, account_id: int) -> None:
+async def delete(conn: Db, account_id: int) -> None:
     """Delete the account (its rows go with it by foreign key)."""
     await conn.execute("DELETE FROM accounts WHERE id = $1", account_id)
 
 
 async def backfill_range(conn: Db, account_id: int) -> asyncpg.Record | None:
     """``orders_from`` and how far back orders were backfilled already."""
-    row: asyncpg.Record | None = await conn.fetchrow(
+    return await conn.fetchrow(
         "SELECT orders_from, orders_backfilled_from FROM accounts WHERE id = $1", account_id
-    )
-    return row
-
-
-async def set_backfilled_from(conn: Db, account_id: int, start: datetime) -> None:
-    """Orders bought since ``start`` were backfilled."""
-    await conn.execute(
-        "UPDATE accounts SET orders_backfilled_from = $2 WHERE id = $1", account_id, start
     )

@@ -108,15 +108,4 @@ async def list_entries(
         limit,
         HIDDEN_AFTER_DAYS,
     )
-    return [
-        {
-            "id": r["id"],
-            "category": r["category"],
-            "level": r["level"],
-            "code": r["code"],
-            "message": r["message"],
-            "details": r["details"],
-            "created_at": r["created_at"].isoformat(),
-        }
-        for r in rows
-    ]
+    return [{**r, "created_at": r["created_at"].isoformat()} for r in rows]

@@ -8,6 +8,22 @@ import asyncpg
 
 from allegro_sync.adapters.postgres.pool import Db
 
+# The order's ``account_id`` and the checkout form ``revision`` stored.
+OWNER = "SELECT account_id, revision FROM orders WHERE checkout_form_id = $1"
+# The order's account row with the stored checkout ``form`` (none when the order is gone).
+WITH_ACCOUNT = """
+SELECT a.*, o.form
+  FROM orders o JOIN accounts a ON a.id = o.account_id
+ WHERE o.checkout_form_id = $1
+"""
+# The orders ``$1`` were sent to the ERP, each with its customer row ``$2`` (or none).
+ANNOUNCED = """
+UPDATE orders o SET announced_at = now(), customer_id = a.customer_id
+  FROM unnest($1::uuid[], $2::bigint[]) AS a(checkout_form_id, customer_id)
+ WHERE o.checkout_form_id = a.checkout_form_id
+"""
+# The ERP was told the order is cancelled.
+CANCELLED = "UPDATE orders SET cancelled_at = now() WHERE checkout_form_id = $1"
 # The admin list: filters by position ($1 account .. $6 text search), keyset after ($7, $8).
 LIST = """
 SELECT o.created_at, o.checkout_form_id, o.account_id, o.status, o.bought_at,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any, TypeAlias
 
 import asyncpg
@@ -44,3 +45,23 @@ async def connect(dsn: str) -> asyncpg.Connection:
     conn: asyncpg.Connection = await asyncpg.connect(dsn)
     await _init_connection(conn)
     return conn
+
+
+async def now(conn: asyncpg.Connection) -> datetime:
+    """The database's clock (in a transaction, the time it started)."""
+    moment: datetime = await conn.fetchval("SELECT now()")
+    return moment
+
+
+async def count_applications(pool: asyncpg.Pool, like: str, own: str) -> int:
+    """Distinct ``application_name``s on this database LIKE ``like``, ``own`` not counted."""
+    count: int = await pool.fetchval(
+        """
+        SELECT count(DISTINCT application_name) FROM pg_stat_activity
+         WHERE datname = current_database() AND application_name LIKE $1
+           AND application_name <> $2
+        """,
+        like,
+        own,
+    )
+    return count

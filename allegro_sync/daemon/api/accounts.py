@@ -240,7 +240,9 @@ def add_account_routes(app: web.Application, deps: AccountDeps) -> None:
         async with deps.pool.acquire() as conn:
             await _load(conn, account_id)
         found = await fetch_options(deps.allegro, account_id)
-        await store.set_allowed_extra_emails(deps.pool, account_id, found["additional_emails"])
+        await store.update(
+            deps.pool, account_id, {"allowed_extra_emails": found["additional_emails"]}
+        )
         return web.json_response(found)
 
     app.router.add_post("/accounts/connect", connect)
