@@ -1,5 +1,5 @@
-"""Plumbing SQL has one home per table, ``adapters/postgres/<table>.py``: the admin API and the
-pollers hold none (issue #12)."""
+"""Plumbing SQL has one home per table, ``adapters/postgres/<table>.py``: the admin API, the
+pollers and the daemon's services hold none (issue #12)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,11 @@ import re
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[2] / "allegro_sync"
-SQL_FREE = sorted([*(PACKAGE / "daemon" / "api").glob("*.py"), PACKAGE / "daemon" / "pollers.py"])
+DAEMON = PACKAGE / "daemon"
+# The pollers, and the daemon's services that had SQL of their own before it moved out.
+SERVICES = ("cli_offers", "mail_relay", "offer_change_batcher", "outbox_relay", "pollers")
+SERVICES += ("renewal_service", "replicas", "token_refresher")
+SQL_FREE = sorted([*(DAEMON / "api").glob("*.py"), *(DAEMON / f"{name}.py" for name in SERVICES)])
 STATEMENT = re.compile(r"\s*\(?\s*(SELECT|INSERT|UPDATE|DELETE|WITH|MERGE|LOCK|TRUNCATE|COPY)\s")
 
 

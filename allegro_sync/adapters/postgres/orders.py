@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from datetime import datetime
 
 import asyncpg
 
@@ -24,7 +24,7 @@ UPDATE orders o SET announced_at = now(), customer_id = a.customer_id
 """
 # The ERP was told the order is cancelled.
 CANCELLED = "UPDATE orders SET cancelled_at = now() WHERE checkout_form_id = $1"
-# The admin list: filters by position ($1 account .. $6 text search), keyset after ($7, $8).
+# The admin list: filters $1-$6 (each NULL for "any"), keyset after ($7, $8), limit $9.
 LIST = """
 SELECT o.created_at, o.checkout_form_id, o.account_id, o.status, o.bought_at,
        o.payment_type, o.paid_at, o.total, o.currency, o.invoice_required, o.customer_id,
@@ -52,7 +52,20 @@ SELECT o.created_at, o.checkout_form_id, o.account_id, o.status, o.bought_at,
 """
 
 
-async def list_page(conn: Db, *filters: Any) -> list[asyncpg.Record]:
-    """A page of ``LIST`` (newest first), its parameters in order."""
-    rows: list[asyncpg.Record] = await conn.fetch(LIST, *filters)
+async def list_page(
+    conn: Db,
+    *,
+    account_id: int | None,
+    status: str | None,
+    sent_to_erp: bool | None,
+    bought_from: datetime | None,
+    bought_to: datetime | None,
+    text: str | None,
+    after: tuple[datetime | None, str | None],
+    limit: int,
+) -> list[asyncpg.Record]:
+    """A page of ``LIST``, newest first, after the keyset ``after`` (created at, form id)."""
+    rows: list[asyncpg.Record] = await conn.fetch(
+        LIST, account_id, status, sent_to_erp, bought_from, bought_to, text, *after, limit
+    )
     return rows

@@ -63,15 +63,14 @@ def add_order_routes(app: web.Application, pool: asyncpg.Pool) -> None:
                 raise invalid("cursor", "not a cursor this API gave out") from None
         rows = await orders.list_page(
             pool,
-            int_param(request, "account_id", None),
-            status,
-            bool_param(request, "sent_to_erp"),
-            datetime_param(request, "bought_from"),
-            datetime_param(request, "bought_to"),
-            request.query.get("q") or None,
-            cursor_time,
-            cursor_id,
-            limit + 1,
+            account_id=int_param(request, "account_id", None),
+            status=status,
+            sent_to_erp=bool_param(request, "sent_to_erp"),
+            bought_from=datetime_param(request, "bought_from"),
+            bought_to=datetime_param(request, "bought_to"),
+            text=request.query.get("q") or None,
+            after=(cursor_time, cursor_id),
+            limit=limit + 1,
         )
         items = [_order_json(r) for r in rows[:limit]]
         next_cursor = None
