@@ -1,4 +1,4 @@
-"""The asyncpg pool, opened and closed by the application."""
+"""The asyncpg pool, opened and closed by the application; the few queries about the server."""
 
 from __future__ import annotations
 
@@ -45,6 +45,11 @@ async def connect(dsn: str) -> asyncpg.Connection:
     conn: asyncpg.Connection = await asyncpg.connect(dsn)
     await _init_connection(conn)
     return conn
+
+
+async def ping(pool: asyncpg.Pool) -> bool:
+    """Whether the database answers a query."""
+    return bool(await pool.fetchval("SELECT true"))
 
 
 async def now(conn: asyncpg.Connection) -> datetime:
