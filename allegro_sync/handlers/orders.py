@@ -35,6 +35,8 @@ from allegro_sync.adapters.allegro.errors import AllegroNotFound
 from allegro_sync.adapters.broker.consumer import Route
 from allegro_sync.adapters.broker.publisher import ConfirmingPublisher, OutgoingMessage
 from allegro_sync.adapters.broker.topology import EVENTS_EXCHANGE, JOURNAL_EXCHANGE
+from allegro_sync.adapters.postgres import accounts as account_store
+from allegro_sync.adapters.postgres import orders as order_store
 from allegro_sync.adapters.postgres import outbox
 from allegro_sync.handlers import event_log
 from allegro_sync.handlers.customers import (
@@ -255,7 +257,7 @@ async def read_checkout_form(
     allegro: AllegroRestClient, pool: asyncpg.Pool, account_id: int, form_id: uuid.UUID
 ) -> Mapping[str, Any] | None:
     """The form as Allegro has it now; None for an inactive account or a form that is gone."""
-    if not await pool.fetchval("SELECT active FROM accounts WHERE id = $1", account_id):
+    if not await account_store.is_active(pool, account_id):
         return None  # A3: orders are taken only for active accounts
     try:
         form: Mapping[str, Any] = await allegro.get(
@@ -541,15 +543,8 @@ async def _announce(
                 f"Order {form_id} sent to the ERP" + (" with a customer card" if customer else ""),
             )
         )
-    await conn.execute(
-        """
-        UPDATE orders o SET announced_at = now(), customer_id = a.customer_id
-          FROM unnest($1::uuid[], $2::bigint[]) AS a(checkout_form_id, customer_id)
-         WHERE o.checkout_form_id = a.checkout_form_id
-        """,
-        [uuid.UUID(str(form["id"])) for _, form, _ in orders],
-        customer_ids,
-    )
+    form_ids = [uuid.UUID(str(form["id"])) for _, form, _ in orders]
+    await conn.execute(order_store.ANNOUNCED, form_ids, customer_ids)
     await outbox.enqueue_many(conn, messages)
     await event_log.write_many(conn, entries)
     for account, form, _ in orders:
@@ -561,9 +556,7 @@ async def _cancel(
     conn: asyncpg.Connection, account: asyncpg.Record, form: Mapping[str, Any]
 ) -> None:
     form_id = uuid.UUID(str(form["id"]))
-    await conn.execute(
-        "UPDATE orders SET cancelled_at = now() WHERE checkout_form_id = $1", form_id
-    )
+    await conn.execute(order_store.CANCELLED, form_id)
     await outbox.enqueue(
         conn,
         OutgoingMessage(
@@ -752,9 +745,7 @@ def make_backfill(
     """
 
     async def backfill(account_id: int) -> None:
-        row = await pool.fetchrow(
-            "SELECT orders_from, orders_backfilled_from FROM accounts WHERE id = $1", account_id
-        )
+        row = await account_store.backfill_range(pool, account_id)
         if row is None or row["orders_from"] is None:
             return
         done = row["orders_backfilled_from"]
@@ -763,9 +754,7 @@ def make_backfill(
             return
         end = datetime.now(UTC) + timedelta(days=1)  # generous: Allegro's clock is not ours
         found = await _backfill_range(allegro, publisher, account_id, start, end)
-        await pool.execute(
-            "UPDATE accounts SET orders_backfilled_from = $2 WHERE id = $1", account_id, start
-        )
+        await account_store.update(pool, account_id, {"orders_backfilled_from": start})
         log.info("orders_backfilled", account_id=account_id, forms=found, since=start.isoformat())
 
     return backfill
