@@ -277,7 +277,7 @@ class Daemon:
 
     async def _postgres_ready(self) -> bool:
         assert self.pool is not None
-        return bool(await self.pool.fetchval("SELECT true"))
+        return await pg.ping(self.pool)
 
     async def _rabbitmq_ready(self) -> bool:
         assert self.amqp is not None

@@ -21,14 +21,13 @@ from typing import Any
 import asyncpg
 
 from allegro_sync.adapters.allegro.client import AllegroRestClient
+from allegro_sync.adapters.postgres import accounts, event_log, outbox
 from allegro_sync.adapters.postgres import offers as store
-from allegro_sync.adapters.postgres import outbox
 from allegro_sync.adapters.postgres import pool as pg
 from allegro_sync.config.settings import Settings
 from allegro_sync.daemon.app import build_allegro_stack, new_http_session
 from allegro_sync.daemon.cli_errors import REFUSALS, CliError, report
 from allegro_sync.daemon.progress import Progress
-from allegro_sync.handlers import event_log
 from allegro_sync.handlers.offers import (
     BindSettings,
     Outcome,
@@ -84,11 +83,10 @@ async def run_offers(args: argparse.Namespace, settings: Settings) -> int:
 
 async def _accounts(pool: asyncpg.Pool, account_id: int | None) -> list[int]:
     if account_id is not None:
-        if not await pool.fetchval("SELECT true FROM accounts WHERE id = $1", account_id):
+        if await accounts.is_active(pool, account_id) is None:
             raise CliError(f"no account {account_id}")
         return [account_id]
-    rows = await pool.fetch("SELECT id FROM accounts WHERE active ORDER BY id")
-    return [r["id"] for r in rows]
+    return await accounts.active_ids(pool)
 
 
 async def import_offers(pool: asyncpg.Pool, allegro: AllegroRestClient, account_id: int) -> int:
@@ -114,10 +112,7 @@ async def bind_all_by_ean(
     pool: asyncpg.Pool, allegro: AllegroRestClient, account_id: int, *, dry_run: bool
 ) -> Counter[Outcome]:
     """Bind every unbound mirrored offer of the account whose EAN names exactly one product."""
-    rows = await pool.fetch(
-        "SELECT id, ean, ean_checked_at, product_id FROM offers WHERE account_id = $1 ORDER BY id",
-        account_id,
-    )
+    rows = await store.account_offers(pool, account_id)
     counts: Counter[Outcome] = Counter()
     counts[Outcome.ALREADY_BOUND] = sum(1 for r in rows if r["product_id"] is not None)
     unbound = [r for r in rows if r["product_id"] is None]
@@ -182,7 +177,7 @@ async def _bind(
         settings = BindSettings.of(account)
         for i in range(0, len(to_bind), WRITE_CHUNK):
             async with conn.transaction():
-                flags = binding_flags(settings, await conn.fetchval("SELECT now()"))
+                flags = binding_flags(settings, await pg.now(conn))
                 rows = await store.bind_many(
                     conn,
                     to_bind[i : i + WRITE_CHUNK],

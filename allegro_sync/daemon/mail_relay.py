@@ -22,28 +22,10 @@ import asyncpg
 import structlog
 
 from allegro_sync.adapters.mail.smtp import Mailer, MailRejected, PartlyDelivered
-from allegro_sync.handlers import event_log
+from allegro_sync.adapters.postgres import event_log
+from allegro_sync.adapters.postgres.mail_outbox import CLAIM, MARK_FAILED, MARK_SENT, RETRY_LATER
 
 log = structlog.get_logger(__name__)
-
-# Claim due rows and lease them for ``$2`` seconds (the longest a send may take).
-CLAIM = """
-UPDATE mail_outbox m
-   SET next_attempt_at = now() + make_interval(secs => $2), attempts = m.attempts + 1
-  FROM (SELECT id FROM mail_outbox
-         WHERE sent_at IS NULL AND failed_at IS NULL AND next_attempt_at <= now()
-         ORDER BY next_attempt_at
-         LIMIT $1
-           FOR UPDATE SKIP LOCKED) due
- WHERE m.id = due.id
-RETURNING m.id, m.account_id, m.dedupe_key, m.recipients, m.subject, m.body, m.attempts
-"""
-MARK_SENT = "UPDATE mail_outbox SET sent_at = now(), last_error = $2 WHERE id = $1"
-RETRY_LATER = """
-UPDATE mail_outbox SET next_attempt_at = now() + make_interval(secs => $2), last_error = $3
- WHERE id = $1
-"""
-MARK_FAILED = "UPDATE mail_outbox SET failed_at = now(), last_error = $2 WHERE id = $1"
 
 
 def backoff_seconds(attempts: int, *, base: float = 30.0, cap: float = 3600.0) -> float:

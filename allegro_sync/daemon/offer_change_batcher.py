@@ -49,11 +49,11 @@ from allegro_sync.adapters.allegro.errors import (
     AllegroUnavailable,
 )
 from allegro_sync.adapters.allegro.limits import MAX_COMMAND, ChangeBudgets
+from allegro_sync.adapters.postgres import event_log
 from allegro_sync.adapters.postgres import offer_changes as store
+from allegro_sync.adapters.postgres.event_log import Category
 from allegro_sync.adapters.postgres.notifications import Failures, Waker, stop_task
 from allegro_sync.errors import CredentialsDead
-from allegro_sync.handlers import event_log
-from allegro_sync.handlers.event_log import Category
 
 log = structlog.get_logger(__name__)
 
@@ -359,9 +359,7 @@ class OfferChangeBatcher:
             )
         except AllegroNotFound:
             # Allegro does not know the command (a PUT lost on the way): send it again.
-            await self._pool.execute(
-                "UPDATE offer_commands SET state = 'pending' WHERE id = $1", command_id
-            )
+            await self._pool.execute(store.RESEND, command_id)
             self._wake.set()
             return
         except AllegroUnavailable:
@@ -400,11 +398,7 @@ class OfferChangeBatcher:
             attempts = {
                 r["offer_id"]: r["attempts"]
                 # locked first, in (offer, kind) order like every writer of offer_changes
-                for r in await conn.fetch(
-                    "SELECT offer_id, attempts FROM offer_changes WHERE command_id = $1"
-                    " ORDER BY offer_id, kind FOR UPDATE",
-                    command_id,
-                )
+                for r in await conn.fetch(store.LOCK_COMMAND_CHANGES, command_id)
             }
             retry: list[tuple[str, float]] = []
             for (code, message), offer_ids in failed.items():

@@ -16,19 +16,12 @@ import structlog
 
 from allegro_sync.adapters.broker.publisher import ConfirmingPublisher, OutgoingMessage
 from allegro_sync.adapters.postgres.notifications import Failures, Waker, stop_task
+from allegro_sync.adapters.postgres.outbox import CLAIM_BATCH, DELETE_SENT
 from allegro_sync.metrics import Metrics
 
 log = structlog.get_logger(__name__)
 
 CHANNEL = "allegro_sync_outbox"
-
-CLAIM_BATCH = """
-SELECT id, message_id, exchange, routing_key, payload
-  FROM outbox
- ORDER BY id
- LIMIT $1
-   FOR UPDATE SKIP LOCKED
-"""
 
 
 class OutboxRelay:
@@ -102,9 +95,7 @@ class OutboxRelay:
                     for r in rows
                 ]
             )
-            await conn.execute(
-                "DELETE FROM outbox WHERE id = ANY($1::bigint[])", [r["id"] for r in rows]
-            )
+            await conn.execute(DELETE_SENT, [r["id"] for r in rows])
         self.published += len(rows)
         self._metrics.outbox_published.inc(len(rows))
         log.debug("outbox_relayed", count=len(rows))

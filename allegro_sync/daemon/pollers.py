@@ -41,7 +41,9 @@ from allegro_sync.adapters.allegro.errors import AllegroError, AllegroUnavailabl
 from allegro_sync.adapters.allegro.journal import Journal, JournalGap, Page
 from allegro_sync.adapters.broker.publisher import ConfirmingPublisher, OutgoingMessage
 from allegro_sync.adapters.broker.topology import JOURNAL_EXCHANGE
+from allegro_sync.adapters.postgres import accounts, journal_cursors, notifications
 from allegro_sync.adapters.postgres import pool as pg
+from allegro_sync.adapters.postgres.advisory_locks import AdvisoryLocks
 from allegro_sync.errors import CredentialsDead
 from allegro_sync.metrics import Metrics
 
@@ -92,65 +94,6 @@ def page_messages(
             )
         )
     return messages
-
-
-class AdvisoryLocks:
-    """Session-level advisory locks of every poller of this process, held on ONE connection.
-
-    A connection per poller would cost PostgreSQL a backend per (account, journal). If the lock
-    connection dies, PostgreSQL releases all its locks: ``holds`` then answers False and the
-    pollers stop and compete for their locks again (another replica may have taken them).
-    """
-
-    def __init__(self, dsn: str) -> None:
-        self._dsn = dsn
-        self._conn: asyncpg.Connection | None = None
-        self._mutex = asyncio.Lock()  # one query at a time on the shared connection
-        self._generation = 0
-
-    async def try_lock(self, key: int) -> int | None:
-        """The connection's generation when the lock was taken, None when another holds it."""
-        async with self._mutex:
-            if self._conn is None or self._conn.is_closed():
-                self._conn = await pg.connect(self._dsn)
-                self._generation += 1
-            try:
-                taken = await self._conn.fetchval("SELECT pg_try_advisory_lock($1)", key)
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
-                await self._drop()
-                raise
-            return self._generation if taken else None
-
-    async def holds(self, generation: int) -> bool:
-        """Whether locks taken in ``generation`` are still held (the connection answers)."""
-        async with self._mutex:
-            if self._conn is None or self._conn.is_closed() or generation != self._generation:
-                return False
-            try:
-                await self._conn.fetchval("SELECT 1")
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
-                await self._drop()
-                return False
-            return True
-
-    async def unlock(self, key: int, generation: int) -> None:
-        """Give a lock back (a no-op when its connection is gone: the lock went with it)."""
-        async with self._mutex:
-            if self._conn is None or self._conn.is_closed() or generation != self._generation:
-                return
-            with contextlib.suppress(OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
-                await self._conn.execute("SELECT pg_advisory_unlock($1)", key)
-
-    async def close(self) -> None:
-        """Release every lock by closing the connection."""
-        async with self._mutex:
-            await self._drop()
-
-    async def _drop(self) -> None:
-        if self._conn is not None:
-            with contextlib.suppress(Exception):
-                await self._conn.close()
-            self._conn = None
 
 
 class LockLost(Exception):  # a condition rather than a failure of ours
@@ -295,24 +238,11 @@ class JournalPoller:
         return Page(events, page.cursor, page.full)
 
     async def _cursor(self) -> tuple[str | None, bool]:
-        row = await self._pool.fetchrow(
-            "SELECT last_event_id FROM journal_cursors WHERE account_id = $1 AND journal = $2",
-            self.account_id,
-            self.journal.name,
-        )
+        row = await journal_cursors.get(self._pool, self.account_id, self.journal.name)
         return (row["last_event_id"], True) if row is not None else (None, False)
 
     async def _save_cursor(self, cursor: str | None) -> None:
-        await self._pool.execute(
-            """
-            INSERT INTO journal_cursors (account_id, journal, last_event_id) VALUES ($1, $2, $3)
-            ON CONFLICT (account_id, journal)
-            DO UPDATE SET last_event_id = EXCLUDED.last_event_id, updated_at = now()
-            """,
-            self.account_id,
-            self.journal.name,
-            cursor,
-        )
+        await journal_cursors.save(self._pool, self.account_id, self.journal.name, cursor)
 
     async def _sleep(self, seconds: float) -> None:
         if seconds <= 0:
@@ -395,7 +325,7 @@ class PollerSupervisor:
 
     async def reconcile(self) -> None:
         """Start pollers for active accounts, stop those of inactive or deleted ones."""
-        active = {r["id"] for r in await self._pool.fetch("SELECT id FROM accounts WHERE active")}
+        active = set(await accounts.active_ids(self._pool))
         wanted = {(a, j.name) for a in active for j in self._journals}
         for key in list(self._tasks):
             poller, task = self._tasks[key]
@@ -425,4 +355,4 @@ class PollerSupervisor:
 
 async def wake_poller(conn: asyncpg.Connection, account_id: int | str, journal: str) -> None:
     """Ask whichever replica polls this journal to poll now."""
-    await conn.execute("SELECT pg_notify($1, $2)", WAKE_CHANNEL, f"{account_id}:{journal}")
+    await notifications.notify(conn, WAKE_CHANNEL, f"{account_id}:{journal}")

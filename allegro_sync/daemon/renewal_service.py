@@ -14,6 +14,7 @@ import asyncio
 import asyncpg
 import structlog
 
+from allegro_sync.adapters.postgres import renewals
 from allegro_sync.adapters.postgres.notifications import Failures, Waker, stop_task
 from allegro_sync.handlers import renewal
 
@@ -80,7 +81,7 @@ class RenewalService:
     async def run_once(self) -> int:
         """Consider one batch of candidates; how many were taken."""
         async with self._pool.acquire() as conn, conn.transaction():
-            rows = await conn.fetch(renewal.CLAIM_CANDIDATES, self._batch_size)
+            rows = await conn.fetch(renewals.CLAIM_CANDIDATES, self._batch_size)
             if not rows:
                 return 0
             requested = await renewal.consider_renewals(conn, [r["offer_id"] for r in rows])

@@ -15,6 +15,8 @@ from uuid import uuid4
 
 import asyncpg
 
+from allegro_sync.adapters.postgres import pool as pg
+
 DAEMON_PREFIX = "allegro-sync daemon "
 CLIENT_REQUESTS_PER_MINUTE = 9000
 
@@ -26,16 +28,7 @@ def instance_name() -> str:
 
 async def other_daemons(pool: asyncpg.Pool, own: str) -> int:
     """How many other daemons have connections to this database now."""
-    count: int = await pool.fetchval(
-        """
-        SELECT count(DISTINCT application_name) FROM pg_stat_activity
-         WHERE datname = current_database() AND application_name LIKE $1
-           AND application_name <> $2
-        """,
-        DAEMON_PREFIX + "%",
-        own,
-    )
-    return count
+    return await pg.count_applications(pool, DAEMON_PREFIX + "%", own)
 
 
 def unshared_limits(*, daemons: int, requests_per_minute: int, budget_share: float) -> list[str]:

@@ -9,6 +9,7 @@ import asyncpg
 import structlog
 
 from allegro_sync.adapters.allegro.tokens import TokenManager
+from allegro_sync.adapters.postgres import account_tokens
 from allegro_sync.errors import CredentialsDead
 
 log = structlog.get_logger(__name__)
@@ -44,14 +45,7 @@ class TokenRefresher:
 
     async def refresh_due(self) -> int:
         """One pass; the number of accounts refreshed."""
-        rows = await self._pool.fetch(
-            """
-            SELECT t.account_id, t.generation FROM account_tokens t
-              JOIN accounts a ON a.id = t.account_id
-             WHERE a.active AND t.expires_at < now() + make_interval(secs => $1)
-            """,
-            self._ahead,
-        )
+        rows = await self._pool.fetch(account_tokens.EXPIRING, self._ahead)
         done = 0
         for row in rows:
             try:

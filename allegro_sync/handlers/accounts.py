@@ -27,9 +27,8 @@ from allegro_sync.adapters.allegro.tokens import store_tokens
 from allegro_sync.adapters.broker.publisher import OutgoingMessage
 from allegro_sync.adapters.broker.topology import EVENTS_EXCHANGE
 from allegro_sync.adapters.postgres import accounts as store
-from allegro_sync.adapters.postgres import outbox
+from allegro_sync.adapters.postgres import catalog, event_log, outbox
 from allegro_sync.contract import ACCOUNT_DISABLED, AccountDisabled
-from allegro_sync.handlers import event_log
 from allegro_sync.handlers.account_options import validate_choices
 
 SANDBOX_STOCK_WARNING = "stock control needs a production account"
@@ -215,15 +214,7 @@ async def disable_account(conn: asyncpg.Connection, account_id: int, reason: str
     Writes the event-log entries (accounts, and ``account_deactivated`` in offers) and
     announces ``account.disabled``; a second call for the same outage changes nothing.
     """
-    row = await conn.fetchrow(
-        """
-        UPDATE accounts SET active = false, deactivation_reason = $2, deactivated_at = now()
-         WHERE id = $1 AND (active OR deactivation_reason IS DISTINCT FROM $2)
-        RETURNING login, extract(epoch FROM deactivated_at)::bigint AS at
-        """,
-        account_id,
-        reason,
-    )
+    row = await store.deactivate(conn, account_id, reason)
     if row is None:
         return False
     await event_log.write(
@@ -289,9 +280,7 @@ async def change_settings(
         account = await store.get(conn, account_id, for_update=True)
         if account is None:
             raise PatchError(404, "id", f"account {account_id} does not exist")
-        if "price_list" in given and not await conn.fetchval(
-            "SELECT true FROM price_lists WHERE id = $1", given["price_list"]
-        ):
+        if "price_list" in given and not await catalog.price_list_exists(conn, given["price_list"]):
             raise PatchError(422, "price_list", f"unknown price list {given['price_list']!r}")
         changes = decide_changes(account, given, datetime.now(UTC))
         await store.update(conn, account_id, changes)
@@ -321,4 +310,4 @@ async def delete_account(conn: asyncpg.Connection, account_id: int) -> None:
             f"the account has {bound} offer{'s' if bound != 1 else ''} bound to products;"
             " unbind them before deleting the account",
         )
-    await conn.execute("DELETE FROM accounts WHERE id = $1", account_id)
+    await store.delete(conn, account_id)

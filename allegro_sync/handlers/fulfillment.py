@@ -29,9 +29,9 @@ from allegro_sync.adapters.allegro.errors import (
     AllegroNotFound,
     AllegroRejected,
 )
+from allegro_sync.adapters.postgres import event_log, orders
 from allegro_sync.contract import OrderStatusChanged
 from allegro_sync.errors import BadInput, Refused, TransientError
-from allegro_sync.handlers import event_log
 from allegro_sync.handlers.order_mails import queue_order_mail
 
 log = structlog.get_logger(__name__)
@@ -79,9 +79,7 @@ async def set_fulfillment(
     """Set the status on Allegro (the ``prepare`` step); raises what decides the fate."""
     status = allegro_status(message.status)
     form_id = message.checkout_form_id
-    order = await pool.fetchrow(
-        "SELECT account_id, revision FROM orders WHERE checkout_form_id = $1", form_id
-    )
+    order = await pool.fetchrow(orders.OWNER, form_id)
     if order is None:
         raise BadInput(f"unknown checkout form {form_id}: no such order was received")
     account_id: int = order["account_id"]
@@ -141,14 +139,7 @@ async def _refusal(
 
 async def record_fulfillment(prepared: PreparedFulfillment, conn: asyncpg.Connection) -> None:
     """In the batch transaction: the event log entry and the buyer's notification (O2)."""
-    row = await conn.fetchrow(
-        """
-        SELECT a.*, o.form
-          FROM orders o JOIN accounts a ON a.id = o.account_id
-         WHERE o.checkout_form_id = $1
-        """,
-        prepared.checkout_form_id,
-    )
+    row = await conn.fetchrow(orders.WITH_ACCOUNT, prepared.checkout_form_id)
     if row is None:
         return  # the order was deleted with its account meanwhile
     await event_log.write(

@@ -36,9 +36,9 @@ from allegro_sync.adapters.allegro.errors import (
     AllegroNotFound,
     AllegroRejected,
 )
+from allegro_sync.adapters.postgres import event_log, invoices, orders
 from allegro_sync.contract import InvoiceAdded
 from allegro_sync.errors import BadInput, Refused
-from allegro_sync.handlers import event_log
 from allegro_sync.handlers.order_mails import queue_order_mail
 
 log = structlog.get_logger(__name__)
@@ -83,39 +83,18 @@ async def upload_invoice(
     stopped; raises what decides the message's fate."""
     data = decode_pdf(message.content_base64)
     form_id, number = message.checkout_form_id, message.invoice_number
-    order = await pool.fetchrow(
-        "SELECT account_id FROM orders WHERE checkout_form_id = $1", form_id
-    )
+    order = await pool.fetchrow(orders.OWNER, form_id)
     if order is None:
         raise BadInput(f"unknown checkout form {form_id}: no such order was received")
     account_id: int = order["account_id"]
-    row = await pool.fetchrow(
-        """
-        INSERT INTO invoices (checkout_form_id, invoice_number, account_id, file_name)
-        VALUES ($1, $2, $3, $4)
-        ON CONFLICT (checkout_form_id, invoice_number)
-            DO UPDATE SET file_name = invoices.file_name  -- no change; returns the row
-        RETURNING allegro_invoice_id, uploaded_at
-        """,
-        form_id,
-        number,
-        account_id,
-        message.file_name,
-    )
-    assert row is not None
+    row = await pool.fetchrow(invoices.START, form_id, number, account_id, message.file_name)
     invoice_id: str | None = row["allegro_invoice_id"]
     path = f"/order/checkout-forms/{form_id}/invoices"
     try:
         if row["uploaded_at"] is None:
             if invoice_id is None:
                 invoice_id, uploaded = await _create(allegro, account_id, path, message)
-                await pool.execute(
-                    "UPDATE invoices SET allegro_invoice_id = $3"
-                    " WHERE checkout_form_id = $1 AND invoice_number = $2",
-                    form_id,
-                    number,
-                    invoice_id,
-                )
+                await pool.execute(invoices.SET_ALLEGRO_ID, form_id, number, invoice_id)
                 if uploaded:
                     await _mark_uploaded(pool, form_id, number, None)
                     return PreparedInvoice(account_id, form_id, number, invoice_id)
@@ -182,18 +161,9 @@ async def _upload(allegro: AllegroRestClient, account_id: int, path: str, data: 
 async def _mark_uploaded(
     pool: asyncpg.Pool, form_id: uuid.UUID, number: str, data: bytes | None
 ) -> None:
-    await pool.execute(
-        """
-        UPDATE invoices
-           SET uploaded_at = coalesce(uploaded_at, now()),
-               size_bytes = coalesce($3, size_bytes), sha256 = coalesce($4, sha256)
-         WHERE checkout_form_id = $1 AND invoice_number = $2
-        """,
-        form_id,
-        number,
-        len(data) if data is not None else None,
-        hashlib.sha256(data).hexdigest() if data is not None else None,
-    )
+    size = len(data) if data is not None else None
+    digest = hashlib.sha256(data).hexdigest() if data is not None else None
+    await pool.execute(invoices.MARK_UPLOADED, form_id, number, size, digest)
 
 
 async def _refusal(
@@ -214,14 +184,7 @@ async def _refusal(
 async def record_invoice(prepared: PreparedInvoice, conn: asyncpg.Connection) -> None:
     """In the batch transaction: the event log entry and the buyer's notification (O2)."""
     form_id, number = prepared.checkout_form_id, prepared.invoice_number
-    row: Any = await conn.fetchrow(
-        """
-        SELECT a.*, o.form
-          FROM orders o JOIN accounts a ON a.id = o.account_id
-         WHERE o.checkout_form_id = $1
-        """,
-        form_id,
-    )
+    row: Any = await conn.fetchrow(orders.WITH_ACCOUNT, form_id)
     if row is None:
         return  # the order was deleted with its account meanwhile
     await event_log.write(

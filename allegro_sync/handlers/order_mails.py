@@ -18,7 +18,7 @@ from typing import Any, Literal
 import asyncpg
 import structlog
 
-from allegro_sync.handlers import event_log
+from allegro_sync.adapters.postgres import event_log, mail_outbox
 
 log = structlog.get_logger(__name__)
 
@@ -163,12 +163,7 @@ async def queue_order_mail(
         invoice_number=invoice_number,
     )
     queued = await conn.fetchval(
-        """
-        INSERT INTO mail_outbox (account_id, dedupe_key, recipients, subject, body)
-        VALUES ($1, $2, $3, $4, $5)
-        ON CONFLICT (dedupe_key) DO NOTHING
-        RETURNING true
-        """,
+        mail_outbox.QUEUE,
         account["id"],
         mail.dedupe_key,
         list(recipients.to),

@@ -33,7 +33,8 @@ from allegro_sync.adapters.allegro.client import AllegroRestClient
 from allegro_sync.adapters.allegro.errors import AllegroNotFound
 from allegro_sync.adapters.broker.publisher import ConfirmingPublisher, OutgoingMessage
 from allegro_sync.adapters.broker.topology import EVENTS_EXCHANGE, JOURNAL_EXCHANGE
-from allegro_sync.adapters.postgres import orders as store
+from allegro_sync.adapters.postgres import accounts as account_store
+from allegro_sync.adapters.postgres import orders as order_store
 from allegro_sync.adapters.postgres import outbox
 from allegro_sync.contract import (
     OFFER_TOUCHED,
@@ -189,7 +190,7 @@ async def read_checkout_form(
     allegro: AllegroRestClient, pool: asyncpg.Pool, account_id: int, form_id: uuid.UUID
 ) -> Mapping[str, Any] | None:
     """The form as Allegro has it now; None for an inactive account or a form that is gone."""
-    if not await pool.fetchval("SELECT active FROM accounts WHERE id = $1", account_id):
+    if not await account_store.is_active(pool, account_id):
         return None  # A3: orders are taken only for active accounts
     try:
         form: Mapping[str, Any] = await allegro.get(
@@ -200,13 +201,13 @@ async def read_checkout_form(
     return form
 
 
-def order_row(prepared: PreparedOrder) -> store.OrderRow:
+def order_row(prepared: PreparedOrder) -> order_store.OrderRow:
     """The ``orders`` row of a form read."""
     form = prepared.form
     assert form is not None
     payment = form.get("payment") or {}
     total = (form.get("summary") or {}).get("totalToPay") or {}
-    return store.OrderRow(
+    return order_store.OrderRow(
         checkout_form_id=prepared.checkout_form_id,
         account_id=prepared.account_id,
         status=form.get("status"),
@@ -223,10 +224,10 @@ def order_row(prepared: PreparedOrder) -> store.OrderRow:
     )
 
 
-def line_rows(forms: Sequence[Mapping[str, Any]]) -> list[store.LineRow]:
+def line_rows(forms: Sequence[Mapping[str, Any]]) -> list[order_store.LineRow]:
     """The ``order_lines`` rows of forms' line items."""
     return [
-        store.LineRow(
+        order_store.LineRow(
             id=str(item["id"]),
             checkout_form_id=uuid.UUID(str(form["id"])),
             offer_id=str(item["offer"]["id"]),
@@ -351,14 +352,14 @@ async def _handle_forms(conn: asyncpg.Connection, batch: Sequence[PreparedOrder]
 async def _read_forms(conn: asyncpg.Connection, batch: Sequence[PreparedOrder]) -> FormsRead:
     """Lock the accounts, store the forms (version-guarded by read time) and read back their
     order rows and the orders their line items are in already."""
-    accounts = await store.lock_active_accounts(conn, list({p.account_id for p in batch}))
+    accounts = await account_store.lock_active(conn, list({p.account_id for p in batch}))
     # A3: active accounts only; in form order, so that replicas lock rows in the same order
     batch = sorted((p for p in batch if p.account_id in accounts), key=lambda p: p.checkout_form_id)
-    stored = await store.upsert(conn, [order_row(p) for p in batch])
+    stored = await order_store.upsert(conn, [order_row(p) for p in batch])
     batch = [p for p in batch if p.checkout_form_id in stored]  # stale reads: nothing to do
     held = {}
     if batch:
-        held = await store.forms_of_lines(
+        held = await order_store.forms_of_lines(
             conn, [line_id for p in batch if p.form is not None for line_id in _line_ids(p.form)]
         )
     return FormsRead(batch, accounts, stored, held)
@@ -367,8 +368,8 @@ async def _read_forms(conn: asyncpg.Connection, batch: Sequence[PreparedOrder]) 
 async def _write_forms(conn: asyncpg.Connection, read: FormsRead, plan: FormsPlan) -> None:
     """Apply the plan: supersede, store the lines, warn, cancel, announce, touch the offers."""
     for old_forms, merged in plan.supersede:
-        await store.supersede(conn, old_forms, merged)
-    lines = await store.upsert_lines(conn, line_rows(plan.take_lines))
+        await order_store.supersede(conn, old_forms, merged)
+    lines = await order_store.upsert_lines(conn, line_rows(plan.take_lines))
     announce: list[tuple[asyncpg.Record, Mapping[str, Any], list[asyncpg.Record]]] = []
     for prepared, decision, elsewhere in plan.decided:
         account, form = read.accounts[prepared.account_id], prepared.form
@@ -448,9 +449,8 @@ async def _announce(
                 f"Order {form_id} sent to the ERP" + (" with a customer card" if customer else ""),
             )
         )
-    await store.mark_announced(
-        conn, [uuid.UUID(str(form["id"])) for _, form, _ in orders], customer_ids
-    )
+    form_ids = [uuid.UUID(str(form["id"])) for _, form, _ in orders]
+    await conn.execute(order_store.ANNOUNCED, form_ids, customer_ids)
     await outbox.enqueue_many(conn, messages)
     await event_log.write_many(conn, entries)
     for account, form, _ in orders:
@@ -462,7 +462,7 @@ async def _cancel(
     conn: asyncpg.Connection, account: asyncpg.Record, form: Mapping[str, Any]
 ) -> None:
     form_id = uuid.UUID(str(form["id"]))
-    await store.mark_cancelled(conn, form_id)
+    await conn.execute(order_store.CANCELLED, form_id)
     await outbox.enqueue(
         conn,
         OutgoingMessage(
@@ -517,13 +517,7 @@ async def prepare_orders(
     """The ``prepare`` of a batch's order events (the bus gives runs as their single events):
     forms come with the events (read by the poller per journal page); events without one (a
     retry, an event published by hand) have theirs read in bulk here."""
-    active = {
-        r["id"]
-        for r in await pool.fetch(
-            "SELECT id FROM accounts WHERE id = ANY($1::bigint[]) AND active",
-            list({m.account_id for m in messages}),
-        )
-    }
+    active = await account_store.active_among(pool, list({m.account_id for m in messages}))
     needed: dict[int, dict[uuid.UUID, datetime | None]] = {}
     for m in messages:
         if m.account_id in active and m.form is None:
@@ -606,9 +600,7 @@ def make_backfill(
     """
 
     async def backfill(account_id: int) -> None:
-        row = await pool.fetchrow(
-            "SELECT orders_from, orders_backfilled_from FROM accounts WHERE id = $1", account_id
-        )
+        row = await account_store.backfill_range(pool, account_id)
         if row is None or row["orders_from"] is None:
             return
         done = row["orders_backfilled_from"]
@@ -617,9 +609,7 @@ def make_backfill(
             return
         end = datetime.now(UTC) + timedelta(days=1)  # generous: Allegro's clock is not ours
         found = await _backfill_range(allegro, publisher, account_id, start, end)
-        await pool.execute(
-            "UPDATE accounts SET orders_backfilled_from = $2 WHERE id = $1", account_id, start
-        )
+        await account_store.update(pool, account_id, {"orders_backfilled_from": start})
         log.info("orders_backfilled", account_id=account_id, forms=found, since=start.isoformat())
 
     return backfill

@@ -24,9 +24,8 @@ from decimal import Decimal
 
 import asyncpg
 
-from allegro_sync.adapters.postgres import offer_changes
+from allegro_sync.adapters.postgres import event_log, offer_changes, offers, renewals
 from allegro_sync.adapters.postgres.offer_changes import Change
-from allegro_sync.handlers import event_log
 
 RENEWAL_WINDOW = timedelta(days=60)  # Allegro archives ended offers after 60 days
 
@@ -181,26 +180,13 @@ async def _request(conn: asyncpg.Connection, row: asyncpg.Record) -> list[Change
             )
         )
     changes.append(Change(offer_id, "publication", account_id, "ACTIVATE"))
-    await conn.execute(
-        """
-        INSERT INTO offer_renewals (offer_id, account_id, ended_at, state)
-        VALUES ($1, $2, $3, 'requested')
-        ON CONFLICT (offer_id) DO UPDATE
-           SET ended_at = EXCLUDED.ended_at, state = 'requested', requested_at = now(),
-               renewed_at = NULL
-        """,
-        offer_id,
-        account_id,
-        row["ended_at"],
-    )
+    await conn.execute(renewals.REQUESTED, offer_id, account_id, row["ended_at"])
     if not row["sync_price"] and follows_price_after_renewal(
         sync_prices=row["sync_prices"],
         sync_prices_since=row["sync_prices_since"],
         bound_at=row["bound_at"],
     ):
-        await conn.execute(
-            "UPDATE offers SET sync_price = true, updated_at = now() WHERE id = $1", offer_id
-        )
+        await offers.follow_price(conn, offer_id)
     await event_log.write(
         conn,
         account_id,
@@ -232,13 +218,7 @@ async def _refused(conn: asyncpg.Connection, row: asyncpg.Record, refusal: Refus
 
 async def _renewed(conn: asyncpg.Connection, row: asyncpg.Record) -> None:
     offer_id = row["id"]
-    await conn.execute(
-        """
-        UPDATE offer_renewals SET state = 'renewed', renewed_at = now()
-         WHERE offer_id = $1 AND state = 'requested'
-        """,
-        offer_id,
-    )
+    await conn.execute(renewals.RENEWED, offer_id)
     await event_log.write(
         conn,
         row["account_id"],
@@ -258,15 +238,6 @@ def _iso(row: asyncpg.Record) -> str | None:
 def _iso_of(when: datetime | None) -> str | None:
     return when.isoformat() if when is not None else None
 
-
-# Candidates are taken by one replica at a time (SKIP LOCKED) and removed in the same
-# transaction that acts on them.
-CLAIM_CANDIDATES = """
-DELETE FROM renewal_candidates
- WHERE offer_id IN (SELECT offer_id FROM renewal_candidates ORDER BY queued_at
-                     LIMIT $1 FOR UPDATE SKIP LOCKED)
-RETURNING offer_id
-"""
 
 # The periodic sweep: ended offers within the window on accounts that renew, not yet requested
 # for this ending (catches setting changes that no event announces).

@@ -20,6 +20,7 @@ import structlog
 from allegro_sync.adapters.allegro.crypto import TokenCipher
 from allegro_sync.adapters.allegro.errors import OAuthError
 from allegro_sync.adapters.allegro.oauth import OAuthClient, TokenSet
+from allegro_sync.adapters.postgres import account_tokens
 from allegro_sync.errors import CredentialsDead
 
 log = structlog.get_logger(__name__)
@@ -46,31 +47,13 @@ async def store_tokens(
 ) -> int:
     """Store a new pair for ``account_id`` (insert or replace); the new generation."""
     generation: int = await conn.fetchval(
-        """
-        INSERT INTO account_tokens (account_id, access_token_enc, refresh_token_enc, expires_at)
-        VALUES ($1, $2, $3, now() + make_interval(secs => $4))
-        ON CONFLICT (account_id) DO UPDATE
-           SET access_token_enc = EXCLUDED.access_token_enc,
-               refresh_token_enc = EXCLUDED.refresh_token_enc,
-               expires_at = EXCLUDED.expires_at,
-               refreshed_at = now(),
-               generation = account_tokens.generation + 1
-        RETURNING generation
-        """,
+        account_tokens.STORE,
         account_id,
         cipher.encrypt(tokens.access_token, f"account:{account_id}:access"),
         cipher.encrypt(tokens.refresh_token, f"account:{account_id}:refresh"),
         float(tokens.expires_in),
     )
     return generation
-
-
-_SELECT = """
-SELECT t.access_token_enc, t.refresh_token_enc, t.generation,
-       extract(epoch FROM t.expires_at)::float8 AS expires_at, a.sandbox
-  FROM account_tokens t JOIN accounts a ON a.id = t.account_id
- WHERE t.account_id = $1
-"""
 
 
 class TokenManager:
@@ -119,7 +102,7 @@ class TokenManager:
                 return cached  # refreshed by a caller we waited for
             dead_reason: str | None = None
             async with self._pool.acquire() as conn, conn.transaction():
-                row = await conn.fetchrow(_SELECT + " FOR UPDATE OF t", account_id)
+                row = await account_tokens.get(conn, account_id, for_update=True)
                 if row is None:
                     dead_reason = "no tokens are stored for the account"
                 elif seen_generation is not None and row["generation"] != seen_generation:
@@ -163,7 +146,7 @@ class TokenManager:
         self._cache.pop(account_id, None)
 
     async def _load(self, account_id: int) -> AccountAuth:
-        row = await self._pool.fetchrow(_SELECT, account_id)
+        row = await account_tokens.get(self._pool, account_id)
         if row is None:
             raise CredentialsDead(account_id, "no tokens are stored for the account")
         auth = self._from_row(account_id, row)

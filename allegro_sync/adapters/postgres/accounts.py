@@ -6,6 +6,8 @@ from typing import Any
 
 import asyncpg
 
+from allegro_sync.adapters.postgres.pool import Db
+
 SETTING_COLUMNS = (
     "orders_from",
     "auto_create_orders",
@@ -94,11 +96,17 @@ async def upsert_connected(
     return int(row["id"]), bool(row["created"])
 
 
-async def update(conn: asyncpg.Connection, account_id: int, changes: dict[str, Any]) -> None:
+async def update(conn: Db, account_id: int, changes: dict[str, Any]) -> None:
     """Write the given columns (names checked against UPDATABLE_COLUMNS)."""
     if not changes:
         return
-    internal = {"bind_offers_by_ean_since", "sync_prices_since", "deactivation_reason"}
+    internal = {
+        "bind_offers_by_ean_since",
+        "sync_prices_since",
+        "deactivation_reason",
+        "allowed_extra_emails",
+        "orders_backfilled_from",
+    }
     unknown = set(changes) - UPDATABLE_COLUMNS - internal
     if unknown:
         raise ValueError(f"not updatable: {sorted(unknown)}")
@@ -115,3 +123,57 @@ async def count_bound_offers(conn: asyncpg.Connection, account_id: int) -> int:
         "SELECT count(*) FROM offers WHERE account_id = $1 AND product_id IS NOT NULL", account_id
     )
     return count
+
+
+async def is_active(conn: Db, account_id: int) -> bool | None:
+    """Whether the account is active; None when there is no such account."""
+    active: bool | None = await conn.fetchval(
+        "SELECT active FROM accounts WHERE id = $1", account_id
+    )
+    return active
+
+
+async def active_ids(conn: Db) -> list[int]:
+    """Ids of the active accounts, ascending."""
+    return [r["id"] for r in await conn.fetch("SELECT id FROM accounts WHERE active ORDER BY id")]
+
+
+async def active_among(conn: Db, account_ids: list[int]) -> set[int]:
+    """Those of the accounts that are active."""
+    rows = await conn.fetch(
+        "SELECT id FROM accounts WHERE id = ANY($1::bigint[]) AND active", account_ids
+    )
+    return {r["id"] for r in rows}
+
+
+async def lock_active(conn: asyncpg.Connection, account_ids: list[int]) -> dict[int, Any]:
+    """The active ones of the accounts by id, locked against change for the transaction."""
+    rows = await conn.fetch(
+        "SELECT * FROM accounts WHERE id = ANY($1::bigint[]) AND active FOR SHARE", account_ids
+    )
+    return {row["id"]: row for row in rows}
+
+
+async def deactivate(conn: Db, account_id: int, reason: str) -> asyncpg.Record | None:
+    """Switch the account off (login and epoch second of it), None if already off for that."""
+    return await conn.fetchrow(
+        """
+        UPDATE accounts SET active = false, deactivation_reason = $2, deactivated_at = now()
+         WHERE id = $1 AND (active OR deactivation_reason IS DISTINCT FROM $2)
+        RETURNING login, extract(epoch FROM deactivated_at)::bigint AS at
+        """,
+        account_id,
+        reason,
+    )
+
+
+async def delete(conn: Db, account_id: int) -> None:
+    """Delete the account (its rows go with it by foreign key)."""
+    await conn.execute("DELETE FROM accounts WHERE id = $1", account_id)
+
+
+async def backfill_range(conn: Db, account_id: int) -> asyncpg.Record | None:
+    """``orders_from`` and how far back orders were backfilled already."""
+    return await conn.fetchrow(
+        "SELECT orders_from, orders_backfilled_from FROM accounts WHERE id = $1", account_id
+    )

@@ -49,6 +49,11 @@ class Waker:
             self._connection = None
 
 
+async def notify(conn: asyncpg.Connection, channel: str, payload: str) -> None:
+    """``NOTIFY channel, payload`` (delivered on commit when in a transaction)."""
+    await conn.execute("SELECT pg_notify($1, $2)", channel, payload)
+
+
 class Failures:
     """Consecutive failures of a service loop: the first is logged (as ``event``), and each
     one waits longer before the next attempt (0.4 s, doubling, at most 10 s)."""

@@ -121,6 +121,13 @@ SELECT id, account_id, kind, payload, offers, state, attempts
 NEXT_COMMAND_CHECK = """
 SELECT min(next_check_at) - now() FROM offer_commands WHERE state = $1
 """
+# Allegro does not know the command (a PUT lost on the way): send it again.
+RESEND = "UPDATE offer_commands SET state = 'pending' WHERE id = $1"
+# A command's changes, locked in (offer, kind) order like every writer of offer_changes.
+LOCK_COMMAND_CHANGES = """
+SELECT offer_id, attempts FROM offer_changes WHERE command_id = $1
+ ORDER BY offer_id, kind FOR UPDATE
+"""
 
 
 async def insert_commands(

@@ -125,6 +125,15 @@ async def get_offer(conn: asyncpg.Connection | asyncpg.Pool, offer_id: str) -> A
     return await conn.fetchrow("SELECT * FROM offers WHERE id = $1", offer_id)
 
 
+async def account_offers(conn: asyncpg.Pool, account_id: int) -> list[asyncpg.Record]:
+    """Id, EAN (and when it was read) and product of every mirrored offer of the account."""
+    rows: list[asyncpg.Record] = await conn.fetch(
+        "SELECT id, ean, ean_checked_at, product_id FROM offers WHERE account_id = $1 ORDER BY id",
+        account_id,
+    )
+    return rows
+
+
 async def products_with_ean(conn: asyncpg.Connection, ean: str) -> list[str]:
     """Ids of the products carrying ``ean`` (uses ``products_ean``); a few are enough to tell
     one from several."""
@@ -207,6 +216,13 @@ async def unbind(conn: asyncpg.Connection, offer_id: str) -> asyncpg.Record | No
         offer_id,
     )
     return row
+
+
+async def follow_price(conn: asyncpg.Connection, offer_id: str) -> None:
+    """From now on the offer follows its product's price."""
+    await conn.execute(
+        "UPDATE offers SET sync_price = true, updated_at = now() WHERE id = $1", offer_id
+    )
 
 
 async def set_flags(conn: asyncpg.Connection, offer_id: str, flags: dict[str, bool]) -> Any:

@@ -1,4 +1,4 @@
-"""Writing to the outbox, inside the caller's transaction."""
+"""SQL for outbox (messages to publish, written in the caller's transaction), in the open."""
 
 from __future__ import annotations
 
@@ -13,6 +13,16 @@ INSERT INTO outbox (message_id, exchange, routing_key, payload)
 VALUES ($1, $2, $3, $4)
 ON CONFLICT (message_id) DO NOTHING
 """
+# The relay's next batch, oldest first; rows another replica is relaying are skipped.
+CLAIM_BATCH = """
+SELECT id, message_id, exchange, routing_key, payload
+  FROM outbox
+ ORDER BY id
+ LIMIT $1
+   FOR UPDATE SKIP LOCKED
+"""
+# Rows published with confirms.
+DELETE_SENT = "DELETE FROM outbox WHERE id = ANY($1::bigint[])"
 
 
 async def enqueue(conn: asyncpg.Connection, message: OutgoingMessage) -> None:

@@ -1,11 +1,15 @@
-"""The asyncpg pool, opened and closed by the application."""
+"""The asyncpg pool, opened and closed by the application; the few queries about the server."""
 
 from __future__ import annotations
 
-from typing import Any
+from datetime import datetime
+from typing import Any, TypeAlias
 
 import asyncpg
 import orjson
+
+# Where a query of one statement runs: the caller's connection, or the pool.
+Db: TypeAlias = asyncpg.Connection | asyncpg.Pool
 
 
 async def _init_connection(conn: asyncpg.Connection) -> None:
@@ -41,3 +45,28 @@ async def connect(dsn: str) -> asyncpg.Connection:
     conn: asyncpg.Connection = await asyncpg.connect(dsn)
     await _init_connection(conn)
     return conn
+
+
+async def ping(pool: asyncpg.Pool) -> bool:
+    """Whether the database answers a query."""
+    return bool(await pool.fetchval("SELECT true"))
+
+
+async def now(conn: asyncpg.Connection) -> datetime:
+    """The database's clock (in a transaction, the time it started)."""
+    moment: datetime = await conn.fetchval("SELECT now()")
+    return moment
+
+
+async def count_applications(pool: asyncpg.Pool, like: str, own: str) -> int:
+    """Distinct ``application_name``s on this database LIKE ``like``, ``own`` not counted."""
+    count: int = await pool.fetchval(
+        """
+        SELECT count(DISTINCT application_name) FROM pg_stat_activity
+         WHERE datname = current_database() AND application_name LIKE $1
+           AND application_name <> $2
+        """,
+        like,
+        own,
+    )
+    return count

@@ -19,6 +19,7 @@ from allegro_sync.adapters.allegro.errors import OAuthError
 from allegro_sync.adapters.allegro.oauth import OAuthClient, new_pkce_pair
 from allegro_sync.adapters.allegro.tokens import TokenManager
 from allegro_sync.adapters.postgres import accounts as store
+from allegro_sync.adapters.postgres import event_log, oauth_states
 from allegro_sync.config.settings import SettingsError
 from allegro_sync.daemon.api.errors import ApiError
 from allegro_sync.daemon.api.params import (
@@ -29,7 +30,7 @@ from allegro_sync.daemon.api.params import (
     json_body,
     path_id,
 )
-from allegro_sync.handlers import accounts, event_log
+from allegro_sync.handlers import accounts
 from allegro_sync.handlers.account_options import fetch_options
 
 log = structlog.get_logger(__name__)
@@ -87,17 +88,8 @@ def add_account_routes(app: web.Application, deps: AccountDeps) -> None:
         verifier, challenge = new_pkce_pair()
         expires_at = datetime.now(UTC) + STATE_TTL
         state_hash = _state_hash(state)
-        await deps.pool.execute(
-            "INSERT INTO oauth_states (state_hash, code_verifier_enc, sandbox, expires_at)"
-            " VALUES ($1, $2, $3, $4)",
-            state_hash,
-            deps.cipher.encrypt(verifier, f"oauth_state:{state_hash}"),
-            sandbox,
-            expires_at,
-        )
-        await deps.pool.execute(
-            "DELETE FROM oauth_states WHERE expires_at < now() - interval '1 day'"
-        )
+        verifier_enc = deps.cipher.encrypt(verifier, f"oauth_state:{state_hash}")
+        await oauth_states.add(deps.pool, state_hash, verifier_enc, sandbox, expires_at)
         url = oauth.authorize_url(
             redirect_uri=deps.redirect_uri, state=state, code_challenge=challenge
         )
@@ -108,11 +100,7 @@ def add_account_routes(app: web.Application, deps: AccountDeps) -> None:
         state = request.query.get("state", "")
         row = None
         if state:
-            row = await deps.pool.fetchrow(
-                "DELETE FROM oauth_states WHERE state_hash = $1"
-                " RETURNING code_verifier_enc, sandbox, expires_at < now() AS expired",
-                _state_hash(state),
-            )
+            row = await oauth_states.take(deps.pool, _state_hash(state))
         if row is None:
             return _page(
                 400,
@@ -252,10 +240,8 @@ def add_account_routes(app: web.Application, deps: AccountDeps) -> None:
         async with deps.pool.acquire() as conn:
             await _load(conn, account_id)
         found = await fetch_options(deps.allegro, account_id)
-        await deps.pool.execute(
-            "UPDATE accounts SET allowed_extra_emails = $2 WHERE id = $1",
-            account_id,
-            found["additional_emails"],
+        await store.update(
+            deps.pool, account_id, {"allowed_extra_emails": found["additional_emails"]}
         )
         return web.json_response(found)
 

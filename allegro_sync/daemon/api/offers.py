@@ -14,10 +14,10 @@ import asyncpg
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, StrictBool, StringConstraints, ValidationError
 
+from allegro_sync.adapters.postgres import catalog, event_log
 from allegro_sync.adapters.postgres import offers as store
 from allegro_sync.daemon.api.errors import ApiError
 from allegro_sync.daemon.api.params import bool_param, choice_param, int_param, invalid, json_body
-from allegro_sync.handlers import event_log
 from allegro_sync.handlers.offers import BindSettings, announce_binding, binding_flags
 
 STATUSES = ("INACTIVE", "ACTIVATING", "ACTIVE", "ENDED")
@@ -99,7 +99,7 @@ async def patch_offer(conn: asyncpg.Connection, offer_id: str, given: dict[str, 
                 details={"offer_id": offer_id, "product_id": offer["product_id"]},
             )
         elif product_id is not None and product_id != offer["product_id"]:
-            product = await conn.fetchrow("SELECT id, ean FROM products WHERE id = $1", product_id)
+            product = await catalog.get_product(conn, product_id)
             if product is None:
                 raise invalid("product_id", f"no product {product_id}")
             account = await store.binding_settings(conn, account_id)

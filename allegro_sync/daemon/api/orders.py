@@ -8,6 +8,7 @@ from typing import Any
 import asyncpg
 from aiohttp import web
 
+from allegro_sync.adapters.postgres import accounts, orders
 from allegro_sync.daemon.api.errors import ApiError
 from allegro_sync.daemon.api.params import (
     bool_param,
@@ -19,32 +20,6 @@ from allegro_sync.daemon.api.params import (
 from allegro_sync.daemon.pollers import wake_poller
 
 STATUSES = ("BOUGHT", "FILLED_IN", "READY_FOR_PROCESSING", "CANCELLED")
-
-LIST_ORDERS = """
-SELECT o.created_at, o.checkout_form_id, o.account_id, o.status, o.bought_at,
-       o.payment_type, o.paid_at, o.total, o.currency, o.invoice_required, o.customer_id,
-       o.superseded_by,
-       o.announced_at, o.cancelled_at, o.form -> 'buyer' ->> 'login' AS buyer_login,
-       coalesce((SELECT json_agg(json_build_object(
-                   'offer_id', l.offer_id, 'product_id', l.product_id, 'ean', l.ean,
-                   'name', l.name, 'quantity', l.quantity, 'unit_price', l.unit_price::text,
-                   'image_url', l.image_url) ORDER BY l.id)
-                  FROM order_lines l WHERE l.checkout_form_id = o.checkout_form_id),
-                '[]'::json) AS lines
-  FROM orders o
- WHERE ($1::bigint IS NULL OR o.account_id = $1)
-   AND ($2::text IS NULL OR o.status = $2)
-   AND ($3::boolean IS NULL OR (o.announced_at IS NOT NULL) = $3)
-   AND ($4::timestamptz IS NULL OR o.bought_at >= $4)
-   AND ($5::timestamptz IS NULL OR o.bought_at <= $5)
-   AND ($6::text IS NULL OR o.checkout_form_id::text = $6
-        OR o.form -> 'buyer' ->> 'login' ILIKE '%' || $6 || '%'
-        OR EXISTS (SELECT 1 FROM order_lines l WHERE l.checkout_form_id = o.checkout_form_id
-                     AND (l.name ILIKE '%' || $6 || '%' OR l.offer_id = $6 OR l.ean = $6)))
-   AND ($7::timestamptz IS NULL OR (o.created_at, o.checkout_form_id) < ($7, $8::uuid))
- ORDER BY o.created_at DESC, o.checkout_form_id DESC
- LIMIT $9
-"""
 
 
 def _order_json(row: asyncpg.Record) -> dict[str, Any]:
@@ -86,17 +61,16 @@ def add_order_routes(app: web.Application, pool: asyncpg.Pool) -> None:
                 cursor_time, cursor_id = datetime.fromisoformat(raw_time), raw_id
             except ValueError:
                 raise invalid("cursor", "not a cursor this API gave out") from None
-        rows = await pool.fetch(
-            LIST_ORDERS,
-            int_param(request, "account_id", None),
-            status,
-            bool_param(request, "sent_to_erp"),
-            datetime_param(request, "bought_from"),
-            datetime_param(request, "bought_to"),
-            request.query.get("q") or None,
-            cursor_time,
-            cursor_id,
-            limit + 1,
+        rows = await orders.list_page(
+            pool,
+            account_id=int_param(request, "account_id", None),
+            status=status,
+            sent_to_erp=bool_param(request, "sent_to_erp"),
+            bought_from=datetime_param(request, "bought_from"),
+            bought_to=datetime_param(request, "bought_to"),
+            text=request.query.get("q") or None,
+            after=(cursor_time, cursor_id),
+            limit=limit + 1,
         )
         items = [_order_json(r) for r in rows[:limit]]
         next_cursor = None
@@ -107,7 +81,7 @@ def add_order_routes(app: web.Application, pool: asyncpg.Pool) -> None:
 
     async def fetch_now(request: web.Request) -> web.Response:
         account_id = path_id(request)
-        active = await pool.fetchval("SELECT active FROM accounts WHERE id = $1", account_id)
+        active = await accounts.is_active(pool, account_id)
         if active is None:
             raise ApiError(404, "not_found", f"account {account_id} does not exist")
         if not active:
