@@ -33,6 +33,7 @@ from allegro_sync.adapters.broker.topology import ERP_QUEUE, declare_topology
 from allegro_sync.adapters.mail.smtp import SmtpMailer, parse_smtp_url
 from allegro_sync.adapters.postgres import migrations
 from allegro_sync.adapters.postgres import pool as pg
+from allegro_sync.adapters.postgres.event_log import Category
 from allegro_sync.config.settings import Settings
 from allegro_sync.daemon import replicas
 from allegro_sync.daemon.api.accounts import AccountDeps, add_account_routes
@@ -51,7 +52,6 @@ from allegro_sync.daemon.renewal_service import RenewalService
 from allegro_sync.daemon.runtime import tune_garbage_collector
 from allegro_sync.daemon.token_refresher import TokenRefresher
 from allegro_sync.handlers import accounts
-from allegro_sync.handlers.event_log import Category
 from allegro_sync.handlers.offers import make_gap_recovery
 from allegro_sync.handlers.orders import make_backfill
 from allegro_sync.handlers.registry import build_routes

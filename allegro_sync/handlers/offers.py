@@ -27,12 +27,11 @@ from allegro_sync.adapters.allegro.client import AllegroRestClient
 from allegro_sync.adapters.allegro.errors import AllegroNotFound
 from allegro_sync.adapters.broker.publisher import OutgoingMessage
 from allegro_sync.adapters.broker.topology import EVENTS_EXCHANGE
+from allegro_sync.adapters.postgres import event_log, outbox
 from allegro_sync.adapters.postgres import offers as store
-from allegro_sync.adapters.postgres import outbox
 from allegro_sync.adapters.postgres.offers import MirrorEntry
 from allegro_sync.contract import OFFER_BOUND, OfferBound, OfferEventMessage, OfferTouched
 from allegro_sync.errors import TransientError
-from allegro_sync.handlers import event_log
 
 EAN_PARAMETER_ID = "225693"  # "EAN (GTIN)", the same id in every category (allegro-api.md 8.2)
 

@@ -34,8 +34,8 @@ from allegro_sync.adapters.allegro.errors import AllegroNotFound
 from allegro_sync.adapters.broker.publisher import ConfirmingPublisher, OutgoingMessage
 from allegro_sync.adapters.broker.topology import EVENTS_EXCHANGE, JOURNAL_EXCHANGE
 from allegro_sync.adapters.postgres import accounts as account_store
+from allegro_sync.adapters.postgres import event_log, outbox
 from allegro_sync.adapters.postgres import orders as order_store
-from allegro_sync.adapters.postgres import outbox
 from allegro_sync.contract import (
     OFFER_TOUCHED,
     ORDER_BACKFILL,
@@ -47,7 +47,6 @@ from allegro_sync.contract import (
     OrderCreated,
     OrderEventMessage,
 )
-from allegro_sync.handlers import event_log
 from allegro_sync.handlers.customers import (
     card_from_checkout_form,
     card_payload,
