@@ -13,19 +13,43 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+from collections.abc import AsyncIterator
 
+import aiohttp
 import asyncpg
 import pytest
 
 from allegro_sync.adapters.broker.topology import ERP_EXCHANGE
 from allegro_sync.daemon.app import Daemon
-from tests.e2e.conftest import Admin, Emulator
+from tests.e2e.conftest import FAST_POLLING, Admin, Emulator, daemon_settings
 from tests.e2e.test_offers import nudge, switch
 from tests.helpers import eventually, publish_json
 
 PRODUCTS = 150  # each with one offer on each of the two sellers
 FLIP_EVERY = 0.4  # seconds between two versions of a product
 SLICES = 4  # a version's products are published in this many slices across FLIP_EVERY
+
+
+RECONCILE_EVERY = 2.0  # seconds: the periodic reconciliation runs several times per test
+
+
+@pytest.fixture
+async def flip_daemon(
+    database_url: str, amqp_url: str, emulator: Emulator
+) -> AsyncIterator[Daemon]:
+    running = Daemon(
+        daemon_settings(database_url, amqp_url, emulator.url, reconcile_interval=RECONCILE_EVERY),
+        poller_timing=FAST_POLLING,
+    )
+    await running.start()
+    yield running
+    await running.stop()
+
+
+@pytest.fixture
+async def flip_admin(flip_daemon: Daemon) -> AsyncIterator[Admin]:
+    async with aiohttp.ClientSession() as session:
+        yield Admin(flip_daemon, session)
 
 
 def versions_of(product: int) -> int:
@@ -120,13 +144,14 @@ async def offers_off(emulator: Emulator, binding: dict[str, int]) -> list[str]:
 
 @pytest.mark.parametrize("listing_latency_ms", [0, 300, 1500])
 async def test_every_offer_ends_at_its_products_newest_stock_with_a_slow_listing(
-    daemon: Daemon,
-    admin: Admin,
+    flip_daemon: Daemon,
+    flip_admin: Admin,
     emulator: Emulator,
     db: asyncpg.Pool,
     listing_latency_ms: int,
 ) -> None:
-    binding = await sellers_with_bound_offers(admin, emulator, db)
+    daemon = flip_daemon
+    binding = await sellers_with_bound_offers(flip_admin, emulator, db)
     await emulator.control(
         "POST", "/faults", {"endpoint_latency_ms": {"GET /sale/offers": listing_latency_ms}}
     )
@@ -147,3 +172,17 @@ async def test_every_offer_ends_at_its_products_newest_stock_with_a_slow_listing
     with contextlib.suppress(AssertionError):  # the count of offers off says more
         await eventually(converged, timeout=25, interval=1.0)
     assert not off, f"{len(off)} of {len(binding)} offers off their product's newest quantity"
+    # Nothing was left for the periodic reconciliation to repair: no decision was lost.
+    await asyncio.sleep(RECONCILE_EVERY * 1.5)
+    async with flip_admin.session.get(flip_admin.url + "/metrics") as response:
+        exposition = await response.text()
+    assert mismatches(exposition) == 0, exposition
+
+
+def mismatches(exposition: str) -> float:
+    """The sum of ``allegro_sync_reconciliation_mismatches_total`` over its kinds."""
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in exposition.splitlines()
+        if line.startswith("allegro_sync_reconciliation_mismatches_total{")
+    )

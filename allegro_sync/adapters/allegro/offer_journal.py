@@ -23,7 +23,7 @@ from allegro_sync.adapters.allegro.client import AllegroRestClient
 from allegro_sync.adapters.allegro.errors import AllegroRejected
 from allegro_sync.adapters.postgres import offers as store
 from allegro_sync.daemon.pollers import Journal, JournalGap, Page
-from allegro_sync.handlers import event_log
+from allegro_sync.handlers import event_log, reconcile
 from allegro_sync.handlers.offers import entry_from_listing
 
 PAGE_SIZE = 1000  # the most both the journal and the listing give per request
@@ -65,8 +65,11 @@ async def sweep_offers(
             total = int((body or {}).get("totalCount") or 0)
         entries = [entry_from_listing(item) for item in (body or {}).get("offers") or []]
         del body  # the parsed page is the bulk of the memory; keep only the entries
-        async with write_lock:
-            await store.upsert_mirror(conn, account_id, entries, read_at)
+        async with write_lock, conn.transaction():
+            # a changed mirror of a bound offer is compared with the ERP values (issue 19)
+            await reconcile.lock_facts(conn, sorted({e.id for e in entries}))
+            written = await store.upsert_mirror(conn, account_id, entries, read_at)
+            await reconcile.requeue_disagreeing(conn, written)
             done += len(entries)
         if progress is not None:
             progress(done, total)

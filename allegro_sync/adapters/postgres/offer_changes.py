@@ -67,6 +67,18 @@ async def drop(conn: asyncpg.Connection, pairs: Sequence[tuple[str, str]]) -> No
         await conn.execute(DROP_CHANGES, [p[0] for p in pairs], [p[1] for p in pairs])
 
 
+async def lock(conn: asyncpg.Connection, offer_ids: Sequence[str]) -> None:
+    """Lock the desired changes of these offers now, in (offer, kind) order, ahead of the
+    offers themselves: the report reader locks changes, then offers, and a transaction that
+    writes the mirror and then changes would take the two the other way round."""
+    if offer_ids:
+        await conn.execute(
+            "SELECT 1 FROM offer_changes WHERE offer_id = ANY($1::text[])"
+            " ORDER BY offer_id, kind FOR UPDATE",
+            list(offer_ids),
+        )
+
+
 # Ready changes, grouped by what one command can carry. An ACTIVATE waits until the offer's
 # quantity and price changes are through: a renewal sets them first (an offer needs stock to be
 # activated). Rows already in a command are not ready (command_id is set).
