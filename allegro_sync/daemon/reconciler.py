@@ -77,6 +77,7 @@ class Reconciler:
                 await self._conn.fetchval("SELECT pg_try_advisory_lock($1)", LOCK_KEY)
             )
             if not self._held:
+                await self._drop()  # no idle backend per follower: connect again next interval
                 return None
         offer_ids = await reconcile.candidates(self._conn)
         found: dict[str, int] = {}
