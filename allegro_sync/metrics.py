@@ -48,6 +48,19 @@ class Metrics:
             registry=self.registry,
         )
 
+        self.reconciliation_mismatches = Counter(
+            "allegro_sync_reconciliation_mismatches_total",
+            "Desired offer changes the periodic reconciliation found missing and queued"
+            " (stored ERP value, pending change and mirror disagreed), by kind",
+            ["kind"],
+            registry=self.registry,
+        )
+        self.reconciliation_last = Gauge(
+            "allegro_sync_reconciliation_last_mismatches",
+            "Changes the last reconciliation run queued",
+            registry=self.registry,
+        )
+
     def render(self) -> bytes:
         """The text exposition format."""
         return generate_latest(self.registry)

@@ -93,6 +93,7 @@ class Settings(DatabaseSettings):
     offer_batch_window: float = Field(default=0.25, gt=0, le=0.25)
     offer_batch_max_hold: float = Field(default=30.0, ge=0, le=300)
     renewal_sweep_interval: float = Field(default=300.0, gt=0)
+    reconcile_interval: float = Field(default=60.0, gt=0)
     offer_batcher_halt_after_persist: bool = False  # test only, see example.env
 
     @field_validator("amqp_url")

@@ -48,6 +48,7 @@ from allegro_sync.daemon.mail_relay import MailRelay
 from allegro_sync.daemon.offer_change_batcher import OfferChangeBatcher
 from allegro_sync.daemon.outbox_relay import OutboxRelay
 from allegro_sync.daemon.pollers import PollerSettings, PollerSupervisor
+from allegro_sync.daemon.reconciler import Reconciler
 from allegro_sync.daemon.renewal_service import RenewalService
 from allegro_sync.daemon.runtime import tune_garbage_collector
 from allegro_sync.daemon.token_refresher import TokenRefresher
@@ -180,6 +181,9 @@ class Daemon:
         )
         self.services.append(
             RenewalService(dsn=dsn, pool=self.pool, sweep_interval=settings.renewal_sweep_interval)
+        )
+        self.services.append(
+            Reconciler(dsn=dsn, metrics=self.metrics, interval=settings.reconcile_interval)
         )
         self.services.append(
             MailRelay(

@@ -83,7 +83,7 @@ class _Item:
     attempt: int
     route: Route | None = None
     payload: Any = None
-    fate: str = "ack"  # ack | duplicate | refused | retry | dead | split
+    fate: str = "ack"  # ack | duplicate | refused | retry | dead | split (| paused, prepare only)
     error: str = ""
 
 
@@ -243,6 +243,7 @@ class BatchConsumer:
     async def _process(self, messages: list[AbstractIncomingMessage]) -> None:
         items = [self._decode(m) for m in messages]
         await self._prepare([i for i in items if i.fate == "ack"])
+        await self._prepare_while_database_down(items)
         live = [i for i in items if i.fate == "ack"]
         pause = 0.2
         while live:
@@ -263,6 +264,25 @@ class BatchConsumer:
                 pause = min(pause * 2, 10.0)
         await self._settle_all(items)
         self.stats.batches += 1
+
+    async def _prepare_while_database_down(self, items: list[_Item]) -> None:
+        """A database outage met in a prepare step pauses the batch as one in its transaction
+        does: the prepare is tried again in process, the message's attempts unspent."""
+        pause = 0.2
+        while paused := [i for i in items if i.fate == "paused"]:
+            log.warning(
+                "consumer_database_unavailable",
+                queue=self._queue_name,
+                error=paused[0].error,
+                step="prepare",
+                pause_seconds=round(pause, 2),
+            )
+            self._metrics.consumer_db_pauses.labels(self._queue_name).inc()
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, 10.0)
+            for item in paused:
+                item.fate, item.error = "ack", ""
+            await self._prepare(paused)
 
     def _decode(self, message: AbstractIncomingMessage) -> _Item:
         headers = dict(message.headers or {})
@@ -547,7 +567,10 @@ def _one_channel(items: list[_Item]) -> bool:
 
 
 def _fate_of(exc: BaseException) -> tuple[str, str]:
-    """The fate of a message whose handling raised ``exc`` (style.md convention 5)."""
+    """The fate of a message whose handling raised ``exc`` (style.md convention 5). A database
+    outage (met in a prepare step: the transaction re-raises it) pauses the batch instead."""
+    if isinstance(exc, DATABASE_DOWN):
+        return "paused", type(exc).__name__
     if isinstance(exc, BadInput):
         return "dead", f"bad input: {exc}"
     if isinstance(exc, (Refused, CredentialsDead)):

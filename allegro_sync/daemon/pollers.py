@@ -34,6 +34,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import aiormq
 import asyncpg
 import structlog
 
@@ -50,6 +51,20 @@ from allegro_sync.metrics import Metrics
 log = structlog.get_logger(__name__)
 
 WAKE_CHANNEL = "allegro_sync_poll"
+
+# What makes a poll "try next interval" rather than end the task: Allegro away, a broker channel
+# or connection closed (a restart), a database connection gone or left mid-protocol (a
+# restart). The supervisor restarts a dead task only after supervise_interval (issue 19, 4a).
+UNAVAILABLE: tuple[type[BaseException], ...] = (
+    AllegroUnavailable,
+    OSError,
+    TimeoutError,
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
+    aiormq.exceptions.AMQPError,
+    aiormq.exceptions.ChannelInvalidStateError,
+)
 
 
 def lock_key(account_id: int, journal: str) -> int:
@@ -139,7 +154,7 @@ class JournalPoller:
         key = lock_key(self.account_id, self.journal.name)
         while True:
             generation = None
-            with contextlib.suppress(OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+            with contextlib.suppress(*UNAVAILABLE):
                 generation = await self._locks.try_lock(key)
             if generation is not None:
                 try:
@@ -181,7 +196,7 @@ class JournalPoller:
                     log.warning("journal_poller_stopped_credentials_dead")
                     self.ended = True
                     return
-                except (AllegroUnavailable, OSError, asyncpg.PostgresError) as exc:
+                except UNAVAILABLE as exc:
                     if not failing:
                         log.warning("journal_unavailable", error=str(exc))
                         failing = True

@@ -300,18 +300,82 @@ async def post_revoke(request: web.Request) -> web.Response:
     return ok({"revoked_tokens": emulator.tokens.revoke_seller(seller.id)})
 
 
+METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
+
+
+def _endpoints(app: web.Application) -> set[str]:
+    """Every ``METHOD /route`` of the emulated API (the keys of ``GET /requests``)."""
+    found = set()
+    for route in app.router.routes():
+        canonical = route.resource.canonical if route.resource is not None else ""
+        if route.method in METHODS and not canonical.startswith(P):
+            found.add(f"{route.method} {canonical}")
+    return found
+
+
+def _number(body: dict[str, Any], key: str, *, most: float) -> float:
+    value = body.get(key, 0)
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= most:
+        raise ValueError(f"{key} must be a number from 0 to {most:g}")
+    return float(value)
+
+
+def _faults_of(body: dict[str, Any], endpoints: set[str]) -> dict[str, Any]:
+    """The checked fields of ``POST /faults``; ValueError names the first bad one."""
+    unknown = set(body) - {
+        "status_429_seconds",
+        "error_5xx_rate",
+        "latency_ms",
+        "drop_connections_rate",
+        "paths",
+        "endpoint_latency_ms",
+    }
+    if unknown:
+        raise ValueError(f"unknown fields: {', '.join(sorted(unknown))}")
+    paths = body.get("paths") or []
+    if not isinstance(paths, list) or not all(
+        isinstance(p, str) and p.startswith("/") for p in paths
+    ):
+        raise ValueError("paths must be a list of path prefixes starting with /")
+    per_endpoint = body.get("endpoint_latency_ms") or {}
+    if not isinstance(per_endpoint, dict):
+        raise ValueError('endpoint_latency_ms must be an object {"METHOD /route": ms}')
+    for endpoint, delay in per_endpoint.items():
+        if endpoint not in endpoints:
+            raise ValueError(
+                f"endpoint_latency_ms: no endpoint {endpoint!r} (use the route templates of"
+                " GET /__control__/requests, e.g. 'GET /sale/offers')"
+            )
+        if isinstance(delay, bool) or not isinstance(delay, int) or not 0 <= delay <= 60_000:
+            raise ValueError(f"endpoint_latency_ms[{endpoint!r}] must be 0-60000 ms")
+    return {
+        "status_429_seconds": _number(body, "status_429_seconds", most=86_400),
+        "error_5xx_rate": _number(body, "error_5xx_rate", most=1),
+        "latency_ms": int(_number(body, "latency_ms", most=60_000)),
+        "drop_connections_rate": _number(body, "drop_connections_rate", most=1),
+        "paths": list(paths),
+        "endpoint_latency_ms": {k: int(v) for k, v in per_endpoint.items()},
+    }
+
+
 async def post_faults(request: web.Request) -> web.Response:
     """``POST /faults {status_429_seconds?, error_5xx_rate?, latency_ms?,
-    drop_connections_rate?, paths?}`` replaces the active faults."""
+    drop_connections_rate?, paths?, endpoint_latency_ms?}`` replaces the active faults (400 for
+    a bad field, the faults unchanged)."""
     emulator = context.get(request)
     body = await _body(request)
+    try:
+        checked = _faults_of(body, _endpoints(request.app))
+    except ValueError as err:
+        return bad(str(err))
     emulator.faults.clear()
     faults = emulator.faults.faults
-    faults.status_429_until = emulator.clock.timestamp() + float(body.get("status_429_seconds", 0))
-    faults.error_5xx_rate = float(body.get("error_5xx_rate", 0))
-    faults.latency_ms = int(body.get("latency_ms", 0))
-    faults.drop_connections_rate = float(body.get("drop_connections_rate", 0))
-    faults.paths = list(body.get("paths") or [])
+    faults.status_429_until = emulator.clock.timestamp() + checked["status_429_seconds"]
+    faults.error_5xx_rate = checked["error_5xx_rate"]
+    faults.latency_ms = checked["latency_ms"]
+    faults.drop_connections_rate = checked["drop_connections_rate"]
+    faults.paths = checked["paths"]
+    faults.endpoint_latency_ms = checked["endpoint_latency_ms"]
     return ok({"ok": True})
 
 

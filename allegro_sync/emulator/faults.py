@@ -1,4 +1,5 @@
-"""Injected faults: a 429 window, a 5xx rate, added latency and dropped connections."""
+"""Injected faults: a 429 window, a 5xx rate, added latency (on every path or per endpoint) and
+dropped connections."""
 
 from __future__ import annotations
 
@@ -8,13 +9,20 @@ from dataclasses import dataclass, field
 
 @dataclass
 class Faults:
-    """The active fault settings. ``paths`` are path prefixes; empty means every API path."""
+    """The active fault settings. ``paths`` are path prefixes; empty means every API path.
+
+    ``endpoint_latency_ms`` maps ``METHOD /route`` (the route templates of ``GET /requests``)
+    to a delay added *after* the endpoint computed its answer: the answer shows the state of
+    the request's start and arrives that much later, as a slow Allegro's may. It applies
+    whatever ``paths`` say.
+    """
 
     status_429_until: float = 0.0
     error_5xx_rate: float = 0.0
     latency_ms: int = 0
     drop_connections_rate: float = 0.0
     paths: list[str] = field(default_factory=list)
+    endpoint_latency_ms: dict[str, int] = field(default_factory=dict)
 
     def applies_to(self, path: str) -> bool:
         """Whether the faults cover this request path."""

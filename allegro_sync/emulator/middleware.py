@@ -85,7 +85,11 @@ async def faults_and_counting(request: web.Request, handler: Handler) -> web.Str
     if user is not None and not emulator.parallel.enter(user):
         raise rate_limited(None)
     try:
-        return await _with_faults(emulator, request, handler)
+        response = await _with_faults(emulator, request, handler)
+        delay = emulator.faults.faults.endpoint_latency_ms.get(f"{request.method} {canonical}")
+        if delay:
+            await asyncio.sleep(delay / 1000)  # computed already: the answer travels slowly
+        return response
     finally:
         if user is not None:
             emulator.parallel.leave(user)

@@ -32,6 +32,7 @@ from allegro_sync.adapters.postgres import offers as store
 from allegro_sync.adapters.postgres.offers import MirrorEntry
 from allegro_sync.contract import OFFER_BOUND, OfferBound, OfferEventMessage, OfferTouched
 from allegro_sync.errors import TransientError
+from allegro_sync.handlers import reconcile
 
 EAN_PARAMETER_ID = "225693"  # "EAN (GTIN)", the same id in every category (allegro-api.md 8.2)
 
@@ -340,8 +341,11 @@ async def sweep_offers(
             total = int((body or {}).get("totalCount") or 0)
         entries = [entry_from_listing(item) for item in (body or {}).get("offers") or []]
         del body  # the parsed page is the bulk of the memory; keep only the entries
-        async with write_lock:
-            await store.upsert_mirror(conn, account_id, entries, read_at)
+        async with write_lock, conn.transaction():
+            # a changed mirror of a bound offer is compared with the ERP values (issue 19)
+            await reconcile.lock_facts(conn, sorted({e.id for e in entries}))
+            written = await store.upsert_mirror(conn, account_id, entries, read_at)
+            await reconcile.requeue_disagreeing(conn, written)
             done += len(entries)
         if progress is not None:
             progress(done, total)
@@ -392,8 +396,12 @@ async def refresh_offers(batch: Sequence[PreparedOffer], conn: asyncpg.Connectio
     for prepared in work:
         assert prepared.entry is not None
         mirrored.setdefault((prepared.account_id, prepared.read_at), []).append(prepared.entry)
+    # A changed mirror of a bound offer is compared with the stored ERP values again (issue 19).
+    await reconcile.lock_facts(conn, sorted({p.offer_id for p in work}))
+    written: list[str] = []
     for (account_id, read_at), entries in mirrored.items():
-        await store.upsert_mirror(conn, account_id, entries, read_at)
+        written += await store.upsert_mirror(conn, account_id, entries, read_at)
+    await reconcile.requeue_disagreeing(conn, written)
     eans = [(p.offer_id, p.ean) for p in work if p.ean_read]
     if eans:
         await store.set_eans(conn, eans)

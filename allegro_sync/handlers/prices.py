@@ -8,8 +8,9 @@ list is the account's, and the offer's own "change price with the product" flag 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from decimal import Decimal
+from typing import Any
 
 import asyncpg
 
@@ -70,7 +71,13 @@ async def propagate_price(messages: Sequence[PriceChanged], conn: asyncpg.Connec
         [m.currency for m in messages],
         [m.version for m in messages],
     )
-    changes = [
+    await offer_changes.upsert(conn, price_changes(rows))
+
+
+def price_changes(rows: Iterable[Mapping[str, Any]]) -> list[Change]:
+    """P1/P2 for rows of (``new_price``, ``currency``, ``offer_id``, ``account_id``,
+    ``offer_price``, ``pending_price``, ``sync_prices``, ``sync_price``)."""
+    return [
         Change(
             row["offer_id"],
             "price",
@@ -87,4 +94,10 @@ async def propagate_price(messages: Sequence[PriceChanged], conn: asyncpg.Connec
             offer_follows=row["sync_price"],
         )
     ]
-    await offer_changes.upsert(conn, changes)
+
+
+def mirror_may_reprice(mirror_price: Decimal | None, applied_price: Decimal | None) -> bool:
+    """Whether a price decided on the mirror (not on a new ERP price) may go out: only where the
+    mirror shows what our own last command set (issue 19); a price the seller set on Allegro
+    by hand waits for the product's next price change, as before."""
+    return applied_price is not None and mirror_price == applied_price

@@ -16,7 +16,9 @@ renewal: a restock makes their renewal be considered again (``renewal_candidates
 from __future__ import annotations
 
 import enum
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
 import asyncpg
 
@@ -97,15 +99,28 @@ async def propagate_stock(messages: Sequence[StockChanged], conn: asyncpg.Connec
         [m.quantity for m in messages],
         [m.version for m in messages],
     )
-    changes: list[Change] = []
-    drops: list[tuple[str, str]] = []
-    restocked_ended: list[str] = []
+    await apply_stock_plan(conn, plan_stock(rows))
+
+
+@dataclass
+class StockPlan:
+    """What a set of stock decisions writes."""
+
+    changes: list[Change] = field(default_factory=list)
+    drops: list[tuple[str, str]] = field(default_factory=list)  # (offer, kind) pending, to forget
+    restocked_ended: list[str] = field(default_factory=list)  # renewal to consider again
+
+
+def plan_stock(rows: Iterable[Mapping[str, Any]]) -> StockPlan:
+    """S1/S2 for rows of (``erp_quantity``, ``offer_id``, ``account_id``, ``status``, ``stock``,
+    ``raise_allowed``, ``auto_renew``, ``pending_quantity``, ``pending_publication``)."""
+    plan = StockPlan()
     for row in rows:
         live = row["status"] in LIVE
         erp = row["erp_quantity"]
         if not live:
             if row["status"] == "ENDED" and erp > 0 and row["auto_renew"]:
-                restocked_ended.append(row["offer_id"])
+                plan.restocked_ended.append(row["offer_id"])
             continue
         current = effective_quantity(
             row["stock"], row["pending_quantity"], row["pending_publication"]
@@ -118,13 +133,25 @@ async def propagate_stock(messages: Sequence[StockChanged], conn: asyncpg.Connec
         )
         offer_id, account_id = row["offer_id"], row["account_id"]
         if action is StockAction.SET:
-            changes.append(Change(offer_id, "quantity", account_id, str(erp)))
+            plan.changes.append(Change(offer_id, "quantity", account_id, str(erp)))
             if row["pending_publication"] == "END":
-                drops.append((offer_id, "publication"))
+                plan.drops.append((offer_id, "publication"))
         elif action is StockAction.END:
-            changes.append(Change(offer_id, "publication", account_id, "END"))
-            drops.append((offer_id, "quantity"))
-    await offer_changes.drop(conn, drops)
-    await offer_changes.upsert(conn, changes)
-    if restocked_ended:
-        await conn.execute(QUEUE_RENEWALS, restocked_ended)
+            plan.changes.append(Change(offer_id, "publication", account_id, "END"))
+            plan.drops.append((offer_id, "quantity"))
+    return plan
+
+
+async def apply_stock_plan(conn: asyncpg.Connection, plan: StockPlan) -> None:
+    """Write a plan's desired changes (the caller's transaction)."""
+    await offer_changes.drop(conn, plan.drops)
+    await offer_changes.upsert(conn, plan.changes)
+    if plan.restocked_ended:
+        await conn.execute(QUEUE_RENEWALS, plan.restocked_ended)
+
+
+def mirror_may_raise(mirror_stock: int, applied_stock: int | None) -> bool:
+    """Whether a raise decided on the mirror (not on a new ERP stock) may go out: only where
+    the mirror shows what our own last command set (issue 19). Below that value Allegro counted
+    a purchase the ERP has not booked yet; raising the quantity back would sell a unit twice."""
+    return applied_stock is not None and mirror_stock == applied_stock

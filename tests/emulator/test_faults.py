@@ -3,6 +3,7 @@ out-of-order order events switch (sections 3, 4, 5)."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import aiohttp
@@ -49,6 +50,50 @@ async def test_faults_apply_only_to_their_paths(emu: Harness) -> None:
     await emu.control("POST", "/faults", {"status_429_seconds": 60, "paths": ["/me"]})
     assert (await emu.api("GET", "/me", token))[0] == 429
     assert (await emu.api("GET", "/order/events", token))[0] == 200
+
+
+async def test_endpoint_latency_delays_only_that_endpoint_with_an_answer_read_before(
+    emu: Harness,
+) -> None:
+    seller, token = await emu.seller_with_token()
+    offer = await emu.control("POST", f"/sellers/{seller['id']}/offers", {"name": "A", "stock": 5})
+    await emu.control("POST", "/faults", {"endpoint_latency_ms": {"GET /sale/offers": 300}})
+    started = time.monotonic()
+    assert (await emu.api("GET", "/sale/offer-events", token))[0] == 200
+    assert time.monotonic() - started < 0.3  # another endpoint of the same path family
+
+    async def listing() -> int:
+        _, page, _ = await emu.api("GET", f"/sale/offers?offer.id={offer['id']}", token)
+        return int(page["offers"][0]["stock"]["available"])
+
+    started = time.monotonic()
+    read = asyncio.create_task(listing())
+    await asyncio.sleep(0.1)
+    # a purchase while the answer travels: the answer still shows the state it was computed on
+    await emu.control("POST", "/purchases", {"offer_id": offer["id"], "quantity": 2})
+    assert await read == 5
+    assert time.monotonic() - started >= 0.3
+    await emu.control("DELETE", "/faults")
+    assert await listing() == 3
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"endpoint_latency_ms": {"GET /sale/nothing-here": 300}},
+        {"endpoint_latency_ms": {"POST /sale/offers": 300}},
+        {"endpoint_latency_ms": {"GET /sale/offers": -1}},
+        {"endpoint_latency_ms": ["GET /sale/offers"]},
+        {"error_5xx_rate": 2},
+        {"latency_ms": "slow"},
+        {"paths": "/order/"},
+        {"latency": 300},
+    ],
+)
+async def test_faults_are_validated(emu: Harness, body: dict[str, object]) -> None:
+    async with emu.session.post(emu.url("/__control__/faults"), json=body) as response:
+        assert response.status == 400
+        assert (await response.json())["error"]
 
 
 async def test_out_of_order_events_are_each_seen_once(make_emulator: MakeHarness) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
+from urllib.parse import urlsplit, urlunsplit
 
 import aio_pika
 import asyncpg
@@ -17,11 +18,12 @@ import pytest
 from pydantic import BaseModel
 
 from allegro_sync.adapters.broker.topology import DEAD_LETTER_QUEUE, ERP_EXCHANGE, ERP_QUEUE
+from allegro_sync.adapters.postgres import pool as pg
 from allegro_sync.daemon.consumer import BatchConsumer
 from allegro_sync.errors import TransientError
 from allegro_sync.handlers.registry import Route, erp_routes
 from allegro_sync.metrics import Metrics
-from tests.helpers import drain_queue, eventually, publish_json, rabbitmq_list
+from tests.helpers import TcpProxy, drain_queue, eventually, publish_json, rabbitmq_list
 
 
 def _product(pid: str, name: str = "Mug") -> bytes:
@@ -311,3 +313,74 @@ async def test_a_failing_run_is_split_and_only_its_failing_part_is_retried(
     headers = letters[0].headers or {}
     assert headers["x-split-from"] == "run-1-3"
     assert "gave up after 3 attempts" in str(headers["x-error"])
+
+
+async def test_a_database_outage_in_a_prepare_step_pauses_without_spending_attempts(
+    amqp_url: str,
+    amqp: aio_pika.abc.AbstractRobustConnection,
+    db: asyncpg.Pool,
+    database_url: str,
+) -> None:
+    """Issue 19, 4b: a route's prepare reads the database (as the order routes read the active
+    accounts) through a TCP proxy that is cut: the batch waits and is prepared again, in
+    process; with two short delays a spent attempt per failure would dead-letter it."""
+    proxy = TcpProxy("127.0.0.1", urlsplit(database_url).port or 5432)
+    await proxy.start()
+    parts = urlsplit(database_url)
+    host = parts.netloc.rsplit(":", 1)[0]
+    prepare_pool = await pg.create_pool(
+        urlunsplit(parts._replace(netloc=f"{host}:{proxy.port}")), min_size=1, max_size=2
+    )
+    await db.execute(
+        "INSERT INTO accounts (allegro_user_id, sandbox, login, name) VALUES ('c', false, 'c', 'c')"
+    )
+
+    async def prepare_many(messages: list[Ping]) -> list[object]:
+        active = await prepare_pool.fetchval("SELECT count(*) FROM accounts WHERE active")
+        return [(m.n, active) for m in messages]
+
+    async def handle_many(prepared: list[tuple[int, int]], conn: asyncpg.Connection) -> None:
+        for n, active in prepared:
+            await conn.execute(
+                "INSERT INTO price_lists (id, name) VALUES ($1, $2)", f"ping-{n}", str(active)
+            )
+
+    metrics = Metrics()
+    consumer = BatchConsumer(
+        connection=amqp,
+        pool=db,
+        queue_name=ERP_QUEUE,
+        routes={"ping": Route(Ping, prepare_many=prepare_many, handle_many=handle_many)},
+        metrics=metrics,
+        retry_delays_ms=(100, 100),
+    )
+    await consumer.start()
+    try:
+        await proxy.stop()  # the database is gone for the prepare step
+        await publish_json(amqp_url, ERP_EXCHANGE, [("ping", "ping-7", b'{"n": 7}')])
+
+        async def paused() -> bool:
+            value = metrics.registry.get_sample_value(
+                "allegro_sync_consumer_database_pauses_total", {"queue": ERP_QUEUE}
+            )
+            return (value or 0) >= 3
+
+        await eventually(paused, timeout=20)
+        assert consumer.stats.outcomes == {}  # nothing settled, nothing spent
+        await proxy.start()
+
+        async def stored() -> bool:
+            return bool(await db.fetchval("SELECT count(*) FROM price_lists WHERE id = 'ping-7'"))
+
+        await eventually(stored, timeout=30)
+        await eventually(lambda: _acked(consumer), timeout=10)
+        assert consumer.stats.outcomes == {"ack": 1}
+        assert await drain_queue(amqp_url, DEAD_LETTER_QUEUE, wait=0.2) == []
+    finally:
+        await consumer.stop(5)
+        await prepare_pool.close()
+        await proxy.stop()
+
+
+async def _acked(consumer: BatchConsumer) -> bool:
+    return consumer.stats.outcomes.get("ack", 0) == 1

@@ -9,9 +9,15 @@ import pytest
 
 from allegro_sync.adapters.allegro.limits import ChangeBudgets, RequestLimiter
 from allegro_sync.daemon.offer_change_batcher import command_payload, group_changes
-from allegro_sync.handlers.prices import decide_price
+from allegro_sync.handlers.prices import decide_price, mirror_may_reprice
 from allegro_sync.handlers.renewal import Refusal, RenewalFacts, decide_renewal
-from allegro_sync.handlers.stock import StockAction, decide_stock, effective_quantity
+from allegro_sync.handlers.stock import (
+    StockAction,
+    decide_stock,
+    effective_quantity,
+    mirror_may_raise,
+    plan_stock,
+)
 
 NOW = datetime(2026, 3, 1, tzinfo=UTC)
 
@@ -130,3 +136,42 @@ def test_a_429_pauses_and_doubles_until_a_success() -> None:
     assert limiter.blocked_for() == 2.0
     limiter.note_ok()
     assert limiter.note_rate_limited() == 1.0
+
+
+@pytest.mark.parametrize(
+    ("mirror", "applied", "expected"),
+    [
+        (5, 5, True),  # the mirror shows our last command: the ERP's raise was lost
+        (5, 6, False),  # below what we set: a purchase the ERP has not booked yet
+        (7, None, False),  # never set by us: wait for the ERP's next stock
+    ],
+)
+def test_a_raise_decided_on_the_mirror_only_over_our_own_value(
+    mirror: int, applied: int | None, expected: bool
+) -> None:
+    assert mirror_may_raise(mirror, applied) is expected
+
+
+def test_mirror_prices_follow_only_over_our_own_value() -> None:
+    assert mirror_may_reprice(Decimal("10.00"), Decimal("10.00"))
+    assert not mirror_may_reprice(Decimal("11.00"), Decimal("10.00"))
+    assert not mirror_may_reprice(Decimal("10.00"), None)
+
+
+def test_plan_stock_is_the_rule_of_erp_messages_and_reconciliation() -> None:
+    row = {
+        "erp_quantity": 0,
+        "offer_id": "o1",
+        "account_id": 1,
+        "status": "ACTIVE",
+        "stock": 4,
+        "raise_allowed": False,
+        "auto_renew": True,
+        "pending_quantity": "3",
+        "pending_publication": None,
+    }
+    ended = {**row, "offer_id": "o2", "status": "ENDED", "erp_quantity": 2}
+    plan = plan_stock([row, ended])
+    assert [(c.offer_id, c.kind, c.value) for c in plan.changes] == [("o1", "publication", "END")]
+    assert plan.drops == [("o1", "quantity")]
+    assert plan.restocked_ended == ["o2"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
@@ -64,6 +65,18 @@ async def drop(conn: asyncpg.Connection, pairs: Sequence[tuple[str, str]]) -> No
     """Forget pending (not in flight) changes of these (offer, kind) pairs."""
     if pairs:
         await conn.execute(DROP_CHANGES, [p[0] for p in pairs], [p[1] for p in pairs])
+
+
+async def lock(conn: asyncpg.Connection, offer_ids: Sequence[str]) -> None:
+    """Lock the desired changes of these offers now, in (offer, kind) order, ahead of the
+    offers themselves: the report reader locks changes, then offers, and a transaction that
+    writes the mirror and then changes would take the two the other way round."""
+    if offer_ids:
+        await conn.execute(
+            "SELECT 1 FROM offer_changes WHERE offer_id = ANY($1::text[])"
+            " ORDER BY offer_id, kind FOR UPDATE",
+            list(offer_ids),
+        )
 
 
 # Ready changes, grouped by what one command can carry. An ACTIVATE waits until the offer's
@@ -218,22 +231,34 @@ _LOCKED_IN_ORDER = "(SELECT id FROM offers WHERE id = ANY($1::text[]) ORDER BY i
 
 
 async def mirror_applied(
-    conn: asyncpg.Connection, kind: str, payload: dict[str, Any], offer_ids: Sequence[str]
+    conn: asyncpg.Connection,
+    kind: str,
+    payload: dict[str, Any],
+    offer_ids: Sequence[str],
+    applied_at: datetime | None = None,
 ) -> None:
     """Reflect values Allegro applied in the mirror now, so that the next stock decision
-    compares with them and not with a listing read from before (the journal confirms later)."""
+    compares with them and not with a listing read from before (the journal confirms later).
+
+    ``applied_at`` (by default now, on the daemon's clock like a listing's read time) moves the
+    offer's version clock for that value: a listing read before it can no longer bring the value
+    from before the command back (issue 19)."""
     if not offer_ids:
         return
+    when = applied_at or datetime.now(UTC)
     if kind == "quantity":
         await conn.execute(
-            "UPDATE offers SET stock = $2, updated_at = now() WHERE id IN " + _LOCKED_IN_ORDER,
+            "UPDATE offers SET stock = $2, applied_stock = $2, stock_applied_at = $3,"
+            " updated_at = now() WHERE id IN " + _LOCKED_IN_ORDER,
             list(offer_ids),
             int(payload["modification"]["value"]),
+            when,
         )
     elif kind == "price":
         await conn.execute(
-            "UPDATE offers SET price = $2::numeric, updated_at = now() WHERE id IN "
-            + _LOCKED_IN_ORDER,
+            "UPDATE offers SET price = $2::numeric, applied_price = $2::numeric,"
+            " price_applied_at = $3, updated_at = now() WHERE id IN " + _LOCKED_IN_ORDER,
             list(offer_ids),
             str(payload["modification"]["price"]["amount"]),
+            when,
         )

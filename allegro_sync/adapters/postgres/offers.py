@@ -28,6 +28,8 @@ class MirrorEntry:
 
 
 # Listing fields only: bindings, per-offer flags and the EAN belong to us, not to the listing.
+# Stock and price from a read older than the last value our own commands applied are kept as
+# they are: such a read may show the value from before the command (issue 19).
 # One statement for any number of entries (arrays unnested), so a single event's refresh and a
 # page of the import cost one round trip each.
 MERGE = """
@@ -40,10 +42,15 @@ SELECT DISTINCT ON (e.id) e.id, $1, e.name, e.format, e.status, e.ended_at, e.st
        AS e (id, name, format, status, ended_at, stock, price, currency, image_url, external_id)
 ON CONFLICT (id) DO UPDATE
    SET account_id = EXCLUDED.account_id, name = EXCLUDED.name, format = EXCLUDED.format,
-       status = EXCLUDED.status, ended_at = EXCLUDED.ended_at, stock = EXCLUDED.stock,
-       price = EXCLUDED.price, currency = EXCLUDED.currency, image_url = EXCLUDED.image_url,
+       status = EXCLUDED.status, ended_at = EXCLUDED.ended_at,
+       stock = CASE WHEN offers.stock_applied_at > EXCLUDED.mirrored_at
+                    THEN offers.stock ELSE EXCLUDED.stock END,
+       price = CASE WHEN offers.price_applied_at > EXCLUDED.mirrored_at
+                    THEN offers.price ELSE EXCLUDED.price END,
+       currency = EXCLUDED.currency, image_url = EXCLUDED.image_url,
        external_id = EXCLUDED.external_id, mirrored_at = EXCLUDED.mirrored_at, updated_at = now()
  WHERE offers.mirrored_at IS NULL OR offers.mirrored_at <= EXCLUDED.mirrored_at
+RETURNING id
 """
 
 
@@ -52,12 +59,13 @@ async def upsert_mirror(
     account_id: int,
     entries: Sequence[MirrorEntry],
     mirrored_at: datetime,
-) -> None:
+) -> list[str]:
     """Create or refresh offers from listing entries read at ``mirrored_at``; an older read
-    never overwrites a newer one."""
+    never overwrites a newer one, nor the stock or price of a command applied after it was
+    made. The ids of the rows written."""
     if not entries:
-        return
-    await conn.execute(
+        return []
+    rows = await conn.fetch(
         MERGE,
         account_id,
         mirrored_at,
@@ -73,6 +81,7 @@ async def upsert_mirror(
         [e.image_url for e in entries],
         [e.external_id for e in entries],
     )
+    return [row["id"] for row in rows]
 
 
 async def set_eans(conn: asyncpg.Connection, eans: Sequence[tuple[str, str | None]]) -> None:
