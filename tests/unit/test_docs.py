@@ -8,13 +8,16 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = ROOT / "docs"
-SCANNED = ("allegro_sync", "tests", "bench", "scripts", "README.md", "docs")
+SCANNED = ("allegro_sync", "tests", "bench", "scripts", "README.md", "ARCHITECTURE.md", "docs")
 SKIPPED_DIRS = {"__pycache__", ".mypy_cache", ".ruff_cache", ".pytest_cache", "results"}
 
 CITED = re.compile(r"\b[\w-]+\.md\b")
 # a citation with a directory part, which must resolve as written (outside docs/, whose sources
 # name files of other repositories)
 CITED_PATH = re.compile(r"(?<![\w./-])((?:\.\.?/|[\w-]+/)+[\w-]+\.md)\b")
+# a file or directory ARCHITECTURE.md names in backquotes (`daemon/consumer.py`, `tests/e2e/`);
+# placeholders (`handlers/<concern>.py`) and globs are not names
+NAMED_PATH = re.compile(r"`([\w.-]+(?:/[\w.-]+)*/(?:[\w-]+\.\w+)?)`")
 
 
 def scanned_files() -> Iterator[Path]:
@@ -78,3 +81,17 @@ def test_docs_readme_lists_every_doc() -> None:
     unlisted = [p.name for p in sorted(DOCS.glob("*.md")) if p.name != "README.md"]
     unlisted = [name for name in unlisted if f"({name})" not in index]
     assert not unlisted, f"docs/README.md has no line for {unlisted}"
+
+
+def test_architecture_names_only_files_that_exist() -> None:
+    """ARCHITECTURE.md's module map and recipes name real files (under the root or under
+    ``allegro_sync/``), so a move or a rename that forgets the map fails here."""
+    text = (ROOT / "ARCHITECTURE.md").read_text(encoding="utf-8")
+    named = set(NAMED_PATH.findall(text))
+    assert {"daemon/consumer.py", "handlers/registry.py", "tests/e2e/flows.py"} <= named
+    missing = sorted(
+        name
+        for name in named
+        if not (ROOT / name).exists() and not (ROOT / "allegro_sync" / name).exists()
+    )
+    assert not missing, f"ARCHITECTURE.md names files that do not exist: {missing}"
