@@ -337,6 +337,7 @@ async def get_requests(request: web.Request) -> web.Response:
             "total": sum(recordings.requests.values()),
             "by_path": dict(recordings.requests),
             "by_client": dict(recordings.requests_by_client),
+            "by_user_agent": dict(recordings.requests_by_user_agent),
         }
     )
 
@@ -346,6 +347,7 @@ async def delete_requests(request: web.Request) -> web.Response:
     recordings = context.get(request).market.recordings
     recordings.requests.clear()
     recordings.requests_by_client.clear()
+    recordings.requests_by_user_agent.clear()
     return ok({"ok": True})
 
 

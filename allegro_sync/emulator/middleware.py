@@ -81,6 +81,10 @@ async def faults_and_counting(request: web.Request, handler: Handler) -> web.Str
     route = request.match_info.route.resource
     canonical = route.canonical if route is not None else path
     emulator.market.recordings.requests[f"{request.method} {canonical}"] += 1
+    if _is_api(path):
+        emulator.market.recordings.requests_by_user_agent[
+            request.headers.get("User-Agent", "")
+        ] += 1
     user = _user_of(emulator, request) if emulator.parallel.limit > 0 else None
     if user is not None and not emulator.parallel.enter(user):
         raise rate_limited(None)

@@ -30,6 +30,8 @@ class Recordings:
     fulfillments: list[dict[str, Any]] = field(default_factory=list)
     requests: Counter[str] = field(default_factory=Counter)
     requests_by_client: Counter[str] = field(default_factory=Counter)
+    # REST calls per User-Agent header ("" when none was sent): Allegro requires one (2026)
+    requests_by_user_agent: Counter[str] = field(default_factory=Counter)
 
 
 class Marketplace:

@@ -108,7 +108,7 @@ def checkout_form(form: CheckoutForm) -> dict[str, Any]:
         company = None
         natural = None
         if b.company_name:
-            ids = [{"type": "PL_VAT", "value": b.nip}] if b.nip else []
+            ids = [{"type": "PL_NIP", "value": b.nip}] if b.nip else []
             company = {
                 "name": b.company_name,
                 "ids": ids,
@@ -160,7 +160,7 @@ def checkout_form(form: CheckoutForm) -> dict[str, Any]:
         "invoice": invoice,
         "lineItems": [_line_item(i) for i in form.line_items],
         "surcharges": [],
-        "discounts": [],
+        # no form-level "discounts": they moved to lineItems[].discounts (2025-05-05)
         "note": None,
         "marketplace": {"id": "allegro-pl"},
         "summary": {"totalToPay": money(total_to_pay(form), currency)},
