@@ -61,16 +61,24 @@ async def after_sales_list(request: web.Request) -> web.Response:
     limit = int_param(request, "limit", 60, 1, 60)
     offset = int_param(request, "offset", 0, 0, 59)
     items: list[dict[str, Any]] = getattr(seller, attr)
-    page = [_after_sales_json(seller, attr, item) for item in items[offset : offset + limit]]
+    page = [
+        _after_sales_json(seller, attr, item, detail=attr == "return_policies")
+        for item in items[offset : offset + limit]
+    ]
     return json_response({key: page, "count": len(items)})
 
 
-def _after_sales_json(seller: Seller, attr: str, item: dict[str, Any]) -> dict[str, Any]:
-    """One condition as the list and the detail show it (the spec's ``…ResponseV1``)."""
-    detail = dict(item)
-    detail["seller"] = {"id": seller.id}
+def _after_sales_json(
+    seller: Seller, attr: str, item: dict[str, Any], *, detail: bool = True
+) -> dict[str, Any]:
+    """One condition: ``{id, name}`` in the warranty lists, the whole definition in a detail
+    and in the return-policy list (``ReturnPolicyResponseV1`` in both, as the spec has it)."""
+    if not detail:
+        return dict(item)
+    body = dict(item)
+    body["seller"] = {"id": seller.id}
     if attr == "return_policies":
-        detail.update(
+        body.update(
             {
                 "isFulfillment": False,
                 "availability": {"range": "FULL", "restrictionCause": None},
@@ -93,7 +101,7 @@ def _after_sales_json(seller: Seller, attr: str, item: dict[str, Any]) -> dict[s
                 },
             }
         )
-    return detail
+    return body
 
 
 async def after_sales_detail(request: web.Request) -> web.Response:
@@ -102,7 +110,7 @@ async def after_sales_detail(request: web.Request) -> web.Response:
     _, attr = AFTER_SALES[request.match_info["kind"]]
     for item in getattr(seller, attr):
         if item["id"] == request.match_info["id"]:
-            return json_response(_after_sales_json(seller, attr, item))
+            return json_response(_after_sales_json(seller, attr, item, detail=True))
     raise not_found()
 
 
