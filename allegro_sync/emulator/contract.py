@@ -8,6 +8,7 @@ one. The control API and the OAuth endpoints (not in Allegro's spec) are not che
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import re
 from collections.abc import Awaitable, Callable
@@ -29,6 +30,37 @@ JSON_TYPES = ("application/json", "application/vnd.allegro.public.v1+json")
 USER_AGENT = re.compile(
     r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9.+_-]* \(\+https?://[^\s()]+\)$"
 )
+
+
+# Where the spec cannot be what Allegro does, one case at a time, with the reason:
+# (operation as "METHOD template" glob, "<status> <violation>" regex, why).
+ERRATA: tuple[tuple[str, str, str], ...] = (
+    (
+        "* *",
+        r"^401 header Content-Type: 'application/json' is not one of",
+        "401s come from Allegro's OAuth layer in its own format as application/json "
+        "(allegro-api.md 1 and 4), whatever media type an operation declares",
+    ),
+    (
+        "GET /order/checkout-forms",
+        r"^200 (count|totalCount): 0 is below the minimum 1$",
+        "the spec gives count and totalCount minimum 1, but a page of no forms counts 0",
+    ),
+    (
+        "GET /after-sales-service-conditions/*",
+        r"^422 .*status 422 is not declared",
+        "limit/offset outside 1-60 / 0-59 (the spec's own bounds) need an answer the spec "
+        "does not name; 422 VALIDATION_ERROR as on Allegro's other resources",
+    ),
+)
+
+
+def _erratum(op: Operation, status: int, violation: Violation) -> bool:
+    name = f"{op.method} {op.template}"
+    return any(
+        fnmatch.fnmatchcase(name, pattern) and re.search(text, f"{status} {violation}")
+        for pattern, text, _ in ERRATA
+    )
 
 
 @dataclass(frozen=True)
@@ -61,15 +93,18 @@ class ContractLog:
 CONTRACT_KEY = web.AppKey("contract", ContractLog)
 
 
-def install(app: web.Application, spec: Spec | None = None) -> ContractLog:
-    """Add the checking middleware (outermost) to an app not yet started."""
+def install(
+    app: web.Application, spec: Spec | None = None, *, requests: bool = True
+) -> ContractLog:
+    """Add the checking middleware (outermost) to an app not yet started. ``requests=False``
+    checks the answers only (for tests that send bad requests on purpose)."""
     log = ContractLog()
     app[CONTRACT_KEY] = log
-    app.middlewares.insert(0, middleware(log, spec or subset()))
+    app.middlewares.insert(0, middleware(log, spec or subset(), requests=requests))
     return log
 
 
-def middleware(log: ContractLog, spec: Spec) -> Any:
+def middleware(log: ContractLog, spec: Spec, *, requests: bool = True) -> Any:
     """The aiohttp middleware recording into ``log``."""
 
     @web.middleware
@@ -78,7 +113,7 @@ def middleware(log: ContractLog, spec: Spec) -> Any:
             return await handler(request)
         raw = await request.read()
         found = spec.operation(request.method, request.path)
-        request_findings = check_request(spec, found, request, raw)
+        request_findings = check_request(spec, found, request, raw) if requests else []
         response = await handler(request)
         log.exchanges += 1
         for violation in request_findings:
@@ -88,6 +123,8 @@ def middleware(log: ContractLog, spec: Spec) -> Any:
             for violation in check_response(
                 spec, found[0], response.status, response.content_type, body
             ):
+                if _erratum(found[0], response.status, violation):
+                    continue
                 log.findings.append(
                     Finding("response", request.method, request.path, response.status, violation)
                 )

@@ -11,6 +11,7 @@ from aiohttp import web
 from . import context
 from .context import Emulator
 from .errors import BETA_JSON, VND_JSON, ApiError, OAuthError, rate_limited
+from .spec_check import declared_error_media
 
 CONTROL_PREFIX = "/__control__"
 OAUTH_PREFIX = "/auth/oauth"
@@ -57,7 +58,11 @@ async def trace_and_errors(request: web.Request, handler: Handler) -> web.Stream
     trace = str(uuid.uuid4())
     try:
         response = await handler(request)
-    except (ApiError, OAuthError) as err:
+    except ApiError as err:
+        response = err.response()
+        if _is_api(request.path):
+            declared_error_media(request, response)
+    except OAuthError as err:  # Allegro's OAuth layer: application/json wherever it answers
         response = err.response()
     except web.HTTPException as exc:
         if not _is_api(request.path) and not exc.status == 404:

@@ -11,7 +11,7 @@ from aiohttp import web
 from . import context
 from .auth import scope, seller_caller
 from .clock import iso
-from .errors import VND_JSON, ApiError, json_response, validation
+from .errors import VND_JSON, json_response, validation
 from .ids import offer_event_id, parse_offer_event_id
 from .listing_json import offer_listing_json, seller_tail
 from .models import Offer
@@ -132,18 +132,7 @@ async def list_offers(request: web.Request) -> web.Response:
 
 
 async def offer_events(request: web.Request) -> web.Response:
-    """``GET /sale/offer-events``; its 400s come as ``application/json``, as the spec has
-    them for this resource (the 401s are OAuth errors, application/json anyway)."""
-    try:
-        return await _offer_events(request)
-    except ApiError as err:
-        if err.status == 400:
-            err.content_type = "application/json"
-        raise
-
-
-async def _offer_events(request: web.Request) -> web.Response:
-    """The last 24 hours only; an older cursor is refused."""
+    """``GET /sale/offer-events``: the last 24 hours only; an older cursor is refused."""
     _, seller = seller_caller(request, scope("sale:offers:read"))
     emulator = context.get(request)
     emulator.market.sweep()

@@ -63,3 +63,17 @@ def refuse_off_spec(request: web.Request, body: Any) -> None:
     violations = spec.validate(media["schema"], body, direction="request")
     if violations:
         raise ValidationErrors(violations)
+
+
+def declared_error_media(request: web.Request, response: web.StreamResponse) -> None:
+    """Give an error answer the media type the spec declares for its operation and status
+    (``application/json`` for a 400 on /sale/offer-events, the vendor type for a 401 on /me),
+    where the spec names one; otherwise the error keeps its own."""
+    spec = subset()
+    found = spec.operation(request.method, request.path)
+    if found is None:
+        return
+    declared = found[0].responses.get(str(response.status))
+    content = (spec.resolve(declared) or {}).get("content") if declared else None
+    if content and "*/*" not in content and response.content_type not in content:
+        response.content_type = next(iter(content))
