@@ -302,7 +302,8 @@ async def post_revoke(request: web.Request) -> web.Response:
 
 async def post_faults(request: web.Request) -> web.Response:
     """``POST /faults {status_429_seconds?, error_5xx_rate?, latency_ms?,
-    drop_connections_rate?, paths?}`` replaces the active faults."""
+    drop_connections_rate?, paths?, not_json_count?, not_json_kind?}`` replaces the active
+    faults."""
     emulator = context.get(request)
     body = await _body(request)
     emulator.faults.clear()
@@ -312,6 +313,8 @@ async def post_faults(request: web.Request) -> web.Response:
     faults.latency_ms = int(body.get("latency_ms", 0))
     faults.drop_connections_rate = float(body.get("drop_connections_rate", 0))
     faults.paths = list(body.get("paths") or [])
+    faults.not_json_count = int(body.get("not_json_count", 0))
+    faults.not_json_kind = str(body.get("not_json_kind", "html"))
     return ok({"ok": True})
 
 

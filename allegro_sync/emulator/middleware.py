@@ -14,6 +14,12 @@ from .errors import BETA_JSON, VND_JSON, ApiError, OAuthError, rate_limited
 from .spec_check import declared_error_media
 
 CONTROL_PREFIX = "/__control__"
+# set on a request whose answer is an injected fault, not the emulator's reading of Allegro
+FAULT_INJECTED = web.RequestKey("allegro_emulator_fault", bool)
+CAPTCHA_PAGE = (
+    "<!DOCTYPE html><html><head><title>Allegro</title></head><body>"
+    "<h1>Potwierdź, że jesteś człowiekiem</h1><div id='captcha'></div></body></html>"
+)
 OAUTH_PREFIX = "/auth/oauth"
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -100,6 +106,15 @@ async def faults_and_counting(request: web.Request, handler: Handler) -> web.Str
             emulator.parallel.leave(user)
 
 
+def not_json_answer(kind: str) -> web.Response:
+    """A 200 that is not Allegro's JSON: a CAPTCHA page, nothing, or JSON cut short."""
+    if kind == "empty":
+        return web.Response(status=200, content_type=VND_JSON)
+    if kind == "truncated":
+        return web.Response(status=200, text='{"events": [{"id": "1', content_type=VND_JSON)
+    return web.Response(status=200, text=CAPTCHA_PAGE, content_type="text/html")
+
+
 def _user_of(emulator: Emulator, request: web.Request) -> str | None:
     """The seller behind a request's bearer token (no checks: the handler makes them)."""
     if not _is_api(request.path):
@@ -125,6 +140,10 @@ async def _with_faults(
             raise asyncio.CancelledError  # nothing is sent on a dropped connection
         if emulator.clock.timestamp() < faults.status_429_until:
             raise rate_limited(None)
+        if faults.not_json_count > 0 and _is_api(path):
+            faults.not_json_count -= 1
+            request[FAULT_INJECTED] = True
+            return not_json_answer(faults.not_json_kind)
         if emulator.faults.roll(faults.error_5xx_rate):
             raise ApiError(
                 503,

@@ -597,3 +597,25 @@ async def test_each_tax_id_type_reaches_the_erp_with_its_type(
     [order] = await erp.wait_for("order.created")
     assert order["customer"]["tax_id"] == tax_id
     assert order["customer"]["nip"] == nip
+
+
+@pytest.mark.parametrize("kind", ["html", "empty", "truncated"])
+async def test_answers_that_are_not_allegros_json_are_retried_and_lose_nothing(
+    admin: Admin, emulator: Emulator, db: asyncpg.Pool, erp: Erp, kind: str
+) -> None:
+    """AA#12097: the API answered with an HTML CAPTCHA page instead of JSON. A 200 like that on
+    a checkout form is "Allegro unavailable" and retried, not "no such form" (which dropped
+    the order before), as on the journal it is not "no events"."""
+    _, _, offers = await _shop(admin, emulator, db, auto_create_orders=True)
+    # the next reads of the forms get a 200 that is not Allegro's JSON
+    await emulator.control(
+        "POST",
+        "/faults",
+        {"paths": ["/order/checkout-forms"], "not_json_count": 6, "not_json_kind": kind},
+    )
+    form_id = await _buy(emulator, offers[0])
+    [order] = await erp.wait_for("order.created", timeout=30)
+    assert order["checkout_form_id"] == form_id
+    await erp.settle()
+    assert len(erp.of("order.created")) == 1
+    assert await db.fetchval("SELECT count(*) FROM orders") == 1
