@@ -283,8 +283,9 @@ class Spec:
                         out.append(Violation(_join(path, name), "property not in the spec"))
 
     def known_properties(self, schema: Any, depth: int = 0) -> set[str] | None:
-        """Property names a schema describes (through allOf / oneOf / anyOf / discriminator
-        mappings); None when it allows any."""
+        """Property names a schema describes (through allOf / oneOf / anyOf); None when it
+        allows any. Discriminator mappings are not followed: a value is checked against the
+        subtype its tag names, whose allOf brings the base's properties."""
         schema = self.resolve(schema)
         if not isinstance(schema, dict) or depth > 20:
             return None
@@ -292,8 +293,6 @@ class Spec:
             return None
         names = set((schema.get("properties") or {}).keys())
         parts = [*schema.get("allOf", []), *schema.get("oneOf", []), *schema.get("anyOf", [])]
-        mapping = (schema.get("discriminator") or {}).get("mapping") or {}
-        parts += [{"$ref": ref} for ref in mapping.values()]
         for part in parts:
             sub = self.known_properties(part, depth + 1)
             if sub is None:
