@@ -85,6 +85,13 @@ class ContractLog:
 
     exchanges: int = 0
     findings: list[Finding] = field(default_factory=list)
+    on_finding: Callable[[Finding], None] | None = None
+
+    def add(self, finding: Finding) -> None:
+        """Record one finding (and tell ``on_finding``)."""
+        self.findings.append(finding)
+        if self.on_finding is not None:
+            self.on_finding(finding)
 
     def report(self) -> str:
         """One line per finding."""
@@ -120,7 +127,7 @@ def middleware(log: ContractLog, spec: Spec, *, requests: bool = True) -> Any:
             return response  # a fault a test asked for, not the emulator's reading of Allegro
         log.exchanges += 1
         for violation in request_findings:
-            log.findings.append(Finding("request", request.method, request.path, None, violation))
+            log.add(Finding("request", request.method, request.path, None, violation))
         if found is not None and isinstance(response, web.Response):
             body = response.body if isinstance(response.body, bytes) else b""
             for violation in check_response(
@@ -128,7 +135,7 @@ def middleware(log: ContractLog, spec: Spec, *, requests: bool = True) -> Any:
             ):
                 if _erratum(found[0], response.status, violation):
                     continue
-                log.findings.append(
+                log.add(
                     Finding("response", request.method, request.path, response.status, violation)
                 )
         return response
