@@ -336,6 +336,14 @@ class Delivery(Message):
     pickup_point: dict[str, Any] | None
 
 
+class TypedTaxId(Message):
+    """A buyer's tax id with its type from Allegro's enum (``PL_NIP``, ``VAT_EU``, ``CZ_DIC``,
+    ...), as ``handlers/tax_ids.py`` reads it."""
+
+    type: str
+    value: str
+
+
 class Customer(Message):
     """An inactive customer record made from the order's buyer data (design.md C2-C4); the
     e-mail is Allegro's masked address."""
@@ -345,6 +353,7 @@ class Customer(Message):
     last_name: str | None
     company: str | None
     nip: str | None
+    tax_id: TypedTaxId | None = None
     country_code: str | None
     type: CustomerType
     address: dict[str, str | None]

@@ -143,6 +143,7 @@ async def main() -> int:
             "--demo",
             "--purchase-every",
             "3",
+            "--check-contract",
         ],
         stdout=(logs / "emulator.log").open("wb"),
         stderr=subprocess.STDOUT,
@@ -231,6 +232,12 @@ async def main() -> int:
         emulator.wait(30)
         summary = ", ".join(f"{v} {k}" for k, v in sorted(counts.items())) or "no messages"
         say(f"daemon exited with code {code}; the ERP received: {summary}")
+        log_text = (logs / "emulator.log").read_text(encoding="utf-8", errors="replace")
+        violations = log_text.count("contract violation:")
+        say(
+            f"{violations} exchange(s) that Allegro's OpenAPI spec does not allow"
+            + (f"; see {logs}/emulator.log" if violations else "")
+        )
     return 0
 
 

@@ -14,6 +14,8 @@ from typing import Any, TypeVar
 from pydantic import AnyUrl, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from allegro_sync.config.user_agent import check_user_agent, default_user_agent
+
 ENV_PREFIX = "ALLEGRO_SYNC_"
 SECRET_FIELDS = ("client_secret", "sandbox_client_secret", "secret_key", "admin_token", "smtp_url")
 
@@ -95,6 +97,8 @@ class Settings(DatabaseSettings):
     renewal_sweep_interval: float = Field(default=300.0, gt=0)
     reconcile_interval: float = Field(default=60.0, gt=0)
     offer_batcher_halt_after_persist: bool = False  # test only, see example.env
+    # Sent on every REST call; Allegro requires ``AppName/version (+url)`` (user_agent.py).
+    user_agent: str = Field(default_factory=default_user_agent)
 
     @field_validator("amqp_url")
     @classmethod
@@ -102,6 +106,11 @@ class Settings(DatabaseSettings):
         if not value.startswith(("amqp://", "amqps://")):
             raise ValueError("must be an amqp:// or amqps:// URL")
         return value
+
+    @field_validator("user_agent")
+    @classmethod
+    def _user_agent_form(cls, value: str) -> str:
+        return check_user_agent(value)
 
     @field_validator("secret_key")
     @classmethod

@@ -35,6 +35,7 @@ from allegro_sync.adapters.postgres import migrations
 from allegro_sync.adapters.postgres import pool as pg
 from allegro_sync.adapters.postgres.event_log import Category
 from allegro_sync.config.settings import Settings
+from allegro_sync.config.user_agent import default_user_agent
 from allegro_sync.daemon import replicas
 from allegro_sync.daemon.api.accounts import AccountDeps, add_account_routes
 from allegro_sync.daemon.api.auth import bearer_auth
@@ -69,9 +70,9 @@ class Service(Protocol):
     async def stop(self, timeout: float) -> None: ...
 
 
-def new_http_session() -> aiohttp.ClientSession:
-    """The one HTTP client session of a process."""
-    return aiohttp.ClientSession(headers={"User-Agent": "allegro-sync/0.1"})
+def new_http_session(user_agent: str | None = None) -> aiohttp.ClientSession:
+    """The one HTTP client session of a process; every request carries ``USER_AGENT``."""
+    return aiohttp.ClientSession(headers={"User-Agent": user_agent or default_user_agent()})
 
 
 @dataclass(frozen=True)
@@ -239,7 +240,7 @@ class Daemon:
 
     def _build_allegro(self) -> None:
         assert self.pool is not None
-        self.http_session = new_http_session()
+        self.http_session = new_http_session(self.settings.user_agent)
         stack = build_allegro_stack(self.settings, self.pool, self.http_session, self.metrics)
         self.cipher, self.oauth, self.tokens, self.allegro = (
             stack.cipher,

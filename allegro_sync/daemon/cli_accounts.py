@@ -61,7 +61,7 @@ def parse_assignments(items: list[str]) -> dict[str, Any]:
 async def run_accounts(args: argparse.Namespace, settings: Settings) -> int:
     """Run one ``accounts`` action."""
     pool = await pg.create_pool(settings.database_url, min_size=1, max_size=4)
-    session = new_http_session()
+    session = new_http_session(settings.user_agent)
     try:
         stack = build_allegro_stack(settings, pool, session, Metrics())
         action = args.accounts_command

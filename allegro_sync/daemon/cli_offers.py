@@ -61,7 +61,7 @@ def add_offers_command(commands: Any) -> None:
 async def run_offers(args: argparse.Namespace, settings: Settings) -> int:
     """Run one ``offers`` action; the exit code."""
     pool = await pg.create_pool(settings.database_url, min_size=1, max_size=4)
-    session = new_http_session()
+    session = new_http_session(settings.user_agent)
     try:
         stack = build_allegro_stack(settings, pool, session, Metrics())
         account_ids = await _accounts(pool, args.account)

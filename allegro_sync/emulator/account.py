@@ -10,6 +10,7 @@ from . import catalog
 from .auth import caller, scope, seller_caller
 from .clock import iso
 from .errors import ApiError, access_denied, json_response, not_found
+from .models import Seller
 from .params import int_param
 
 AFTER_SALES = {
@@ -50,7 +51,7 @@ async def additional_emails(request: web.Request) -> web.Response:
         {"id": f"{seller.id}-{i}", "email": email, "createdAt": iso(seller.created_at)}
         for i, email in enumerate(seller.extra_emails, start=1)
     ]
-    return json_response({"additionalEmails": emails})
+    return json_response({"additional-emails": emails})  # a hyphen, as in every spec
 
 
 async def after_sales_list(request: web.Request) -> web.Response:
@@ -60,7 +61,47 @@ async def after_sales_list(request: web.Request) -> web.Response:
     limit = int_param(request, "limit", 60, 1, 60)
     offset = int_param(request, "offset", 0, 0, 59)
     items: list[dict[str, Any]] = getattr(seller, attr)
-    return json_response({key: items[offset : offset + limit], "count": len(items)})
+    page = [
+        _after_sales_json(seller, attr, item, detail=attr == "return_policies")
+        for item in items[offset : offset + limit]
+    ]
+    return json_response({key: page, "count": len(items)})
+
+
+def _after_sales_json(
+    seller: Seller, attr: str, item: dict[str, Any], *, detail: bool = True
+) -> dict[str, Any]:
+    """One condition: ``{id, name}`` in the warranty lists, the whole definition in a detail
+    and in the return-policy list (``ReturnPolicyResponseV1`` in both, as the spec has it)."""
+    if not detail:
+        return dict(item)
+    body = dict(item)
+    body["seller"] = {"id": seller.id}
+    if attr == "return_policies":
+        body.update(
+            {
+                "isFulfillment": False,
+                "availability": {"range": "FULL", "restrictionCause": None},
+                "withdrawalPeriod": "P14D",
+                "returnCost": {"coveredBy": "BUYER"},
+                "address": {
+                    "name": seller.login,
+                    "street": "Grunwaldzka 182",
+                    "postCode": "60-166",
+                    "city": "Poznań",
+                    "countryCode": "PL",
+                },
+                "contact": {"phoneNumber": None, "email": seller.email},
+                "options": {
+                    "cashOnDeliveryNotAllowed": False,
+                    "freeAccessoriesReturnRequired": False,
+                    "refundLoweredByReceivedDiscount": False,
+                    "businessReturnAllowed": False,
+                    "collectBySellerOnly": False,
+                },
+            }
+        )
+    return body
 
 
 async def after_sales_detail(request: web.Request) -> web.Response:
@@ -69,32 +110,7 @@ async def after_sales_detail(request: web.Request) -> web.Response:
     _, attr = AFTER_SALES[request.match_info["kind"]]
     for item in getattr(seller, attr):
         if item["id"] == request.match_info["id"]:
-            detail = dict(item)
-            detail["seller"] = {"id": seller.id}
-            if attr == "return_policies":
-                detail.update(
-                    {
-                        "availability": {"range": "FULL", "restrictionCause": None},
-                        "withdrawalPeriod": "P14D",
-                        "returnCost": {"coveredBy": "BUYER"},
-                        "address": {
-                            "name": seller.login,
-                            "street": "Grunwaldzka 182",
-                            "postCode": "60-166",
-                            "city": "Poznań",
-                            "countryCode": "PL",
-                        },
-                        "contact": {"phoneNumber": None, "email": seller.email},
-                        "options": {
-                            "cashOnDeliveryNotAllowed": False,
-                            "freeAccessoriesReturnRequired": False,
-                            "refundLoweredByReceivedDiscount": False,
-                            "businessReturnAllowed": False,
-                            "collectBySellerOnly": False,
-                        },
-                    }
-                )
-            return json_response(detail)
+            return json_response(_after_sales_json(seller, attr, item, detail=True))
     raise not_found()
 
 

@@ -24,14 +24,19 @@ def make_buyer(ids: IdFactory, profile: dict[str, Any]) -> Buyer:
     """A buyer from a (partial) profile; missing fields come from the seeded generator.
 
     Profile keys: login, first_name, last_name, company, nip, invoice, country, guest,
-    pickup_point, language.
+    pickup_point, language, tax_ids (``[{type, value}]``, the spec's company.ids[]) and
+    tax_id_text (the deprecated free-text ``taxId``, e.g. "NIP: 521-300-37-00").
     """
     rng = ids.rng
     company = profile.get("company")
     nip = profile.get("nip")
-    if company is None and nip:
+    tax_ids = [
+        {"type": str(t["type"]), "value": str(t["value"])} for t in profile.get("tax_ids") or []
+    ]
+    if company is None and (nip or tax_ids):
         company = rng.choice(COMPANIES)
-    if nip is None and company is not None and profile.get("country", "PL") == "PL":
+    typed = tax_ids or profile.get("tax_id_text") is not None
+    if nip is None and not typed and company is not None and profile.get("country", "PL") == "PL":
         nip = "".join(rng.choice("0123456789") for _ in range(10))
     country = str(profile.get("country", "PL")).upper()
     street, city, zip_code = ADDRESSES.get(country, ("Main Street 1", "Springfield", "12345"))
@@ -55,6 +60,8 @@ def make_buyer(ids: IdFactory, profile: dict[str, Any]) -> Buyer:
         country_code=country,
         pickup_point=bool(profile.get("pickup_point", False)),
         language=str(profile.get("language", "pl-PL")),
+        tax_ids=tax_ids,
+        tax_id_text=profile.get("tax_id_text"),
     )
 
 

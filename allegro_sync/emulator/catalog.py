@@ -33,14 +33,11 @@ def category_dto(category_id: str) -> dict[str, Any] | None:
                 "name": name,
                 "leaf": leaf,
                 "parent": {"id": parent} if parent else None,
-                "options": {
-                    "variantsByColorPatternAllowed": False,
+                "options": {  # CategoryOptionsDto of the 2026 spec, nothing more
                     "advertisement": False,
-                    "advertisementPriceOptional": False,
                     "offersWithProductPublicationEnabled": True,
                     "productCreationEnabled": True,
-                    "productEANRequired": leaf,
-                    "customParametersEnabled": True,
+                    "sellerCanRequirePurchaseComments": False,
                 },
             }
     return None

@@ -267,9 +267,7 @@ async def get_tasks(request: web.Request) -> web.Response:
             "status": t.status,
             "message": t.message,
             "errors": t.errors,
-            "scheduledAt": iso(t.scheduled_at),
-            "finishedAt": iso(t.finished_at),
-        }
+        }  # CommandTask has no times (scheduledAt / finishedAt are not in the 2026 spec)
         for t in command.tasks[offset : offset + limit]
     ]
     return json_response({"tasks": tasks})

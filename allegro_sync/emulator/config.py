@@ -78,7 +78,9 @@ class Switches:
     # Requests sent while blocked still count, so hammering keeps the client blocked (#3454).
     count_requests_while_blocked: bool = True
     # Offer journal: a `from` cursor whose event fell out of the 24-hour window is refused
-    # ("reject", 400 VALIDATION_ERROR); "restart" silently reads from the oldest retained event.
+    # ("reject", 400 VALIDATION_ERROR); "restart" silently reads from the oldest retained event;
+    # "reject-404" (404 NotFoundException) and "reject-oauth" (400 in the OAuth format) are the
+    # other refusals an integration must take as a gap too.
     expired_offer_cursor: str = "reject"
     # Quantity command FIXED < 1: "task" fails the task with INVALID_OFFER_QUANTITY (2025
     # behaviour); "reject" refuses the whole PUT with 422 INCORRECT_QUANTITY_VALUE (2020).

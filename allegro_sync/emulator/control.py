@@ -329,6 +329,8 @@ def _faults_of(body: dict[str, Any], endpoints: set[str]) -> dict[str, Any]:
         "drop_connections_rate",
         "paths",
         "endpoint_latency_ms",
+        "not_json_count",
+        "not_json_kind",
     }
     if unknown:
         raise ValueError(f"unknown fields: {', '.join(sorted(unknown))}")
@@ -355,13 +357,22 @@ def _faults_of(body: dict[str, Any], endpoints: set[str]) -> dict[str, Any]:
         "drop_connections_rate": _number(body, "drop_connections_rate", most=1),
         "paths": list(paths),
         "endpoint_latency_ms": {k: int(v) for k, v in per_endpoint.items()},
+        "not_json_count": int(_number(body, "not_json_count", most=1_000_000)),
+        "not_json_kind": _not_json_kind(body),
     }
+
+
+def _not_json_kind(body: dict[str, Any]) -> str:
+    kind = body.get("not_json_kind", "html")
+    if kind not in ("html", "empty", "truncated"):
+        raise ValueError("not_json_kind must be html, empty or truncated")
+    return str(kind)
 
 
 async def post_faults(request: web.Request) -> web.Response:
     """``POST /faults {status_429_seconds?, error_5xx_rate?, latency_ms?,
-    drop_connections_rate?, paths?, endpoint_latency_ms?}`` replaces the active faults (400 for
-    a bad field, the faults unchanged)."""
+    drop_connections_rate?, paths?, endpoint_latency_ms?, not_json_count?, not_json_kind?}``
+    replaces the active faults (400 for a bad field, the faults unchanged)."""
     emulator = context.get(request)
     body = await _body(request)
     try:
@@ -376,6 +387,8 @@ async def post_faults(request: web.Request) -> web.Response:
     faults.drop_connections_rate = checked["drop_connections_rate"]
     faults.paths = checked["paths"]
     faults.endpoint_latency_ms = checked["endpoint_latency_ms"]
+    faults.not_json_count = checked["not_json_count"]
+    faults.not_json_kind = checked["not_json_kind"]
     return ok({"ok": True})
 
 
@@ -401,6 +414,7 @@ async def get_requests(request: web.Request) -> web.Response:
             "total": sum(recordings.requests.values()),
             "by_path": dict(recordings.requests),
             "by_client": dict(recordings.requests_by_client),
+            "by_user_agent": dict(recordings.requests_by_user_agent),
         }
     )
 
@@ -410,6 +424,7 @@ async def delete_requests(request: web.Request) -> web.Response:
     recordings = context.get(request).market.recordings
     recordings.requests.clear()
     recordings.requests_by_client.clear()
+    recordings.requests_by_user_agent.clear()
     return ok({"ok": True})
 
 

@@ -23,6 +23,10 @@ class Faults:
     drop_connections_rate: float = 0.0
     paths: list[str] = field(default_factory=list)
     endpoint_latency_ms: dict[str, int] = field(default_factory=dict)
+    # the next N covered requests get 200 with a body that is not Allegro's JSON (AA#12097):
+    # "html" (a CAPTCHA page), "empty" or "truncated" (JSON cut short)
+    not_json_count: int = 0
+    not_json_kind: str = "html"
 
     def applies_to(self, path: str) -> bool:
         """Whether the faults cover this request path."""

@@ -102,7 +102,7 @@ def _invoice_json(invoice: Invoice, scan_seconds: float, now_ts: float) -> dict[
         verified_at = invoice.uploaded_at + timedelta(seconds=scan_seconds)
         file["uploadedAt"] = iso(invoice.uploaded_at)
         file["securityVerification"] = {
-            "status": "WAITING" if scanning else "VERIFIED",
+            "status": "WAITING" if scanning else "ACCEPTED",  # the spec's enum
             "verifiedAt": None if scanning else iso(verified_at),
         }
     return {

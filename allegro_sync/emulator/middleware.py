@@ -11,8 +11,15 @@ from aiohttp import web
 from . import context
 from .context import Emulator
 from .errors import BETA_JSON, VND_JSON, ApiError, OAuthError, rate_limited
+from .spec_check import declared_error_media
 
 CONTROL_PREFIX = "/__control__"
+# set on a request whose answer is an injected fault, not the emulator's reading of Allegro
+FAULT_INJECTED = web.RequestKey("allegro_emulator_fault", bool)
+CAPTCHA_PAGE = (
+    "<!DOCTYPE html><html><head><title>Allegro</title></head><body>"
+    "<h1>Potwierdź, że jesteś człowiekiem</h1><div id='captcha'></div></body></html>"
+)
 OAUTH_PREFIX = "/auth/oauth"
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -57,7 +64,11 @@ async def trace_and_errors(request: web.Request, handler: Handler) -> web.Stream
     trace = str(uuid.uuid4())
     try:
         response = await handler(request)
-    except (ApiError, OAuthError) as err:
+    except ApiError as err:
+        response = err.response()
+        if _is_api(request.path):
+            declared_error_media(request, response)
+    except OAuthError as err:  # Allegro's OAuth layer: application/json wherever it answers
         response = err.response()
     except web.HTTPException as exc:
         if not _is_api(request.path) and not exc.status == 404:
@@ -81,6 +92,10 @@ async def faults_and_counting(request: web.Request, handler: Handler) -> web.Str
     route = request.match_info.route.resource
     canonical = route.canonical if route is not None else path
     emulator.market.recordings.requests[f"{request.method} {canonical}"] += 1
+    if _is_api(path):
+        emulator.market.recordings.requests_by_user_agent[
+            request.headers.get("User-Agent", "")
+        ] += 1
     user = _user_of(emulator, request) if emulator.parallel.limit > 0 else None
     if user is not None and not emulator.parallel.enter(user):
         raise rate_limited(None)
@@ -93,6 +108,15 @@ async def faults_and_counting(request: web.Request, handler: Handler) -> web.Str
     finally:
         if user is not None:
             emulator.parallel.leave(user)
+
+
+def not_json_answer(kind: str) -> web.Response:
+    """A 200 that is not Allegro's JSON: a CAPTCHA page, nothing, or JSON cut short."""
+    if kind == "empty":
+        return web.Response(status=200, content_type=VND_JSON)
+    if kind == "truncated":
+        return web.Response(status=200, text='{"events": [{"id": "1', content_type=VND_JSON)
+    return web.Response(status=200, text=CAPTCHA_PAGE, content_type="text/html")
 
 
 def _user_of(emulator: Emulator, request: web.Request) -> str | None:
@@ -120,6 +144,10 @@ async def _with_faults(
             raise asyncio.CancelledError  # nothing is sent on a dropped connection
         if emulator.clock.timestamp() < faults.status_429_until:
             raise rate_limited(None)
+        if faults.not_json_count > 0 and _is_api(path):
+            faults.not_json_count -= 1
+            request[FAULT_INJECTED] = True
+            return not_json_answer(faults.not_json_kind)
         if emulator.faults.roll(faults.error_5xx_rate):
             raise ApiError(
                 503,

@@ -90,6 +90,10 @@ class Buyer:
     country_code: str
     pickup_point: bool
     language: str
+    # typed ids of invoice.address.company.ids[] ([] = derived from nip and the country) and
+    # the deprecated free-text taxId (None = the nip)
+    tax_ids: list[dict[str, str]] = field(default_factory=list)
+    tax_id_text: str | None = None
 
 
 @dataclass

@@ -11,9 +11,10 @@ from aiohttp import web
 from . import context
 from .auth import scope, seller_caller
 from .clock import iso
-from .errors import VND_JSON, json_response, validation
+from .errors import VND_JSON, ApiError, OAuthError, json_response, validation
 from .ids import offer_event_id, parse_offer_event_id
 from .listing_json import offer_listing_json, seller_tail
+from .middleware import FAULT_INJECTED
 from .models import Offer
 from .offer_ops import FORMATS, STATUSES, sold_last_30_days
 from .params import int_param, many
@@ -149,7 +150,13 @@ async def offer_events(request: web.Request) -> web.Response:
         seq = parse_offer_event_id(cursor) if len(cursor) <= 256 else None
         position = journal.find(seq) if seq is not None else None
         if position is None or position < start:
-            if emulator.config.switches.expired_offer_cursor == "reject":
+            mode = emulator.config.switches.expired_offer_cursor
+            if mode in ("reject-404", "reject-oauth"):
+                request[FAULT_INJECTED] = True  # seen from Allegro, not what the spec says
+                if mode == "reject-404":
+                    raise ApiError(404, "NotFoundException", f"Event '{cursor}' not found")
+                raise OAuthError(400, "invalid_request", f"Invalid event id: {cursor}")
+            if mode == "reject":
                 raise validation(
                     f"Event with id '{cursor}' does not exist or is older than 24 hours",
                     "from",

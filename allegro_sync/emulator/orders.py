@@ -17,6 +17,7 @@ from .journals import JournalEvent
 from .models import CheckoutForm, Seller
 from .params import int_param, many
 from .sales import FULFILLMENT_STATUSES, SELLER_FULFILLMENT_STATUSES, set_fulfillment
+from .spec_check import refuse_off_spec
 from .state import ORDER_RETENTION
 from .views import checkout_form, line_items_sent
 
@@ -202,11 +203,13 @@ async def put_fulfillment(request: web.Request) -> web.Response:
 
 
 async def read_json(request: web.Request) -> Any:
-    """The request's JSON body, or 400 on malformed JSON."""
+    """The request's JSON body; 400 on malformed JSON, 422 when Allegro's schema refuses it."""
     try:
-        return json.loads(await request.text())
+        body = json.loads(await request.text())
     except ValueError:
         raise ApiError(400, "INVALID_JSON", "Malformed JSON body") from None
+    refuse_off_spec(request, body)
+    return body
 
 
 def routes() -> list[web.RouteDef]:

@@ -199,33 +199,32 @@ async def patch_product_offer(request: web.Request) -> web.Response:
 
 
 async def get_operation(request: web.Request) -> web.Response:
-    """``GET /sale/product-offers/{offerId}/operations/{operationId}``: 200 while
-    IN_PROGRESS (with Retry-After), then 303 to the offer once DONE."""
+    """``GET /sale/product-offers/{offerId}/operations/{operationId}``: 202 while
+    IN_PROGRESS (with Retry-After), then 303 without a body to the offer once DONE (the
+    statuses the spec declares)."""
     _, seller = seller_caller(request, scope("sale:offers:read"))
     emulator = context.get(request)
     offer = own_offer(request, seller)
     operation = emulator.market.operations.get(request.match_info["operation_id"])
     if operation is None or operation.offer_id != offer.id:
         raise ApiError(404, "NotFoundException", "Operation not found")
-    done = operation.completed_at is not None
-    body = {
+    if operation.completed_at is not None:
+        base = emulator.config.public_url or f"{request.scheme}://{request.host}"
+        location = f"{base.rstrip('/')}/sale/product-offers/{offer.id}"
+        return web.Response(status=303, headers={"Location": location})
+    body = {  # SaleProductOfferStatusResponse
         "offer": {"id": offer.id},
         "operation": {
             "id": operation.id,
-            "status": "DONE" if done else "IN_PROGRESS",
+            "status": "IN_PROGRESS",
             "startedAt": iso(operation.started_at),
-            "completedAt": iso(operation.completed_at),
         },
     }
-    if done:
-        base = emulator.config.public_url or f"{request.scheme}://{request.host}"
-        location = f"{base.rstrip('/')}/sale/product-offers/{offer.id}"
-        return json_response(body, status=303, headers={"Location": location})
     headers = {
         "Location": _operation_url(request, emulator, operation),
         "Retry-After": _retry_after(emulator, operation),
     }
-    return json_response(body, headers=headers)
+    return json_response(body, status=202, headers=headers)
 
 
 def routes() -> list[web.RouteDef]:

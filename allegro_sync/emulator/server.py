@@ -9,10 +9,13 @@ import logging
 
 from aiohttp import web
 
+from . import contract
 from .app import create_app
 from .config import ClientRegistration, EmulatorConfig, default_clients
 from .context import EMULATOR_KEY
 from .demo import purchase_stream, seed_demo
+
+logger = logging.getLogger("allegro_sync.emulator")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -45,6 +48,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--purchase-every", type=float, default=5.0, help="seconds between demo purchases"
     )
+    parser.add_argument(
+        "--check-contract",
+        action="store_true",
+        help="log every request and answer that Allegro's OpenAPI spec does not allow",
+    )
 
 
 def config_from(args: argparse.Namespace) -> EmulatorConfig:
@@ -62,6 +70,9 @@ def config_from(args: argparse.Namespace) -> EmulatorConfig:
 
 async def _serve(args: argparse.Namespace) -> None:
     app = create_app(config_from(args))
+    if args.check_contract:
+        log = contract.install(app)
+        log.on_finding = lambda finding: logger.warning("contract violation: %s", finding)
     emulator = app[EMULATOR_KEY]
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()

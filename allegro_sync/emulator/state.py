@@ -30,6 +30,8 @@ class Recordings:
     fulfillments: list[dict[str, Any]] = field(default_factory=list)
     requests: Counter[str] = field(default_factory=Counter)
     requests_by_client: Counter[str] = field(default_factory=Counter)
+    # REST calls per User-Agent header ("" when none was sent): Allegro requires one (2026)
+    requests_by_user_agent: Counter[str] = field(default_factory=Counter)
 
 
 class Marketplace:
@@ -101,6 +103,8 @@ class Marketplace:
         offer_part: dict[str, Any] = {"id": offer.id}
         if event_type not in ("OFFER_BID_PLACED", "OFFER_BID_CANCELED"):
             offer_part["external"] = {"id": offer.external_id} if offer.external_id else None
+            if event_type == "OFFER_PRICE_CHANGED" and offer.external_id is None:
+                offer_part["external"] = {"id": None}  # required there by the spec
         offer_part.update(extra)
         event = JournalEvent(self._last_offer_event, now, event_type, {"offer": offer_part}, now)
         journal = self.offer_journals.get(offer.seller_id)

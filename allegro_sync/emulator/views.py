@@ -39,6 +39,12 @@ def _line_item(item: LineItem) -> dict[str, Any]:
     }
 
 
+def _id_type(country: str) -> str:
+    """The ``company.ids[].type`` a buyer's tax id has in their country (the spec's enum)."""
+    national = {"PL": "PL_NIP", "CZ": "CZ_DIC", "SK": "SK_IC_DPH", "HU": "HU_ADOSZAM"}
+    return national.get(country, "OTHER" if country in ("UA", "GB", "US", "CH", "NO") else "VAT_EU")
+
+
 def total_to_pay(form: CheckoutForm) -> Decimal:
     """Sum of the line items plus delivery."""
     return sum((i.price * i.quantity for i in form.line_items), Decimal(0)) + form.delivery_cost
@@ -108,12 +114,14 @@ def checkout_form(form: CheckoutForm) -> dict[str, Any]:
         company = None
         natural = None
         if b.company_name:
-            ids = [{"type": "PL_VAT", "value": b.nip}] if b.nip else []
+            ids = b.tax_ids or (
+                [{"type": _id_type(b.country_code), "value": b.nip}] if b.nip else []
+            )
             company = {
                 "name": b.company_name,
                 "ids": ids,
-                "vatPayerStatus": "ACTIVE" if b.nip else "NOT_APPLICABLE",
-                "taxId": b.nip,
+                "vatPayerStatus": "ACTIVE" if ids else "NOT_APPLICABLE",
+                "taxId": b.tax_id_text if b.tax_id_text is not None else b.nip,
             }
         else:
             natural = {"firstName": b.first_name, "lastName": b.last_name}
@@ -160,7 +168,7 @@ def checkout_form(form: CheckoutForm) -> dict[str, Any]:
         "invoice": invoice,
         "lineItems": [_line_item(i) for i in form.line_items],
         "surcharges": [],
-        "discounts": [],
+        # no form-level "discounts": they moved to lineItems[].discounts (2025-05-05)
         "note": None,
         "marketplace": {"id": "allegro-pl"},
         "summary": {"totalToPay": money(total_to_pay(form), currency)},

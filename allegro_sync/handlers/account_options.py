@@ -49,7 +49,7 @@ async def fetch_options(allegro: AllegroRestClient, account_id: int) -> dict[str
         {"id": str(c["id"]), "name": str(c.get("name", "")), "leaf": bool(c.get("leaf"))}
         for c in categories.get("categories") or []
     ]
-    found["additional_emails"] = [str(e["email"]) for e in emails.get("additionalEmails") or []]
+    found["additional_emails"] = [str(e["email"]) for e in emails.get("additional-emails") or []]
     return found
 
 

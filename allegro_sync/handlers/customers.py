@@ -9,7 +9,6 @@ Allegro's masked e-mail as it is: the ERP must not mistake it for the buyer's re
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib import resources
@@ -19,6 +18,7 @@ import asyncpg
 
 from allegro_sync.contract import CustomerType
 from allegro_sync.errors import BadInput
+from allegro_sync.handlers.tax_ids import TaxId, tax_id_of
 
 DOMESTIC_COUNTRY = "PL"
 
@@ -65,6 +65,7 @@ class CustomerCard:
     type: CustomerType
     address: Mapping[str, str | None] = field(default_factory=dict)
     active: bool = False
+    tax_id: TaxId | None = None
 
 
 def _text(value: Any) -> str | None:
@@ -77,29 +78,6 @@ def _text(value: Any) -> str | None:
 
 def _mapping(value: Any) -> Mapping[str, Any]:
     return value if isinstance(value, Mapping) else {}
-
-
-_TAX_ID_SEPARATORS = re.compile(r"[\s\-.]")
-
-
-def _tax_id(company: Mapping[str, Any]) -> str | None:
-    """The company's tax id: ``taxId``, else the first ``ids[]`` entry naming a NIP or VAT id.
-
-    Separators are dropped ("123-456-78-90" -> "1234567890") so one NIP is stored one way;
-    the checksum is not judged here, the ERP owns that. REGON, KRS and the like are not tax ids.
-    """
-    raw = _text(company.get("taxId"))
-    if raw is None:
-        for item in company.get("ids") or ():
-            entry = _mapping(item)
-            kind = str(entry.get("type") or "").upper()
-            if "NIP" in kind or "VAT" in kind:
-                raw = _text(entry.get("value"))
-                if raw is not None:
-                    break
-    if raw is None:
-        return None
-    return _TAX_ID_SEPARATORS.sub("", raw).upper() or None
 
 
 def card_from_checkout_form(form: Mapping[str, Any]) -> CustomerCard:
@@ -125,11 +103,13 @@ def card_from_checkout_form(form: Mapping[str, Any]) -> CustomerCard:
             first_name = _text(person.get("firstName")) or first_name
             last_name = _text(person.get("lastName")) or last_name
         company = _text(company_data.get("name")) if company_data else None
-        nip = _tax_id(company_data) if company_data else None
+        tax_id = tax_id_of(company_data) if company_data else None
+        nip = tax_id.nip if tax_id else None
         address = _address(invoice_address, zip_key="zipCode")
     else:
         company = _text(buyer.get("companyName"))
         nip = None
+        tax_id = None
         own = _mapping(buyer.get("address"))
         if any(_text(v) for v in own.values()):
             address = _address(own, zip_key="postCode")
@@ -147,6 +127,7 @@ def card_from_checkout_form(form: Mapping[str, Any]) -> CustomerCard:
         country_code=country,
         type=customer_type(country),
         address=address,
+        tax_id=tax_id,
     )
 
 
@@ -187,6 +168,8 @@ def card_payload(card: CustomerCard) -> dict[str, Any]:
         "type": card.type,
         "address": dict(card.address),
         "active": False,
+        # additive (2026): the typed id; ``nip`` keeps a Polish NIP as digits
+        "tax_id": card.tax_id.as_json() if card.tax_id else None,
     }
 
 

@@ -13,6 +13,7 @@ from aiohttp.test_utils import TestServer
 from allegro_sync.config.settings import Settings, load_settings
 from allegro_sync.daemon.app import Daemon
 from allegro_sync.daemon.pollers import PollerSettings
+from allegro_sync.emulator import contract
 from allegro_sync.emulator.app import EmulatorConfig, create_app
 from tests.helpers import ADMIN_TOKEN, SECRET_KEY, free_port
 
@@ -50,11 +51,17 @@ class Emulator:
 
 
 async def _serve(config: EmulatorConfig) -> AsyncIterator[Emulator]:
-    server = TestServer(create_app(config), host="127.0.0.1", port=free_port())
+    app = create_app(config)
+    # The contract test: every exchange of the suite held to Allegro's OpenAPI spec.
+    seen = contract.install(app)
+    server = TestServer(app, host="127.0.0.1", port=free_port())
     await server.start_server()
     async with aiohttp.ClientSession() as session:
         yield Emulator(server, session)
     await server.close()
+    assert not seen.findings, "exchanges that Allegro's OpenAPI spec does not allow:\n" + (
+        seen.report()
+    )
 
 
 @pytest.fixture

@@ -8,12 +8,14 @@ import argparse
 import json
 from typing import Any
 
+import aiohttp
 import asyncpg
+import pytest
 
 from allegro_sync.adapters.broker.topology import ERP_OUTBOUND_QUEUE, JOURNAL_EXCHANGE
 from allegro_sync.daemon.app import Daemon
 from allegro_sync.daemon.cli_offers import run_offers
-from tests.e2e.conftest import Admin, Emulator
+from tests.e2e.conftest import FAST_POLLING, Admin, Emulator, daemon_settings
 from tests.e2e.flows import new_offer, offer, products, switch
 from tests.helpers import drain_queue, eventually, publish_json
 
@@ -190,6 +192,45 @@ async def test_a_journal_gap_sweeps_the_listing_and_warns(
     later = await new_offer(emulator, seller, name="Późniejsza")
     await offer(admin, db, account_id, later, name="Późniejsza")
     assert len(await eventually(warned)) == 1
+
+
+@pytest.mark.parametrize(
+    "switched_emulator",
+    [{"expired_offer_cursor": "reject-404"}, {"expired_offer_cursor": "reject-oauth"}],
+    indirect=True,
+)
+async def test_a_cursor_refused_with_404_or_the_oauth_format_sweeps_too(
+    switched_emulator: Emulator, database_url: str, amqp_url: str, db: asyncpg.Pool
+) -> None:
+    """Whatever the refusal looks like (400 or 404, either error format), an old cursor starts
+    the gap sweep once instead of a refusal repeated every minute."""
+    emulator = switched_emulator
+    running = Daemon(
+        daemon_settings(database_url, amqp_url, emulator.url), poller_timing=FAST_POLLING
+    )
+    await running.start()
+    try:
+        async with aiohttp.ClientSession() as session:
+            admin = Admin(running, session)
+            seller, account_id = await connected(admin, emulator, "sklep-odmowa")
+            first = await new_offer(emulator, seller, name="Pierwsza")
+            await offer(admin, db, account_id, first, name="Pierwsza")
+            await emulator.control("POST", "/clock", {"advance_seconds": 25 * 3600})
+            missed = await new_offer(emulator, seller, name="Przegapiona", stock=5)
+            await offer(admin, db, account_id, missed, name="Przegapiona", stock=5)
+
+            async def warned() -> Any:
+                entries = await event_log(admin, account_id)
+                return [e for e in entries if e["code"] == "offer_journal_gap"]
+
+            assert len(await eventually(warned)) == 1
+            later = await new_offer(emulator, seller, name="Późniejsza")
+            await offer(admin, db, account_id, later, name="Późniejsza")
+            assert len(await warned()) == 1
+            refusals = [e for e in await event_log(admin, account_id) if e["level"] == "error"]
+            assert refusals == []
+    finally:
+        await running.stop()
 
 
 async def test_manual_bind_and_unbind_and_validation(

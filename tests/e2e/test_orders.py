@@ -470,3 +470,85 @@ async def test_a_failing_form_in_a_run_holds_up_none_of_the_others(
     assert len(erp.of("order.created")) == 2
     stored = await db.fetch("SELECT checkout_form_id FROM orders")
     assert {str(r["checkout_form_id"]) for r in stored} == {forms[0]["id"], forms[2]["id"]}
+
+
+@pytest.mark.parametrize(
+    ("buyer", "tax_id", "nip"),
+    [
+        (
+            {"tax_ids": [{"type": "PL_NIP", "value": "521-300-37-00"}]},
+            {"type": "PL_NIP", "value": "5213003700"},
+            "5213003700",
+        ),
+        (
+            {"country": "DE", "tax_ids": [{"type": "VAT_EU", "value": "DE 123 456 789"}]},
+            {"type": "VAT_EU", "value": "DE123456789"},
+            "DE123456789",
+        ),
+        (
+            {
+                "country": "CZ",
+                "tax_ids": [
+                    {"type": "CZ_ICO", "value": "12345678"},
+                    {"type": "CZ_DIC", "value": "CZ12345678"},
+                ],
+            },
+            {"type": "CZ_DIC", "value": "CZ12345678"},
+            "CZ12345678",
+        ),
+        (
+            {"country": "SK", "tax_ids": [{"type": "SK_IC_DPH", "value": "SK2020123456"}]},
+            {"type": "SK_IC_DPH", "value": "SK2020123456"},
+            "SK2020123456",
+        ),
+        (
+            {"country": "HU", "tax_ids": [{"type": "HU_ADOSZAM", "value": "12345678-1-42"}]},
+            {"type": "HU_ADOSZAM", "value": "12345678142"},
+            "12345678142",
+        ),
+        # no typed id: the deprecated taxId, cleaned of its label
+        (
+            {"tax_ids": [], "nip": None, "tax_id_text": "NIP: 521-300-37-00"},
+            {"type": "PL_NIP", "value": "5213003700"},
+            "5213003700",
+        ),
+    ],
+)
+async def test_each_tax_id_type_reaches_the_erp_with_its_type(
+    admin: Admin,
+    emulator: Emulator,
+    db: asyncpg.Pool,
+    erp: Erp,
+    buyer: dict[str, Any],
+    tax_id: dict[str, str],
+    nip: str,
+) -> None:
+    _, _, offers = await _shop(
+        admin, emulator, db, auto_create_orders=True, send_customer_card=True
+    )
+    await _buy(emulator, offers[0], company="Firma", invoice=True, **buyer)
+    [order] = await erp.wait_for("order.created")
+    assert order["customer"]["tax_id"] == tax_id
+    assert order["customer"]["nip"] == nip
+
+
+@pytest.mark.parametrize("kind", ["html", "empty", "truncated"])
+async def test_answers_that_are_not_allegros_json_are_retried_and_lose_nothing(
+    admin: Admin, emulator: Emulator, db: asyncpg.Pool, erp: Erp, kind: str
+) -> None:
+    """AA#12097: the API answered with an HTML CAPTCHA page instead of JSON. A 200 like that on
+    a checkout form is "Allegro unavailable" and retried, not "no such form" (which dropped
+    the order before), as on the journal it is not "no events"."""
+    _, _, offers = await _shop(admin, emulator, db, auto_create_orders=True)
+    # the next reads of the forms get a 200 that is not Allegro's JSON
+    await emulator.control(
+        "POST",
+        "/faults",
+        {"paths": ["/order/checkout-forms"], "not_json_count": 6, "not_json_kind": kind},
+    )
+    form_id = await _buy(emulator, offers[0])
+    [order] = await erp.wait_for("order.created", timeout=30)
+    assert order["checkout_form_id"] == form_id
+    await erp.settle()
+    assert len(erp.of("order.created")) == 1
+    assert await db.fetchval("SELECT count(*) FROM orders") == 1

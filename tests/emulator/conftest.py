@@ -12,6 +12,7 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import TestServer
 
+from allegro_sync.emulator import contract
 from allegro_sync.emulator.app import EmulatorConfig, create_app
 
 VND = "application/vnd.allegro.public.v1+json"
@@ -121,11 +122,15 @@ async def make_emulator() -> AsyncIterator[MakeHarness]:
     """Factory: ``await make_emulator(**EmulatorConfig fields)``. The clock is frozen by
     default so timing rules are exact; tests move it through the control API."""
     started: list[tuple[TestServer, aiohttp.ClientSession]] = []
+    logs: list[contract.ContractLog] = []
 
     async def make(**fields: Any) -> Harness:
         fields.setdefault("frozen_clock", True)
         fields.setdefault("task_completion_delay", 0.0)
-        server = TestServer(create_app(EmulatorConfig(**fields)))
+        app = create_app(EmulatorConfig(**fields))
+        # these tests send bad requests on purpose; the answers are still Allegro's own
+        logs.append(contract.install(app, requests=False))
+        server = TestServer(app)
         await server.start_server()
         session = aiohttp.ClientSession()
         started.append((server, session))
@@ -135,6 +140,8 @@ async def make_emulator() -> AsyncIterator[MakeHarness]:
     for server, session in started:
         await session.close()
         await server.close()
+    findings = "\n".join(log.report() for log in logs if log.findings)
+    assert not findings, "answers that Allegro's OpenAPI spec does not allow:\n" + findings
 
 
 @pytest.fixture

@@ -127,4 +127,4 @@ async def test_fulfillment_and_invoice_list(emu: Harness) -> None:
     assert invoice["file"]["securityVerification"]["status"] == "WAITING"
     await emu.advance(10)
     _, listing, _ = await emu.api("GET", f"{path}/invoices", token)
-    assert listing["invoices"][0]["file"]["securityVerification"]["status"] == "VERIFIED"
+    assert listing["invoices"][0]["file"]["securityVerification"]["status"] == "ACCEPTED"

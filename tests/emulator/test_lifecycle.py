@@ -71,7 +71,7 @@ async def test_untouched_drafts_are_deleted_after_60_days(make_emulator: MakeHar
     active = await emu.control("POST", f"/sellers/{sid}/offers", {"name": "C"})
     await emu.advance(30 * 86400)
     status, _, _ = await emu.api(
-        "PATCH", f"/sale/product-offers/{edited['id']}", token, {"name": "B2"}
+        "PATCH", f"/sale/product-offers/{edited['id']}", token, {"name": "Wiertarka udarowa B2"}
     )
     assert status == 202
     await emu.advance(30 * 86400 + 1)

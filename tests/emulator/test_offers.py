@@ -172,3 +172,31 @@ async def test_change_budget(make_emulator: MakeHarness) -> None:
     await emu.advance(3601)
     body["offerCriteria"] = criteria(*ids[:2])
     assert (await command(emu, token, "offer-price-change-commands", body))[0] == 201
+
+
+async def test_a_command_body_allegro_would_refuse_gets_its_422_not_an_echo(emu: Harness) -> None:
+    """The peer's lesson (OL#1017): a stand-in that takes any body hides a client whose every
+    stock update Allegro refuses. The emulator reads bodies against Allegro's schema."""
+    seller, token = await emu.seller_with_token()
+    offer = await emu.control("POST", f"/sellers/{seller['id']}/offers", {"name": "A", "stock": 5})
+    wrong = [
+        ({"modification": {"changeType": "SET", "value": 3}}, "modification.changeType"),
+        ({"modification": {"changeType": "FIXED", "value": "3"}}, "modification.value"),
+        (
+            {
+                "modification": {"changeType": "FIXED", "value": 3},
+                "offerCriteria": [{"type": "CONTAINS_OFFERS", "offers": [{"id": 7}]}],
+            },
+            "offerCriteria[0].offers[0].id",
+        ),
+    ]
+    for body, path in wrong:
+        body.setdefault("offerCriteria", criteria(offer["id"]))
+        status, err = await command(emu, token, "offer-quantity-change-commands", body)
+        assert status == 422, (body, err)
+        entry = err["errors"][0]
+        assert set(entry) >= {"code", "message", "details", "path", "userMessage"}
+        assert entry["path"] == path, err
+    _, po, _ = await emu.api("GET", f"/sale/product-offers/{offer['id']}", token)
+    assert po["stock"]["available"] == 5
+    assert (await emu.control("GET", "/commands"))["commands"] == []

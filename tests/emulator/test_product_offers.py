@@ -34,28 +34,34 @@ async def test_patch_is_accepted_then_done(emu: Harness) -> None:
     location = headers["Location"]
     assert urlparse(location).path.startswith(f"/sale/product-offers/{oid}/operations/")
     status, op, headers = await _operation(emu, location, token)
-    assert status == 200 and op["operation"]["status"] == "IN_PROGRESS"
+    assert status == 202 and op["operation"]["status"] == "IN_PROGRESS"  # the spec: 202
     assert "Retry-After" in headers
-    status, err, _ = await emu.api("PATCH", f"/sale/product-offers/{oid}", token, {"name": "B"})
+    status, err, _ = await emu.api(
+        "PATCH", f"/sale/product-offers/{oid}", token, {"name": "Nowa nazwa oferty B"}
+    )
     assert status == 409 and err["errors"][0]["code"] == "OfferConflictException"
     await emu.advance(2)
     status, op, headers = await _operation(emu, location, token)
-    assert status == 303 and op["operation"]["status"] == "DONE"
+    assert status == 303 and op is None  # no body, the Location is the answer
     assert urlparse(headers["Location"]).path == f"/sale/product-offers/{oid}"
     _, po, _ = await emu.api("GET", f"/sale/product-offers/{oid}", token)
     (param,) = po["productSet"][0]["product"]["parameters"]
     assert param["id"] == "225693" and param["values"] == ["5901234123457"]
-    status, _, _ = await emu.api("PATCH", f"/sale/product-offers/{oid}", token, {"name": "B"})
+    status, _, _ = await emu.api(
+        "PATCH", f"/sale/product-offers/{oid}", token, {"name": "Nowa nazwa oferty B"}
+    )
     assert status == 202
 
 
 async def test_processing_delay_is_configurable(make_emulator: MakeHarness) -> None:
     emu = await make_emulator(patch_processing_seconds=30)
     token, oid = await _offer(emu)
-    _, _, headers = await emu.api("PATCH", f"/sale/product-offers/{oid}", token, {"name": "B"})
+    _, _, headers = await emu.api(
+        "PATCH", f"/sale/product-offers/{oid}", token, {"name": "Nowa nazwa oferty B"}
+    )
     assert headers["Retry-After"] == "30"
     await emu.advance(29)
-    assert (await _operation(emu, headers["Location"], token))[0] == 200
+    assert (await _operation(emu, headers["Location"], token))[0] == 202
     await emu.advance(1)
     assert (await _operation(emu, headers["Location"], token))[0] == 303
 
@@ -63,7 +69,7 @@ async def test_processing_delay_is_configurable(make_emulator: MakeHarness) -> N
 async def test_quick_edits_answer_200_when_switched(make_emulator: MakeHarness) -> None:
     emu = await make_emulator(switches=Switches(patch_always_async=False))
     token, oid = await _offer(emu)
-    for name in ("B", "C"):
+    for name in ("Nowa nazwa oferty B", "Nowa nazwa oferty C"):
         status, po, headers = await emu.api(
             "PATCH", f"/sale/product-offers/{oid}", token, {"name": name}
         )
@@ -97,5 +103,7 @@ async def test_patch_validation(emu: Harness) -> None:
     )
     assert status == 422
     # A refused edit starts no operation: the next edit is not a conflict.
-    status, _, _ = await emu.api("PATCH", f"/sale/product-offers/{oid}", token, {"name": "B"})
+    status, _, _ = await emu.api(
+        "PATCH", f"/sale/product-offers/{oid}", token, {"name": "Nowa nazwa oferty B"}
+    )
     assert status == 202

@@ -26,13 +26,14 @@ def form(
     nip: str | None = None,
     invoice: bool = False,
     ids: list[dict[str, str]] | None = None,
+    id_type: str = "PL_NIP",
 ) -> dict[str, Any]:
     """A checkout form as ``GET /order/checkout-forms/{id}`` gives it (allegro-api.md 6.2)."""
     company_data = None
     if company is not None:
         company_data = {
             "name": company,
-            "ids": ids if ids is not None else ([{"type": "PL_VAT", "value": nip}] if nip else []),
+            "ids": ids if ids is not None else ([{"type": id_type, "value": nip}] if nip else []),
             "vatPayerStatus": "ACTIVE" if nip else "NOT_APPLICABLE",
             "taxId": nip,
         }
@@ -203,7 +204,13 @@ def test_company_name_without_invoice_comes_from_the_buyer_and_has_no_nip() -> N
 
 def test_german_company_is_intra_eu_with_its_vat_id() -> None:
     card = card_from_checkout_form(
-        form(country="DE", company="Berliner Handel GmbH", nip="DE 123 456 789", invoice=True)
+        form(
+            country="DE",
+            company="Berliner Handel GmbH",
+            nip="DE 123 456 789",
+            invoice=True,
+            id_type="VAT_EU",
+        )
     )
     assert card.type == "intra_eu"
     assert card.country_code == "DE"
@@ -272,4 +279,69 @@ def test_payload_is_the_order_created_customer_object_and_inactive() -> None:
             "country_code": "PL",
         },
         "active": False,
+        "tax_id": {"type": "PL_NIP", "value": "7791011327"},
     }
+
+
+# --- typed tax ids (2026: company.ids[] first, the deprecated taxId only as a fallback) ----
+
+
+@pytest.mark.parametrize(
+    ("country", "kind", "given", "value", "nip"),
+    [
+        ("PL", "PL_NIP", "779-101-13-27", "7791011327", "7791011327"),
+        ("DE", "VAT_EU", "DE 123 456 789", "DE123456789", "DE123456789"),
+        ("PL", "VAT_EU", "PL7791011327", "PL7791011327", "7791011327"),
+        ("CZ", "CZ_DIC", "CZ12345678", "CZ12345678", "CZ12345678"),
+        ("CZ", "CZ_ICO", "12345678", "12345678", "12345678"),
+        ("SK", "SK_IC_DPH", "SK2020123456", "SK2020123456", "SK2020123456"),
+        ("SK", "SK_ICO", "12345678", "12345678", "12345678"),
+        ("HU", "HU_ADOSZAM", "12345678-1-42", "12345678142", "12345678142"),
+        ("UA", "OTHER", "1234567890123", "1234567890123", "1234567890123"),
+    ],
+)
+def test_each_tax_id_type_of_the_spec_keeps_its_type(
+    country: str, kind: str, given: str, value: str, nip: str
+) -> None:
+    f = form(country=country, company="Firma", invoice=True, ids=[{"type": kind, "value": given}])
+    f["invoice"]["address"]["company"]["taxId"] = None
+    card = card_from_checkout_form(f)
+    assert card.tax_id is not None
+    assert card_payload(card)["tax_id"] == {"type": kind, "value": value}
+    assert card.nip == nip
+
+
+def test_ids_win_over_the_deprecated_tax_id_and_vat_ids_over_registration_numbers() -> None:
+    ids = [{"type": "CZ_ICO", "value": "12345678"}, {"type": "CZ_DIC", "value": "CZ12345678"}]
+    f = form(country="CZ", company="Firma s.r.o.", invoice=True, ids=ids)
+    f["invoice"]["address"]["company"]["taxId"] = "stale 999"
+    assert card_payload(card_from_checkout_form(f))["tax_id"] == {
+        "type": "CZ_DIC",
+        "value": "CZ12345678",
+    }
+
+
+@pytest.mark.parametrize(
+    ("tax_id", "expected"),
+    [
+        ("NIP: 779-101-13-27", {"type": "PL_NIP", "value": "7791011327"}),
+        ("nip 7791011327", {"type": "PL_NIP", "value": "7791011327"}),
+        ("NIP7791011327", {"type": "PL_NIP", "value": "7791011327"}),
+        ("VAT ID: DE123456789", {"type": "VAT_EU", "value": "DE123456789"}),
+        ("PL 779 101 13 27", {"type": "VAT_EU", "value": "PL7791011327"}),
+    ],
+)
+def test_the_deprecated_tax_id_is_a_fallback_cleaned_of_its_label(
+    tax_id: str, expected: dict[str, str]
+) -> None:
+    f = form(company="ABC s.c.", invoice=True, ids=[])
+    f["invoice"]["address"]["company"]["taxId"] = tax_id
+    card = card_from_checkout_form(f)
+    assert card_payload(card)["tax_id"] == expected
+    assert card.nip == "7791011327" if "779" in tax_id else card.nip == expected["value"]
+
+
+def test_an_id_type_outside_the_spec_is_no_tax_id() -> None:
+    f = form(company="ABC s.c.", invoice=True, ids=[{"type": "PL_REGON", "value": "012345678"}])
+    card = card_from_checkout_form(f)
+    assert card.tax_id is None and card_payload(card)["tax_id"] is None

@@ -130,3 +130,49 @@ def test_help_lists_the_commands(tmp_path: Path) -> None:
     assert result.returncode == 0
     for command in ("run", "migrate", "emulator"):
         assert command in result.stdout
+
+
+def test_the_default_user_agent_has_allegros_form(env: pytest.MonkeyPatch) -> None:
+    from importlib import metadata
+
+    settings = load_settings(Settings)
+    version = metadata.version("allegro-sync")
+    assert settings.user_agent == (
+        f"allegro-sync/{version} (+https://github.com/allegro-sync/allegro-sync)"
+    )
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "allegro-sync/0.1",  # no URL
+        "allegro sync/1.0 (+https://shop.example)",  # a space in the name
+        "allegro-sync (+https://shop.example)",  # no version
+        "allegro-sync/1.0 (https://shop.example)",  # no plus
+        "allegro-sync/1.0 (+shop.example)",  # not a URL
+    ],
+)
+def test_a_user_agent_of_another_form_is_refused(env: pytest.MonkeyPatch, value: str) -> None:
+    env.setenv("ALLEGRO_SYNC_USER_AGENT", value)
+    with pytest.raises(SettingsError, match=r"^setting ALLEGRO_SYNC_USER_AGENT is invalid: "):
+        load_settings(Settings)
+
+
+def test_a_registered_app_name_is_taken(env: pytest.MonkeyPatch) -> None:
+    env.setenv(
+        "ALLEGRO_SYNC_USER_AGENT", "Sklep-Kowalski_ERP/2.1.0 (+https://kowalski.example/kontakt)"
+    )
+    assert load_settings(Settings).user_agent.startswith("Sklep-Kowalski_ERP/2.1.0 ")
+
+
+def test_cli_refuses_a_malformed_user_agent_with_one_line_and_exit_2(tmp_path: Path) -> None:
+    import os
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ALLEGRO_SYNC_")}
+    env.update(REQUIRED | {"ALLEGRO_SYNC_USER_AGENT": "my shop"})
+    result = _cli(["run"], env, tmp_path)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("allegro-sync: setting ALLEGRO_SYNC_USER_AGENT is invalid: ")
+    assert "AppName/version (+url)" in lines[0]

@@ -165,15 +165,24 @@ class AllegroRestClient:
                     status = http.status
                     trace_id = http.headers.get("trace-id")
                     payload: Any = None
+                    garbled: str | None = None
                     if status != 204:
                         raw = await http.read()
                         payload = _decode(raw)
+                        garbled = not_allegro_json(method, status, raw, payload)
                     response_headers = dict(http.headers)
             except (aiohttp.ClientError, TimeoutError) as exc:
                 self._metrics.allegro_requests.labels(action, "error").inc()
                 raise AllegroUnavailable(
                     f"{action}: Allegro unreachable ({type(exc).__name__})"
                 ) from exc
+            if garbled is not None:  # a CAPTCHA page, an empty or cut body: not Allegro's answer
+                self._metrics.allegro_requests.labels(action, "error").inc()
+                raise AllegroUnavailable(
+                    f"{action}: Allegro answered {status} with {garbled}",
+                    status=status,
+                    trace_id=trace_id,
+                )
             self._metrics.allegro_requests.labels(action, f"{status // 100}xx").inc()
             if self._limiter is not None:
                 if status == 429:
@@ -228,6 +237,26 @@ def _describe(payload: Any) -> tuple[str, str]:
             description = str(payload.get("error_description") or "").partition(": ")[0]
             return str(payload["error"]), description
     return "", ""
+
+
+def not_allegro_json(method: str, status: int, raw: bytes, payload: Any) -> str | None:
+    """Why an answer is not one of Allegro's (None when it is one).
+
+    Allegro answers JSON: a success of a GET carries an object (or a list), an error one of its
+    two error formats. An HTML page (a CAPTCHA or a proxy's error, AA#12097), an empty body
+    where a GET needs one, or a cut one come from something in between and mean "Allegro
+    unavailable", to be retried, never "no events". A write may succeed with an empty body
+    (the invoice file upload answers a bare 200).
+    """
+    if raw.strip() and payload is None:
+        return "a body that is not JSON"
+    if not raw.strip():
+        if method == "GET" and 200 <= status < 300:
+            return "an empty body"
+        return None
+    if not isinstance(payload, (dict, list)):
+        return "JSON that is not an object"
+    return None
 
 
 def _query(params: Params | None) -> list[tuple[str, str]] | None:

@@ -17,7 +17,7 @@ from typing import Any
 import asyncpg
 
 from allegro_sync.adapters.allegro.client import AllegroRestClient
-from allegro_sync.adapters.allegro.errors import AllegroRejected
+from allegro_sync.adapters.allegro.errors import AllegroNotFound, AllegroRejected
 from allegro_sync.adapters.allegro.journal import JournalGap, Page
 from allegro_sync.contract import OFFER_EVENTS
 
@@ -74,9 +74,10 @@ class OfferJournal:
             body = await self._allegro.get(
                 account_id, "/sale/offer-events", action="read offer journal", params=params
             )
-        except AllegroRejected as exc:
-            # An expired cursor: 400 VALIDATION_ERROR on `from` ("... older than 24 hours").
-            if cursor is not None and exc.status == 400 and exc.code == "VALIDATION_ERROR":
+        except (AllegroRejected, AllegroNotFound) as exc:
+            # A cursor Allegro no longer takes (out of the 24 hours, or unknown): 400 or 404, in
+            # either error format; retrying it would be refused every minute, so sweep.
+            if cursor is not None and exc.status in (400, 404):
                 raise JournalGap(str(exc)) from exc
             raise
         events = list((body or {}).get("offerEvents") or [])
