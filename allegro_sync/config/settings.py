@@ -15,7 +15,14 @@ from pydantic import AnyUrl, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 ENV_PREFIX = "ALLEGRO_SYNC_"
-SECRET_FIELDS = ("client_secret", "sandbox_client_secret", "secret_key", "admin_token", "smtp_url")
+SECRET_FIELDS = (
+    "client_secret",
+    "sandbox_client_secret",
+    "secret_key",
+    "admin_token",
+    "smtp_url",
+    "panel_password",
+)
 
 
 class SettingsError(Exception):
@@ -94,6 +101,10 @@ class Settings(DatabaseSettings):
     offer_batch_max_hold: float = Field(default=30.0, ge=0, le=300)
     renewal_sweep_interval: float = Field(default=300.0, gt=0)
     offer_batcher_halt_after_persist: bool = False  # test only, see example.env
+    # The seller's panel (issue 15): its sign-in secret (the admin token when unset) and how
+    # long a signed-in session lasts.
+    panel_password: SecretStr | None = None
+    panel_session_hours: float = Field(default=8.0, gt=0, le=24 * 30)
 
     @field_validator("amqp_url")
     @classmethod
@@ -119,6 +130,11 @@ class Settings(DatabaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         return (init_settings, env_settings, _SecretFilesSource(settings_cls), dotenv_settings)
+
+    def panel_secret(self) -> str:
+        """What the panel's sign-in form takes: ``PANEL_PASSWORD``, else the admin token."""
+        chosen = self.panel_password or self.admin_token
+        return chosen.get_secret_value()
 
     def api_url(self, sandbox: bool) -> str:
         """Base URL of the REST API for a production or a sandbox account."""

@@ -1,0 +1,28 @@
+"""The panel's sign-in (issue 15): a session cookie, wrong secrets refused, sign-out."""
+
+from __future__ import annotations
+
+from playwright.async_api import expect
+
+from tests.browser.conftest import Panel
+
+
+async def test_sign_in_wrong_password_and_sign_out(panel: Panel) -> None:
+    page = panel.page
+    await panel.goto("accounts")
+    assert page.url.endswith("/panel/login")  # pages need a session
+    await page.get_by_label("Hasło panelu").fill("not the password")
+    await page.get_by_role("button", name="Zaloguj").click()
+    await expect(page.get_by_role("alert")).to_have_text("Nieprawidłowe hasło.")
+    await panel.screenshot("login-refused")
+    assert not [c for c in await page.context.cookies() if c["name"] == "allegro_sync_panel"]
+
+    await panel.sign_in()
+    (cookie,) = [c for c in await page.context.cookies() if c["name"] == "allegro_sync_panel"]
+    assert cookie["httpOnly"] and cookie["sameSite"] == "Strict" and not cookie["secure"]
+    await panel.screenshot("overview-empty")
+
+    await page.get_by_role("button", name="Wyloguj").click()
+    await expect(page.get_by_label("Hasło panelu")).to_be_visible()
+    await panel.goto("accounts")
+    assert page.url.endswith("/panel/login")
