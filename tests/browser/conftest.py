@@ -37,12 +37,13 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
+HAVE_CHROMIUM = Path(CHROMIUM).exists()
 ARTIFACTS = Path(__file__).resolve().parents[2] / ".artifacts" / "panel"
 
 
 @pytest.fixture
 async def browser() -> AsyncIterator[Browser]:
-    if not Path(CHROMIUM).exists():
+    if not HAVE_CHROMIUM:
         pytest.fail(f"{CHROMIUM} is missing: run scripts/ensure-browser.sh (make test does)")
     async with async_playwright() as playwright:
         launched = await playwright.chromium.launch(
