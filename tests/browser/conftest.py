@@ -72,10 +72,10 @@ class Panel:
         await self.page.get_by_role("button", name="Zaloguj").click()
         await expect(self.page.get_by_role("heading", name="Przegląd")).to_be_visible()
 
-    async def screenshot(self, name: str) -> Path:
+    async def screenshot(self, name: str, *, full_page: bool = True) -> Path:
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         path = ARTIFACTS / f"{name}.png"
-        await self.page.screenshot(path=str(path), full_page=True)
+        await self.page.screenshot(path=str(path), full_page=full_page)
         return path
 
     async def connect(self, emulator: Emulator, seller: dict[str, Any], sandbox: bool) -> int:
@@ -96,7 +96,9 @@ class Panel:
 
 @pytest.fixture
 async def panel(daemon: Daemon, browser: Browser, admin: Admin) -> AsyncIterator[Panel]:
-    context = await browser.new_context(viewport={"width": 1280, "height": 900})
+    context = await browser.new_context(
+        viewport={"width": 1280, "height": 900}, locale="pl-PL", timezone_id="Europe/Warsaw"
+    )
     page = await context.new_page()
     yield Panel(daemon, page, admin)
     await context.close()
