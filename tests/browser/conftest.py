@@ -72,10 +72,13 @@ class Panel:
         await self.page.get_by_role("button", name="Zaloguj").click()
         await expect(self.page.get_by_role("heading", name="Przegląd")).to_be_visible()
 
-    async def screenshot(self, name: str, *, full_page: bool = True) -> Path:
+    async def screenshot(
+        self, name: str, *, full_page: bool = True, page: Page | None = None
+    ) -> Path:
+        """The page as a test artifact, ``.artifacts/panel/<name>.png``."""
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         path = ARTIFACTS / f"{name}.png"
-        await self.page.screenshot(path=str(path), full_page=full_page)
+        await (page or self.page).screenshot(path=str(path), full_page=full_page)
         return path
 
     async def connect(self, emulator: Emulator, seller: dict[str, Any], sandbox: bool) -> int:
