@@ -117,6 +117,13 @@ async def test_orders_from_delete_refusal_and_csrf(
     await expect(field).to_have_value("2026-03-01 12:30")
     await expect(page.get_by_text("Minęło 7 dni od dodania konta")).to_be_visible()
 
+    # "Pobierz token REST API": a fresh token, shown to the seller who asked, once
+    await page.get_by_role("button", name="Pobierz token REST API").click()
+    token = await page.get_by_label("Token REST API", exact=False).input_value()
+    assert token.count(".") == 2  # a JWT, as Allegro's
+    await panel.goto(f"accounts/{account_id}")
+    assert token not in await page.content()
+
     # deletion refused while offers are bound, with their number
     await db.execute("INSERT INTO products (id, ean, name) VALUES ('P-1', '590', 'Kubek')")
     for n in (1, 2):

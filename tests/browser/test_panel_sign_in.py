@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import asyncpg
 from playwright.async_api import expect
 
 from tests.browser.conftest import Panel
 
 
-async def test_sign_in_wrong_password_and_sign_out(panel: Panel) -> None:
+async def test_sign_in_wrong_password_and_sign_out(panel: Panel, db: asyncpg.Pool) -> None:
     page = panel.page
     await panel.goto("accounts")
     assert page.url.endswith("/panel/login")  # pages need a session
@@ -25,4 +26,13 @@ async def test_sign_in_wrong_password_and_sign_out(panel: Panel) -> None:
     await page.get_by_role("button", name="Wyloguj").click()
     await expect(page.get_by_label("Hasło panelu")).to_be_visible()
     await panel.goto("accounts")
+    assert page.url.endswith("/panel/login")
+
+    # sessions expire: stored as hashes only, and refused once past their time
+    await panel.sign_in()
+    (cookie,) = [c for c in await page.context.cookies() if c["name"] == "allegro_sync_panel"]
+    stored = await db.fetch("SELECT id_hash FROM panel_sessions")
+    assert cookie["value"] not in {r["id_hash"] for r in stored}
+    await db.execute("UPDATE panel_sessions SET expires_at = now() - interval '1 second'")
+    await panel.goto("customers")
     assert page.url.endswith("/panel/login")
