@@ -117,6 +117,17 @@ async def test_orders_from_delete_refusal_and_csrf(
     await expect(field).to_have_value("2026-03-01 12:30")
     await expect(page.get_by_text("Minęło 7 dni od dodania konta")).to_be_visible()
 
+    # extra recipients of order e-mails: the API's validation next to the field
+    recipients = page.get_by_label("Adresy (jeden w wierszu)")
+    await recipients.fill("biuro@sklep.pl\nnot-an-address")
+    await page.locator("section[aria-labelledby=h-recipients]").get_by_role("button").click()
+    await expect(page.get_by_role("alert")).to_contain_text("should match pattern")
+    await page.get_by_label("Adresy (jeden w wierszu)").fill("biuro@sklep.pl")
+    await page.locator("section[aria-labelledby=h-recipients]").get_by_role("button").click()
+    await expect(page.get_by_role("status")).to_have_text("Zapisano.")
+    status, account = await panel.admin.call("GET", f"/accounts/{account_id}")
+    assert account["extra_order_email_recipients"] == ["biuro@sklep.pl"]
+
     # "Pobierz token REST API": a fresh token, shown to the seller who asked, once
     await page.get_by_role("button", name="Pobierz token REST API").click()
     token = await page.get_by_label("Token REST API", exact=False).input_value()

@@ -56,7 +56,7 @@ async def test_offers_thumbnails_switches_and_paging(
     await expect(rows).to_have_count(50)
     first = page.locator("#offer-770001")
     await expect(first.locator("img.thumb")).to_have_attribute("src", IMAGE)
-    await expect(first).to_contain_text("P-MUG")
+    await expect(first.get_by_label("Towar oferty 770001")).to_have_value("P-MUG")
     await panel.screenshot("offers", full_page=False)
 
     # the per-offer switches, as PATCH /offers/{id} sees them
@@ -70,6 +70,17 @@ async def test_offers_thumbnails_switches_and_paging(
     assert status == 200
     (offer,) = listing["items"]
     assert offer["do_not_renew"] is False and offer["sync_price"] is True
+
+    # binding by hand: an unknown product refused next to the field, a known one bound
+    second = page.locator("#offer-770002")
+    await second.get_by_label("Towar oferty 770002").fill("P-NONE")
+    await second.get_by_role("button", name="Powiąż ofertę 770002").click()
+    await expect(page.locator("#product-770002-error")).to_have_text("no product P-NONE")
+    await page.locator("#offer-770002").get_by_label("Towar oferty 770002").fill("P-MUG")
+    await page.locator("#offer-770002").get_by_role("button", name="Powiąż ofertę 770002").click()
+    await expect(page.locator("#product-770002")).to_have_value("P-MUG")
+    status, listing = await panel.admin.call("GET", "/offers?text=770002")
+    assert listing["items"][0]["product_id"] == "P-MUG"
 
     # paging by id, and filters kept across pages
     await page.get_by_role("link", name="Następna strona").click()

@@ -159,6 +159,7 @@ async def detail_page(
         "account.html",
         status,
         section="accounts",
+        here=_detail_url(account_id, **({"category": category} if category else {})),
         a=account,
         sections=SECTIONS,
         production_only=PRODUCTION_ONLY,
@@ -267,6 +268,18 @@ async def set_address(request: web.Request) -> web.StreamResponse:
     return await _change(request, {"address": address}, values)
 
 
+async def set_recipients(request: web.Request) -> web.StreamResponse:
+    """Extra recipients of order e-mails (O2), one address a line."""
+    form = await request.post()
+    raw = str(form.get("extra_order_email_recipients", ""))
+    recipients = [line.strip() for line in raw.splitlines() if line.strip()]
+    return await _change(
+        request,
+        {"extra_order_email_recipients": recipients},
+        {"extra_order_email_recipients": raw},
+    )
+
+
 async def fresh_token(request: web.Request) -> web.Response:
     """ "Pobierz token REST API": a fresh token, shown once to the seller who asked for it."""
     deps = _deps(request)
@@ -308,5 +321,6 @@ def add_routes(app: web.Application) -> None:
     app.router.add_post("/accounts/{id}/switches", set_switches)
     app.router.add_post("/accounts/{id}/listing", set_listing)
     app.router.add_post("/accounts/{id}/address", set_address)
+    app.router.add_post("/accounts/{id}/recipients", set_recipients)
     app.router.add_post("/accounts/{id}/token", fresh_token)
     app.router.add_post("/accounts/{id}/delete", delete)

@@ -199,6 +199,15 @@ EN: dict[str, str] = {
     "Token ważny do": "Token valid until",
     "Stan": "State",
     "%s s temu": "%s s ago",
+    "Dodatkowi odbiorcy wiadomości e-mail": "Extra recipients of order e-mails",
+    "Adresy (jeden w wierszu)": "Addresses (one a line)",
+    "Wiadomość dotrze tylko do adresów dodanych do dodatkowych adresów na koncie Allegro:": (
+        "Mail reaches only the addresses added to the Allegro account's additional addresses:"
+    ),
+    "Towar oferty": "Product of offer",
+    "Towar": "Product",
+    "Powiąż ofertę": "Bind offer",
+    "Powiąż": "Bind",
     "status:INACTIVE": "Inactive",
     "status:ACTIVATING": "Activating",
     "status:ACTIVE": "Active",

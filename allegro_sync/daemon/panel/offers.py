@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from urllib.parse import urlencode
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from aiohttp import web
 
@@ -34,9 +34,14 @@ def _filter(query: dict[str, str]) -> store.OfferFilter:
     )
 
 
-async def list_page(request: web.Request) -> web.Response:
+async def list_page(
+    request: web.Request,
+    query: dict[str, str] | None = None,
+    errors: dict[str, str] | None = None,
+    status: int = 200,
+) -> web.Response:
     deps = deps_of(request)
-    query = dict(request.query)
+    query = dict(request.query) if query is None else query
     where = _filter(query)
     cursor = (query.get("cursor") or "")[:100] or None
     rows = await store.list_offers(deps.pool, where, after=cursor, limit=PAGE_SIZE + 1)
@@ -51,7 +56,9 @@ async def list_page(request: web.Request) -> web.Response:
     return render(
         request,
         "offers.html",
+        status,
         section="offers",
+        here="/panel/offers" + (f"?{urlencode(query)}" if query else ""),
         offers=page,
         accounts={a["id"]: a["name"] for a in account_rows},
         statuses=STATUSES,
@@ -59,7 +66,7 @@ async def list_page(request: web.Request) -> web.Response:
         q=query,
         next_url=next_url,
         first_url=first_url,
-        errors={},
+        errors=errors or {},
     )
 
 
@@ -83,7 +90,8 @@ async def change(request: web.Request) -> web.StreamResponse:
     except OfferChangeError as exc:
         if exc.status == 404:
             raise web.HTTPNotFound() from None
-        return render(request, "error.html", exc.status, kind="offer_refused", detail=exc.detail)
+        query = dict(parse_qsl(urlsplit(back).query))
+        return await list_page(request, query, {offer_id: exc.detail}, exc.status)
     raise web.HTTPSeeOther(back)
 
 

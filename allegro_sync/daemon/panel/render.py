@@ -53,12 +53,14 @@ def language(request: web.Request) -> str:
 def render(request: web.Request, template: str, status: int = 200, **context: Any) -> web.Response:
     """The page ``template`` with the common context (language, CSRF token, current path)."""
     lang = language(request)
+    # Where this page can be had again (a form's answer is not: its GET page is given).
+    here = context.pop("here", None) or (request.path_qs if request.method == "GET" else "/panel/")
     page = ENV.get_template(template).render(
         _=i18n.translator(lang),
         lang=lang,
         csrf=request.get(CSRF, ""),
         signed_in=request.get(SIGNED_IN, False),
-        path=request.path_qs,
+        path=here,
         section=context.pop("section", ""),
         **context,
     )
