@@ -47,6 +47,13 @@ async def test_orders_with_images_overview_english_and_phone_width(
         )
 
     await eventually(journal_started)
+
+    async def mirrored() -> bool:  # order lines take their image from the offer mirror
+        return bool(
+            await db.fetchval("SELECT image_url FROM offers WHERE id = $1", str(offer["id"]))
+        )
+
+    await eventually(mirrored)
     result = await emulator.control(
         "POST",
         "/purchases",
