@@ -105,8 +105,22 @@ async def test_orders_from_delete_refusal_and_csrf(
     await expect(page.get_by_role("status")).to_have_text("Zapisano.")
     status, account = await panel.admin.call("GET", f"/accounts/{account_id}")
     assert account["orders_from"] == "2026-03-01T11:30:00+00:00"  # CET is UTC+1
-    # price list: only known ones (the ERP's); the API's refusal next to the field
     await expect(listing.get_by_label("Cennik", exact=True)).to_have_value("default")
+    # Allegro's lists to choose from; a choice Allegro refuses is shown next to its field
+    listing = page.locator("section[aria-labelledby=h-listing]")
+    policy = listing.get_by_label("Warunki zwrotów")
+    chosen = await policy.locator("option").nth(1).get_attribute("value")
+    await policy.select_option(chosen)
+    await listing.get_by_role("button", name="Zapisz").click()
+    await expect(page.get_by_role("status")).to_have_text("Zapisano.")
+    status, account = await panel.admin.call("GET", f"/accounts/{account_id}")
+    assert account["after_sales"]["return_policy_id"] == chosen
+    categories = page.locator("section[aria-labelledby=h-listing]").get_by_label(
+        "Domyślna kategoria"
+    )
+    await categories.select_option(index=1)
+    await page.locator("section[aria-labelledby=h-listing]").get_by_role("button").click()
+    await expect(page.locator("#default_category_id-error")).to_contain_text("leaf category")
 
     await db.execute("UPDATE accounts SET created_at = now() - interval '8 days'")
     await panel.goto(f"accounts/{account_id}")
@@ -144,6 +158,7 @@ async def test_orders_from_delete_refusal_and_csrf(
             f"9000{n}",
             account_id,
         )
+    await page.get_by_label("Tak, usuń to konto z panelu").check()
     await page.get_by_role("button", name="Usuń konto").click()
     await expect(page.locator("#delete-error")).to_contain_text("2 offers bound to products")
     await panel.screenshot("account-delete-refused")
@@ -163,6 +178,14 @@ async def test_orders_from_delete_refusal_and_csrf(
     # without bound offers it goes
     await db.execute("UPDATE offers SET product_id = NULL")
     await panel.goto(f"accounts/{account_id}")
+    csrf = await page.locator("input[name=csrf]").first.get_attribute("value")
+    assert csrf
+    response = await page.request.post(
+        f"{panel.url}accounts/{account_id}/delete", form={"csrf": csrf}
+    )
+    assert response.status == 422  # not confirmed: stays
+    assert "Zaznacz potwierdzenie." in await response.text()
+    await page.get_by_label("Tak, usuń to konto z panelu").check()
     await page.get_by_role("button", name="Usuń konto").click()
     await expect(page.get_by_text("Nie ma jeszcze żadnego konta.")).to_be_visible()
     status, _ = await panel.admin.call("GET", f"/accounts/{account_id}")

@@ -299,6 +299,8 @@ async def fresh_token(request: web.Request) -> web.Response:
 async def delete(request: web.Request) -> web.StreamResponse:
     deps = _deps(request)
     account_id = _account_id(request)
+    if "confirm" not in await request.post():
+        return await detail_page(request, errors={"delete": "confirm"}, status=422)
     try:
         async with deps.pool.acquire() as conn, conn.transaction():
             await accounts.delete_account(conn, account_id)

@@ -205,6 +205,8 @@ EN: dict[str, str] = {
         "Mail reaches only the addresses added to the Allegro account's additional addresses:"
     ),
     "Towar oferty": "Product of offer",
+    "Tak, usuń to konto z panelu": "Yes, remove this account from the panel",
+    "Zaznacz potwierdzenie.": "Tick the confirmation.",
     "Towar": "Product",
     "Powiąż ofertę": "Bind offer",
     "Powiąż": "Bind",
