@@ -79,10 +79,12 @@ async def login(request: web.Request) -> web.StreamResponse:
     form = await request.post()
     if not auth.login_token_ok(request, str(form.get("csrf", ""))):
         raise web.HTTPForbidden(text="csrf")
-    if not auth.password_ok(str(form.get("password", ""))):
-        log.info("panel_sign_in_refused")
+    locked = auth.locked()
+    if locked or not auth.password_ok(str(form.get("password", ""))):
+        log.info("panel_sign_in_refused", locked=locked)
         token = auth.new_login_token(request)
-        response = render(request, "login.html", status=401, login_csrf=token, error=True)
+        error = "locked" if locked else "wrong"
+        response = render(request, "login.html", status=401, login_csrf=token, error=error)
         auth.set_cookie(request, response, "allegro_sync_panel_login", token, 3600)
         return response
     response = see_other(PREFIX)

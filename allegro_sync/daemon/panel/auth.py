@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 
@@ -24,6 +25,9 @@ from allegro_sync.adapters.postgres import panel_sessions
 SESSION_COOKIE = "allegro_sync_panel"
 LOGIN_COOKIE = "allegro_sync_panel_login"
 PUBLIC = ("login", "static/", "lang/")
+# Wrong passwords: after this many within the window, every sign-in waits for the window's end.
+MAX_FAILURES = 10
+FAILURE_WINDOW = 60.0
 
 SIGNED_IN = web.RequestKey("panel_signed_in", bool)
 CSRF = web.RequestKey("panel_csrf", str)
@@ -54,10 +58,20 @@ class PanelAuth:
         self.lifetime = lifetime
         self._https = https
         self.prefix = prefix
+        self._failures: list[float] = []
+
+    def locked(self) -> bool:
+        """Too many wrong passwords lately: sign-ins are refused for a while."""
+        cutoff = time.monotonic() - FAILURE_WINDOW
+        self._failures = [t for t in self._failures if t > cutoff]
+        return len(self._failures) >= MAX_FAILURES
 
     def password_ok(self, given: str) -> bool:
-        """Constant-time comparison with the sign-in secret."""
-        return hmac.compare_digest(given.encode(), self._password)
+        """Constant-time comparison with the sign-in secret; a wrong one is counted."""
+        if hmac.compare_digest(given.encode(), self._password):
+            return True
+        self._failures.append(time.monotonic())
+        return False
 
     def csrf_for(self, session_id: str) -> str:
         """The CSRF token of a session."""

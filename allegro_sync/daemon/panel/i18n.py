@@ -50,6 +50,7 @@ EN: dict[str, str] = {
     "Logowanie do panelu": "Sign in to the panel",
     "Hasło panelu": "Panel password",
     "Nieprawidłowe hasło.": "Wrong password.",
+    "Zbyt wiele nieudanych prób. Spróbuj za minutę.": "Too many failed attempts. Try again in a minute.",
     "Hasło z ustawienia ALLEGRO_SYNC_PANEL_PASSWORD (gdy nie jest ustawione: ALLEGRO_SYNC_ADMIN_TOKEN).": (
         "The password of the setting ALLEGRO_SYNC_PANEL_PASSWORD (when unset: ALLEGRO_SYNC_ADMIN_TOKEN)."
     ),
