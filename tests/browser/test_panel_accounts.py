@@ -61,6 +61,18 @@ async def test_connect_rename_switches_and_the_production_only_note(
     flipped = {name: account[name] for name in ALL_SWITCHES}
     assert flipped == {name: name != "do_not_renew_default" for name in ALL_SWITCHES}
     await panel.screenshot("account-details")
+    # the event log by category
+    log = page.locator("section[aria-labelledby=h-log]")
+    await log.get_by_role("link", name="Konta", exact=True).click()
+    entries = page.locator("section[aria-labelledby=h-log] tbody tr")
+    await expect(entries.first).to_contain_text("Settings changed")
+    assert all("Konta" in text for text in await entries.all_inner_texts())
+    await (
+        page.locator("section[aria-labelledby=h-log]")
+        .get_by_role("link", name="Ceny", exact=True)
+        .click()
+    )
+    await expect(entries).to_have_text(["Brak wpisów."])
     # and back off by their labels
     stock = page.locator("section[aria-labelledby=h-stock]")
     await stock.get_by_label("Kontroluj stany magazynowe dla oferty Allegro").uncheck()

@@ -102,7 +102,14 @@ async def test_orders_with_images_overview_english_and_phone_width(
     )
     await phone.add_cookies(cookies)  # type: ignore[arg-type]
     small = await phone.new_page()
-    for name, path in (("accounts", f"accounts/{account_id}"), ("orders", "orders")):
+    pages = (
+        ("overview", ""),
+        ("accounts", f"accounts/{account_id}"),
+        ("offers", "offers"),
+        ("orders", "orders"),
+        ("customers", "customers"),
+    )
+    for name, path in pages:
         await small.goto(panel.url + path)
         width = await small.evaluate("document.documentElement.scrollWidth")
         assert width <= 390, (name, width)
