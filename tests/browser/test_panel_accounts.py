@@ -118,6 +118,15 @@ async def test_orders_from_delete_refusal_and_csrf(
     status, account = await panel.admin.call("GET", f"/accounts/{account_id}")
     assert account["orders_from"] == "2026-03-01T11:30:00+00:00"  # CET is UTC+1
     await expect(listing.get_by_label("Cennik", exact=True)).to_have_value("default")
+    # a price list known from the ERP is offered once it exists
+    await db.execute("INSERT INTO price_lists (id, name) VALUES ('retail', 'Detal')")
+    await panel.goto(f"accounts/{account_id}")
+    listing = page.locator("section[aria-labelledby=h-listing]")
+    await listing.get_by_label("Cennik", exact=True).select_option(label="Detal")
+    await listing.get_by_role("button", name="Zapisz").click()
+    await expect(page.get_by_role("status")).to_have_text("Zapisano.")
+    status, account = await panel.admin.call("GET", f"/accounts/{account_id}")
+    assert account["price_list"] == "retail"
     # Allegro's lists to choose from; a choice Allegro refuses is shown next to its field
     listing = page.locator("section[aria-labelledby=h-listing]")
     policy = listing.get_by_label("Warunki zwrotów")

@@ -11,6 +11,12 @@ from tests.browser.conftest import Panel
 from tests.e2e.conftest import Emulator
 from tests.helpers import eventually
 
+# Every visible form control has a label (a <label for>, or aria-label).
+UNLABELLED = """
+[...document.querySelectorAll('input:not([type=hidden]), select, textarea')]
+  .filter(e => !(e.labels && e.labels.length) && !e.getAttribute('aria-label'))
+  .map(e => e.name || e.id)
+"""
 IMAGE = "data:image/gif;base64,R0lGODlhAQABAIAAAP+AAP///yH5BAAAAAAALAAAAAABAAEAAAICRAEAOw=="
 
 
@@ -113,5 +119,7 @@ async def test_orders_with_images_overview_english_and_phone_width(
         await small.goto(panel.url + path)
         width = await small.evaluate("document.documentElement.scrollWidth")
         assert width <= 390, (name, width)
+        unlabelled = await small.evaluate(UNLABELLED)
+        assert unlabelled == [], (name, unlabelled)
         await panel.screenshot(f"phone-{name}", page=small)
     await phone.close()
