@@ -51,12 +51,7 @@ async def start_connect(
     verifier, challenge = new_pkce_pair()
     expires_at = datetime.now(UTC) + STATE_TTL
     hashed = state_hash(state)
-    await oauth_states.insert(
-        pool,
-        state_hash=hashed,
-        code_verifier_enc=cipher.encrypt(verifier, f"oauth_state:{hashed}"),
-        sandbox=sandbox,
-        expires_at=expires_at,
-    )
+    verifier_enc = cipher.encrypt(verifier, f"oauth_state:{hashed}")
+    await oauth_states.add(pool, hashed, verifier_enc, sandbox, expires_at)
     url = client.authorize_url(redirect_uri=redirect_uri, state=state, code_challenge=challenge)
     return ConnectStart(url, expires_at)

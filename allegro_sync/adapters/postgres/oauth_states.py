@@ -1,5 +1,4 @@
-"""SQL for ``oauth_states``: the single-use ``state`` of a browser connect, with its PKCE
-verifier (encrypted)."""
+"""SQL for oauth_states (a connect flow's state until Allegro redirects back), in the open."""
 
 from __future__ import annotations
 
@@ -7,22 +6,19 @@ from datetime import datetime
 
 import asyncpg
 
+INSERT = """
+INSERT INTO oauth_states (state_hash, code_verifier_enc, sandbox, expires_at)
+VALUES ($1, $2, $3, $4)
+"""
 
-async def insert(
-    pool: asyncpg.Pool,
-    *,
+
+async def add(
+    conn: asyncpg.Pool | asyncpg.Connection,
     state_hash: str,
-    code_verifier_enc: bytes,
+    verifier: bytes,
     sandbox: bool,
-    expires_at: datetime,
+    until: datetime,
 ) -> None:
-    """Store a new state and drop the ones that expired more than a day ago."""
-    await pool.execute(
-        "INSERT INTO oauth_states (state_hash, code_verifier_enc, sandbox, expires_at)"
-        " VALUES ($1, $2, $3, $4)",
-        state_hash,
-        code_verifier_enc,
-        sandbox,
-        expires_at,
-    )
-    await pool.execute("DELETE FROM oauth_states WHERE expires_at < now() - interval '1 day'")
+    """Store a new state, and drop the states expired for more than a day."""
+    await conn.execute(INSERT, state_hash, verifier, sandbox, until)
+    await conn.execute("DELETE FROM oauth_states WHERE expires_at < now() - interval '1 day'")
