@@ -12,7 +12,7 @@ LOCK   := requirements-dev.lock
 # `LOCK_ARGS='--upgrade-package aiohttp'` moves one. Plain `make lock` keeps the pins it can.
 LOCK_ARGS ?=
 
-.PHONY: venv lock services lint test test-fast demo bench clean
+.PHONY: venv lock services browser lint test test-fast demo bench clean
 
 # The lock installs pip and setuptools too, so the project itself is installed without build
 # isolation: nothing unpinned is fetched. `pip check` catches a lock older than pyproject.toml.
@@ -37,17 +37,21 @@ lock:
 services:
 	@scripts/ensure-services.sh
 
+# The panel's browser tests drive Debian's chromium (installed here when missing, as root).
+browser:
+	@scripts/ensure-browser.sh
+
 lint: venv
 	$(BIN)/ruff check allegro_sync tests bench scripts
 	$(BIN)/ruff format --check allegro_sync tests bench scripts
 	$(BIN)/mypy
 	$(BIN)/lint-imports --no-logo --no-cache
 
-test: venv services lint
+test: venv services browser lint
 	$(BIN)/pytest
 
 # The suite without the slow broker/daemon restarts, for a quick loop while developing.
-test-fast: venv services
+test-fast: venv services browser
 	$(BIN)/pytest -m "not slow" -x
 
 demo: venv services

@@ -31,6 +31,7 @@ PG_ADMIN = os.environ.get("DEMO_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:
 DATABASE = "allegro_sync_demo"
 VHOST = "allegro-sync-demo"
 ADMIN_TOKEN = "demo-admin-token"
+PANEL_PASSWORD = "demo-panel"
 DEMO_PRODUCTS = (  # the ERP's side of the emulator's demo offers (same EANs)
     ("SKU-0001", "5901234123457", "Smartfon Nokia 3310 odnowiony", 25),
     ("SKU-0002", "5906789012344", "Ładowarka USB-C 65W", 120),
@@ -128,6 +129,7 @@ async def main() -> int:
             "ALLEGRO_SYNC_CLIENT_SECRET": "demo-secret",
             "ALLEGRO_SYNC_SECRET_KEY": "demo-secret-key-for-local-trials-only-0123456789",
             "ALLEGRO_SYNC_ADMIN_TOKEN": ADMIN_TOKEN,
+            "ALLEGRO_SYNC_PANEL_PASSWORD": PANEL_PASSWORD,
             "ALLEGRO_SYNC_HTTP_PORT": str(daemon_port),
             "ALLEGRO_SYNC_PUBLIC_URL": daemon_url,
         }
@@ -203,6 +205,7 @@ async def main() -> int:
                     routing_key=routing_key,
                 )
         say(f"the ERP sent {len(DEMO_PRODUCTS)} products with their stock")
+        say(f"the seller's panel: {daemon_url}/panel/ (password: {PANEL_PASSWORD})")
         say(
             "buyers purchase every few seconds; what reaches the ERP"
             f" (for {seconds:.0f} s, Ctrl-C stops):"

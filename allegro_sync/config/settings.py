@@ -17,7 +17,14 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 from allegro_sync.config.user_agent import check_user_agent, default_user_agent
 
 ENV_PREFIX = "ALLEGRO_SYNC_"
-SECRET_FIELDS = ("client_secret", "sandbox_client_secret", "secret_key", "admin_token", "smtp_url")
+SECRET_FIELDS = (
+    "client_secret",
+    "sandbox_client_secret",
+    "secret_key",
+    "admin_token",
+    "smtp_url",
+    "panel_password",
+)
 
 
 class SettingsError(Exception):
@@ -99,6 +106,10 @@ class Settings(DatabaseSettings):
     offer_batcher_halt_after_persist: bool = False  # test only, see example.env
     # Sent on every REST call; Allegro requires ``AppName/version (+url)`` (user_agent.py).
     user_agent: str = Field(default_factory=default_user_agent)
+    # The seller's panel (issue 15): its sign-in secret (the admin token when unset) and how
+    # long a signed-in session lasts.
+    panel_password: SecretStr | None = None
+    panel_session_hours: float = Field(default=8.0, gt=0, le=24 * 30)
 
     @field_validator("amqp_url")
     @classmethod
@@ -129,6 +140,11 @@ class Settings(DatabaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         return (init_settings, env_settings, _SecretFilesSource(settings_cls), dotenv_settings)
+
+    def panel_secret(self) -> str:
+        """What the panel's sign-in form takes: ``PANEL_PASSWORD``, else the admin token."""
+        chosen = self.panel_password or self.admin_token
+        return chosen.get_secret_value()
 
     def api_url(self, sandbox: bool) -> str:
         """Base URL of the REST API for a production or a sandbox account."""

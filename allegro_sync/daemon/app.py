@@ -48,6 +48,8 @@ from allegro_sync.daemon.consumer import BatchConsumer
 from allegro_sync.daemon.mail_relay import MailRelay
 from allegro_sync.daemon.offer_change_batcher import OfferChangeBatcher
 from allegro_sync.daemon.outbox_relay import OutboxRelay
+from allegro_sync.daemon.panel import PREFIX as PANEL_PREFIX
+from allegro_sync.daemon.panel import PanelDeps, create_panel_app, new_auth
 from allegro_sync.daemon.pollers import PollerSettings, PollerSupervisor
 from allegro_sync.daemon.reconciler import Reconciler
 from allegro_sync.daemon.renewal_service import RenewalService
@@ -275,10 +277,32 @@ class Daemon:
         add_customer_routes(app, self.pool)
         add_offer_routes(app, self.pool)
         add_order_routes(app, self.pool)
+        app.add_subapp(PANEL_PREFIX, create_panel_app(self._panel_deps()))
         self.http_runner = web.AppRunner(app, access_log=None)
         await self.http_runner.setup()
         site = web.TCPSite(self.http_runner, settings.http_host, settings.http_port)
         await site.start()
+
+    def _panel_deps(self) -> PanelDeps:
+        settings = self.settings
+        assert self.pool is not None and self.tokens is not None and self.allegro is not None
+        assert self.cipher is not None and self.oauth is not None
+        auth = new_auth(
+            self.pool,
+            password=settings.panel_secret(),
+            secret_key=settings.secret_key.get_secret_value(),
+            session_hours=settings.panel_session_hours,
+            public_url=str(settings.public_url),
+        )
+        return PanelDeps(
+            pool=self.pool,
+            cipher=self.cipher,
+            oauth=self.oauth,
+            tokens=self.tokens,
+            allegro=self.allegro,
+            public_url=str(settings.public_url),
+            auth=auth,
+        )
 
     async def _postgres_ready(self) -> bool:
         assert self.pool is not None

@@ -270,6 +270,8 @@ def _page(status: int, code: str, text: str, wants_json: bool) -> web.Response:
     body = (
         "<!doctype html><html lang=en><meta charset=utf-8><title>allegro-sync</title>"
         "<body style='font-family:sans-serif;margin:3em'><h1>allegro-sync</h1>"
-        f"<p>{html.escape(text)}</p></body></html>"
+        f"<p>{html.escape(text)}</p>"
+        + ("<p><a href='/panel/accounts'>Panel</a></p>" if status == 200 else "")
+        + "</body></html>"
     )
     return web.Response(status=status, text=body, content_type="text/html")

@@ -10,6 +10,8 @@ from aiohttp.typedefs import Middleware
 from allegro_sync.daemon.api.errors import Handler, error_response
 
 PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/oauth/callback"})
+# The seller's panel signs in with its own form and session cookie (daemon/panel/auth.py).
+PUBLIC_PREFIXES = ("/panel/",)
 
 
 def bearer_auth(admin_token: str) -> Middleware:
@@ -18,7 +20,7 @@ def bearer_auth(admin_token: str) -> Middleware:
 
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if request.path in PUBLIC_PATHS:
+        if request.path in PUBLIC_PATHS or request.path.startswith(PUBLIC_PREFIXES):
             return await handler(request)
         header = request.headers.get("Authorization", "")
         scheme, _, token = header.partition(" ")
