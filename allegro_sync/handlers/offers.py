@@ -343,9 +343,9 @@ async def sweep_offers(
         del body  # the parsed page is the bulk of the memory; keep only the entries
         async with write_lock, conn.transaction():
             # a changed mirror of a bound offer is compared with the ERP values (issue 19)
-            await reconcile.lock_facts(conn, sorted({e.id for e in entries}))
+            bound = await reconcile.lock_facts(conn, sorted({e.id for e in entries}))
             written = await store.upsert_mirror(conn, account_id, entries, read_at)
-            await reconcile.requeue_disagreeing(conn, written)
+            await reconcile.requeue_disagreeing(conn, [i for i in written if i in bound])
             done += len(entries)
         if progress is not None:
             progress(done, total)
@@ -397,11 +397,11 @@ async def refresh_offers(batch: Sequence[PreparedOffer], conn: asyncpg.Connectio
         assert prepared.entry is not None
         mirrored.setdefault((prepared.account_id, prepared.read_at), []).append(prepared.entry)
     # A changed mirror of a bound offer is compared with the stored ERP values again (issue 19).
-    await reconcile.lock_facts(conn, sorted({p.offer_id for p in work}))
+    bound = await reconcile.lock_facts(conn, sorted({p.offer_id for p in work}))
     written: list[str] = []
     for (account_id, read_at), entries in mirrored.items():
         written += await store.upsert_mirror(conn, account_id, entries, read_at)
-    await reconcile.requeue_disagreeing(conn, written)
+    await reconcile.requeue_disagreeing(conn, [i for i in written if i in bound])
     eans = [(p.offer_id, p.ean) for p in work if p.ean_read]
     if eans:
         await store.set_eans(conn, eans)
