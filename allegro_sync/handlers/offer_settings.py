@@ -2,7 +2,7 @@
 switches ``do_not_renew`` and ``sync_price``.
 
 The rules of ``PATCH /offers/{id}``: a binding by hand sets the flags as a binding by EAN does,
-unless the same change gives them. The panel calls these.
+unless the same change gives them. The admin API and the panel call these.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Annotated, Any
 import asyncpg
 from pydantic import BaseModel, ConfigDict, StrictBool, StringConstraints, ValidationError
 
-from allegro_sync.adapters.postgres import event_log
+from allegro_sync.adapters.postgres import catalog, event_log
 from allegro_sync.adapters.postgres import offers as store
 from allegro_sync.handlers.offers import BindSettings, announce_binding, binding_flags
 
@@ -79,7 +79,7 @@ async def change_offer(conn: asyncpg.Connection, offer_id: str, given: dict[str,
                 details={"offer_id": offer_id, "product_id": offer["product_id"]},
             )
         elif product_id is not None and product_id != offer["product_id"]:
-            product = await store.product(conn, product_id)
+            product = await catalog.get_product(conn, product_id)
             if product is None:
                 raise OfferChangeError(422, "product_id", f"no product {product_id}")
             account = await store.binding_settings(conn, account_id)

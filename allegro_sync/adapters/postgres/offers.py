@@ -291,11 +291,3 @@ async def list_offers(
 
 def _escape_like(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-
-
-async def product(conn: asyncpg.Connection, product_id: str) -> asyncpg.Record | None:
-    """The product's id and EAN, or None."""
-    row: asyncpg.Record | None = await conn.fetchrow(
-        "SELECT id, ean FROM products WHERE id = $1", product_id
-    )
-    return row

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import hashlib
 import html
-import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import asyncpg
 import structlog
@@ -16,7 +14,7 @@ from aiohttp import web
 from allegro_sync.adapters.allegro.client import AllegroRestClient
 from allegro_sync.adapters.allegro.crypto import TokenCipher
 from allegro_sync.adapters.allegro.errors import OAuthError
-from allegro_sync.adapters.allegro.oauth import OAuthClient, new_pkce_pair
+from allegro_sync.adapters.allegro.oauth import OAuthClient
 from allegro_sync.adapters.allegro.tokens import TokenManager
 from allegro_sync.adapters.postgres import accounts as store
 from allegro_sync.adapters.postgres import event_log, oauth_states
@@ -32,10 +30,10 @@ from allegro_sync.daemon.api.params import (
 )
 from allegro_sync.handlers import accounts
 from allegro_sync.handlers.account_options import fetch_options
+from allegro_sync.handlers.connect import start_connect, state_hash
 
 log = structlog.get_logger(__name__)
 
-STATE_TTL = timedelta(minutes=10)
 CALLBACK_PATH = "/oauth/callback"
 
 
@@ -53,10 +51,6 @@ class AccountDeps:
     @property
     def redirect_uri(self) -> str:
         return self.public_url.rstrip("/") + CALLBACK_PATH
-
-
-def _state_hash(state: str) -> str:
-    return hashlib.sha256(state.encode()).hexdigest()
 
 
 async def _load(
@@ -81,26 +75,21 @@ def add_account_routes(app: web.Application, deps: AccountDeps) -> None:
                 422, "validation_error", "sandbox: must be true or false", field="sandbox"
             )
         try:
-            oauth = deps.oauth(sandbox)
+            started = await start_connect(
+                deps.pool, deps.cipher, deps.oauth, redirect_uri=deps.redirect_uri, sandbox=sandbox
+            )
         except SettingsError as exc:
             raise ApiError(409, "not_configured", str(exc)) from None
-        state = secrets.token_urlsafe(32)
-        verifier, challenge = new_pkce_pair()
-        expires_at = datetime.now(UTC) + STATE_TTL
-        state_hash = _state_hash(state)
-        verifier_enc = deps.cipher.encrypt(verifier, f"oauth_state:{state_hash}")
-        await oauth_states.add(deps.pool, state_hash, verifier_enc, sandbox, expires_at)
-        url = oauth.authorize_url(
-            redirect_uri=deps.redirect_uri, state=state, code_challenge=challenge
+        return web.json_response(
+            {"authorize_url": started.authorize_url, "expires_at": started.expires_at.isoformat()}
         )
-        return web.json_response({"authorize_url": url, "expires_at": expires_at.isoformat()})
 
     async def callback(request: web.Request) -> web.Response:
         wants_json = "application/json" in request.headers.get("Accept", "")
         state = request.query.get("state", "")
         row = None
         if state:
-            row = await oauth_states.take(deps.pool, _state_hash(state))
+            row = await oauth_states.take(deps.pool, state_hash(state))
         if row is None:
             return _page(
                 400,
@@ -126,9 +115,7 @@ def add_account_routes(app: web.Application, deps: AccountDeps) -> None:
         if not code:
             return _page(400, "missing_code", "Allegro sent no authorization code.", wants_json)
         sandbox = bool(row["sandbox"])
-        verifier = deps.cipher.decrypt(
-            row["code_verifier_enc"], f"oauth_state:{_state_hash(state)}"
-        )
+        verifier = deps.cipher.decrypt(row["code_verifier_enc"], f"oauth_state:{state_hash(state)}")
         try:
             tokens = await deps.oauth(sandbox).exchange_code(
                 code=code, redirect_uri=deps.redirect_uri, code_verifier=verifier
