@@ -1,10 +1,7 @@
-"""Reads the seller's panel shows that no other module has: the price lists to choose from, the
-order list, and the overview's figures per account."""
+"""Reads the seller's panel shows that no other module has: the price lists to choose from and
+the overview's figures per account."""
 
 from __future__ import annotations
-
-from dataclasses import dataclass
-from datetime import datetime
 
 import asyncpg
 
@@ -13,68 +10,6 @@ async def price_lists(conn: asyncpg.Connection | asyncpg.Pool) -> list[asyncpg.R
     """Every price list known from the ERP, by name."""
     rows: list[asyncpg.Record] = await conn.fetch(
         "SELECT id, name FROM price_lists ORDER BY id = 'default' DESC, name"
-    )
-    return rows
-
-
-@dataclass(frozen=True)
-class OrderFilter:
-    """The filters of the order list."""
-
-    account_id: int | None = None
-    status: str | None = None
-    sent_to_erp: bool | None = None
-    bought_from: datetime | None = None
-    bought_to: datetime | None = None
-    q: str | None = None
-
-
-LIST_ORDERS = """
-SELECT o.created_at, o.checkout_form_id, o.account_id, o.status, o.bought_at,
-       o.payment_type, o.paid_at, o.total, o.currency, o.invoice_required, o.customer_id,
-       o.superseded_by, o.announced_at, o.cancelled_at,
-       o.form -> 'buyer' ->> 'login' AS buyer_login,
-       coalesce((SELECT json_agg(json_build_object(
-                   'offer_id', l.offer_id, 'product_id', l.product_id, 'ean', l.ean,
-                   'name', l.name, 'quantity', l.quantity, 'unit_price', l.unit_price::text,
-                   'image_url', l.image_url) ORDER BY l.id)
-                  FROM order_lines l WHERE l.checkout_form_id = o.checkout_form_id),
-                '[]'::json) AS lines
-  FROM orders o
- WHERE ($1::bigint IS NULL OR o.account_id = $1)
-   AND ($2::text IS NULL OR o.status = $2)
-   AND ($3::boolean IS NULL OR (o.announced_at IS NOT NULL) = $3)
-   AND ($4::timestamptz IS NULL OR o.bought_at >= $4)
-   AND ($5::timestamptz IS NULL OR o.bought_at <= $5)
-   AND ($6::text IS NULL OR o.checkout_form_id::text = $6
-        OR o.form -> 'buyer' ->> 'login' ILIKE '%' || $6 || '%'
-        OR EXISTS (SELECT 1 FROM order_lines l WHERE l.checkout_form_id = o.checkout_form_id
-                     AND (l.name ILIKE '%' || $6 || '%' OR l.offer_id = $6 OR l.ean = $6)))
-   AND ($7::timestamptz IS NULL OR (o.created_at, o.checkout_form_id) < ($7, $8::uuid))
- ORDER BY o.created_at DESC, o.checkout_form_id DESC
- LIMIT $9
-"""
-
-
-async def list_orders(
-    pool: asyncpg.Pool,
-    where: OrderFilter,
-    *,
-    after: tuple[datetime, str] | None,
-    limit: int,
-) -> list[asyncpg.Record]:
-    """One page of orders, newest first, with their lines (JSON)."""
-    rows: list[asyncpg.Record] = await pool.fetch(
-        LIST_ORDERS,
-        where.account_id,
-        where.status,
-        where.sent_to_erp,
-        where.bought_from,
-        where.bought_to,
-        where.q,
-        after[0] if after else None,
-        after[1] if after else None,
-        limit,
     )
     return rows
 

@@ -8,7 +8,7 @@ from urllib.parse import urlencode
 from aiohttp import web
 
 from allegro_sync.adapters.postgres import accounts as account_store
-from allegro_sync.adapters.postgres import panel_reads
+from allegro_sync.adapters.postgres import orders
 from allegro_sync.daemon.panel import forms
 from allegro_sync.daemon.panel.deps import deps_of
 from allegro_sync.daemon.panel.render import render
@@ -22,12 +22,6 @@ async def list_page(request: web.Request) -> web.Response:
     query = {k: v for k, v in request.query.items() if v.strip()}
     status = query.get("status")
     q = (query.get("q") or "").strip()[:200] or None
-    where = panel_reads.OrderFilter(
-        account_id=forms.positive_int(query, "account_id"),
-        status=status if status in STATUSES else None,
-        sent_to_erp={"true": True, "false": False}.get(query.get("sent_to_erp", "")),
-        q=q,
-    )
     after = None
     raw_time, _, raw_id = query.get("cursor", "").partition("|")
     if raw_time and len(raw_id) == 36:
@@ -35,7 +29,17 @@ async def list_page(request: web.Request) -> web.Response:
             after = (datetime.fromisoformat(raw_time), raw_id)
         except ValueError:
             after = None
-    rows = await panel_reads.list_orders(deps.pool, where, after=after, limit=PAGE_SIZE + 1)
+    rows = await orders.list_page(
+        deps.pool,
+        account_id=forms.positive_int(query, "account_id"),
+        status=status if status in STATUSES else None,
+        sent_to_erp={"true": True, "false": False}.get(query.get("sent_to_erp", "")),
+        bought_from=None,
+        bought_to=None,
+        text=q,
+        after=after or (None, None),
+        limit=PAGE_SIZE + 1,
+    )
     page, more = rows[:PAGE_SIZE], len(rows) > PAGE_SIZE
     async with deps.pool.acquire() as conn:
         account_rows = await account_store.list_all(
