@@ -341,11 +341,10 @@ async def sweep_offers(
             total = int((body or {}).get("totalCount") or 0)
         entries = [entry_from_listing(item) for item in (body or {}).get("offers") or []]
         del body  # the parsed page is the bulk of the memory; keep only the entries
-        async with write_lock, conn.transaction():
-            # a changed mirror of a bound offer is compared with the ERP values (issue 19)
-            bound = await reconcile.lock_facts(conn, sorted({e.id for e in entries}))
-            written = await store.upsert_mirror(conn, account_id, entries, read_at)
-            await reconcile.requeue_disagreeing(conn, [i for i in written if i in bound])
+        async with write_lock:
+            bound = await store.upsert_mirror(conn, account_id, entries, read_at)
+            if bound:  # their new mirror is compared with the ERP values again (issue 19)
+                await reconcile.reconcile_offers(conn, sorted(bound))
             done += len(entries)
         if progress is not None:
             progress(done, total)

@@ -50,7 +50,7 @@ ON CONFLICT (id) DO UPDATE
        currency = EXCLUDED.currency, image_url = EXCLUDED.image_url,
        external_id = EXCLUDED.external_id, mirrored_at = EXCLUDED.mirrored_at, updated_at = now()
  WHERE offers.mirrored_at IS NULL OR offers.mirrored_at <= EXCLUDED.mirrored_at
-RETURNING id
+RETURNING id, product_id IS NOT NULL AS bound
 """
 
 
@@ -62,7 +62,8 @@ async def upsert_mirror(
 ) -> list[str]:
     """Create or refresh offers from listing entries read at ``mirrored_at``; an older read
     never overwrites a newer one, nor the stock or price of a command applied after it was
-    made. The ids of the rows written."""
+    made. The ids of the bound rows written: the ones whose new mirror the stock and price rules
+    look at again (``handlers/reconcile.py``)."""
     if not entries:
         return []
     rows = await conn.fetch(
@@ -81,7 +82,7 @@ async def upsert_mirror(
         [e.image_url for e in entries],
         [e.external_id for e in entries],
     )
-    return [row["id"] for row in rows]
+    return [row["id"] for row in rows if row["bound"]]
 
 
 async def set_eans(conn: asyncpg.Connection, eans: Sequence[tuple[str, str | None]]) -> None:
