@@ -235,8 +235,9 @@ class OrderEventsMessage(Message):
 
 
 class OrderBackfillMessage(Message):
-    """``allegro.order_backfill``: a checkout form found by the orders-from backfill, with the
-    form as the listing showed it (the handler need not read it again)."""
+    """``allegro.order_backfill``: a checkout form found by the orders-from backfill, or by the
+    order sweep (one the journal did not deliver), with the form as the listing showed it (the
+    handler need not read it again)."""
 
     account_id: int
     checkout_form_id: uuid.UUID

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 
@@ -58,6 +58,20 @@ class Metrics:
         self.reconciliation_last = Gauge(
             "allegro_sync_reconciliation_last_mismatches",
             "Changes the last reconciliation run queued",
+            registry=self.registry,
+        )
+
+        self.order_sweep_found = Counter(
+            "allegro_sync_order_sweep_found_total",
+            "Checkout forms the order sweep found that the order journal had not delivered"
+            " (handed to the order handler)",
+            registry=self.registry,
+        )
+        self.order_sweep_requests = Histogram(
+            "allegro_sync_order_sweep_requests",
+            "Allegro requests of one account's order sweep (one per 100 forms changed since"
+            " the last sweep)",
+            buckets=(1, 2, 3, 5, 10, 20, 50, 100, 1000),
             registry=self.registry,
         )
 

@@ -103,6 +103,10 @@ class Settings(DatabaseSettings):
     offer_batch_max_hold: float = Field(default=30.0, ge=0, le=300)
     renewal_sweep_interval: float = Field(default=300.0, gt=0)
     reconcile_interval: float = Field(default=60.0, gt=0)
+    # The order sweep (issue 13): how often, and how old a form change must be before it looks
+    # (the journal's time to deliver it first).
+    order_sweep_interval: float = Field(default=600.0, gt=0)
+    order_sweep_lag: float = Field(default=60.0, ge=0, le=3600)
     offer_batcher_halt_after_persist: bool = False  # test only, see example.env
     # Sent on every REST call; Allegro requires ``AppName/version (+url)`` (user_agent.py).
     user_agent: str = Field(default_factory=default_user_agent)

@@ -47,6 +47,7 @@ from allegro_sync.daemon.api.orders import add_order_routes
 from allegro_sync.daemon.consumer import BatchConsumer
 from allegro_sync.daemon.mail_relay import MailRelay
 from allegro_sync.daemon.offer_change_batcher import OfferChangeBatcher
+from allegro_sync.daemon.order_sweeper import OrderSweeper
 from allegro_sync.daemon.outbox_relay import OutboxRelay
 from allegro_sync.daemon.panel import PREFIX as PANEL_PREFIX
 from allegro_sync.daemon.panel import PanelDeps, create_panel_app, new_auth
@@ -187,6 +188,17 @@ class Daemon:
         )
         self.services.append(
             Reconciler(dsn=dsn, metrics=self.metrics, interval=settings.reconcile_interval)
+        )
+        self.services.append(
+            OrderSweeper(
+                dsn=dsn,
+                pool=self.pool,
+                allegro=self.allegro,
+                publisher=journal_publisher,
+                metrics=self.metrics,
+                interval=settings.order_sweep_interval,
+                lag=settings.order_sweep_lag,
+            )
         )
         self.services.append(
             MailRelay(

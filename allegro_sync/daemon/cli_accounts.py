@@ -154,6 +154,9 @@ async def _connect(sandbox: bool, settings: Settings, stack: Any, pool: Any) -> 
                 f"Allegro ended the device flow ({exc.error}); run connect again"
             ) from None
     me = await stack.allegro.me_with_token(sandbox=sandbox, access_token=tokens.access_token)
+    start = await accounts.order_journal_start(
+        stack.allegro, sandbox=sandbox, access_token=tokens.access_token
+    )
     async with pool.acquire() as conn, conn.transaction():
         account_id, created = await accounts.connect_account(
             conn,
@@ -162,6 +165,7 @@ async def _connect(sandbox: bool, settings: Settings, stack: Any, pool: Any) -> 
             login=str(me["login"]),
             sandbox=sandbox,
             tokens=tokens,
+            order_journal=start,
         )
     verb = "connected" if created else "reconnected"
     print(f"account {account_id} ({me['login']}) {verb}")

@@ -18,6 +18,7 @@ from .commands import execute
 from .errors import dumps
 from .models import CheckoutForm, Offer, Seller
 from .offer_ops import OfferRuleError, create_offer, create_seller, end_offer
+from .orders import ORDER_EVENT_TYPES
 from .sales import SaleError, cancel, fill_in, merge_and_pay, pay, purchase
 from .views import checkout_form
 
@@ -392,6 +393,22 @@ async def post_faults(request: web.Request) -> web.Response:
     return ok({"ok": True})
 
 
+async def post_lose_order_events(request: web.Request) -> web.Response:
+    """``POST /order-events/lose {type, count}``: the next ``count`` order events of ``type``
+    are never written to the journal (Allegro lost READY_FOR_PROCESSING events, AA#8623); the
+    checkout forms change as ever. ``count`` 0 takes it back. Answers what is still to lose."""
+    emulator = context.get(request)
+    body = await _body(request)
+    event_type, count = body.get("type"), body.get("count", 1)
+    if event_type not in ORDER_EVENT_TYPES:
+        return bad(f"type must be one of {', '.join(ORDER_EVENT_TYPES)}")
+    if isinstance(count, bool) or not isinstance(count, int) or not 0 <= count <= 10_000:
+        return bad("count must be an integer from 0 to 10000")
+    lost = emulator.market.lost_order_events
+    lost[event_type] = count
+    return ok({"pending": {k: v for k, v in lost.items() if v}})
+
+
 async def delete_faults(request: web.Request) -> web.Response:
     """``DELETE /faults``."""
     context.get(request).faults.clear()
@@ -494,6 +511,7 @@ def routes() -> list[web.RouteDef]:
         web.post(f"{P}/clock", post_clock),
         web.post(f"{P}/faults", post_faults),
         web.delete(f"{P}/faults", delete_faults),
+        web.post(f"{P}/order-events/lose", post_lose_order_events),
         web.post(f"{P}/commands/complete", post_run_commands),
         web.get(f"{P}/{{what:commands|invoices|fulfillments}}", get_recorded),
         web.get(f"{P}/requests", get_requests),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from aiohttp import web
@@ -93,7 +93,14 @@ def _date_filter(request: web.Request, name: str) -> float | None:
     try:
         return parse_iso(raw).timestamp()
     except ValueError:
-        raise validation(f"{name} must be an ISO-8601 date", name) from None
+        # the spec: 400 for "request parameters [that] contain illegal values" (422 is kept
+        # for limit and offset out of range)
+        raise validation(f"{name} must be an ISO-8601 date", name, status=400) from None
+
+
+def _shown(moment: datetime) -> float:
+    """A time as ``iso`` shows it (whole milliseconds), as a timestamp."""
+    return moment.replace(microsecond=moment.microsecond // 1000 * 1000).timestamp()
 
 
 async def list_forms(request: web.Request) -> web.Response:
@@ -134,8 +141,10 @@ async def list_forms(request: web.Request) -> web.Response:
         raise validation(f"Unknown sort: {sort}", "sort")
 
     def keep(form: CheckoutForm) -> bool:
-        bought = form.created_at.timestamp()
-        updated = form.updated_at.timestamp()
+        # at the precision the forms show (milliseconds): a form shown with updatedAt X is
+        # found by updatedAt.lte=X
+        bought = _shown(form.created_at)
+        updated = _shown(form.updated_at)
         return (
             bought >= oldest
             and surcharge is None  # the emulator's forms carry no surcharges

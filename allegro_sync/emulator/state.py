@@ -63,6 +63,9 @@ class Marketplace:
         # Asynchronous product-offer edits: every one by id, and the unfinished one per offer.
         self.operations: dict[str, OfferOperation] = {}
         self.pending_edits: dict[str, OfferOperation] = {}
+        # Per order event type, how many of the next such events are never written to the
+        # journal (Allegro lost READY_FOR_PROCESSING events, AA#8623); the forms change anyway.
+        self.lost_order_events: Counter[str] = Counter()
 
     def has_archived(self, seller_id: str) -> bool:
         """Whether any of the seller's offers is archived (listings must then skip some)."""
@@ -86,6 +89,9 @@ class Marketplace:
         micros = int(now.timestamp() * 1_000_000)
         self._last_order_event = max(self._last_order_event + 1, micros)
         event = JournalEvent(self._last_order_event, occurred_at or now, event_type, payload, now)
+        if self.lost_order_events[event_type] > 0:
+            self.lost_order_events[event_type] -= 1
+            return event  # never written: no reader of the journal will see it
         journal = self.order_journals.get(seller_id)
         if journal is None:
             journal = self.order_journals[seller_id] = Journal()

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import asyncpg
+import structlog
 from pydantic import (
     AwareDatetime,
     BaseModel,
@@ -22,14 +23,22 @@ from pydantic import (
 
 from allegro_sync.adapters.allegro.client import AllegroRestClient
 from allegro_sync.adapters.allegro.crypto import TokenCipher
+from allegro_sync.adapters.allegro.errors import AllegroError
 from allegro_sync.adapters.allegro.oauth import TokenSet
+from allegro_sync.adapters.allegro.order_journal import (
+    JournalStart,
+    OrderJournal,
+    read_journal_start,
+)
 from allegro_sync.adapters.allegro.tokens import store_tokens
 from allegro_sync.adapters.broker.publisher import OutgoingMessage
 from allegro_sync.adapters.broker.topology import EVENTS_EXCHANGE
 from allegro_sync.adapters.postgres import accounts as store
-from allegro_sync.adapters.postgres import catalog, event_log, outbox
+from allegro_sync.adapters.postgres import catalog, event_log, journal_cursors, outbox
 from allegro_sync.contract import ACCOUNT_DISABLED, AccountDisabled
 from allegro_sync.handlers.account_options import validate_choices
+
+log = structlog.get_logger(__name__)
 
 SANDBOX_STOCK_WARNING = "stock control needs a production account"
 Email = Annotated[
@@ -182,6 +191,19 @@ def account_json(row: asyncpg.Record) -> dict[str, Any]:
     }
 
 
+async def order_journal_start(
+    allegro: AllegroRestClient, *, sandbox: bool, access_token: str
+) -> JournalStart | None:
+    """The order journal's latest event now, for an account being connected (None when
+    Allegro does not say: the journal then starts at its first read, and the order sweep,
+    which starts at the connection, covers a purchase made in between)."""
+    try:
+        return await read_journal_start(allegro, sandbox=sandbox, access_token=access_token)
+    except AllegroError as exc:
+        log.warning("order_journal_start_unknown", error=str(exc))
+        return None
+
+
 async def connect_account(
     conn: asyncpg.Connection,
     cipher: TokenCipher,
@@ -190,12 +212,22 @@ async def connect_account(
     login: str,
     sandbox: bool,
     tokens: TokenSet,
+    order_journal: JournalStart | None = None,
 ) -> tuple[int, bool]:
-    """Store a newly authorised account or reconnect (and reactivate) an existing one."""
+    """Store a newly authorised account or reconnect (and reactivate) an existing one.
+
+    ``order_journal`` (read with the new token before this transaction) is where its order
+    journal starts, stored with the account: a purchase made between connecting and the
+    poller's first read is not skipped. A reconnected account keeps the cursor it has and goes
+    on from where it stopped (purchases made while it was off become orders, README "Orders
+    while an account is off").
+    """
     account_id, created = await store.upsert_connected(
         conn, allegro_user_id=allegro_user_id, sandbox=sandbox, login=login
     )
     await store_tokens(conn, cipher, account_id, tokens)
+    if order_journal is not None:
+        await journal_cursors.start(conn, account_id, OrderJournal.name, order_journal.event_id)
     await event_log.write(
         conn,
         account_id,

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncpg
 
 from allegro_sync.daemon.app import Daemon
+from allegro_sync.daemon.order_sweeper import LOCK_KEY as SWEEP_KEY
 from allegro_sync.daemon.reconciler import LOCK_KEY
 from tests.e2e.conftest import FAST_POLLING, Admin, Emulator, daemon_settings
 from tests.helpers import eventually
@@ -16,8 +17,8 @@ SELECT l.pid, (l.classid::bigint << 32) | l.objid::bigint AS key
  WHERE l.locktype = 'advisory' AND l.granted AND a.datname = current_database()
 """
 
-# the reconciliation's lock (one replica holds it): not a poller's
-RECONCILER = {LOCK_KEY, LOCK_KEY & 0xFFFF_FFFF_FFFF_FFFF}
+# the reconciliation's and the order sweep's locks (one replica holds each): not a poller's
+RECONCILER = {key for one in (LOCK_KEY, SWEEP_KEY) for key in (one, one & 0xFFFF_FFFF_FFFF_FFFF)}
 
 
 async def test_two_replicas_share_the_pollers_and_one_takes_over(

@@ -168,3 +168,52 @@ async def test_invoices(emu: Harness) -> None:
     _, listing, _ = await emu.api("GET", base, token)
     assert listing["invoices"][0]["file"]["securityVerification"]["status"] == "WAITING"
     assert (await emu.control("GET", "/invoices"))["invoices"][0]["size"] == 8
+
+
+async def test_a_lost_event_is_never_journalled_but_the_form_moves_on(emu: Harness) -> None:
+    _, token, offer = await _shop(emu)
+    lost = await emu.control(
+        "POST", "/order-events/lose", {"type": "READY_FOR_PROCESSING", "count": 1}
+    )
+    assert lost == {"pending": {"READY_FOR_PROCESSING": 1}}
+    first = await emu.control("POST", "/purchases", {"offer_id": offer["id"], "then": "pay"})
+    second = await emu.control("POST", "/purchases", {"offer_id": offer["id"], "then": "pay"})
+    _, events, _ = await emu.api("GET", "/order/events", token)
+    ready = [
+        e["order"]["checkoutForm"]["id"]
+        for e in events["events"]
+        if e["type"] == "READY_FOR_PROCESSING"
+    ]
+    assert ready == [second["id"]]  # the first payment's event was lost, only that one
+    _, cf, _ = await emu.api("GET", f"/order/checkout-forms/{first['id']}", token)
+    assert cf["status"] == "READY_FOR_PROCESSING"
+    _, listing, _ = await emu.api(
+        "GET", f"/order/checkout-forms?updatedAt.gte={cf['updatedAt']}&sort=updatedAt", token
+    )
+    assert first["id"] in [f["id"] for f in listing["checkoutForms"]]
+    for refused in ({"type": "PAID"}, {"type": "BOUGHT", "count": -1}):
+        async with emu.session.post(emu.url("/__control__/order-events/lose"), json=refused) as r:
+            assert r.status == 400, refused
+
+
+async def test_updated_at_window_and_a_malformed_date(emu: Harness) -> None:
+    _, token, offer = await _shop(emu)
+    early = await emu.control("POST", "/purchases", {"offer_id": offer["id"], "then": "pay"})
+    await emu.advance(60)
+    late = await emu.control("POST", "/purchases", {"offer_id": offer["id"], "then": "pay"})
+    _, cf, _ = await emu.api("GET", f"/order/checkout-forms/{late['id']}", token)
+    _, old, _ = await emu.api("GET", f"/order/checkout-forms/{early['id']}", token)
+    query = (
+        f"updatedAt.gte={old['updatedAt']}&updatedAt.lte={old['updatedAt']}"
+        "&sort=updatedAt&limit=100"
+    )
+    _, body, _ = await emu.api("GET", f"/order/checkout-forms?{query}", token)
+    assert [f["id"] for f in body["checkoutForms"]] == [early["id"]]
+    _, body, _ = await emu.api(
+        "GET", f"/order/checkout-forms?updatedAt.gte={cf['updatedAt']}&sort=updatedAt", token
+    )
+    assert [f["id"] for f in body["checkoutForms"]] == [late["id"]]
+    status, body, _ = await emu.api("GET", "/order/checkout-forms?updatedAt.gte=yesterday", token)
+    assert status == 400
+    [error] = body["errors"]
+    assert error["code"] == "VALIDATION_ERROR" and error["path"] == "updatedAt.gte"

@@ -1,15 +1,17 @@
-"""Reading checkout forms for many order events at once, in as few requests as possible."""
+"""Reading checkout forms for many order events at once, in as few requests as possible, and
+listing the forms updated in a time window (the order sweep)."""
 
 from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from allegro_sync.adapters.allegro.client import AllegroRestClient
-from allegro_sync.adapters.allegro.errors import AllegroNotFound
+from allegro_sync.adapters.allegro.errors import AllegroNotFound, AllegroRejected
 
 LIST_CEILING = 10_000  # Allegro refuses offset + limit above this
 LISTING_PAGE = 100
@@ -75,6 +77,62 @@ async def read_checkout_forms(
 
     await asyncio.gather(*(single(f) for f in missing))
     return found
+
+
+@dataclass(frozen=True)
+class ListedPage:
+    """One answer of the listing: the forms, and when the request was sent (a read is never
+    taken for newer than it is)."""
+
+    forms: list[dict[str, Any]]
+    read_at: datetime
+
+
+async def forms_updated_between(
+    allegro: AllegroRestClient, account_id: int, since: datetime, until: datetime
+) -> AsyncIterator[ListedPage]:
+    """Every form whose ``updatedAt`` lies in [since, until], 100 per request, oldest change
+    first; one page per request (an empty one included), so the caller counts the requests.
+
+    Paged by ``updatedAt`` rather than by offset: the next page starts at the last form's
+    ``updatedAt``, skipping the forms of that very moment already seen, so a form that moves
+    out of the window while the pages are read (a buyer acts again) shifts nothing, and the
+    10 000-offset ceiling never applies (a form may come twice; the caller dedupes by id).
+    """
+    gte, skip = since, 0
+    while True:
+        read_at = datetime.now(UTC)
+        body = await allegro.get(
+            account_id,
+            "/order/checkout-forms",
+            action="list checkout forms",
+            params={
+                "updatedAt.gte": _iso(gte),
+                "updatedAt.lte": _iso(until),
+                "sort": "updatedAt",
+                "limit": LISTING_PAGE,
+                "offset": skip,
+            },
+        )
+        forms = list(body.get("checkoutForms") or [])
+        yield ListedPage(forms, read_at)
+        if len(forms) < LISTING_PAGE:
+            return
+        last = _parse(forms[-1].get("updatedAt"))
+        if last is None or last <= gte:  # a whole page of one moment: page on within it
+            skip += len(forms)
+        else:
+            gte, skip = last, sum(1 for f in forms if _parse(f.get("updatedAt")) == last)
+        if skip + LISTING_PAGE > LIST_CEILING:
+            raise AllegroRejected(
+                f"list checkout forms: over {LIST_CEILING} forms updated at {_iso(gte)}"
+            )
+
+
+def _parse(value: Any) -> datetime | None:
+    if not value:
+        return None
+    return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
 
 
 def _iso(moment: datetime) -> str:

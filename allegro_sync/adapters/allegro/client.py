@@ -80,9 +80,18 @@ class AllegroRestClient:
 
     async def me_with_token(self, *, sandbox: bool, access_token: str) -> dict[str, Any]:
         """``GET /me`` with a token not yet stored (while connecting an account)."""
+        return await self.get_with_token(
+            sandbox=sandbox, access_token=access_token, path="/me", action="read account"
+        )
+
+    async def get_with_token(
+        self, *, sandbox: bool, access_token: str, path: str, action: str
+    ) -> dict[str, Any]:
+        """A GET with a token not yet stored (while connecting an account): the JSON object,
+        else AllegroUnavailable (unreachable) or AllegroRejected (any other answer)."""
         try:
             async with self._session.get(
-                self._api_url(sandbox) + "/me",
+                self._api_url(sandbox) + path,
                 headers={"Authorization": f"Bearer {access_token}", "Accept": MEDIA_TYPE},
                 timeout=self._timeout,
             ) as http:
@@ -90,13 +99,13 @@ class AllegroRestClient:
                 status, trace_id = http.status, http.headers.get("trace-id")
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise AllegroUnavailable(
-                f"read /me: Allegro unreachable ({type(exc).__name__})"
+                f"read {path}: Allegro unreachable ({type(exc).__name__})"
             ) from exc
-        self._metrics.allegro_requests.labels("read account", f"{status // 100}xx").inc()
+        self._metrics.allegro_requests.labels(action, f"{status // 100}xx").inc()
         if status != 200 or not isinstance(payload, dict):
             code, message = _describe(payload)
             raise AllegroRejected(
-                f"read /me: Allegro answered {status} {code}: {message}",
+                f"read {path}: Allegro answered {status} {code}: {message}",
                 status=status,
                 trace_id=trace_id,
             )

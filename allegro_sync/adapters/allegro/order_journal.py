@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -15,11 +16,41 @@ from allegro_sync.adapters.allegro.journal import Page
 from allegro_sync.contract import ORDER_EVENTS
 
 PAGE_SIZE = 1000
+EVENT_STATS = "/order/event-stats"
+READ_JOURNAL = "read order journal"
+
+
+@dataclass(frozen=True)
+class JournalStart:
+    """Where a newly connected account's order journal is read from: after ``event_id``, the
+    latest event when the account was connected (None: the journal had no event yet, so from
+    its first)."""
+
+    event_id: str | None
+
+
+def latest_event_id(stats: Any) -> str | None:
+    """The latest event's id in a ``GET /order/event-stats`` answer (None: no event yet)."""
+    latest = (stats or {}).get("latestEvent") or {}
+    event_id = latest.get("id")
+    return str(event_id) if event_id is not None else None
+
+
+async def read_journal_start(
+    allegro: AllegroRestClient, *, sandbox: bool, access_token: str
+) -> JournalStart:
+    """The journal's start for an account being connected, read with its new token: a purchase
+    made after this moment is in the journal after it, however late the poller first runs."""
+    stats = await allegro.get_with_token(
+        sandbox=sandbox, access_token=access_token, path=EVENT_STATS, action=READ_JOURNAL
+    )
+    return JournalStart(latest_event_id(stats))
 
 
 class OrderJournal:
-    """New accounts start at the journal's latest event; ``before_poll`` runs the backfill of an
-    orders-from date in the past."""
+    """New accounts start at the journal's latest event when they were connected (stored then,
+    ``read_journal_start``); ``before_poll`` runs the backfill of an orders-from date in the
+    past."""
 
     name = "order"
     routing_key = ORDER_EVENTS
@@ -41,12 +72,11 @@ class OrderJournal:
         self._page_size = page_size
 
     async def start_cursor(self, account_id: int) -> str | None:
-        stats = await self._allegro.get(
-            account_id, "/order/event-stats", action="read order journal"
-        )
-        latest = (stats or {}).get("latestEvent") or {}
-        event_id = latest.get("id")
-        return str(event_id) if event_id is not None else None
+        """Where a journal without a stored cursor starts: its latest event. Accounts connected
+        since issue 13 have theirs stored at the connection (``read_journal_start``); this is
+        for those whose start could not be read then (the order sweep covers the gap)."""
+        stats = await self._allegro.get(account_id, EVENT_STATS, action=READ_JOURNAL)
+        return latest_event_id(stats)
 
     async def read(self, account_id: int, cursor: str | None) -> Page:
         params: dict[str, Any] = {"limit": self._page_size}

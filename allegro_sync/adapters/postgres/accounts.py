@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 import asyncpg
@@ -176,4 +177,21 @@ async def backfill_range(conn: Db, account_id: int) -> asyncpg.Record | None:
     """``orders_from`` and how far back orders were backfilled already."""
     return await conn.fetchrow(
         "SELECT orders_from, orders_backfilled_from FROM accounts WHERE id = $1", account_id
+    )
+
+
+async def sweep_start(conn: Db, account_id: int) -> datetime | None:
+    """Up to when the order sweep looked at the account's forms; None when it is not active."""
+    since: datetime | None = await conn.fetchval(
+        "SELECT orders_swept_to FROM accounts WHERE id = $1 AND active", account_id
+    )
+    return since
+
+
+async def swept(conn: Db, account_id: int, until: datetime) -> None:
+    """The order sweep looked at every form of the account updated before ``until``."""
+    await conn.execute(
+        "UPDATE accounts SET orders_swept_to = greatest(orders_swept_to, $2) WHERE id = $1",
+        account_id,
+        until,
     )

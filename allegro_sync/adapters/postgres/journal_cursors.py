@@ -25,3 +25,19 @@ async def get(conn: Db, account_id: int, journal: str) -> asyncpg.Record | None:
 async def save(conn: Db, account_id: int, journal: str, cursor: str | None) -> None:
     """Store the cursor (after a confirmed publish)."""
     await conn.execute(SAVE, account_id, journal, cursor)
+
+
+async def start(conn: Db, account_id: int, journal: str, cursor: str | None) -> bool:
+    """Store where a journal starts unless a cursor is stored already (a reconnected account
+    goes on from where it stopped); True when stored."""
+    stored = await conn.fetchval(
+        """
+        INSERT INTO journal_cursors (account_id, journal, last_event_id) VALUES ($1, $2, $3)
+        ON CONFLICT (account_id, journal) DO NOTHING
+        RETURNING true
+        """,
+        account_id,
+        journal,
+        cursor,
+    )
+    return bool(stored)

@@ -197,3 +197,16 @@ async def upsert_lines(
     for row in sorted(rows, key=lambda line: line["id"]):
         by_form.setdefault(row["checkout_form_id"], []).append(row)
     return by_form
+
+
+async def stored_updated_at(
+    conn: Db, form_ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, datetime | None]:
+    """Per form already stored, the ``updatedAt`` of the read stored (what the journal, the
+    backfill or the sweep delivered last)."""
+    rows = await conn.fetch(
+        "SELECT checkout_form_id, allegro_updated_at FROM orders"
+        " WHERE checkout_form_id = ANY($1::uuid[])",
+        form_ids,
+    )
+    return {row["checkout_form_id"]: row["allegro_updated_at"] for row in rows}

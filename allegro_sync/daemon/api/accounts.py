@@ -128,6 +128,9 @@ def add_account_routes(app: web.Application, deps: AccountDeps) -> None:
                 wants_json,
             )
         me = await deps.allegro.me_with_token(sandbox=sandbox, access_token=tokens.access_token)
+        start = await accounts.order_journal_start(
+            deps.allegro, sandbox=sandbox, access_token=tokens.access_token
+        )
         async with deps.pool.acquire() as conn, conn.transaction():
             account_id, created = await accounts.connect_account(
                 conn,
@@ -136,6 +139,7 @@ def add_account_routes(app: web.Application, deps: AccountDeps) -> None:
                 login=str(me["login"]),
                 sandbox=sandbox,
                 tokens=tokens,
+                order_journal=start,
             )
             account = await _load(conn, account_id)
         deps.tokens.forget(account_id)
