@@ -46,6 +46,7 @@ PRICE_CHANGED = "price.changed"
 PRICE_LIST_UPSERTED = "price_list.upserted"
 ORDER_STATUS_CHANGED = "order.status_changed"
 INVOICE_ADDED = "invoice.added"
+ORDER_MESSAGE = "order.message"
 # allegro-sync.journal
 ORDER_EVENTS = "allegro.order_events"
 ORDER_EVENT = "allegro.order_event"
@@ -140,6 +141,27 @@ class InvoiceAdded(Message):
     invoice_number: Text
     file_name: Text
     content_base64: str
+
+
+# Allegro's message centre accepts at most 2000 characters (spec ``NewMessage.text``); an
+# e-mail is held to the same, so a message fits either channel.
+MESSAGE_TEXT_MAX = 2000
+
+
+class OrderMessage(Message):
+    """``order.message``: the seller's own correspondence about an order (a delay, a question,
+    a missing item), plain text, to its buyer by e-mail or through Allegro's message centre as
+    the account chooses (``order_message_channel``). Never an invoice or a status notice:
+    Allegro stops those since 2 March 2026."""
+
+    model_config = ConfigDict(coerce_numbers_to_str=False, populate_by_name=True)
+
+    checkout_form_id: uuid.UUID
+    subject: Text
+    # ``body`` on the wire (the name ``body`` is the base's method)
+    text: Annotated[
+        str, StringConstraints(min_length=1, max_length=MESSAGE_TEXT_MAX, strip_whitespace=True)
+    ] = Field(alias="body")
 
 
 # --- allegro-sync.journal: orders -----------------------------------------------------------
@@ -427,6 +449,7 @@ ERP_MESSAGES: dict[str, type[Message]] = {
     PRICE_LIST_UPSERTED: PriceListUpserted,
     ORDER_STATUS_CHANGED: OrderStatusChanged,
     INVOICE_ADDED: InvoiceAdded,
+    ORDER_MESSAGE: OrderMessage,
 }
 JOURNAL_MESSAGES: dict[str, type[Message]] = {
     ORDER_EVENTS: OrderEventsMessage,

@@ -61,6 +61,7 @@ OPERATIONS: tuple[tuple[str, str], ...] = (
     ("get", "/sale/categories/{categoryId}/parameters"),
     ("get", "/order/events"),
     ("get", "/order/event-stats"),
+    ("post", "/messaging/messages"),
     ("get", "/order/checkout-forms"),
     ("get", "/order/checkout-forms/{id}"),
     ("put", "/order/checkout-forms/{id}/fulfillment"),

@@ -9,6 +9,7 @@ from . import (
     commands,
     control,
     invoices,
+    messaging,
     oauth,
     offers,
     orders,
@@ -31,7 +32,17 @@ def create_app(config: EmulatorConfig | None = None) -> web.Application:
         middlewares=[trace_and_errors, faults_and_counting], client_max_size=MAX_BODY
     )
     app[EMULATOR_KEY] = emulator
-    for module in (oauth, account, orders, invoices, offers, product_offers, commands, control):
+    for module in (
+        oauth,
+        account,
+        orders,
+        invoices,
+        messaging,
+        offers,
+        product_offers,
+        commands,
+        control,
+    ):
         app.add_routes(module.routes())
 
     async def close(_: web.Application) -> None:

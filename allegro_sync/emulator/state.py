@@ -28,6 +28,7 @@ class Recordings:
     commands: list[dict[str, Any]] = field(default_factory=list)
     invoices: list[dict[str, Any]] = field(default_factory=list)
     fulfillments: list[dict[str, Any]] = field(default_factory=list)
+    messages: list[dict[str, Any]] = field(default_factory=list)
     requests: Counter[str] = field(default_factory=Counter)
     requests_by_client: Counter[str] = field(default_factory=Counter)
     # REST calls per User-Agent header ("" when none was sent): Allegro requires one (2026)

@@ -7,7 +7,7 @@ one transaction. The admin API and the CLI both call these.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import asyncpg
 import structlog
@@ -94,6 +94,7 @@ class AccountPatch(BaseModel):
     shipping_rates_id: Text | None = None
     address: Address | None = None
     extra_order_email_recipients: list[Email] | None = Field(default=None, max_length=20)
+    order_message_channel: Literal["email", "message_centre"] | None = None
 
 
 NOT_NULLABLE = frozenset(
@@ -188,6 +189,7 @@ def account_json(row: asyncpg.Record) -> dict[str, Any]:
         "address": row["address"],
         "extra_order_email_recipients": list(row["extra_order_email_recipients"]),
         "allowed_extra_emails": list(row["allowed_extra_emails"]),
+        "order_message_channel": row["order_message_channel"],
     }
 
 

@@ -3,14 +3,14 @@
 The ERP says what state an order is in; Allegro's checkout form carries it as
 ``fulfillment.status`` (``PUT /order/checkout-forms/{id}/fulfillment``, allegro-api.md 6.3).
 The PUT runs in ``prepare`` (a network effect, outside the batch transaction); the handler then
-writes the event log and the buyer's notification (O2) in the batch transaction.
+writes the event log in the batch transaction (no e-mail: Allegro tells the buyer).
 
 - The status is checked against Allegro's list first: an unknown one can never succeed
   (dead letter with the accepted values); ``RETURNED`` is Allegro's to set, not the seller's.
 - The PUT names the revision we stored; 409 (stale revision) re-reads the form and tries once
   more with the fresh one, unless the form already has the status (nothing left to do).
 - Setting the same status again is accepted by Allegro, so a redelivered message may repeat the
-  PUT harmlessly; its notification is keyed by (form, status) and goes out once.
+  PUT harmlessly.
 """
 
 from __future__ import annotations
@@ -32,7 +32,6 @@ from allegro_sync.adapters.allegro.errors import (
 from allegro_sync.adapters.postgres import event_log, orders
 from allegro_sync.contract import OrderStatusChanged
 from allegro_sync.errors import BadInput, Refused, TransientError
-from allegro_sync.handlers.order_mails import queue_order_mail
 
 log = structlog.get_logger(__name__)
 
@@ -138,7 +137,8 @@ async def _refusal(
 
 
 async def record_fulfillment(prepared: PreparedFulfillment, conn: asyncpg.Connection) -> None:
-    """In the batch transaction: the event log entry and the buyer's notification (O2)."""
+    """In the batch transaction: the event log entry. No e-mail: Allegro tells the buyer the
+    status itself and stops a seller's mail that repeats it (rules of 2 March 2026)."""
     row = await conn.fetchrow(orders.WITH_ACCOUNT, prepared.checkout_form_id)
     if row is None:
         return  # the order was deleted with its account meanwhile
@@ -151,4 +151,3 @@ async def record_fulfillment(prepared: PreparedFulfillment, conn: asyncpg.Connec
         f"Order {prepared.checkout_form_id}: status {prepared.status} set on Allegro",
         details={"checkout_form_id": str(prepared.checkout_form_id), "status": prepared.status},
     )
-    await queue_order_mail(conn, row, row["form"], "fulfillment", status=prepared.status)

@@ -10,8 +10,8 @@ the batch transaction, because it is a fact on Allegro's side that a crash must 
 - a row with an id but no ``uploaded_at``: PUT the file. 409 "already uploaded" means done.
 - ``uploaded_at`` set: nothing to do on Allegro.
 
-The handler (in the batch transaction) then writes the event log entry and the buyer's
-notification, both keyed by the invoice, so a redelivery converges on one of each.
+The handler (in the batch transaction) then writes the event log entry, keyed by the invoice, so
+a redelivery converges on one. No e-mail: the upload is how the invoice reaches the buyer.
 
 Input that can never succeed is dead-lettered before any call: invalid base64, an empty file,
 a file over Allegro's 3 MB, something that is not a PDF, an unknown checkout form.
@@ -39,7 +39,6 @@ from allegro_sync.adapters.allegro.errors import (
 from allegro_sync.adapters.postgres import event_log, invoices, orders
 from allegro_sync.contract import InvoiceAdded
 from allegro_sync.errors import BadInput, Refused
-from allegro_sync.handlers.order_mails import queue_order_mail
 
 log = structlog.get_logger(__name__)
 
@@ -182,7 +181,8 @@ async def _refusal(
 
 
 async def record_invoice(prepared: PreparedInvoice, conn: asyncpg.Connection) -> None:
-    """In the batch transaction: the event log entry and the buyer's notification (O2)."""
+    """In the batch transaction: the event log entry. No e-mail: the upload is how the invoice
+    reaches the buyer; Allegro stops a mail that carries or announces one (since 2 March 2026)."""
     form_id, number = prepared.checkout_form_id, prepared.invoice_number
     row: Any = await conn.fetchrow(orders.WITH_ACCOUNT, form_id)
     if row is None:
@@ -201,4 +201,3 @@ async def record_invoice(prepared: PreparedInvoice, conn: asyncpg.Connection) ->
         },
         dedupe_key=f"invoice:{form_id}:{number}",
     )
-    await queue_order_mail(conn, row, row["form"], "invoice", invoice_number=number)

@@ -1,19 +1,27 @@
-"""E-mail notifications to the buyer (design.md O2): who receives them, what they say, and
-queueing them in ``mail_outbox`` inside the caller's transaction.
+"""E-mail to the buyer (design.md O2, under Allegro's rules of 2 March 2026): who receives it,
+what it says, and queueing it in ``mail_outbox`` inside the caller's transaction.
 
-The buyer's address is Allegro's masked one (``…@allegromail.pl``); mail sent to it reaches the
-buyer. Rule: where the recipients are the buyer alone, send; each extra recipient the seller
-configured (``extra_order_email_recipients``) must be on the account's list of additional
-addresses Allegro allows (``allowed_extra_emails``), else it is dropped with an event-log
-warning. The mail relay (``daemon/mail_relay.py``) sends what is queued here.
+Since 2 March 2026 Allegro stops e-mails that carry an invoice or repeat its own notices (payment
+received, order processed or sent, shipment status, a rating request), so the daemon sends no
+notification of its own any more: the invoice reaches the buyer through the invoice upload, the
+status through the checkout form's fulfillment status, and Allegro tells the buyer. What is left
+is the seller's own correspondence about an order, the ERP's ``order.message``
+(``handlers/order_messages.py``), which goes here when the account writes by e-mail.
+
+The buyer's address is Allegro's masked one (``<code>+<id>@allegromail.pl``); Allegro delivers
+mail to it only with its ``+<id>`` suffix. Each extra recipient the seller configured
+(``extra_order_email_recipients``) must be on the account's list of additional addresses
+Allegro allows (``allowed_extra_emails``), else it is dropped with an event-log warning. The
+mail relay (``daemon/mail_relay.py``) sends what is queued here.
 """
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import asyncpg
 import structlog
@@ -22,21 +30,8 @@ from allegro_sync.adapters.postgres import event_log, mail_outbox
 
 log = structlog.get_logger(__name__)
 
-MailKind = Literal["ready", "fulfillment", "cancelled", "invoice"]
-
-# Allegro's fulfillment statuses in words a buyer understands (Polish first, English after).
-STATUS_WORDS: dict[str, tuple[str, str]] = {
-    "NEW": ("nowe", "new"),
-    "PROCESSING": ("w realizacji", "being processed"),
-    "READY_FOR_SHIPMENT": ("gotowe do wysyłki", "ready for shipment"),
-    "READY_FOR_PICKUP": ("gotowe do odbioru", "ready for pickup"),
-    "SENT": ("wysłane", "sent"),
-    "PICKED_UP": ("odebrane", "picked up"),
-    "CANCELLED": ("anulowane", "cancelled"),
-    "SUSPENDED": ("wstrzymane", "on hold"),
-    "RETURNED": ("zwrócone", "returned"),
-}
-
+# Allegro's masked buyer addresses (allegro-api.md 6.2).
+MASKED_DOMAINS = frozenset({"allegromail.pl", "user.allegrogroup.pl"})
 
 # --- pure decisions -------------------------------------------------------------------------
 
@@ -80,72 +75,44 @@ class Mail:
     body: str
 
 
-def compose_mail(
-    kind: MailKind,
-    *,
-    form_id: str,
-    shop: str,
-    status: str | None = None,
-    invoice_number: str | None = None,
-) -> Mail:
-    """The notification for ``kind``; short, plain, bilingual, no personal data beyond the
-    order number (the text may be read on any device)."""
-    footer = f"\n\n{shop}\n(wiadomość automatyczna / automatic message)\n"
-    if kind == "ready":
-        return Mail(
-            f"ready:{form_id}",
-            f"Zamówienie {form_id} przyjęte / Order received",
-            f"Dziękujemy! Przyjęliśmy Twoje zamówienie {form_id} do realizacji.\n"
-            f"Thank you! Your order {form_id} has been received and is being prepared." + footer,
-        )
-    if kind == "cancelled":
-        return Mail(
-            f"cancelled:{form_id}",
-            f"Zamówienie {form_id} anulowane / Order cancelled",
-            f"Zamówienie {form_id} zostało anulowane.\nOrder {form_id} has been cancelled."
-            + footer,
-        )
-    if kind == "fulfillment":
-        assert status is not None
-        polish, english = STATUS_WORDS.get(status, (status, status))
-        return Mail(
-            f"fulfillment:{form_id}:{status}",
-            f"Zamówienie {form_id}: {polish} / Order {english}",
-            f"Status zamówienia {form_id}: {polish}.\nYour order {form_id} is now {english}."
-            + footer,
-        )
-    assert invoice_number is not None
-    return Mail(
-        f"invoice:{form_id}:{invoice_number}",
-        f"Faktura {invoice_number} do zamówienia {form_id} / Invoice added",
-        f"Do zamówienia {form_id} dodaliśmy fakturę {invoice_number}; znajdziesz ją w"
-        " szczegółach zakupu na Allegro.\n"
-        f"Invoice {invoice_number} for order {form_id} was added; you can find it in the"
-        " purchase details on Allegro." + footer,
-    )
+def masked_with_suffix(email: str | None) -> bool:
+    """Whether Allegro delivers mail to ``email``: a masked address (``@allegromail.pl`` or
+    ``@user.allegrogroup.pl``) only with its ``+<id>`` suffix; any other address as it is."""
+    if not email or "@" not in email:
+        return False
+    local, _, domain = email.strip().rpartition("@")
+    if domain.lower() in MASKED_DOMAINS:
+        code, plus, suffix = local.partition("+")
+        return bool(code and plus and suffix)
+    return bool(local)
+
+
+def compose_message(form_id: str, subject: str, body: str, *, shop: str) -> Mail:
+    """The e-mail of an ``order.message``: the ERP's subject and plain-text body, the order
+    number in the subject (the buyer's mail client threads by it), the shop's name below.
+    Keyed by its content, so a redelivered message is mailed once."""
+    digest = hashlib.sha256(f"{form_id}\n{subject}\n{body}".encode()).hexdigest()[:24]
+    title = subject if form_id in subject else f"{subject} ({form_id})"
+    return Mail(f"message:{form_id}:{digest}", title, f"{body}\n\n{shop}\n")
 
 
 # --- effects --------------------------------------------------------------------------------
 
 
-async def queue_order_mail(
+async def queue_order_message(
     conn: asyncpg.Connection,
     account: Mapping[str, Any],
     form: Mapping[str, Any],
-    kind: MailKind,
-    *,
-    status: str | None = None,
-    invoice_number: str | None = None,
+    subject: str,
+    body: str,
 ) -> bool:
-    """Queue the ``kind`` notification for ``form`` in the caller's transaction; True when a
-    mail was queued now. Nothing when the account's ``send_order_emails`` is off, when the form
-    has no buyer address, or when this fact was mailed already (``dedupe_key``).
+    """Queue the e-mail of an ``order.message`` for ``form`` in the caller's transaction; True
+    when a mail was queued now, False when this message was queued already (``dedupe_key``).
 
     ``account`` is an ``accounts`` row (its settings and ``login``/``name``); ``form`` the
-    checkout form as Allegro gives it (``id``, ``buyer.email``).
+    checkout form as Allegro gives it (``id``, ``buyer.email``). The caller has checked that the
+    buyer's address can be written to (:func:`masked_with_suffix`).
     """
-    if not account["send_order_emails"]:
-        return False
     form_id = str(uuid.UUID(str(form["id"])))
     buyer_email = (form.get("buyer") or {}).get("email")
     recipients = decide_recipients(
@@ -155,13 +122,7 @@ async def queue_order_mail(
     )
     if not recipients.to:
         return False
-    mail = compose_mail(
-        kind,
-        form_id=form_id,
-        shop=str(account["name"] or account["login"]),
-        status=status,
-        invoice_number=invoice_number,
-    )
+    mail = compose_message(form_id, subject, body, shop=str(account["name"] or account["login"]))
     queued = await conn.fetchval(
         mail_outbox.QUEUE,
         account["id"],

@@ -53,7 +53,6 @@ from allegro_sync.handlers.customers import (
     decide_customer,
     upsert_customer,
 )
-from allegro_sync.handlers.order_mails import queue_order_mail
 
 log = structlog.get_logger(__name__)
 
@@ -452,9 +451,6 @@ async def _announce(
     await conn.execute(order_store.ANNOUNCED, form_ids, customer_ids)
     await outbox.enqueue_many(conn, messages)
     await event_log.write_many(conn, entries)
-    for account, form, _ in orders:
-        if account["send_order_emails"]:
-            await queue_order_mail(conn, account, form, "ready")
 
 
 async def _cancel(
@@ -479,7 +475,6 @@ async def _cancel(
         "order_cancelled",
         f"Order {form_id} was cancelled; the ERP was told",
     )
-    await queue_order_mail(conn, account, form, "cancelled")
 
 
 async def _touch_offers(conn: asyncpg.Connection, batch: Sequence[PreparedOrder]) -> None:

@@ -25,6 +25,7 @@ from allegro_sync.contract import (
     ORDER_BACKFILL,
     ORDER_EVENT,
     ORDER_EVENTS,
+    ORDER_MESSAGE,
     ORDER_STATUS_CHANGED,
     PRICE_CHANGED,
     PRICE_LIST_UPSERTED,
@@ -38,6 +39,7 @@ from allegro_sync.contract import (
     OrderBackfillMessage,
     OrderEventMessage,
     OrderEventsMessage,
+    OrderMessage,
     OrderStatusChanged,
     PriceChanged,
     PriceListUpserted,
@@ -49,6 +51,7 @@ from allegro_sync.handlers import catalog, prices, stock
 from allegro_sync.handlers.fulfillment import record_fulfillment, set_fulfillment
 from allegro_sync.handlers.invoices import record_invoice, upload_invoice
 from allegro_sync.handlers.offers import prepare_offers, refresh_offers
+from allegro_sync.handlers.order_messages import prepare_order_message, record_order_message
 from allegro_sync.handlers.orders import handle_orders, prepare_backfill, prepare_orders
 
 Handler = Callable[[Any, asyncpg.Connection], Awaitable[None]]
@@ -148,5 +151,8 @@ def build_routes(allegro: AllegroRestClient, pool: asyncpg.Pool) -> dict[str, Ma
             OrderStatusChanged, record_fulfillment, partial(set_fulfillment, allegro, pool)
         ),
         INVOICE_ADDED: Route(InvoiceAdded, record_invoice, partial(upload_invoice, allegro, pool)),
+        ORDER_MESSAGE: Route(
+            OrderMessage, record_order_message, partial(prepare_order_message, allegro, pool)
+        ),
     }
     return {ERP_QUEUE: erp, JOURNAL_QUEUE: journal}

@@ -1,5 +1,6 @@
-"""Buyer e-mail notifications end to end (design.md O2): an ERP message or an order change ->
-``mail_outbox`` -> the mail relay -> a real SMTP server (aiosmtpd)."""
+"""Buyer messages end to end under Allegro's rules of 2 March 2026 (design.md O2): the ERP's
+``order.message`` -> ``mail_outbox`` -> the mail relay -> a real SMTP server (aiosmtpd), or ->
+Allegro's message centre; no mail for an order, a status change or an invoice."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import pytest
 from allegro_sync.daemon.app import Daemon
 from tests.e2e.conftest import FAST_POLLING, Admin, Emulator, daemon_settings
 from tests.e2e.flows import _buy, _handled, _invoice, _log_codes, _send, _shop
+from tests.e2e.test_fulfillment_invoices import _dead_letters
 from tests.helpers import eventually
 from tests.smtp_server import Received, SmtpServer, smtp  # noqa: F401  (the fixture)
 
@@ -60,105 +62,107 @@ async def _buyer_email(db: asyncpg.Pool, form_id: str) -> str:
     return email
 
 
-async def test_a_status_change_from_the_erp_mails_the_buyer_once(
+async def test_an_order_message_is_mailed_once_and_status_and_invoice_mail_nothing(
     admin: Admin,
     emulator: Emulator,
     db: asyncpg.Pool,
     amqp_url: str,
     smtp: SmtpServer,  # noqa: F811
 ) -> None:
-    _, _, offers = await _shop(admin, emulator, db, send_order_emails=True)
-    form_id = await _buy(emulator, offers[0])
-    await _handled(db, form_id, "READY_FOR_PROCESSING")
-    body = {"checkout_form_id": form_id, "status": "SENT"}
-    await _send(amqp_url, "order.status_changed", body, "mail-status-1")
-    await _send(amqp_url, "order.status_changed", body, "mail-status-1")  # redelivered
-    await _send(amqp_url, "order.status_changed", body, "mail-status-2")  # the same fact again
-
-    [mail] = await _mails(smtp, 1)
-    assert mail.rcpt_tos == [await _buyer_email(db, form_id)]
-    assert mail.message["From"] == "sklep@example.com"
-    assert form_id in mail.message["Subject"]
-    assert "sent" in mail.message.get_content()
-
-
-async def test_an_invoice_mail_goes_to_allowed_extra_recipients_only(
-    admin: Admin,
-    emulator: Emulator,
-    db: asyncpg.Pool,
-    amqp_url: str,
-    smtp: SmtpServer,  # noqa: F811
-) -> None:
-    # Allegro allows one additional address for this seller; the seller configures two.
-    seller = await emulator.seller("mailshop", extra_emails=["biuro@mailshop.pl"])
-    account = await admin.connect(emulator, seller)
-    status, options = await admin.call("GET", f"/accounts/{account['id']}/options")
-    assert status == 200 and options["additional_emails"] == ["biuro@mailshop.pl"]
-    status, body = await admin.call(
-        "PATCH",
-        f"/accounts/{account['id']}",
-        {
-            "send_order_emails": True,
-            # orders stay with the seller here, so the invoice mail is the only one
-            "extra_order_email_recipients": ["Biuro@mailshop.pl", "obcy@example.com"],
-        },
+    # Since 2 March 2026 Allegro stops mail that repeats its notices or carries an invoice:
+    # an order sent to the ERP, a status change and an invoice mail nobody, even with the old
+    # switch on; the ERP's own message goes, once, to the masked address with its suffix.
+    _, account, offers = await _shop(
+        admin, emulator, db, auto_create_orders=True, send_order_emails=True
     )
-    assert status == 200, body
-    offer = await emulator.control(
-        "POST", f"/sellers/{seller['id']}/offers", {"name": "Kubek", "stock": 5, "price": "9.99"}
-    )
-    await eventually(lambda: _journal_started(db, int(account["id"])))
-    form_id = await _buy(emulator, str(offer["id"]))
-    await _handled(db, form_id, "READY_FOR_PROCESSING")
-    await _send(amqp_url, "invoice.added", _invoice(form_id), "mail-invoice-1")
-    await _send(amqp_url, "invoice.added", _invoice(form_id), "mail-invoice-1")  # redelivered
-
-    [mail] = await _mails(smtp, 1)
-    assert mail.rcpt_tos == [await _buyer_email(db, form_id), "Biuro@mailshop.pl"]
-    assert "FV/1/2026" in mail.message["Subject"]
-    codes = await _log_codes(db, int(account["id"]))
-    assert codes.count("order_email_recipient_dropped") == 1
-    warning = await db.fetchval(
-        "SELECT message FROM event_log WHERE code = 'order_email_recipient_dropped'"
-    )
-    assert "obcy@example.com" in warning and "Biuro" not in warning
-
-
-async def test_no_mail_while_the_setting_is_off(
-    admin: Admin,
-    emulator: Emulator,
-    db: asyncpg.Pool,
-    amqp_url: str,
-    smtp: SmtpServer,  # noqa: F811
-) -> None:
-    _, account, offers = await _shop(admin, emulator, db)
+    assert account["order_message_channel"] == "email"
     form_id = await _buy(emulator, offers[0])
     await _handled(db, form_id, "READY_FOR_PROCESSING")
     await _send(
-        amqp_url, "order.status_changed", {"checkout_form_id": form_id, "status": "SENT"}, "off"
+        amqp_url, "order.status_changed", {"checkout_form_id": form_id, "status": "SENT"}, "st"
     )
+    await _send(amqp_url, "invoice.added", _invoice(form_id), "inv")
+    await eventually(lambda: _logged(db, int(account["id"]), "invoice_added"), timeout=20)
     await eventually(lambda: _logged(db, int(account["id"]), "fulfillment_status_set"), timeout=20)
-    await asyncio.sleep(1.5)
-    assert smtp.capture.received == []
-    assert await db.fetchval("SELECT count(*) FROM mail_outbox") == 0
+    message = {
+        "checkout_form_id": form_id,
+        "subject": "Opóźnienie wysyłki",
+        "body": "Dzień dobry, paczka wyjdzie jutro rano.",
+    }
+    await _send(amqp_url, "order.message", message, "msg-1")
+    await _send(amqp_url, "order.message", message, "msg-1")  # redelivered
+
+    [mail] = await _mails(smtp, 1)
+    buyer = await _buyer_email(db, form_id)
+    assert "+" in buyer.partition("@")[0]  # the +<id> suffix Allegro needs
+    assert mail.rcpt_tos == [buyer]
+    assert mail.message["From"] == "sklep@example.com"
+    assert "Opóźnienie wysyłki" in mail.message["Subject"] and form_id in mail.message["Subject"]
+    assert "paczka wyjdzie jutro" in mail.message.get_content()
+    assert not mail.message.is_multipart()  # plain text, never an attachment
+    assert await db.fetchval("SELECT count(*) FROM mail_outbox") == 1
 
 
-async def test_an_order_sent_to_the_erp_and_its_cancellation_mail_the_buyer(
+async def test_an_order_message_through_the_message_centre_is_written_once(
     admin: Admin,
     emulator: Emulator,
     db: asyncpg.Pool,
+    amqp_url: str,
     smtp: SmtpServer,  # noqa: F811
 ) -> None:
-    _, _, offers = await _shop(admin, emulator, db, auto_create_orders=True, send_order_emails=True)
+    _, account, offers = await _shop(admin, emulator, db, order_message_channel="message_centre")
+    assert account["order_message_channel"] == "message_centre"
     form_id = await _buy(emulator, offers[0])
-    [ready] = await _mails(smtp, 1)
-    assert ready.rcpt_tos == [await _buyer_email(db, form_id)]
-    assert form_id in ready.message["Subject"]
-    await emulator.control("POST", f"/checkout-forms/{form_id}/cancel", {})
-    await _handled(db, form_id, "CANCELLED")
-    ready_again, cancelled = await _mails(smtp, 2)
-    assert ready_again is ready
-    assert "anulowane" in cancelled.message["Subject"]
+    await _handled(db, form_id, "READY_FOR_PROCESSING")
+    message = {
+        "checkout_form_id": form_id,
+        "subject": "Brak koloru",
+        "body": "Czy może być niebieski?",
+    }
+    await _send(amqp_url, "order.message", message, "mc-1")
+    await _send(amqp_url, "order.message", message, "mc-1")  # redelivered
+    await eventually(lambda: _logged(db, int(account["id"]), "order_message_sent"), timeout=20)
+    await asyncio.sleep(1.5)
+    found = await emulator.control("GET", "/messages")
+    [written] = found["messages"]
+    form: dict[str, Any] = await db.fetchval(
+        "SELECT form FROM orders WHERE checkout_form_id = $1::uuid", form_id
+    )
+    assert written["relatesTo"]["order"]["id"] == form_id
+    assert written["recipient"] == form["buyer"]["login"]
+    assert "Brak koloru" in written["text"] and "niebieski" in written["text"]
+    assert smtp.capture.received == []
+
+
+async def test_bad_order_messages_are_dead_lettered_with_a_reason(
+    admin: Admin,
+    emulator: Emulator,
+    db: asyncpg.Pool,
+    amqp_url: str,
+    smtp: SmtpServer,  # noqa: F811
+) -> None:
+    _, _, offers = await _shop(admin, emulator, db)
+    form_id = await _buy(emulator, offers[0])
+    await _handled(db, form_id, "READY_FOR_PROCESSING")
+    unknown = "7c6e5e1e-0000-4000-8000-0000000000ff"
+    await _send(
+        amqp_url, "order.message", {"checkout_form_id": unknown, "subject": "S", "body": "B"}, "b1"
+    )
+    await _send(
+        amqp_url, "order.message", {"checkout_form_id": form_id, "subject": "S", "body": "  "}, "b2"
+    )
+    await _send(
+        amqp_url,
+        "order.message",
+        {"checkout_form_id": form_id, "subject": "S", "body": "x" * 2001},
+        "b3",
+    )
+    errors = sorted(await _dead_letters(amqp_url, 3))
+    assert any("unknown checkout form" in e for e in errors), errors
+    assert any("body" in e and "2000" in e for e in errors), errors
+    assert any("body" in e and "at least 1" in e for e in errors), errors
+    await asyncio.sleep(1.0)
+    assert smtp.capture.received == []
 
 
 async def _journal_started(db: asyncpg.Pool, account_id: int) -> bool:

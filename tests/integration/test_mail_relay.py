@@ -10,7 +10,7 @@ from pydantic import SecretStr
 
 from allegro_sync.adapters.mail.smtp import SmtpMailer, parse_smtp_url
 from allegro_sync.daemon.mail_relay import MailRelay
-from allegro_sync.handlers.order_mails import queue_order_mail
+from allegro_sync.handlers.order_mails import queue_order_message
 from tests.smtp_server import SmtpServer, smtp  # noqa: F401  (the fixture)
 
 BUYER = "wwgp215quo+77c5fa9f6@allegromail.pl"
@@ -35,8 +35,9 @@ async def test_a_queued_mail_is_sent_once_after_a_temporary_refusal(
 ) -> None:
     account = await _account(db)
     async with db.acquire() as conn, conn.transaction():
-        assert await queue_order_mail(conn, account, FORM, "ready")
-        assert not await queue_order_mail(conn, account, FORM, "ready")  # the same fact
+        assert await queue_order_message(conn, account, FORM, "Opóźnienie", "Wyślemy jutro.")
+        # the same message again (a redelivery)
+        assert not await queue_order_message(conn, account, FORM, "Opóźnienie", "Wyślemy jutro.")
     relay = MailRelay(
         pool=db,
         mailer=SmtpMailer(parse_smtp_url(SecretStr(smtp.url))),
@@ -54,10 +55,3 @@ async def test_a_queued_mail_is_sent_once_after_a_temporary_refusal(
     assert mail.rcpt_tos == [BUYER]
     assert mail.message["Message-ID"].endswith("@example.com>")
     assert await db.fetchval("SELECT sent_at IS NOT NULL FROM mail_outbox")
-
-
-async def test_nothing_is_queued_while_the_setting_is_off(db: asyncpg.Pool) -> None:
-    account = await _account(db, send_order_emails=False)
-    async with db.acquire() as conn:
-        assert not await queue_order_mail(conn, account, FORM, "cancelled")
-    assert await db.fetchval("SELECT count(*) FROM mail_outbox") == 0

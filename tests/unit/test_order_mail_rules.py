@@ -9,7 +9,12 @@ import pytest
 from allegro_sync.errors import BadInput
 from allegro_sync.handlers.fulfillment import allegro_status
 from allegro_sync.handlers.invoices import MAX_FILE_BYTES, decode_pdf
-from allegro_sync.handlers.order_mails import Recipients, compose_mail, decide_recipients
+from allegro_sync.handlers.order_mails import (
+    Recipients,
+    compose_message,
+    decide_recipients,
+    masked_with_suffix,
+)
 
 BUYER = "wwgp215quo+77c5fa9f6@allegromail.pl"
 
@@ -35,18 +40,27 @@ def test_no_buyer_address_means_no_mail(missing: str | None) -> None:
     assert decide_recipients(missing, ["a@shop.pl"], ["a@shop.pl"]) == Recipients((), ())
 
 
-def test_each_fact_has_its_own_key() -> None:
+def test_a_message_is_keyed_by_its_content() -> None:
     form = "7c6e5e1e-0000-4000-8000-000000000001"
-    keys = {
-        compose_mail("ready", form_id=form, shop="s").dedupe_key,
-        compose_mail("cancelled", form_id=form, shop="s").dedupe_key,
-        compose_mail("fulfillment", form_id=form, shop="s", status="SENT").dedupe_key,
-        compose_mail("fulfillment", form_id=form, shop="s", status="PROCESSING").dedupe_key,
-        compose_mail("invoice", form_id=form, shop="s", invoice_number="FV/1").dedupe_key,
-    }
-    assert len(keys) == 5
-    sent = compose_mail("fulfillment", form_id=form, shop="Sklep", status="SENT")
-    assert "wysłane" in sent.subject and "sent" in sent.body and "Sklep" in sent.body
+    one = compose_message(form, "Opóźnienie", "Wyślemy jutro.", shop="Sklep")
+    assert one == compose_message(form, "Opóźnienie", "Wyślemy jutro.", shop="Sklep")
+    assert one.dedupe_key != compose_message(form, "Opóźnienie", "Pojutrze.", shop="S").dedupe_key
+    assert form in one.subject and "Sklep" in one.body
+
+
+@pytest.mark.parametrize(
+    ("email", "deliverable"),
+    [
+        ("wwgp215quo+77c5fa9f6@allegromail.pl", True),
+        ("abc+1f@user.allegrogroup.pl", True),
+        ("wwgp215quo@allegromail.pl", False),  # Allegro needs the +<id> suffix
+        ("wwgp215quo+@allegromail.pl", False),
+        ("buyer@example.com", True),
+        (None, False),
+    ],
+)
+def test_a_masked_address_needs_its_suffix(email: str | None, deliverable: bool) -> None:
+    assert masked_with_suffix(email) is deliverable
 
 
 @pytest.mark.parametrize(

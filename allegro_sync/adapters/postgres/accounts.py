@@ -28,6 +28,7 @@ SETTING_COLUMNS = (
     "shipping_rates_id",
     "address",
     "extra_order_email_recipients",
+    "order_message_channel",
 )
 UPDATABLE_COLUMNS = frozenset({"name", "active", *SETTING_COLUMNS})
 

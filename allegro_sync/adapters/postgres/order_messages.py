@@ -1,0 +1,21 @@
+"""SQL for order_messages (messages written to a buyer through Allegro's message centre)."""
+
+# Claim a message before writing it; the row (``sent_at``) when it was there already.
+CLAIM = """
+WITH claimed AS (
+    INSERT INTO order_messages (dedupe_key, account_id, checkout_form_id)
+    VALUES ($1, $2, $3)
+    ON CONFLICT (dedupe_key) DO NOTHING
+    RETURNING sent_at
+)
+SELECT true AS new, NULL::timestamptz AS sent_at FROM claimed
+UNION ALL
+SELECT false, sent_at FROM order_messages
+ WHERE dedupe_key = $1 AND NOT EXISTS (SELECT 1 FROM claimed)
+"""
+# Written: Allegro's message id ``$2``.
+MARK_SENT = """
+UPDATE order_messages SET allegro_message_id = $2, sent_at = now()
+ WHERE dedupe_key = $1 AND sent_at IS NULL
+RETURNING true
+"""
