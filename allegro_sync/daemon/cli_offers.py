@@ -21,27 +21,15 @@ from typing import Any
 import asyncpg
 
 from allegro_sync.adapters.allegro.client import AllegroRestClient
-from allegro_sync.adapters.postgres import accounts, event_log, outbox
-from allegro_sync.adapters.postgres import offers as store
+from allegro_sync.adapters.postgres import accounts
 from allegro_sync.adapters.postgres import pool as pg
 from allegro_sync.config.settings import Settings
 from allegro_sync.daemon.app import build_allegro_stack, new_http_session
 from allegro_sync.daemon.cli_errors import REFUSALS, CliError, report
 from allegro_sync.daemon.progress import Progress
-from allegro_sync.handlers.offers import (
-    BindSettings,
-    Outcome,
-    binding_flags,
-    decide_binding,
-    offer_bound_message,
-    read_ean,
-    sweep_offers,
-    warn_ambiguous_ean,
-)
+from allegro_sync.handlers import bulk_binding
+from allegro_sync.handlers.offers import Outcome, sweep_offers
 from allegro_sync.metrics import Metrics
-
-EAN_READ_CONCURRENCY = 16
-WRITE_CHUNK = 1000
 
 
 def add_offers_command(commands: Any) -> None:
@@ -111,102 +99,20 @@ def summary_line(account_id: int, counts: Counter[Outcome], *, dry_run: bool) ->
 async def bind_all_by_ean(
     pool: asyncpg.Pool, allegro: AllegroRestClient, account_id: int, *, dry_run: bool
 ) -> Counter[Outcome]:
-    """Bind every unbound mirrored offer of the account whose EAN names exactly one product."""
-    rows = await store.account_offers(pool, account_id)
-    counts: Counter[Outcome] = Counter()
-    counts[Outcome.ALREADY_BOUND] = sum(1 for r in rows if r["product_id"] is not None)
-    unbound = [r for r in rows if r["product_id"] is None]
-    eans: dict[str, str | None] = {
-        r["id"]: r["ean"] for r in unbound if r["ean_checked_at"] is not None
-    }
-    unread = [r["id"] for r in unbound if r["ean_checked_at"] is None]
-    del rows
-    fresh = await _read_eans(allegro, account_id, unread)
-    eans.update(fresh)
-    if fresh and not dry_run:
-        async with pool.acquire() as conn:
-            items = list(fresh.items())
-            for i in range(0, len(items), WRITE_CHUNK):
-                await store.set_eans(conn, items[i : i + WRITE_CHUNK])
-    async with pool.acquire() as conn:
-        products = await store.products_by_eans(conn, sorted({e for e in eans.values() if e}))
-    to_bind: list[tuple[str, str]] = []
-    ambiguous: list[tuple[str, str, list[str]]] = []
-    for offer_id, ean in eans.items():
-        product_ids = products.get(ean, []) if ean else []
-        outcome = decide_binding(bound=False, ean=ean, product_ids=product_ids)
-        if outcome is Outcome.BOUND:
-            to_bind.append((offer_id, product_ids[0]))
-        elif outcome is Outcome.AMBIGUOUS:
-            assert ean is not None
-            ambiguous.append((offer_id, ean, product_ids))
-        counts[outcome] += 1
-    if not dry_run:
-        counts[Outcome.BOUND] = await _bind(pool, account_id, to_bind, ambiguous)
-    return counts
+    """``handlers.bulk_binding.bind_all_by_ean`` with a bar on stderr while EANs are read."""
+    bar = Progress(0, sys.stderr, label=f"account {account_id} EANs")
+    done = 0
 
+    def progress(count: int, total: int) -> None:
+        nonlocal done
+        done = count
+        bar.update(count, total)
 
-async def _read_eans(
-    allegro: AllegroRestClient, account_id: int, offer_ids: list[str]
-) -> dict[str, str | None]:
-    found: dict[str, str | None] = {}
-    bar = Progress(len(offer_ids), sys.stderr, label=f"account {account_id} EANs")
-    limit = asyncio.Semaphore(EAN_READ_CONCURRENCY)
-
-    async def one(offer_id: str) -> None:
-        async with limit:
-            found[offer_id] = await read_ean(allegro, account_id, offer_id)
-        bar.update(len(found))
-
-    await asyncio.gather(*(one(i) for i in offer_ids))
-    bar.finish(len(found))
-    return found
-
-
-async def _bind(
-    pool: asyncpg.Pool,
-    account_id: int,
-    to_bind: list[tuple[str, str]],
-    ambiguous: list[tuple[str, str, list[str]]],
-) -> int:
-    """Write the bindings in chunks, each with its ``offer.bound`` messages; how many bound."""
-    bound = 0
-    async with pool.acquire() as conn:
-        account = await store.binding_settings(conn, account_id)
-        assert account is not None
-        settings = BindSettings.of(account)
-        for i in range(0, len(to_bind), WRITE_CHUNK):
-            async with conn.transaction():
-                flags = binding_flags(settings, await pg.now(conn))
-                rows = await store.bind_many(
-                    conn,
-                    to_bind[i : i + WRITE_CHUNK],
-                    sync_price=flags.sync_price,
-                    do_not_renew=flags.do_not_renew,
-                )
-                messages = [
-                    offer_bound_message(account_id, r["id"], r["product_id"], r["ean"])
-                    for r in rows
-                ]
-                await conn.executemany(
-                    outbox.INSERT,
-                    [(m.message_id, m.exchange, m.routing_key, m.payload) for m in messages],
-                )
-                bound += len(rows)
-        async with conn.transaction():
-            for offer_id, ean, product_ids in ambiguous:
-                await warn_ambiguous_ean(conn, account_id, offer_id, ean, product_ids)
-            if bound:
-                await event_log.write(
-                    conn,
-                    account_id,
-                    "offers",
-                    "info",
-                    "offers_bound_by_ean",
-                    f"{bound} offers bound to products by EAN on demand.",
-                    details={"bound": bound},
-                )
-    return bound
+    result = await bulk_binding.bind_all_by_ean(
+        pool, allegro, account_id, dry_run=dry_run, progress=progress
+    )
+    bar.finish(done)
+    return result.counts
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -36,3 +36,16 @@ async def test_sign_in_wrong_password_and_sign_out(panel: Panel, db: asyncpg.Poo
     await db.execute("UPDATE panel_sessions SET expires_at = now() - interval '1 second'")
     await panel.goto("customers")
     assert page.url.endswith("/panel/login")
+
+
+async def test_panel_without_the_trailing_slash_leads_to_the_panel(panel: Panel) -> None:
+    page = panel.page
+    response = await page.request.get(panel.base + "/panel", max_redirects=0)
+    assert response.status in (301, 308)
+    assert response.headers["location"] == "/panel/"
+    await page.goto(panel.base + "/panel")
+    await expect(page.get_by_label("Hasło panelu")).to_be_visible()
+    await panel.sign_in()
+    await page.goto(panel.base + "/panel")
+    await expect(page.get_by_role("heading", name="Przegląd")).to_be_visible()
+    assert page.url == panel.url

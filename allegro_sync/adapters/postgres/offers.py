@@ -136,9 +136,10 @@ async def get_offer(conn: asyncpg.Connection | asyncpg.Pool, offer_id: str) -> A
 
 
 async def account_offers(conn: asyncpg.Pool, account_id: int) -> list[asyncpg.Record]:
-    """Id, EAN (and when it was read) and product of every mirrored offer of the account."""
+    """Id, name, EAN (and when it was read) and product of every mirrored offer of the account."""
     rows: list[asyncpg.Record] = await conn.fetch(
-        "SELECT id, ean, ean_checked_at, product_id FROM offers WHERE account_id = $1 ORDER BY id",
+        "SELECT id, name, ean, ean_checked_at, product_id FROM offers"
+        " WHERE account_id = $1 ORDER BY id",
         account_id,
     )
     return rows

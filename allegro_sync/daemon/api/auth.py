@@ -9,7 +9,8 @@ from aiohttp.typedefs import Middleware
 
 from allegro_sync.daemon.api.errors import Handler, error_response
 
-PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/oauth/callback"})
+# ``/panel`` only redirects to ``/panel/``.
+PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/oauth/callback", "/panel"})
 # The seller's panel signs in with its own form and session cookie (daemon/panel/auth.py).
 PUBLIC_PREFIXES = ("/panel/",)
 

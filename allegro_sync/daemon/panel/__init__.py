@@ -43,6 +43,14 @@ def new_auth(
 
 
 @web.middleware
+async def trailing_slash(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """``/panel`` (which the mounted panel also receives) is ``/panel/``."""
+    if request.path == PREFIX.rstrip("/"):
+        raise web.HTTPPermanentRedirect(PREFIX)
+    return await handler(request)
+
+
+@web.middleware
 async def html_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Every failure as a page in the panel's language, never a trace."""
     try:
@@ -119,7 +127,7 @@ async def home(request: web.Request) -> web.StreamResponse:
 
 def create_panel_app(deps: PanelDeps) -> web.Application:
     """The panel as an application to mount at ``/panel/``."""
-    app = web.Application(middlewares=[html_errors, deps.auth.middleware()])
+    app = web.Application(middlewares=[trailing_slash, html_errors, deps.auth.middleware()])
     app[PANEL_KEY] = deps
     static = resources.files("allegro_sync.daemon.panel") / "static"
     app.router.add_static("/static/", str(static))

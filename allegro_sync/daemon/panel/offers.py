@@ -12,7 +12,9 @@ from allegro_sync.adapters.postgres import offers as store
 from allegro_sync.daemon.panel import forms
 from allegro_sync.daemon.panel.deps import deps_of
 from allegro_sync.daemon.panel.render import render
+from allegro_sync.handlers.bulk_binding import bind_all_by_ean
 from allegro_sync.handlers.offer_settings import OfferChangeError, change_offer, parse_offer_change
+from allegro_sync.handlers.offers import Outcome
 
 STATUSES = ("INACTIVE", "ACTIVATING", "ACTIVE", "ENDED")
 FORMATS = ("BUY_NOW", "AUCTION", "ADVERTISEMENT")
@@ -95,7 +97,35 @@ async def change(request: web.Request) -> web.StreamResponse:
     raise web.HTTPSeeOther(back)
 
 
+async def bind_by_ean(request: web.Request) -> web.Response:
+    """ "Powiąż wszystkie po EAN": the dry run first (``confirm`` absent), then the binding, both
+    through ``handlers.bulk_binding`` as ``allegro-sync offers bind --by-ean`` does."""
+    deps = deps_of(request)
+    form = await request.post()
+    raw = str(form.get("account_id", ""))
+    if not raw.isdigit() or len(raw) > 18:
+        raise web.HTTPNotFound()
+    account_id = int(raw)
+    async with deps.pool.acquire() as conn:
+        account = await account_store.get(conn, account_id)
+    if account is None:
+        raise web.HTTPNotFound()
+    dry_run = str(form.get("confirm", "")) != "yes"
+    result = await bind_all_by_ean(deps.pool, deps.allegro, account_id, dry_run=dry_run)
+    return render(
+        request,
+        "offers_bind.html",
+        section="offers",
+        here="/panel/offers",
+        account_name=account["name"],
+        account_id=account_id,
+        report=result,
+        outcomes=[(o.value, result.counts[o]) for o in Outcome],
+    )
+
+
 def add_routes(app: web.Application) -> None:
     """The offer list and its forms."""
     app.router.add_get("/offers", list_page)
+    app.router.add_post("/offers/bind-by-ean", bind_by_ean)
     app.router.add_post("/offers/{id}", change)
