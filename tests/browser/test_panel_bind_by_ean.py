@@ -12,8 +12,7 @@ from playwright.async_api import expect
 from allegro_sync.daemon.cli_offers import run_offers
 from tests.browser.conftest import Panel
 from tests.e2e.conftest import Emulator
-from tests.e2e.flows import new_offer, products
-from tests.e2e.test_offers import bound_messages
+from tests.e2e.flows import bound_messages, new_offer, products
 
 EAN_MUG = "5901234123457"
 EAN_CUP = "5901234123464"

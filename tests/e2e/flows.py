@@ -3,17 +3,23 @@ messages in, and waits for the daemon to have handled them."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 from typing import Any
 
+import aio_pika
 import asyncpg
 
-from allegro_sync.adapters.broker.topology import ERP_EXCHANGE
+from allegro_sync.adapters.broker.topology import (
+    DEAD_LETTER_QUEUE,
+    ERP_EXCHANGE,
+    ERP_OUTBOUND_QUEUE,
+)
 from allegro_sync.daemon.app import Daemon
 from allegro_sync.daemon.pollers import WAKE_CHANNEL
 from tests.e2e.conftest import Admin, Emulator
-from tests.helpers import eventually, publish_json
+from tests.helpers import drain_queue, eventually, publish_json
 
 
 async def _shop(
@@ -248,3 +254,55 @@ async def settled(daemon: Daemon, db: asyncpg.Pool) -> None:
 async def emulator_offer(emulator: Emulator, offer_id: str) -> dict[str, Any]:
     found: dict[str, Any] = await emulator.control("GET", f"/offers/{offer_id}")
     return found
+
+
+class Erp:
+    """The ERP side: every message the daemon published to ``allegro-sync.events``."""
+
+    def __init__(self, amqp_url: str) -> None:
+        self.amqp_url = amqp_url
+        self.received: list[aio_pika.abc.AbstractIncomingMessage] = []
+
+    async def take(self) -> None:
+        connection = await aio_pika.connect(self.amqp_url)
+        channel = await connection.channel()
+        queue = await channel.get_queue(ERP_OUTBOUND_QUEUE)
+        while (message := await queue.get(fail=False)) is not None:
+            await message.ack()
+            self.received.append(message)
+        await connection.close()
+
+    def of(self, routing_key: str) -> list[dict[str, Any]]:
+        return [json.loads(m.body) for m in self.received if m.routing_key == routing_key]
+
+    async def wait_for(
+        self, routing_key: str, count: int = 1, timeout: float = 20
+    ) -> list[dict[str, Any]]:
+        async def enough() -> bool:
+            await self.take()
+            return len(self.of(routing_key)) >= count
+
+        await eventually(enough, timeout=timeout, interval=0.1)
+        return self.of(routing_key)
+
+    async def settle(self, seconds: float = 1.5) -> None:
+        """Give the daemon time to publish anything it (wrongly) still would."""
+        await asyncio.sleep(seconds)
+        await self.take()
+
+
+async def _dead_letters(amqp_url: str, count: int) -> list[str]:
+    errors: list[str] = []
+
+    async def enough() -> bool:
+        taken = await drain_queue(amqp_url, DEAD_LETTER_QUEUE, wait=0.2)
+        errors.extend(str((m.headers or {}).get("x-error")) for m in taken)
+        return len(errors) >= count
+
+    await eventually(enough, timeout=20)
+    return errors
+
+
+async def bound_messages(daemon: Daemon) -> list[dict[str, Any]]:
+    taken = await drain_queue(daemon.settings.amqp_url, ERP_OUTBOUND_QUEUE, wait=1.0)
+    return [json.loads(m.body) for m in taken if m.routing_key == "offer.bound"]

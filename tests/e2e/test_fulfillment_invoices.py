@@ -12,7 +12,7 @@ import asyncpg
 from allegro_sync.adapters.broker.topology import DEAD_LETTER_QUEUE
 from allegro_sync.daemon.app import Daemon
 from tests.e2e.conftest import Admin, Emulator
-from tests.e2e.flows import PDF, _buy, _handled, _invoice, _log_codes, _send, _shop
+from tests.e2e.flows import PDF, _buy, _dead_letters, _handled, _invoice, _log_codes, _send, _shop
 from tests.helpers import drain_queue, eventually
 
 
@@ -27,18 +27,6 @@ async def _order(admin: Admin, emulator: Emulator, db: asyncpg.Pool) -> tuple[in
 async def _recorded(emulator: Emulator, what: str, form_id: str) -> list[dict[str, Any]]:
     found = await emulator.control("GET", f"/{what}")
     return [r for r in found[what] if r["checkout_form_id"] == form_id]
-
-
-async def _dead_letters(amqp_url: str, count: int) -> list[str]:
-    errors: list[str] = []
-
-    async def enough() -> bool:
-        taken = await drain_queue(amqp_url, DEAD_LETTER_QUEUE, wait=0.2)
-        errors.extend(str((m.headers or {}).get("x-error")) for m in taken)
-        return len(errors) >= count
-
-    await eventually(enough, timeout=20)
-    return errors
 
 
 # --- fulfillment ----------------------------------------------------------------------------

@@ -12,21 +12,16 @@ import aiohttp
 import asyncpg
 import pytest
 
-from allegro_sync.adapters.broker.topology import ERP_OUTBOUND_QUEUE, JOURNAL_EXCHANGE
+from allegro_sync.adapters.broker.topology import JOURNAL_EXCHANGE
 from allegro_sync.daemon.app import Daemon
 from allegro_sync.daemon.cli_offers import run_offers
 from tests.e2e.conftest import FAST_POLLING, Admin, Emulator, daemon_settings
-from tests.e2e.flows import new_offer, offer, products, switch
-from tests.helpers import drain_queue, eventually, publish_json
+from tests.e2e.flows import bound_messages, new_offer, offer, products, switch
+from tests.helpers import eventually, publish_json
 
 EAN_MUG = "5901234123457"
 EAN_CUP = "5901234123464"
 EAN_PAN = "5901234123471"
-
-
-async def bound_messages(daemon: Daemon) -> list[dict[str, Any]]:
-    taken = await drain_queue(daemon.settings.amqp_url, ERP_OUTBOUND_QUEUE, wait=1.0)
-    return [json.loads(m.body) for m in taken if m.routing_key == "offer.bound"]
 
 
 async def event_log(admin: Admin, account_id: int) -> list[dict[str, Any]]:

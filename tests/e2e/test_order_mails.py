@@ -13,8 +13,7 @@ import pytest
 
 from allegro_sync.daemon.app import Daemon
 from tests.e2e.conftest import FAST_POLLING, Admin, Emulator, daemon_settings
-from tests.e2e.flows import _buy, _handled, _invoice, _log_codes, _send, _shop
-from tests.e2e.test_fulfillment_invoices import _dead_letters
+from tests.e2e.flows import _buy, _dead_letters, _handled, _invoice, _log_codes, _send, _shop
 from tests.helpers import eventually
 from tests.smtp_server import Received, SmtpServer, smtp  # noqa: F401  (the fixture)
 

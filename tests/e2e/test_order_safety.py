@@ -20,8 +20,7 @@ from allegro_sync.contract import ORDER_BACKFILL
 from allegro_sync.daemon.app import Daemon
 from allegro_sync.handlers.order_sweep import sweep_message
 from tests.e2e.conftest import FAST_POLLING, Admin, Emulator, daemon_settings
-from tests.e2e.flows import _buy, _handled, _shop, switch
-from tests.e2e.test_orders import Erp
+from tests.e2e.flows import Erp, _buy, _handled, _shop, switch
 from tests.helpers import eventually, publish_json
 
 # Fast sweeps; the lag leaves the journal its time to deliver first, so that what the sweep

@@ -16,48 +16,12 @@ import pytest
 
 from allegro_sync.adapters.broker.topology import (
     DEAD_LETTER_QUEUE,
-    ERP_OUTBOUND_QUEUE,
     JOURNAL_EXCHANGE,
 )
 from allegro_sync.daemon.app import Daemon
 from tests.e2e.conftest import FAST_POLLING, Admin, Emulator, daemon_settings
-from tests.e2e.flows import _buy, _handled, _shop
+from tests.e2e.flows import Erp, _buy, _handled, _shop
 from tests.helpers import drain_queue, eventually, publish_json
-
-
-class Erp:
-    """The ERP side: every message the daemon published to ``allegro-sync.events``."""
-
-    def __init__(self, amqp_url: str) -> None:
-        self.amqp_url = amqp_url
-        self.received: list[aio_pika.abc.AbstractIncomingMessage] = []
-
-    async def take(self) -> None:
-        connection = await aio_pika.connect(self.amqp_url)
-        channel = await connection.channel()
-        queue = await channel.get_queue(ERP_OUTBOUND_QUEUE)
-        while (message := await queue.get(fail=False)) is not None:
-            await message.ack()
-            self.received.append(message)
-        await connection.close()
-
-    def of(self, routing_key: str) -> list[dict[str, Any]]:
-        return [json.loads(m.body) for m in self.received if m.routing_key == routing_key]
-
-    async def wait_for(
-        self, routing_key: str, count: int = 1, timeout: float = 20
-    ) -> list[dict[str, Any]]:
-        async def enough() -> bool:
-            await self.take()
-            return len(self.of(routing_key)) >= count
-
-        await eventually(enough, timeout=timeout, interval=0.1)
-        return self.of(routing_key)
-
-    async def settle(self, seconds: float = 1.5) -> None:
-        """Give the daemon time to publish anything it (wrongly) still would."""
-        await asyncio.sleep(seconds)
-        await self.take()
 
 
 @pytest.fixture
