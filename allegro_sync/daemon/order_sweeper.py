@@ -16,7 +16,6 @@ failing and when it comes back, not at every round; its window waits for the nex
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import zlib
 from datetime import UTC, datetime, timedelta
 
@@ -28,7 +27,7 @@ from allegro_sync.adapters.allegro.errors import AllegroError, AllegroUnavailabl
 from allegro_sync.adapters.broker.publisher import ConfirmingPublisher
 from allegro_sync.adapters.postgres import accounts
 from allegro_sync.adapters.postgres.advisory_locks import AdvisoryLocks
-from allegro_sync.adapters.postgres.notifications import Failures, stop_task
+from allegro_sync.adapters.postgres.notifications import repeat_every, stop_task
 from allegro_sync.errors import CredentialsDead
 from allegro_sync.handlers.order_sweep import SweepResult, sweep_orders
 from allegro_sync.metrics import Metrics
@@ -76,19 +75,13 @@ class OrderSweeper:
         await self._drop()
 
     async def _run(self) -> None:
-        failures = Failures("order_sweep_failing")
-        while not self._stopping.is_set():
-            pause = self._interval
-            try:
-                await self.run_once()
-                failures.succeeded()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                await self._drop()
-                pause = min(failures.pause(exc), self._interval)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), pause)
+        await repeat_every(
+            self._interval,
+            self._stopping,
+            self.run_once,
+            on_failure=self._drop,
+            failing_event="order_sweep_failing",
+        )
 
     async def run_once(self) -> list[SweepResult] | None:
         """One round if this replica leads: each active account's sweep (None: another

@@ -18,7 +18,7 @@ import asyncpg
 import structlog
 
 from allegro_sync.adapters.postgres import pool as pg
-from allegro_sync.adapters.postgres.notifications import Failures, stop_task
+from allegro_sync.adapters.postgres.notifications import repeat_every, stop_task
 from allegro_sync.handlers import reconcile
 from allegro_sync.metrics import Metrics
 
@@ -52,19 +52,13 @@ class Reconciler:
         await self._drop()
 
     async def _run(self) -> None:
-        failures = Failures("reconciliation_failing")
-        while not self._stopping.is_set():
-            pause = self._interval
-            try:
-                await self.run_once()
-                failures.succeeded()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                await self._drop()
-                pause = min(failures.pause(exc), self._interval)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), pause)
+        await repeat_every(
+            self._interval,
+            self._stopping,
+            self.run_once,
+            on_failure=self._drop,
+            failing_event="reconciliation_failing",
+        )
 
     async def run_once(self) -> int | None:
         """One reconciliation if this replica leads; how many changes it queued (None: another

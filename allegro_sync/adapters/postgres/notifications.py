@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import asyncpg
@@ -84,3 +85,28 @@ async def stop_task(task: asyncio.Task[Any] | None, timeout: float) -> None:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+
+
+async def repeat_every(
+    interval: float,
+    stopping: asyncio.Event,
+    run_once: Callable[[], Awaitable[object]],
+    *,
+    on_failure: Callable[[], Awaitable[None]],
+    failing_event: str,
+) -> None:
+    """Run ``run_once`` now and every ``interval`` seconds until ``stopping`` is set; after a
+    failure ``on_failure`` (e.g. give a leader's lock back) and a shorter, growing pause."""
+    failures = Failures(failing_event)
+    while not stopping.is_set():
+        pause = interval
+        try:
+            await run_once()
+            failures.succeeded()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            await on_failure()
+            pause = min(failures.pause(exc), interval)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stopping.wait(), pause)

@@ -99,34 +99,42 @@ def add_customer_routes(app: web.Application, pool: asyncpg.Pool) -> None:
     async def export_view(request: web.Request) -> web.StreamResponse:
         # Judge every parameter before the first byte: after it, a JSON error is impossible.
         selection, fmt = _filter(request.query), _export_format(request.query)
-        response = web.StreamResponse(
-            headers={
-                "Content-Type": fmt.content_type,
-                "Content-Disposition": f"attachment; filename={fmt.filename}",
-            }
-        )
-        response.enable_chunked_encoding()
-        async with pool.acquire() as conn, conn.transaction(readonly=True):
-            await response.prepare(request)
-            rows = iter_export_rows(conn, selection)
-            try:
-                async with aclosing(fmt.encode(rows)) as chunks:
-                    async for chunk in chunks:
-                        await response.write(chunk)
-            except ConnectionError:
-                # The client went away; the transaction and connection unwind on their own.
-                log.info("customer_export_aborted", reason="client_disconnected")
-                return response
-            except Exception:
-                # Headers are out: no JSON error can follow. Cutting the connection before the
-                # last chunk tells the client the file is incomplete instead of passing it off
-                # as whole.
-                log.exception("customer_export_failed")
-                if request.transport is not None:
-                    request.transport.close()
-                return response
-        await response.write_eof()
-        return response
+        return await stream_export(request, pool, selection, fmt)
 
     app.router.add_get("/customers", list_view)
     app.router.add_get("/customers/export", export_view)
+
+
+async def stream_export(
+    request: web.Request, pool: asyncpg.Pool, selection: CustomerFilter, fmt: ExportFormat
+) -> web.StreamResponse:
+    """Stream the customers of ``selection`` as ``fmt`` from one read-only transaction (flat
+    memory); the admin API and the panel both answer with it."""
+    response = web.StreamResponse(
+        headers={
+            "Content-Type": fmt.content_type,
+            "Content-Disposition": f"attachment; filename={fmt.filename}",
+            "Cache-Control": "no-store",
+        }
+    )
+    response.enable_chunked_encoding()
+    async with pool.acquire() as conn, conn.transaction(readonly=True):
+        await response.prepare(request)
+        try:
+            async with aclosing(fmt.encode(iter_export_rows(conn, selection))) as chunks:
+                async for chunk in chunks:
+                    await response.write(chunk)
+        except ConnectionError:
+            # The client went away; the transaction and connection unwind on their own.
+            log.info("customer_export_aborted", reason="client_disconnected")
+            return response
+        except Exception:
+            # Headers are out: no JSON error can follow. Cutting the connection before the
+            # last chunk tells the client the file is incomplete instead of passing it off as
+            # whole.
+            log.exception("customer_export_failed")
+            if request.transport is not None:
+                request.transport.close()
+            return response
+    await response.write_eof()
+    return response

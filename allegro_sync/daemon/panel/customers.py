@@ -3,7 +3,6 @@ of the selected rows, the current view or the whole list (design.md C4, C5)."""
 
 from __future__ import annotations
 
-from contextlib import aclosing
 from urllib.parse import urlencode
 
 import structlog
@@ -12,10 +11,10 @@ from aiohttp import web
 from allegro_sync.adapters.postgres import accounts as account_store
 from allegro_sync.adapters.postgres.customer_queries import (
     CustomerFilter,
-    iter_export_rows,
     list_customers,
 )
 from allegro_sync.contract import CUSTOMER_TYPES
+from allegro_sync.daemon.api.customers import stream_export
 from allegro_sync.daemon.panel.deps import deps_of
 from allegro_sync.daemon.panel.render import render
 from allegro_sync.export.filters import FILTER_FIELDS, FilterError, parse_customer_filter
@@ -78,31 +77,7 @@ async def export(request: web.Request) -> web.StreamResponse:
         selection = parse_customer_filter(values)
     except FilterError as exc:
         return render(request, "error.html", 422, kind="export_refused", detail=str(exc))
-    response = web.StreamResponse(
-        headers={
-            "Content-Type": fmt.content_type,
-            "Content-Disposition": f"attachment; filename={fmt.filename}",
-            "Cache-Control": "no-store",
-        }
-    )
-    response.enable_chunked_encoding()
-    async with deps.pool.acquire() as conn, conn.transaction(readonly=True):
-        await response.prepare(request)
-        try:
-            async with aclosing(fmt.encode(iter_export_rows(conn, selection))) as chunks:
-                async for chunk in chunks:
-                    await response.write(chunk)
-        except ConnectionError:
-            log.info("customer_export_aborted", reason="client_disconnected")
-            return response
-        except Exception:
-            # Headers are out: cut the connection so the file is not taken for a whole one.
-            log.exception("customer_export_failed")
-            if request.transport is not None:
-                request.transport.close()
-            return response
-    await response.write_eof()
-    return response
+    return await stream_export(request, deps.pool, selection, fmt)
 
 
 def add_routes(app: web.Application) -> None:
