@@ -65,6 +65,12 @@ Ean = Annotated[str, StringConstraints(pattern=r"^\d{8,14}$")]
 Currency = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
 Text = Annotated[str, StringConstraints(min_length=1, max_length=200, strip_whitespace=True)]
 OfferId = Annotated[str, Field(min_length=1, max_length=100)]
+EmailAddress = Annotated[
+    str,
+    StringConstraints(
+        strip_whitespace=True, max_length=254, pattern=r"^[^@\s<>,;]+@[^@\s<>,;]+\.[^@\s<>,;]+$"
+    ),
+]
 # design.md C4: the customer type of a customer card, from its country
 CustomerType = Literal["domestic", "intra_eu", "extra_eu"]
 CUSTOMER_TYPES: tuple[CustomerType, ...] = ("domestic", "intra_eu", "extra_eu")
@@ -154,7 +160,12 @@ class OrderMessage(Message):
     """``order.message``: the seller's own correspondence about an order (a delay, a question,
     a missing item), plain text, to its buyer by e-mail or through Allegro's message centre as
     the account chooses (``order_message_channel``). Never an invoice or a status notice:
-    Allegro stops those since 2 March 2026."""
+    Allegro stops those since 2 March 2026.
+
+    An e-mail comes from the account's main address on Allegro (``GET /me``), or from ``from``
+    when the message names one: it must be one of the additional addresses Allegro allows for
+    the account (``GET /account/additional-emails``), else the message is dead-lettered. The
+    message centre writes as the account itself and does not read ``from``."""
 
     model_config = ConfigDict(coerce_numbers_to_str=False, populate_by_name=True)
 
@@ -164,6 +175,8 @@ class OrderMessage(Message):
     text: Annotated[
         str, StringConstraints(min_length=1, max_length=MESSAGE_TEXT_MAX, strip_whitespace=True)
     ] = Field(alias="body")
+    # ``from`` on the wire (a Python keyword)
+    sender: EmailAddress | None = Field(default=None, alias="from")
 
 
 # --- allegro-sync.journal: orders -----------------------------------------------------------
