@@ -17,7 +17,7 @@ from typing import Any
 import aio_pika
 import aiohttp
 
-ADMIN_TOKEN = "test-admin-token-0123456789"
+ADMIN_TOKEN = "test-admin-token-0123456789abcdef0123"
 SECRET_KEY = "test-secret-key-0123456789abcdef0123456789"
 
 
