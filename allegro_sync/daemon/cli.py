@@ -57,6 +57,9 @@ def build_parser() -> argparse.ArgumentParser:
     from allegro_sync.daemon.cli_offers import add_offers_command
 
     add_offers_command(commands)
+    from allegro_sync.daemon.cli_secrets import add_secrets_command
+
+    add_secrets_command(commands)
     emulator = commands.add_parser("emulator", help="serve the bundled Allegro API emulator")
     from allegro_sync.emulator import server as emulator_server
 
@@ -110,6 +113,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         from allegro_sync.daemon.cli_offers import run_offers
 
         return asyncio.run(run_offers(args, load_settings(Settings)))
+    if args.command == "secrets":
+        from allegro_sync.daemon.cli_secrets import run_secrets
+
+        return asyncio.run(run_secrets(args, load_settings(Settings)))
     if args.command == "customers":
         from allegro_sync.daemon.cli_customers import run_customers
 
