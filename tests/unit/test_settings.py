@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from allegro_sync.config.settings import Settings, SettingsError, load_settings
+from allegro_sync.config.settings import SECRET_FIELDS, Settings, SettingsError, load_settings
 
 REQUIRED = {
     "ALLEGRO_SYNC_CLIENT_ID": "client",
@@ -236,7 +236,7 @@ def test_each_secret_can_come_from_a_systemd_credential(
 def test_systemd_unit_loads_every_secret_as_a_credential() -> None:
     """Every secret setting the daemon uses is a ``LoadCredential=``, none an ``Environment=``."""
     unit = (Path(__file__).parents[2] / "systemd" / "allegro-sync.service").read_text()
-    for name in ("secret_key", "client_secret", "admin_token", "smtp_url", "sandbox_client_secret"):
+    for name in SECRET_FIELDS:
         assert f"LoadCredential={name}:/etc/allegro-sync/credentials/{name}" in unit, name
     assert "Environment=ALLEGRO_SYNC_SMTP_URL" not in unit
 
