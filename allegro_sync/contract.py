@@ -5,7 +5,8 @@ constants. Three exchanges carry them (``adapters/broker/topology.py`` names the
 
 - ``erp.events``: the ERP publishes, the daemon consumes (``ERP_MESSAGES``);
 - ``allegro-sync.journal``: the daemon's pollers publish what Allegro's journals say, its
-  consumers read it (``JOURNAL_MESSAGES``);
+  consumers read it (``JOURNAL_MESSAGES``); only messages signed by the daemon itself are taken
+  (``adapters/broker/signing.py``);
 - ``allegro-sync.events``: the daemon publishes for the ERP (``EVENTS``).
 
 ``docs/asyncapi.json`` is generated from this module (``python scripts/asyncapi.py``) and a test
@@ -15,9 +16,9 @@ checks that it still matches. Consumed bodies are parsed straight from JSON
 Journal runs: a poller publishes a journal page's events in runs (``{"account_id", "events":
 [...]}``, each event carrying the extra fields its journal adds, such as the checkout form).
 When a run fails, the consumer replaces it by one message per event (``run_splitter``): the
-single-event message (``{"account_id", "event", **extras}``, the type hand-published events use
-too) whose id is the event's own (``<journal>-event:<account>:<event id>``), so that a failing
-event holds up none of the others and a part handled once is a no-op the next time.
+single-event message (``{"account_id", "event", **extras}``) whose id is the event's own
+(``<journal>-event:<account>:<event id>``), so that a failing event holds up none of the others
+and a part handled once is a no-op the next time.
 """
 
 from __future__ import annotations

@@ -27,7 +27,7 @@ import asyncpg
 PG_ADMIN = os.environ.get("TEST_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 AMQP_BASE = os.environ.get("TEST_AMQP_BASE", "amqp://guest:guest@127.0.0.1:5672/")
 SECRET_KEY = "bench-secret-key-0123456789abcdef0123456789"
-ADMIN_TOKEN = "bench-admin-token"
+ADMIN_TOKEN = "bench-admin-token-0123456789abcdef0123456789"
 RESULTS = Path(__file__).parent / "results"
 
 

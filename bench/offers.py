@@ -150,7 +150,7 @@ async def _bench() -> list[Run]:
                     "ALLEGRO_SYNC_CLIENT_ID": CLIENT[0],
                     "ALLEGRO_SYNC_CLIENT_SECRET": CLIENT[1],
                     "ALLEGRO_SYNC_SECRET_KEY": SECRET_KEY,
-                    "ALLEGRO_SYNC_ADMIN_TOKEN": "bench-admin-token-0123456789",
+                    "ALLEGRO_SYNC_ADMIN_TOKEN": "bench-admin-token-0123456789abcdef0123456789",
                     "ALLEGRO_SYNC_PUBLIC_URL": "http://127.0.0.1:1",
                 }
             )

@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PG_ADMIN = os.environ.get("DEMO_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 DATABASE = "allegro_sync_demo"
 VHOST = "allegro-sync-demo"
-ADMIN_TOKEN = "demo-admin-token"
+ADMIN_TOKEN = "demo-admin-token-for-local-trials-only-0123"
 PANEL_PASSWORD = "demo-panel"
 DEMO_PRODUCTS = (  # the ERP's side of the emulator's demo offers (same EANs)
     ("SKU-0001", "5901234123457", "Smartfon Nokia 3310 odnowiony", 25),

@@ -17,7 +17,10 @@ from typing import Any
 import aio_pika
 import aiohttp
 
-ADMIN_TOKEN = "test-admin-token-0123456789"
+from allegro_sync.adapters.broker.signing import SIGNATURE_HEADER, MessageSigner
+from allegro_sync.adapters.broker.topology import JOURNAL_EXCHANGE
+
+ADMIN_TOKEN = "test-admin-token-0123456789abcdef0123"
 SECRET_KEY = "test-secret-key-0123456789abcdef0123456789"
 
 
@@ -120,8 +123,21 @@ async def publish_json(
     amqp_url: str,
     exchange: str,
     messages: list[tuple[str, str, bytes]],
+    *,
+    signed_with: str | None = SECRET_KEY,
 ) -> None:
-    """Publish (routing key, message id, body) triples with confirms, as a producer would."""
+    """Publish (routing key, message id, body) triples with confirms, as a producer would.
+
+    Messages to the journal exchange are signed as the daemon's pollers sign them, under
+    ``signed_with`` (the tests' ``SECRET_KEY``; None: unsigned, as a forger would send them).
+    """
+    signer = MessageSigner([signed_with]) if signed_with and exchange == JOURNAL_EXCHANGE else None
+
+    def headers(routing_key: str, message_id: str, body: bytes) -> dict[str, Any]:
+        if signer is None:
+            return {}
+        return {SIGNATURE_HEADER: signer.sign(message_id, routing_key, body)}
+
     connection = await aio_pika.connect(amqp_url)
     channel = await connection.channel(publisher_confirms=True)
     target = await channel.get_exchange(exchange)
@@ -133,6 +149,7 @@ async def publish_json(
                     message_id=message_id,
                     content_type="application/json",
                     delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+                    headers=headers(routing_key, message_id, body),
                 ),
                 routing_key=routing_key,
             )

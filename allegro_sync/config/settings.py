@@ -21,9 +21,15 @@ SECRET_FIELDS = (
     "client_secret",
     "sandbox_client_secret",
     "secret_key",
+    "secret_key_previous",
     "admin_token",
     "smtp_url",
     "panel_password",
+)
+# Secrets with a default or not always needed: an empty file leaves them unset, so a systemd unit
+# may name every credential and an installation leaves the ones it does not use empty.
+OPTIONAL_SECRETS = frozenset(
+    {"sandbox_client_secret", "secret_key_previous", "smtp_url", "panel_password"}
 )
 
 
@@ -50,7 +56,9 @@ class _SecretFilesSource(PydanticBaseSettingsSource):
                 candidates.append(Path(credentials_dir) / name)
             for path in candidates:
                 if path.is_file():
-                    values[name] = path.read_text(encoding="utf-8").strip()
+                    value = path.read_text(encoding="utf-8").strip()
+                    if value or name not in OPTIONAL_SECRETS:
+                        values[name] = value
                     break
                 if file_name and path == Path(file_name):
                     raise SettingsError(f"setting {env_name}_FILE: file {path} does not exist")
@@ -87,6 +95,9 @@ class Settings(DatabaseSettings):
     sandbox_client_id: str | None = None
     sandbox_client_secret: SecretStr | None = None
     secret_key: SecretStr = Field(description="encrypts tokens at rest; at least 32 characters")
+    # The key being rotated away from (``allegro-sync secrets rotate``): still decrypts tokens
+    # and verifies journal messages signed under it; nothing new is encrypted with it.
+    secret_key_previous: SecretStr | None = None
     http_host: str = "127.0.0.1"
     http_port: int = Field(default=8080, ge=1, le=65535)
     public_url: AnyUrl = AnyUrl("http://127.0.0.1:8080")
@@ -127,10 +138,20 @@ class Settings(DatabaseSettings):
     def _user_agent_form(cls, value: str) -> str:
         return check_user_agent(value)
 
-    @field_validator("secret_key")
+    @field_validator("secret_key_previous", mode="before")
     @classmethod
-    def _long_enough(cls, value: SecretStr) -> SecretStr:
-        if len(value.get_secret_value()) < 32:
+    def _unset_when_empty(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("secret_key", "secret_key_previous", "admin_token")
+    @classmethod
+    def _long_enough(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None:
+            return value
+        secret = value.get_secret_value()
+        if not secret.strip():
+            raise ValueError("must not be empty or only whitespace")
+        if len(secret.strip()) < 32:
             raise ValueError("must be at least 32 characters")
         return value
 
@@ -144,6 +165,13 @@ class Settings(DatabaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         return (init_settings, env_settings, _SecretFilesSource(settings_cls), dotenv_settings)
+
+    def secret_keys(self) -> list[str]:
+        """The current key first, then the previous one while it is being rotated away."""
+        keys = [self.secret_key.get_secret_value()]
+        if self.secret_key_previous is not None:
+            keys.append(self.secret_key_previous.get_secret_value())
+        return keys
 
     def panel_secret(self) -> str:
         """What the panel's sign-in form takes: ``PANEL_PASSWORD``, else the admin token."""

@@ -29,7 +29,8 @@ from allegro_sync.adapters.allegro.order_journal import OrderJournal
 from allegro_sync.adapters.allegro.tokens import TokenManager
 from allegro_sync.adapters.broker import connection as broker
 from allegro_sync.adapters.broker.publisher import ConfirmingPublisher
-from allegro_sync.adapters.broker.topology import ERP_QUEUE, declare_topology
+from allegro_sync.adapters.broker.signing import MessageSigner
+from allegro_sync.adapters.broker.topology import ERP_QUEUE, JOURNAL_QUEUE, declare_topology
 from allegro_sync.adapters.mail.smtp import SmtpMailer, parse_smtp_url
 from allegro_sync.adapters.postgres import migrations
 from allegro_sync.adapters.postgres import pool as pg
@@ -92,7 +93,7 @@ def build_allegro_stack(
     settings: Settings, pool: asyncpg.Pool, session: aiohttp.ClientSession, metrics: Metrics
 ) -> AllegroStack:
     """Wire OAuth, tokens and the REST client; dead credentials and refusals go to the log."""
-    cipher = TokenCipher(settings.secret_key.get_secret_value())
+    cipher = TokenCipher(*settings.secret_keys())
 
     def oauth(sandbox: bool) -> OAuthClient:
         client_id, client_secret = settings.client_credentials(sandbox)
@@ -162,11 +163,14 @@ class Daemon:
         self.services.append(TokenRefresher(pool=self.pool, tokens=self.tokens))
 
         assert self.allegro is not None
-        relay_publisher = await ConfirmingPublisher.open(self.amqp)
+        # Journal messages are taken only from this installation: every publisher signs them
+        # and the journal consumer verifies (adapters/broker/signing.py).
+        signer = MessageSigner(settings.secret_keys())
+        relay_publisher = await ConfirmingPublisher.open(self.amqp, signer)
         self.services.append(
             OutboxRelay(dsn=dsn, pool=self.pool, publisher=relay_publisher, metrics=self.metrics)
         )
-        journal_publisher = await ConfirmingPublisher.open(self.amqp)
+        journal_publisher = await ConfirmingPublisher.open(self.amqp, signer)
         journals: list[Journal] = [
             OrderJournal(
                 self.allegro, backfill=make_backfill(self.allegro, self.pool, journal_publisher)
@@ -216,6 +220,8 @@ class Daemon:
                 metrics=self.metrics,
                 prefetch=settings.consumer_prefetch,
                 batch_size=settings.consumer_batch_size,
+                signer=signer,
+                verify=queue_name == JOURNAL_QUEUE,
             )
             for queue_name, routes in build_routes(self.allegro, self.pool).items()
         }

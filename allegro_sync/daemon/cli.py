@@ -7,6 +7,7 @@ import asyncio
 import re
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 import asyncpg
 
@@ -20,15 +21,30 @@ from allegro_sync.daemon import runtime
 from allegro_sync.daemon.logging import configure_logging
 
 EXIT_SETTINGS = 2
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """Bad arguments: one line on stderr (no usage block) and exit 2; sub-commands inherit it."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: {message} (see --help)\n")
+
+
+def log_level(value: str) -> str:
+    """``--log-level``: one of ``LOG_LEVELS``, any case."""
+    if value.upper() not in LOG_LEVELS:
+        raise argparse.ArgumentTypeError(f"{value!r} is not one of {', '.join(LOG_LEVELS)}")
+    return value.upper()
 
 
 def build_parser() -> argparse.ArgumentParser:
     """All commands and their options."""
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="allegro-sync",
         description="Sync Allegro seller accounts with an ERP over RabbitMQ and PostgreSQL.",
     )
-    parser.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING or ERROR")
+    parser.add_argument("--log-level", default="INFO", type=log_level, help=", ".join(LOG_LEVELS))
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     commands.add_parser("run", help="run the daemon (migrates and declares the topology first)")
     commands.add_parser("migrate", help="create the database if missing and apply migrations")
@@ -41,6 +57,9 @@ def build_parser() -> argparse.ArgumentParser:
     from allegro_sync.daemon.cli_offers import add_offers_command
 
     add_offers_command(commands)
+    from allegro_sync.daemon.cli_secrets import add_secrets_command
+
+    add_secrets_command(commands)
     emulator = commands.add_parser("emulator", help="serve the bundled Allegro API emulator")
     from allegro_sync.emulator import server as emulator_server
 
@@ -94,6 +113,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         from allegro_sync.daemon.cli_offers import run_offers
 
         return asyncio.run(run_offers(args, load_settings(Settings)))
+    if args.command == "secrets":
+        from allegro_sync.daemon.cli_secrets import run_secrets
+
+        return asyncio.run(run_secrets(args, load_settings(Settings)))
     if args.command == "customers":
         from allegro_sync.daemon.cli_customers import run_customers
 

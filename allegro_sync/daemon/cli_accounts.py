@@ -78,6 +78,8 @@ async def run_accounts(args: argparse.Namespace, settings: Settings) -> int:
                 print(f"{row['id']}\t{row['name']}\t{row['login']}{env}\t{state}")
             return 0
         if action == "token":
+            async with pool.acquire() as conn:
+                await _get(conn, args.id)  # not "switched off" for an account never there
             auth = await stack.tokens.refresh(args.id, seen_generation=None)
             expires = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(auth.expires_at))
             print(f"account {args.id}: fresh token, valid until {expires}")

@@ -36,6 +36,12 @@ from aio_pika.abc import AbstractIncomingMessage, AbstractQueue, AbstractRobustC
 from pydantic import ValidationError
 
 from allegro_sync.adapters.broker.publisher import ConfirmingPublisher, OutgoingMessage
+from allegro_sync.adapters.broker.signing import (
+    ORIGINAL_ROUTING_KEY,
+    SIGNATURE_HEADER,
+    UNSIGNED,
+    MessageSigner,
+)
 from allegro_sync.adapters.broker.topology import (
     DEAD_LETTER_EXCHANGE,
     RETRY_DELAYS_MS,
@@ -49,7 +55,6 @@ from allegro_sync.metrics import Metrics
 log = structlog.get_logger(__name__)
 
 T = TypeVar("T")
-ORIGINAL_ROUTING_KEY = "x-original-routing-key"
 BACKLOG_MEMORY = 1.0  # seconds a backlog seen in the broker is remembered
 BACKLOG_TAIL = 5.0  # seconds after that its last messages, still in hand, count as a backlog
 BACKLOG_LOOK_EVERY = 0.5  # seconds between looks at the broker's queue depth
@@ -112,8 +117,16 @@ class BatchConsumer:
         retry_delays_ms: tuple[int, ...] = RETRY_DELAYS_MS,
         prepare_concurrency: int = 16,
         concurrency: int = 1,
+        signer: MessageSigner | None = None,
+        verify: bool = False,
     ) -> None:
         self._connection = connection
+        # ``signer`` signs the split parts this consumer publishes; with ``verify`` a message
+        # it does not verify is dead-lettered before anything else looks at it.
+        if verify and signer is None:
+            raise ValueError("verifying needs a signer")
+        self._signer = signer
+        self._verify = verify
         self._pool = pool
         self._queue_name = queue_name
         self._routes = routes
@@ -166,7 +179,7 @@ class BatchConsumer:
         """Open channels and start consuming."""
         channel = await self._connection.channel()
         await channel.set_qos(prefetch_count=self._prefetch)
-        self._publisher = await ConfirmingPublisher.open(self._connection)
+        self._publisher = await ConfirmingPublisher.open(self._connection, self._signer)
         self._queue = await channel.get_queue(self._queue_name, ensure=True)
         self._consumer_tag = await self._queue.consume(self._buffer.put, no_ack=False)
         # More than one worker overlaps one batch's database work with the next one's reads;
@@ -291,7 +304,9 @@ class BatchConsumer:
         attempt = raw_attempt if isinstance(raw_attempt, int) else 0
         item = _Item(message, routing_key, message.message_id or "", attempt)
         route = self._routes.get(routing_key)
-        if route is None:
+        if self._verify and not self._signed(message, routing_key, headers):
+            item.fate, item.error = "dead", UNSIGNED
+        elif route is None:
             item.fate, item.error = "dead", f"unknown routing key {routing_key!r}"
         elif not item.message_id:
             item.fate, item.error = "dead", "message has no message_id"
@@ -307,6 +322,14 @@ class BatchConsumer:
                 else:
                     item.fate, item.error = "dead", f"schema mismatch: {_summarise(exc)}"
         return item
+
+    def _signed(
+        self, message: AbstractIncomingMessage, routing_key: str, headers: Mapping[str, Any]
+    ) -> bool:
+        assert self._signer is not None
+        return self._signer.verify(
+            message.message_id or "", routing_key, message.body, headers.get(SIGNATURE_HEADER)
+        )
 
     async def _prepare(self, items: list[_Item]) -> None:
         limit = asyncio.Semaphore(self._prepare_concurrency)

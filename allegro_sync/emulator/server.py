@@ -18,10 +18,21 @@ from .demo import purchase_stream, seed_demo
 logger = logging.getLogger("allegro_sync.emulator")
 
 
+def port(value: str) -> int:
+    """A TCP port to listen on: 0 (any free one) to 65535."""
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a port number") from None
+    if not 0 <= number <= 65535:
+        raise argparse.ArgumentTypeError(f"{value} is not a port (0 to 65535)")
+    return number
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of the emulator subcommand."""
     parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8090)
+    parser.add_argument("--port", type=port, default=8090)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--sandbox", action="store_true", help="act as the sandbox hosts")
     parser.add_argument(

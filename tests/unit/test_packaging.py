@@ -36,3 +36,33 @@ def test_example_env_documents_every_setting() -> None:
     example = (ROOT / "allegro_sync" / "config" / "example.env").read_text()
     for name in Settings.model_fields:
         assert f"{ENV_PREFIX}{name.upper()}=" in example, name
+
+
+# The first releases without a known advisory (pyproject.toml says which advisories).
+SECURITY_FLOORS = {"aiohttp": "3.14.3", "cryptography": "50.0.0"}
+
+
+def test_dependency_floors_admit_no_release_with_a_known_advisory() -> None:
+    import re
+    import tomllib
+
+    from packaging.requirements import Requirement
+    from packaging.version import Version
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    requirements = {r.name: r for r in map(Requirement, project["dependencies"])}
+    lock = (ROOT / "requirements-dev.lock").read_text()
+    for name, floor in SECURITY_FLOORS.items():
+        specifier = requirements[name].specifier
+        # the floor itself is admitted, nothing just below it is
+        assert specifier.contains(floor), (name, str(specifier))
+        major, minor, patch = Version(floor).release
+        if patch:
+            just_below = f"{major}.{minor}.{patch - 1}"
+        elif minor:
+            just_below = f"{major}.{minor - 1}.99"
+        else:
+            just_below = f"{major - 1}.99.99"
+        assert not specifier.contains(just_below), (name, str(specifier))
+        pinned = re.search(rf"^{name}==(\S+)", lock, re.M)
+        assert pinned is not None and specifier.contains(pinned.group(1)), name

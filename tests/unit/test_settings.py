@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from allegro_sync.config.settings import Settings, SettingsError, load_settings
+from allegro_sync.config.settings import SECRET_FIELDS, Settings, SettingsError, load_settings
 
 REQUIRED = {
     "ALLEGRO_SYNC_CLIENT_ID": "client",
     "ALLEGRO_SYNC_CLIENT_SECRET": "client-secret",
     "ALLEGRO_SYNC_SECRET_KEY": "k" * 32,
-    "ALLEGRO_SYNC_ADMIN_TOKEN": "admin",
+    "ALLEGRO_SYNC_ADMIN_TOKEN": "a" * 32,
 }
 
 
@@ -66,8 +66,13 @@ def test_malformed_setting_is_named(env: pytest.MonkeyPatch, name: str, value: s
 
 def test_dotenv_file_is_read(env: pytest.MonkeyPatch, tmp_path: Path) -> None:
     env.delenv("ALLEGRO_SYNC_ADMIN_TOKEN")
-    (tmp_path / ".env").write_text("ALLEGRO_SYNC_ADMIN_TOKEN=from-dotenv\n")
-    assert load_settings(Settings).admin_token.get_secret_value() == "from-dotenv"
+    (tmp_path / ".env").write_text(
+        "ALLEGRO_SYNC_ADMIN_TOKEN=from-dotenv-0123456789abcdef0123456789\n"
+    )
+    assert (
+        load_settings(Settings).admin_token.get_secret_value()
+        == "from-dotenv-0123456789abcdef0123456789"
+    )
 
 
 def test_secret_from_file_and_credentials_directory(
@@ -176,3 +181,88 @@ def test_cli_refuses_a_malformed_user_agent_with_one_line_and_exit_2(tmp_path: P
     assert len(lines) == 1, result.stderr
     assert lines[0].startswith("allegro-sync: setting ALLEGRO_SYNC_USER_AGENT is invalid: ")
     assert "AppName/version (+url)" in lines[0]
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "why"),
+    [
+        ("ALLEGRO_SYNC_ADMIN_TOKEN", "", "must not be empty or only whitespace"),
+        ("ALLEGRO_SYNC_ADMIN_TOKEN", "   ", "must not be empty or only whitespace"),
+        ("ALLEGRO_SYNC_ADMIN_TOKEN", "a" * 31, "must be at least 32 characters"),
+        ("ALLEGRO_SYNC_SECRET_KEY", " " * 40, "must not be empty or only whitespace"),
+        ("ALLEGRO_SYNC_SECRET_KEY_PREVIOUS", "short", "must be at least 32 characters"),
+    ],
+)
+def test_weak_secrets_are_refused(env: pytest.MonkeyPatch, name: str, value: str, why: str) -> None:
+    env.setenv(name, value)
+    with pytest.raises(SettingsError, match=f"^setting {name} is invalid: .*{why}"):
+        load_settings(Settings)
+
+
+def test_an_empty_admin_token_file_is_refused(env: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    env.delenv("ALLEGRO_SYNC_ADMIN_TOKEN")
+    empty = tmp_path / "admin_token"
+    empty.write_text("\n")
+    env.setenv("ALLEGRO_SYNC_ADMIN_TOKEN_FILE", str(empty))
+    with pytest.raises(SettingsError, match=r"^setting ALLEGRO_SYNC_ADMIN_TOKEN is invalid: "):
+        load_settings(Settings)
+
+
+def test_an_empty_previous_key_means_none(env: pytest.MonkeyPatch) -> None:
+    env.setenv("ALLEGRO_SYNC_SECRET_KEY_PREVIOUS", "")
+    settings = load_settings(Settings)
+    assert settings.secret_key_previous is None
+    assert settings.secret_keys() == ["k" * 32]
+
+
+@pytest.mark.parametrize("name", ["smtp_url", "sandbox_client_secret", "secret_key_previous"])
+def test_each_secret_can_come_from_a_systemd_credential(
+    env: pytest.MonkeyPatch, tmp_path: Path, name: str
+) -> None:
+    """What ``LoadCredential=`` in systemd/allegro-sync.service hands over is read."""
+    values = {
+        "smtp_url": "smtp://mailer:hunter2@mail.example:587",
+        "sandbox_client_secret": "sandbox-secret-from-credential",
+        "secret_key_previous": "p" * 40,
+    }
+    creds = tmp_path / "creds"
+    creds.mkdir()
+    (creds / name).write_text(values[name] + "\n")
+    env.setenv("CREDENTIALS_DIRECTORY", str(creds))
+    value = getattr(load_settings(Settings), name)
+    assert value.get_secret_value() == values[name]
+
+
+def test_systemd_unit_loads_every_secret_as_a_credential() -> None:
+    """Every secret setting the daemon uses is a ``LoadCredential=``, none an ``Environment=``."""
+    unit = (Path(__file__).parents[2] / "systemd" / "allegro-sync.service").read_text()
+    for name in SECRET_FIELDS:
+        assert f"LoadCredential={name}:/etc/allegro-sync/credentials/{name}" in unit, name
+    assert "Environment=ALLEGRO_SYNC_SMTP_URL" not in unit
+
+
+def test_cli_refuses_an_empty_admin_token_with_one_line_and_exit_2(tmp_path: Path) -> None:
+    import os
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ALLEGRO_SYNC_")}
+    env.update(REQUIRED | {"ALLEGRO_SYNC_ADMIN_TOKEN": ""})
+    result = _cli(["run"], env, tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "allegro-sync: setting ALLEGRO_SYNC_ADMIN_TOKEN is invalid: "
+        "Value error, must not be empty or only whitespace"
+    ]
+
+
+def test_an_empty_credential_leaves_an_optional_secret_unset(
+    env: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    creds = tmp_path / "creds"
+    creds.mkdir()
+    for name in ("smtp_url", "sandbox_client_secret", "secret_key_previous"):
+        (creds / name).write_text("")
+    env.setenv("CREDENTIALS_DIRECTORY", str(creds))
+    settings = load_settings(Settings)
+    assert settings.smtp_url.get_secret_value() == "smtp://127.0.0.1:25"
+    assert settings.sandbox_client_secret is None
+    assert settings.secret_key_previous is None

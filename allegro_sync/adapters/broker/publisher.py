@@ -12,6 +12,13 @@ import aiormq
 import orjson
 from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractRobustConnection
 
+from allegro_sync.adapters.broker.signing import (
+    ORIGINAL_ROUTING_KEY,
+    SIGNATURE_HEADER,
+    MessageSigner,
+)
+from allegro_sync.adapters.broker.topology import JOURNAL_EXCHANGE
+
 
 @dataclass(frozen=True)
 class OutgoingMessage:
@@ -41,18 +48,33 @@ _AS_TEXT = (
 class ConfirmingPublisher:
     """Publishes persistent, mandatory messages on a confirming channel.
 
-    Unroutable messages raise (``on_return_raises``) instead of silently vanishing.
+    Unroutable messages raise (``on_return_raises``) instead of silently vanishing. With a
+    ``signer``, every message to the journal exchange or straight to a queue (the default
+    exchange: a consumer's split parts) is signed (``signing.py``); the journal consumer takes
+    no other.
     """
 
-    def __init__(self, channel: AbstractChannel) -> None:
+    def __init__(self, channel: AbstractChannel, signer: MessageSigner | None = None) -> None:
         self._channel = channel
+        self._signer = signer
         self._exchanges: dict[str, AbstractExchange] = {}
 
     @classmethod
-    async def open(cls, connection: AbstractRobustConnection) -> ConfirmingPublisher:
+    async def open(
+        cls, connection: AbstractRobustConnection, signer: MessageSigner | None = None
+    ) -> ConfirmingPublisher:
         """A publisher on a fresh confirming channel of ``connection``."""
         channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
-        return cls(channel)
+        return cls(channel, signer)
+
+    def _frame(self, message: OutgoingMessage) -> tuple[bytes, dict[str, Any]]:
+        """The body and headers of a message, signed when it is bound for the journal."""
+        body = encode(message.payload)
+        headers = dict(message.headers)
+        if self._signer is not None and message.exchange in (JOURNAL_EXCHANGE, ""):
+            routing_key = str(headers.get(ORIGINAL_ROUTING_KEY) or message.routing_key)
+            headers[SIGNATURE_HEADER] = self._signer.sign(message.message_id, routing_key, body)
+        return body, headers
 
     async def _exchange(self, name: str) -> AbstractExchange:
         if name == "":
@@ -84,22 +106,23 @@ class ConfirmingPublisher:
             raise aiormq.exceptions.ChannelInvalidStateError(f"{self._channel!r} closed")
         # the concrete channel: its basic_publish takes ``wait`` (the abstract one does not say)
         channel = cast(aiormq.Channel, await self._channel.get_underlay_channel())
+        framed = [(m, *self._frame(m)) for m in messages]
         await asyncio.gather(
             *(
                 channel.basic_publish(
-                    encode(m.payload),
+                    body,
                     exchange=m.exchange,
                     routing_key=m.routing_key,
                     properties=aiormq.spec.Basic.Properties(
                         content_type="application/json",
                         message_id=m.message_id,
-                        headers=dict(m.headers),
+                        headers=headers,
                         delivery_mode=PERSISTENT,
                     ),
                     mandatory=True,
                     wait=False,
                 )
-                for m in messages
+                for m, body, headers in framed
             )
         )
 

@@ -26,6 +26,14 @@ JOURNAL_QUEUE = "allegro-sync.journal"
 # while the ERP is not yet consuming.
 ERP_OUTBOUND_QUEUE = "allegro-sync.events.erp"
 
+# RabbitMQ permissions (configure, write, read regular expressions on a virtual host) of the two
+# broker users (README "Security"): the ERP may only publish to ``erp.events`` and consume its
+# queue on ``allegro-sync.events``; it declares nothing (the daemon declares the topology). The
+# daemon may use its own names and the default exchange (retries go straight to a queue).
+ERP_PERMISSIONS = ("^$", r"^erp\.events$", r"^allegro-sync\.events\.erp$")
+_OURS = r"erp\.events|allegro-sync\..*"
+DAEMON_PERMISSIONS = (f"^({_OURS})$", rf"^({_OURS}|amq\.default)$", f"^({_OURS})$")
+
 # Safety net for messages that crash the process before the wrapper can decide (quorum queues
 # on RabbitMQ 3.10 have no default delivery limit).
 DELIVERY_LIMIT = 20

@@ -36,3 +36,30 @@ SELECT t.account_id, t.generation FROM account_tokens t
 async def get(conn: Db, account_id: int, *, for_update: bool = False) -> asyncpg.Record | None:
     """``SELECT`` for one account (locking its row for a refresh); None when none is stored."""
     return await conn.fetchrow(SELECT + (" FOR UPDATE OF t" if for_update else ""), account_id)
+
+
+# Key rotation (``handlers/secret_rotation.py``): the pairs after ``$1`` in account order,
+# locked for the batch's transaction, and a pair re-encrypted in place (same tokens, same
+# generation).
+BATCH_AFTER = """
+SELECT account_id, access_token_enc, refresh_token_enc FROM account_tokens
+ WHERE account_id > $1 ORDER BY account_id LIMIT $2 FOR UPDATE
+"""
+REENCRYPT = """
+UPDATE account_tokens SET access_token_enc = $2, refresh_token_enc = $3 WHERE account_id = $1
+"""
+
+
+async def batch_after(conn: Db, after: int, limit: int) -> list[asyncpg.Record]:
+    """Up to ``limit`` pairs of accounts after ``after``, locked (inside a transaction)."""
+    return list(await conn.fetch(BATCH_AFTER, after, limit))
+
+
+async def reencrypt(conn: Db, rows: list[tuple[int, bytes, bytes]]) -> None:
+    """Replace pairs by the same tokens encrypted anew: ``(account_id, access, refresh)``."""
+    await conn.executemany(REENCRYPT, rows)
+
+
+async def count(conn: Db) -> int:
+    """How many pairs are stored."""
+    return int(await conn.fetchval("SELECT count(*) FROM account_tokens"))

@@ -27,3 +27,26 @@ async def take(conn: Db, state_hash: str) -> asyncpg.Record | None:
         " RETURNING code_verifier_enc, sandbox, expires_at < now() AS expired",
         state_hash,
     )
+
+
+# Key rotation (``handlers/secret_rotation.py``), as for account_tokens.
+BATCH_AFTER = """
+SELECT state_hash, code_verifier_enc FROM oauth_states
+ WHERE state_hash > $1 ORDER BY state_hash LIMIT $2 FOR UPDATE
+"""
+REENCRYPT = "UPDATE oauth_states SET code_verifier_enc = $2 WHERE state_hash = $1"
+
+
+async def batch_after(conn: Db, after: str, limit: int) -> list[asyncpg.Record]:
+    """Up to ``limit`` states after ``after``, locked (inside a transaction)."""
+    return list(await conn.fetch(BATCH_AFTER, after, limit))
+
+
+async def reencrypt(conn: Db, rows: list[tuple[str, bytes]]) -> None:
+    """Replace verifiers by the same ones encrypted anew: ``(state_hash, verifier)``."""
+    await conn.executemany(REENCRYPT, rows)
+
+
+async def count(conn: Db) -> int:
+    """How many states are stored."""
+    return int(await conn.fetchval("SELECT count(*) FROM oauth_states"))

@@ -16,8 +16,9 @@ PUBLIC_PREFIXES = ("/panel/",)
 
 
 def bearer_auth(admin_token: str) -> Middleware:
-    """A middleware that admits only ``Authorization: Bearer <admin_token>``."""
-    expected = admin_token.encode()
+    """A middleware that admits only ``Authorization: Bearer <admin_token>``; an empty token
+    never matches (not even an empty ``admin_token``, which settings refuse anyway)."""
+    expected = admin_token.strip().encode()
 
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -25,7 +26,13 @@ def bearer_auth(admin_token: str) -> Middleware:
             return await handler(request)
         header = request.headers.get("Authorization", "")
         scheme, _, token = header.partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), expected):
+        given = token.strip().encode()
+        if (
+            scheme.lower() != "bearer"
+            or not given
+            or not expected
+            or not hmac.compare_digest(given, expected)
+        ):
             return error_response(401, "unauthorized", "send Authorization: Bearer <ADMIN_TOKEN>")
         return await handler(request)
 
