@@ -36,6 +36,7 @@ from allegro_sync.adapters.postgres import pool as pg
 from allegro_sync.adapters.postgres.event_log import Category
 from allegro_sync.config.settings import Settings
 from allegro_sync.config.user_agent import default_user_agent
+from allegro_sync.contract import INVOICE_ADDED
 from allegro_sync.daemon import replicas
 from allegro_sync.daemon.api.accounts import AccountDeps, add_account_routes
 from allegro_sync.daemon.api.auth import bearer_auth
@@ -63,6 +64,10 @@ from allegro_sync.handlers.registry import build_routes
 from allegro_sync.metrics import Metrics
 
 log = structlog.get_logger(__name__)
+
+# The journal's runs are the pollers' own (100 events with their checkout forms, some hundred
+# kilobytes); a body past this is no run of ours.
+JOURNAL_MESSAGE_MAX_BYTES = 16 * 1024 * 1024
 
 
 class Service(Protocol):
@@ -216,6 +221,10 @@ class Daemon:
                 metrics=self.metrics,
                 prefetch=settings.consumer_prefetch,
                 batch_size=settings.consumer_batch_size,
+                max_message_bytes=settings.max_message_bytes
+                if queue_name == ERP_QUEUE
+                else JOURNAL_MESSAGE_MAX_BYTES,
+                max_bytes_by_key={INVOICE_ADDED: settings.max_invoice_message_bytes},
             )
             for queue_name, routes in build_routes(self.allegro, self.pool).items()
         }

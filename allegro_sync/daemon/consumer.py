@@ -115,6 +115,8 @@ class BatchConsumer:
         retry_delays_ms: tuple[int, ...] = RETRY_DELAYS_MS,
         prepare_concurrency: int = 16,
         concurrency: int = 1,
+        max_message_bytes: int | None = None,
+        max_bytes_by_key: Mapping[str, int] | None = None,
     ) -> None:
         self._connection = connection
         self._pool = pool
@@ -127,6 +129,8 @@ class BatchConsumer:
         self._retry_delays_ms = retry_delays_ms
         self._prepare_concurrency = prepare_concurrency
         self._concurrency = concurrency
+        self._max_message_bytes = max_message_bytes
+        self._max_bytes_by_key = dict(max_bytes_by_key or {})
         self._buffer: asyncio.Queue[AbstractIncomingMessage] = asyncio.Queue()
         self._queue: AbstractQueue | None = None
         self._consumer_tag: str | None = None
@@ -298,6 +302,14 @@ class BatchConsumer:
             item.fate, item.error = "dead", f"unknown routing key {routing_key!r}"
         elif not item.message_id:
             item.fate, item.error = "dead", "message has no message_id"
+        elif (
+            limit := self._max_bytes_by_key.get(routing_key, self._max_message_bytes)
+        ) is not None and len(message.body) > limit:
+            item.fate = "dead"
+            item.error = (
+                f"message too large: {len(message.body)} bytes, {routing_key} takes at most"
+                f" {limit} bytes"
+            )
         else:
             try:
                 payload = route.model.model_validate_json(message.body)

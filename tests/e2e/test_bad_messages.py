@@ -124,3 +124,34 @@ async def test_an_id_reused_by_another_type_is_a_new_message_and_a_redelivery_is
     assert await db.fetchval("SELECT name FROM price_lists WHERE id = 'hurt'") == "Hurt"
     types = [r["message_type"] for r in await db.fetch("SELECT message_type FROM inbox")]
     assert sorted(types) == ["price_list.upserted", "product.upserted"]
+
+
+async def test_a_message_over_its_size_limit_is_dead_lettered_before_it_is_parsed(
+    daemon: Daemon, db: asyncpg.Pool
+) -> None:
+    limit, invoice_limit = (
+        daemon.settings.max_message_bytes,
+        daemon.settings.max_invoice_message_bytes,
+    )
+    assert (limit, invoice_limit) == (256 * 1024, 5 * 1024 * 1024)
+    # not even JSON: a parser would say so, the size check comes first
+    await publish_json(
+        daemon.settings.amqp_url,
+        ERP_EXCHANGE,
+        [
+            ("stock.changed", "big-stock", b"{" + b" " * limit),
+            ("invoice.added", "big-invoice", b"{" + b" " * invoice_limit),
+            # an invoice under its own limit is not held to the other one
+            ("invoice.added", "invoice-size", b"{" + b" " * (limit + 10)),
+        ],
+    )
+    errors = await _dead_letters(daemon.settings.amqp_url, 3)
+    assert sorted(errors) == sorted(
+        [
+            f"message too large: {limit + 1} bytes, stock.changed takes at most {limit} bytes",
+            f"message too large: {invoice_limit + 1} bytes, invoice.added takes at most"
+            f" {invoice_limit} bytes",
+            "invalid JSON: Invalid JSON: EOF while parsing an object at line 1 column 262155",
+        ]
+    ), errors
+    assert await db.fetchval("SELECT count(*) FROM inbox") == 0
