@@ -29,7 +29,12 @@ from allegro_sync.adapters.allegro.order_journal import OrderJournal
 from allegro_sync.adapters.allegro.tokens import TokenManager
 from allegro_sync.adapters.broker import connection as broker
 from allegro_sync.adapters.broker.publisher import ConfirmingPublisher
-from allegro_sync.adapters.broker.topology import ERP_QUEUE, declare_topology
+from allegro_sync.adapters.broker.topology import (
+    ERP_INVOICE_QUEUE,
+    ERP_QUEUE,
+    JOURNAL_QUEUE,
+    declare_topology,
+)
 from allegro_sync.adapters.mail.smtp import SmtpMailer, parse_smtp_url
 from allegro_sync.adapters.postgres import migrations
 from allegro_sync.adapters.postgres import pool as pg
@@ -219,11 +224,13 @@ class Daemon:
                 queue_name=queue_name,
                 routes=routes,
                 metrics=self.metrics,
-                prefetch=settings.consumer_prefetch,
+                prefetch=settings.invoice_consumer_prefetch
+                if queue_name == ERP_INVOICE_QUEUE
+                else settings.consumer_prefetch,
                 batch_size=settings.consumer_batch_size,
-                max_message_bytes=settings.max_message_bytes
-                if queue_name == ERP_QUEUE
-                else JOURNAL_MESSAGE_MAX_BYTES,
+                max_message_bytes=JOURNAL_MESSAGE_MAX_BYTES
+                if queue_name == JOURNAL_QUEUE
+                else settings.max_message_bytes,
                 max_bytes_by_key={INVOICE_ADDED: settings.max_invoice_message_bytes},
             )
             for queue_name, routes in build_routes(self.allegro, self.pool).items()

@@ -10,7 +10,12 @@ from typing import Any
 
 import asyncpg
 
-from allegro_sync.adapters.broker.topology import ERP_EXCHANGE
+from allegro_sync.adapters.broker.topology import (
+    ERP_EXCHANGE,
+    ERP_INVOICE_QUEUE,
+    ERP_QUEUE,
+    JOURNAL_QUEUE,
+)
 from allegro_sync.daemon.app import Daemon
 from tests.e2e.conftest import Admin, Emulator
 from tests.e2e.flows import (
@@ -23,7 +28,7 @@ from tests.e2e.flows import (
     settled,
     stock_changed,
 )
-from tests.helpers import eventually, publish_json
+from tests.helpers import eventually, publish_json, rabbitmq_list
 
 # Well inside every retry delay but the first (1 s): a message retried as if its failure were
 # transient reaches the dead letters only after 1 + 5 + 30 + 120 + 600 seconds.
@@ -155,3 +160,23 @@ async def test_a_message_over_its_size_limit_is_dead_lettered_before_it_is_parse
         ]
     ), errors
     assert await db.fetchval("SELECT count(*) FROM inbox") == 0
+
+
+async def test_the_prefetch_of_each_queue_bounds_the_bodies_held_in_memory(
+    daemon: Daemon, vhost: str
+) -> None:
+    settings = daemon.settings
+    consumers = {
+        str(c["queue_name"]): c["prefetch_count"]
+        for c in rabbitmq_list(vhost, "list_consumers", "queue_name", "prefetch_count")
+    }
+    assert consumers == {
+        ERP_QUEUE: settings.consumer_prefetch,
+        ERP_INVOICE_QUEUE: settings.invoice_consumer_prefetch,
+        JOURNAL_QUEUE: settings.consumer_prefetch,
+    }
+    held = {
+        ERP_QUEUE: settings.consumer_prefetch * settings.max_message_bytes,
+        ERP_INVOICE_QUEUE: settings.invoice_consumer_prefetch * settings.max_invoice_message_bytes,
+    }
+    assert held == {ERP_QUEUE: 150 * 1024 * 1024, ERP_INVOICE_QUEUE: 20 * 1024 * 1024}
