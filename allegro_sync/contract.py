@@ -13,6 +13,18 @@ constants. Three exchanges carry them (``adapters/broker/topology.py`` names the
 checks that it still matches. Consumed bodies are parsed straight from JSON
 (``model_validate_json``); published ones are built on the models and sent as ``body()``.
 
+``message_id`` (an AMQP property, required): the idempotency key of a consumed message, unique
+per message type (routing key). A message whose type and id were already handled is a
+redelivery and is dropped; so a retry of the same message reuses its id, and every new message
+(another fact, or a newer value of the same one) needs an id of its own, such as
+``stock:<product>:<version>``. The same id under two types names two messages.
+
+Bounds: the ERP's text fields hold no control character (an ``order.message`` body may break
+lines), numbers are JSON integers within their column's range (never ``true`` or ``"12"``), a
+price is a JSON string ``"12.34"`` greater than 0, a file name has no path separator. A message
+over its size limit (``MAX_MESSAGE_BYTES``, ``MAX_INVOICE_MESSAGE_BYTES``) is refused before
+its JSON is parsed.
+
 Journal runs: a poller publishes a journal page's events in runs (``{"account_id", "events":
 [...]}``, each event carrying the extra fields its journal adds, such as the checkout form).
 When a run fails, the consumer replaces it by one message per event (``run_splitter``): the
@@ -23,6 +35,7 @@ and a part handled once is a no-op the next time.
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Callable, Collection
 from datetime import datetime
@@ -30,11 +43,15 @@ from decimal import Decimal
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     AwareDatetime,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
+    Strict,
     StringConstraints,
+    WithJsonSchema,
     field_serializer,
 )
 
@@ -61,10 +78,111 @@ ORDER_CANCELLED = "order.cancelled"
 OFFER_BOUND = "offer.bound"
 ACCOUNT_DISABLED = "account.disabled"
 
-Id = Annotated[str, StringConstraints(min_length=1, max_length=200, strip_whitespace=True)]
+# Text of the ERP's messages holds no control character (C0, DEL, C1): a NUL is refused by
+# PostgreSQL, a CR or LF would end up in a header, a file name or a log line. As a pattern, so
+# that the AsyncAPI document says it too.
+NO_CONTROL = r"^[^\x00-\x1F\x7F-\x9F]*$"
+# Free text (an ``order.message`` body) may break lines and hold tabs, nothing else.
+NO_CONTROL_BUT_LINES = r"^[^\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F]*$"
+# The columns' ranges: PostgreSQL ``integer`` and ``bigint``.
+INT4_MAX = 2**31 - 1
+INT8_MAX = 2**63 - 1
+
+
+def _refusing(pattern: str, what: str) -> Callable[[str], str]:
+    compiled = re.compile(pattern)
+
+    def check(value: str) -> str:
+        if compiled.fullmatch(value) is None:
+            raise ValueError(f"holds a control character{what}")
+        return value
+
+    return check
+
+
+_ONE_LINE = AfterValidator(_refusing(NO_CONTROL, ""))
+_ONE_LINE_DOC = Field(json_schema_extra={"pattern": NO_CONTROL})
+# One line of text: surrounding blanks stripped, no control character (the pattern is for the
+# AsyncAPI document; the check gives the reason).
+Id = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=200, strip_whitespace=True),
+    _ONE_LINE,
+    _ONE_LINE_DOC,
+]
+Text = Id
+Name = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=500, strip_whitespace=True),
+    _ONE_LINE,
+    _ONE_LINE_DOC,
+]
+Url = Annotated[str, StringConstraints(max_length=2000), _ONE_LINE, _ONE_LINE_DOC]
+Status = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=100, strip_whitespace=True),
+    _ONE_LINE,
+    _ONE_LINE_DOC,
+]
 Ean = Annotated[str, StringConstraints(pattern=r"^\d{8,14}$")]
 Currency = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
-Text = Annotated[str, StringConstraints(min_length=1, max_length=200, strip_whitespace=True)]
+# Numbers where the contract has a JSON number: a JSON integer, never ``true`` or ``"12"`` or
+# ``1e20``, within the range of the column that stores it.
+Quantity = Annotated[int, Strict(), Field(ge=0, le=INT4_MAX)]
+Version = Annotated[int, Strict(), Field(ge=0, le=INT8_MAX)]
+# A price is a JSON string of a decimal amount with at most two decimals ("12.34"): a JSON
+# number cannot carry cents exactly. Greater than 0, below 10^12 (the column's numeric(14, 2)).
+PRICE_PATTERN = r"^(0|[1-9][0-9]{0,11})(\.[0-9]{1,2})?$"
+
+
+def _price_text(value: Any) -> Any:
+    if not isinstance(value, str):
+        raise ValueError('a price is a JSON string such as "12.34", not a number')
+    if re.fullmatch(PRICE_PATTERN, value) is None:
+        raise ValueError('a price is an amount such as "12.34": digits, at most two decimals')
+    return value
+
+
+Price = Annotated[
+    Decimal,
+    BeforeValidator(_price_text),
+    Field(gt=0, max_digits=14, decimal_places=2),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "pattern": PRICE_PATTERN,
+            "examples": ["12.34"],
+            "description": "An amount greater than 0 with at most two decimals, as a JSON"
+            " string; in the currency of the offers it is set on.",
+        },
+        mode="validation",
+    ),
+]
+
+
+FILE_NAME_PATTERN = r"^[^\x00-\x1F\x7F-\x9F/\\]*$"
+
+
+def _plain_file_name(value: str) -> str:
+    if re.fullmatch(FILE_NAME_PATTERN, value) is None:
+        raise ValueError("holds a control character or a path separator (/ or \\)")
+    if value in (".", ".."):
+        raise ValueError("names a directory, not a file")
+    return value
+
+
+# A file name as Allegro shows it to the buyer: no directory part, no control character.
+FileName = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=200, strip_whitespace=True),
+    AfterValidator(_plain_file_name),
+    Field(json_schema_extra={"pattern": FILE_NAME_PATTERN}),
+]
+# Allegro takes invoice files up to 3 MB (it answers 413 above); in base64 that is at most
+# ``INVOICE_BASE64_CHARS`` characters, plus the line breaks of MIME's 76-character lines.
+INVOICE_MAX_BYTES = 3 * 1024 * 1024
+INVOICE_BASE64_CHARS = 4 * -(-INVOICE_MAX_BYTES // 3)
+INVOICE_BASE64_MAX_CHARS = INVOICE_BASE64_CHARS + 2 * -(-INVOICE_BASE64_CHARS // 76)
 OfferId = Annotated[str, Field(min_length=1, max_length=100)]
 EmailAddress = Annotated[
     str,
@@ -103,16 +221,16 @@ class ProductUpserted(Message):
 
     product_id: Id
     ean: Ean | None
-    name: Annotated[str, StringConstraints(min_length=1, max_length=500)]
-    image_url: str | None = None
+    name: Name
+    image_url: Url | None = None
 
 
 class StockChanged(Message):
     """``stock.changed``: the ERP stock of a product; ``version`` grows per product."""
 
     product_id: Id
-    quantity: int = Field(ge=0)
-    version: int = Field(ge=0)
+    quantity: Quantity
+    version: Version
 
 
 class PriceChanged(Message):
@@ -120,16 +238,16 @@ class PriceChanged(Message):
 
     product_id: Id
     price_list: Id
-    price: Decimal = Field(ge=0, max_digits=14, decimal_places=2)
+    price: Price
     currency: Currency
-    version: int = Field(ge=0)
+    version: Version
 
 
 class PriceListUpserted(Message):
     """``price_list.upserted``: a price list accounts may choose."""
 
     price_list: Id
-    name: Annotated[str, StringConstraints(min_length=1, max_length=200)]
+    name: Text
 
 
 class OrderStatusChanged(Message):
@@ -138,7 +256,7 @@ class OrderStatusChanged(Message):
     model_config = _NO_COERCION
 
     checkout_form_id: uuid.UUID
-    status: Annotated[str, StringConstraints(min_length=1, max_length=100, strip_whitespace=True)]
+    status: Status
 
 
 class InvoiceAdded(Message):
@@ -148,8 +266,8 @@ class InvoiceAdded(Message):
 
     checkout_form_id: uuid.UUID
     invoice_number: Text
-    file_name: Text
-    content_base64: str
+    file_name: FileName
+    content_base64: Annotated[str, StringConstraints(max_length=INVOICE_BASE64_MAX_CHARS)]
 
 
 # Allegro's message centre accepts at most 2000 characters (spec ``NewMessage.text``); an
@@ -174,7 +292,10 @@ class OrderMessage(Message):
     subject: Text
     # ``body`` on the wire (the name ``body`` is the base's method)
     text: Annotated[
-        str, StringConstraints(min_length=1, max_length=MESSAGE_TEXT_MAX, strip_whitespace=True)
+        str,
+        StringConstraints(min_length=1, max_length=MESSAGE_TEXT_MAX, strip_whitespace=True),
+        AfterValidator(_refusing(NO_CONTROL_BUT_LINES, " other than a line break or a tab")),
+        Field(json_schema_extra={"pattern": NO_CONTROL_BUT_LINES}),
     ] = Field(alias="body")
     # ``from`` on the wire (a Python keyword)
     sender: EmailAddress | None = Field(default=None, alias="from")

@@ -8,7 +8,10 @@ from __future__ import annotations
 
 
 class BadInput(Exception):
-    """The message can never succeed (invalid JSON, schema mismatch, unknown type): dead-letter."""
+    """The message can never succeed (invalid JSON, schema mismatch, unknown type): dead-letter.
+
+    The consumer treats the database's data errors (asyncpg ``DataError``: a number out of range,
+    a NUL, a value too long) the same way, without their texts' quoted values."""
 
 
 class TransientError(Exception):

@@ -30,7 +30,13 @@ EXCHANGES: list[tuple[str, str, dict[str, type[contract.Message]], list[Action],
     (
         topology.ERP_EXCHANGE,
         "The ERP publishes, the daemon consumes. `message_id` is set by the producer: it is the"
-        " message's idempotency key.",
+        " message's idempotency key, unique per message type (routing key). A message whose type"
+        " and id were already handled is a redelivery and is dropped: a retry of the same message"
+        " reuses its id, every new message needs an id of its own; the same id under two types"
+        " names two messages. A message that can never succeed (invalid JSON, a schema mismatch,"
+        " a body over its size limit, a value out of range) goes to the dead letters at once."
+        f" `invoice.added` is consumed from `{topology.ERP_INVOICE_QUEUE}`, with a small"
+        " prefetch.",
         contract.ERP_MESSAGES,
         ["receive"],
         topology.ERP_QUEUE,

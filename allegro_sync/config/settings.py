@@ -106,6 +106,13 @@ class Settings(DatabaseSettings):
     mail_from: str = "allegro-sync@localhost"
     consumer_prefetch: int = Field(default=600, ge=1, le=5000)
     consumer_batch_size: int = Field(default=200, ge=1, le=5000)
+    # Bodies over these are dead-lettered before their JSON is parsed (issue 14, finding 6):
+    # ``invoice.added`` carries a PDF of up to Allegro's 3 MB in base64 (about 4.2 MB), every
+    # other ERP message is small. RabbitMQ's own limit is 128 MiB.
+    max_message_bytes: int = Field(default=256 * 1024, ge=1024, le=128 * 1024 * 1024)
+    max_invoice_message_bytes: int = Field(default=5 * 1024 * 1024, ge=1024, le=128 * 1024 * 1024)
+    # The invoice queue's prefetch: bodies of up to MAX_INVOICE_MESSAGE_BYTES each in memory.
+    invoice_consumer_prefetch: int = Field(default=4, ge=1, le=100)
     shutdown_timeout: float = Field(default=10.0, gt=0)
     # Offer changes (issue 7): Allegro's limits and the batcher's coalescing window.
     allegro_requests_per_minute: int = Field(default=9000, ge=60)

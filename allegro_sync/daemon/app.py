@@ -30,13 +30,19 @@ from allegro_sync.adapters.allegro.tokens import TokenManager
 from allegro_sync.adapters.broker import connection as broker
 from allegro_sync.adapters.broker.publisher import ConfirmingPublisher
 from allegro_sync.adapters.broker.signing import MessageSigner
-from allegro_sync.adapters.broker.topology import ERP_QUEUE, JOURNAL_QUEUE, declare_topology
+from allegro_sync.adapters.broker.topology import (
+    ERP_INVOICE_QUEUE,
+    ERP_QUEUE,
+    JOURNAL_QUEUE,
+    declare_topology,
+)
 from allegro_sync.adapters.mail.smtp import SmtpMailer, parse_smtp_url
 from allegro_sync.adapters.postgres import migrations
 from allegro_sync.adapters.postgres import pool as pg
 from allegro_sync.adapters.postgres.event_log import Category
 from allegro_sync.config.settings import Settings
 from allegro_sync.config.user_agent import default_user_agent
+from allegro_sync.contract import INVOICE_ADDED
 from allegro_sync.daemon import replicas
 from allegro_sync.daemon.api.accounts import AccountDeps, add_account_routes
 from allegro_sync.daemon.api.auth import bearer_auth
@@ -64,6 +70,10 @@ from allegro_sync.handlers.registry import build_routes
 from allegro_sync.metrics import Metrics
 
 log = structlog.get_logger(__name__)
+
+# The journal's runs are the pollers' own (100 events with their checkout forms, some hundred
+# kilobytes); a body past this is no run of ours.
+JOURNAL_MESSAGE_MAX_BYTES = 16 * 1024 * 1024
 
 
 class Service(Protocol):
@@ -218,10 +228,16 @@ class Daemon:
                 queue_name=queue_name,
                 routes=routes,
                 metrics=self.metrics,
-                prefetch=settings.consumer_prefetch,
+                prefetch=settings.invoice_consumer_prefetch
+                if queue_name == ERP_INVOICE_QUEUE
+                else settings.consumer_prefetch,
                 batch_size=settings.consumer_batch_size,
                 signer=signer,
                 verify=queue_name == JOURNAL_QUEUE,
+                max_message_bytes=JOURNAL_MESSAGE_MAX_BYTES
+                if queue_name == JOURNAL_QUEUE
+                else settings.max_message_bytes,
+                max_bytes_by_key={INVOICE_ADDED: settings.max_invoice_message_bytes},
             )
             for queue_name, routes in build_routes(self.allegro, self.pool).items()
         }

@@ -3,15 +3,17 @@ dead-letter.
 
 Messages are taken in micro-batches (up to ``batch_size`` or ``batch_window`` seconds after the
 first one) and handled in one PostgreSQL transaction, then acked: one commit per batch instead
-of one per message. The batch first claims its inbox rows (``ON CONFLICT DO NOTHING``, one
-statement); a redelivered message finds its row and is a no-op. When a handler fails, the batch
+of one per message. The batch first claims its inbox rows by (routing key, message id) (``ON
+CONFLICT DO NOTHING``, one statement); a redelivered message finds its row and is a no-op, a
+message of another type under the same id does not. When a handler fails, the batch
 is rolled back and its messages are handled again one transaction each, so only the failing
 message meets its fate. Messages are dispatched by routing key to the routes of
 ``handlers/registry.py``; runs of journal events are flattened for their handlers and regrouped
 per run here (``Route.events``), and a run that fails is split into its events (``Route.split``).
 
 Fates, by error class:
-- ``BadInput`` (also invalid JSON, schema mismatch, unknown routing key): published to the
+- ``BadInput`` (also invalid JSON, schema mismatch, unknown routing key, a body over its size
+  limit, a value the database refuses: asyncpg's ``DataError`` family): published to the
   dead-letter exchange with an ``x-error`` header, then acked. Never retried.
 - ``TransientError`` and unexpected exceptions: the message's writes are rolled back and a copy
   goes to a delay queue (``x-attempt`` + 1); after the last delay it is dead-lettered.
@@ -23,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -119,6 +122,8 @@ class BatchConsumer:
         concurrency: int = 1,
         signer: MessageSigner | None = None,
         verify: bool = False,
+        max_message_bytes: int | None = None,
+        max_bytes_by_key: Mapping[str, int] | None = None,
     ) -> None:
         self._connection = connection
         # ``signer`` signs the split parts this consumer publishes; with ``verify`` a message
@@ -137,6 +142,8 @@ class BatchConsumer:
         self._retry_delays_ms = retry_delays_ms
         self._prepare_concurrency = prepare_concurrency
         self._concurrency = concurrency
+        self._max_message_bytes = max_message_bytes
+        self._max_bytes_by_key = dict(max_bytes_by_key or {})
         self._buffer: asyncio.Queue[AbstractIncomingMessage] = asyncio.Queue()
         self._queue: AbstractQueue | None = None
         self._consumer_tag: str | None = None
@@ -310,6 +317,14 @@ class BatchConsumer:
             item.fate, item.error = "dead", f"unknown routing key {routing_key!r}"
         elif not item.message_id:
             item.fate, item.error = "dead", "message has no message_id"
+        elif (
+            limit := self._max_bytes_by_key.get(routing_key, self._max_message_bytes)
+        ) is not None and len(message.body) > limit:
+            item.fate = "dead"
+            item.error = (
+                f"message too large: {len(message.body)} bytes, {routing_key} takes at most"
+                f" {limit} bytes"
+            )
         else:
             try:
                 payload = route.model.model_validate_json(message.body)
@@ -389,14 +404,14 @@ class BatchConsumer:
     async def _handle_batch(self, conn: asyncpg.Connection, items: list[_Item]) -> None:
         # One round trip claims every inbox row of the batch; a message already there (or
         # twice in this batch) is a redelivery and a no-op.
-        claimed = await inbox.claim(conn, self._queue_name, [item.message_id for item in items])
+        claimed = await inbox.claim(conn, self._queue_name, [_inbox_key(item) for item in items])
         together: dict[int, list[_Item]] = {}
         for item in items:
             assert item.route is not None
-            if item.message_id not in claimed:
+            if _inbox_key(item) not in claimed:
                 item.fate = "duplicate"
                 continue
-            claimed.discard(item.message_id)
+            claimed.discard(_inbox_key(item))
             if item.route.handle_many is not None:
                 together.setdefault(id(item.route), []).append(item)
                 continue
@@ -559,6 +574,11 @@ class BatchConsumer:
         await self._publisher.publish_raw(exchange, routing_key, copy)
 
 
+def _inbox_key(item: _Item) -> tuple[str, str]:
+    """What makes a message the same message: its type and its id (the contract's rule)."""
+    return item.routing_key, item.message_id
+
+
 def _events(route: Route, group: list[_Item]) -> list[Any]:
     """The payloads of a group of one route's messages, runs flattened into their events."""
     if route.events is None:
@@ -596,11 +616,31 @@ def _fate_of(exc: BaseException) -> tuple[str, str]:
         return "paused", type(exc).__name__
     if isinstance(exc, BadInput):
         return "dead", f"bad input: {exc}"
+    if isinstance(exc, asyncpg.DataError):
+        # a value the database refuses (out of range, a NUL, too long, not a number): the
+        # same message can never succeed, a second line behind the schemas' bounds
+        return "dead", f"bad input: {data_error_reason(exc)}"
     if isinstance(exc, (Refused, CredentialsDead)):
         return "refused", str(exc)  # already in the account's event log; retrying cannot help
     if isinstance(exc, TransientError):
         return "retry", f"transient: {exc}"
     return "retry", f"{type(exc).__name__}: {exc}"  # a bug or an unforeseen failure: bounded
+
+
+def data_error_reason(exc: asyncpg.DataError) -> str:
+    """Why the database refused a value, without the value: its texts quote what they refused
+    (``invalid input syntax for type uuid: "..."``, ``invalid input for query argument $1:
+    [...]``), which may be buyer data."""
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    text = _ARGUMENT_VALUE.sub(r"\1 (", text)
+    text = _QUOTED.sub('"..."', text)
+    return f"the database refused a value: {text[:200]} ({type(exc).__name__}, {exc.sqlstate})"
+
+
+# asyncpg's own encoding errors: ``invalid input for query argument $2: <value> (<why>)``
+_ARGUMENT_VALUE = re.compile(r"(query argument \$\d+): .*? \((?=[^()]*\)$)")
+# a quoted value longer than a type or encoding name
+_QUOTED = re.compile(r'"[^"]{9,}"|"[^"]*"$')
 
 
 def _summarise(exc: ValidationError) -> str:

@@ -4,8 +4,9 @@ A row is claimed by pushing its ``next_attempt_at`` forward (a lease) in a short
 with ``FOR UPDATE SKIP LOCKED``, so replicas share the work and no transaction stays open while
 talking to the SMTP server. Delivery is at least once: a crash after the server accepted a mail
 and before it was marked sent mails it again when the lease runs out (rare, and better than a
-lost notification). A permanent refusal (5xx) or running out of attempts marks the row failed
-and writes the account's event log. No address is ever logged.
+lost notification). A permanent refusal (5xx), a mail that cannot be composed (a header with a
+line break) or running out of attempts marks the row failed, at once, and writes the account's
+event log. No address is ever logged.
 """
 
 from __future__ import annotations
@@ -108,7 +109,13 @@ class MailRelay:
         mail_id: int = row["id"]
         bound: dict[str, Any] = {"mail": row["dedupe_key"], "attempt": row["attempts"]}
         try:
-            await self._mailer.send(self._message(row))
+            message = self._message(row)
+        except (ValueError, TypeError, LookupError) as exc:
+            # a header with a line break, an address that is none: no attempt can compose it
+            await self._give_up(row, f"the mail cannot be composed: {type(exc).__name__}: {exc}")
+            return
+        try:
+            await self._mailer.send(message)
         except PartlyDelivered as exc:
             await self._pool.execute(MARK_SENT, mail_id, str(exc))
             log.warning("mail_partly_delivered", refused=exc.refused, **bound)
@@ -139,7 +146,8 @@ class MailRelay:
                     "orders",
                     "error",
                     "order_email_failed",
-                    f"E-mail notification ({row['subject']}) could not be sent: {error}",
+                    f"E-mail notification ({_printable(row['subject'])}) could not be sent:"
+                    f" {error}",
                     details={"mail": row["dedupe_key"]},
                     dedupe_key=f"mail-failed:{row['dedupe_key']}",
                 )
@@ -163,3 +171,8 @@ class MailRelay:
         message["Message-ID"] = f"<{fact}@{domain}>"
         message.set_content(row["body"])
         return message
+
+
+def _printable(text: str) -> str:
+    """``text`` for one line of the event log: control characters as spaces."""
+    return "".join(c if c.isprintable() else " " for c in text)

@@ -42,8 +42,13 @@ from allegro_sync.handlers.account_options import validate_choices
 log = structlog.get_logger(__name__)
 
 SANDBOX_STOCK_WARNING = "stock control needs a production account"
+# One address as an SMTP envelope and a To header take it (RFC 5322 addr-spec, dot-atom form):
+# no display name, no comma or semicolon that would make it two, no blank or line break.
+_ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+EMAIL_PATTERN = rf"^{_ATOM}(?:\.{_ATOM})*@{_LABEL}(?:\.{_LABEL})*\.[A-Za-z]{{2,63}}$"
 Email = Annotated[
-    str, StringConstraints(strip_whitespace=True, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+    str, StringConstraints(strip_whitespace=True, max_length=254, pattern=EMAIL_PATTERN)
 ]
 Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 

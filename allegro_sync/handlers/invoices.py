@@ -37,16 +37,24 @@ from allegro_sync.adapters.allegro.errors import (
     AllegroRejected,
 )
 from allegro_sync.adapters.postgres import event_log, invoices, orders
-from allegro_sync.contract import InvoiceAdded
+from allegro_sync.contract import INVOICE_BASE64_CHARS, INVOICE_MAX_BYTES, InvoiceAdded
 from allegro_sync.errors import BadInput, Refused
 
 log = structlog.get_logger(__name__)
 
-MAX_FILE_BYTES = 3 * 1024 * 1024  # Allegro answers 413 above this
+MAX_FILE_BYTES = INVOICE_MAX_BYTES  # Allegro answers 413 above this
+_BLANKS = " \t\r\n\v\f"
 
 
 def decode_pdf(content_base64: str) -> bytes:
-    """The invoice file, or BadInput saying why it can never be uploaded."""
+    """The invoice file, or BadInput saying why it can never be uploaded. Too long a text is
+    refused on its length, before anything is decoded."""
+    encoded = len(content_base64) - sum(content_base64.count(c) for c in _BLANKS)
+    if encoded > INVOICE_BASE64_CHARS:
+        raise BadInput(
+            f"content_base64 has {encoded} characters, more than the {INVOICE_BASE64_CHARS} of"
+            f" a file of 3 MB: Allegro accepts at most 3 MB ({MAX_FILE_BYTES} bytes)"
+        )
     try:
         # validate=True: stray characters are an error, not silently skipped
         data = base64.b64decode("".join(content_base64.split()), validate=True)

@@ -4,6 +4,8 @@
 records the newest version per (product, price list) and reads the offers it touches, one upserts
 their desired prices. An offer follows only when its account has "change price" on, the price
 list is the account's, and the offer's own "change price with the product" flag is on (P2).
+A price in another currency than a following offer's (as the mirror shows it) is bad input: the
+message is dead-lettered and nothing of it is recorded or sent.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import asyncpg
 from allegro_sync.adapters.postgres import offer_changes
 from allegro_sync.adapters.postgres.offer_changes import Change
 from allegro_sync.contract import PriceChanged
+from allegro_sync.errors import BadInput
 
 CENT = Decimal("0.01")
 
@@ -51,8 +54,9 @@ WITH incoming AS (
      WHERE p.version < EXCLUDED.version
     RETURNING p.product_id, p.price_list, p.price, p.currency
 )
-SELECT r.price AS new_price, r.currency, o.id AS offer_id, o.account_id, o.price AS offer_price,
-       o.sync_price, a.sync_prices, c.value AS pending_price
+SELECT r.product_id, r.price AS new_price, r.currency, o.id AS offer_id, o.account_id,
+       o.price AS offer_price, o.currency AS offer_currency, o.sync_price, a.sync_prices,
+       c.value AS pending_price
   FROM recorded AS r
   JOIN offers AS o ON o.product_id = r.product_id
   JOIN accounts AS a ON a.id = o.account_id AND a.price_list = r.price_list
@@ -71,7 +75,23 @@ async def propagate_price(messages: Sequence[PriceChanged], conn: asyncpg.Connec
         [m.currency for m in messages],
         [m.version for m in messages],
     )
+    if wrong := currency_mismatches(rows):
+        raise BadInput("; ".join(wrong[:5]))  # rolled back: nothing recorded, nothing sent
     await offer_changes.upsert(conn, price_changes(rows))
+
+
+def currency_mismatches(rows: Iterable[Mapping[str, Any]]) -> list[str]:
+    """Offers a price would be set on (P1/P2) that the mirror shows in another currency: a price
+    in the wrong currency is never sent, and the message can never succeed."""
+    return [
+        f"price.changed of product {row['product_id']} is in {row['currency']}, but offer"
+        f" {row['offer_id']} (account {row['account_id']}) is sold in {row['offer_currency']}"
+        for row in rows
+        if row["sync_prices"]
+        and row["sync_price"]
+        and row["offer_currency"] is not None
+        and row["offer_currency"] != row["currency"]
+    ]
 
 
 def price_changes(rows: Iterable[Mapping[str, Any]]) -> list[Change]:

@@ -16,7 +16,12 @@ import asyncpg
 from pydantic import BaseModel
 
 from allegro_sync.adapters.allegro.client import AllegroRestClient
-from allegro_sync.adapters.broker.topology import ERP_QUEUE, JOURNAL_QUEUE
+from allegro_sync.adapters.broker.topology import (
+    BIG_ERP_MESSAGES,
+    ERP_INVOICE_QUEUE,
+    ERP_QUEUE,
+    JOURNAL_QUEUE,
+)
 from allegro_sync.contract import (
     INVOICE_ADDED,
     OFFER_EVENT,
@@ -155,4 +160,7 @@ def build_routes(allegro: AllegroRestClient, pool: asyncpg.Pool) -> dict[str, Ma
             OrderMessage, record_order_message, partial(prepare_order_message, allegro, pool)
         ),
     }
-    return {ERP_QUEUE: erp, JOURNAL_QUEUE: journal}
+    # invoices come through a queue of their own (topology.py); the ERP queue still knows the
+    # route for those it held from before the split or that are replayed to it
+    invoices = {key: erp[key] for key in BIG_ERP_MESSAGES}
+    return {ERP_QUEUE: erp, ERP_INVOICE_QUEUE: invoices, JOURNAL_QUEUE: journal}

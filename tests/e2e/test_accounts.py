@@ -349,6 +349,32 @@ async def test_settings_are_validated_and_stored(
     assert status == 404
 
 
+async def test_each_extra_recipient_is_one_address(admin: Admin, emulator: Emulator) -> None:
+    account = await admin.connect(emulator, await emulator.seller("shop"))
+    path = f"/accounts/{account['id']}"
+    for bad in (
+        "a@b.pl,x",
+        "a@b.pl, c@d.pl",
+        "a@b.pl;c@d.pl",
+        "a@b.pl\r\nBcc: x@y.pl",
+        "Jan <a@b.pl>",
+        "a b@c.pl",
+        "a@@b.pl",
+        "a@b",
+        ".a@b.pl",
+        "a@-b.pl",
+    ):
+        status, body = await admin.call(
+            "PATCH", path, {"extra_order_email_recipients": ["ok@sklep.pl", bad]}
+        )
+        assert (status, body.get("field")) == (422, "extra_order_email_recipients.1"), (bad, body)
+    status, body = await admin.call("GET", path)
+    assert body["extra_order_email_recipients"] == []
+    good = ["biuro@sklep.pl", "j.kowalski+zamowienia@sub.example.com.pl"]
+    status, body = await admin.call("PATCH", path, {"extra_order_email_recipients": good})
+    assert status == 200 and body["extra_order_email_recipients"] == good
+
+
 async def test_delete_is_refused_while_offers_are_bound(
     admin: Admin, emulator: Emulator, db: asyncpg.Pool
 ) -> None:

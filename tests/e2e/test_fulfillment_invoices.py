@@ -10,6 +10,7 @@ from typing import Any
 import asyncpg
 
 from allegro_sync.adapters.broker.topology import DEAD_LETTER_QUEUE
+from allegro_sync.contract import INVOICE_BASE64_CHARS
 from allegro_sync.daemon.app import Daemon
 from tests.e2e.conftest import Admin, Emulator
 from tests.e2e.flows import PDF, _buy, _dead_letters, _handled, _invoice, _log_codes, _send, _shop
@@ -160,3 +161,25 @@ async def _has(db: asyncpg.Pool, account_id: int, code: str) -> bool:
 async def _handled_all(db: asyncpg.Pool, count: int) -> bool:
     seen = await db.fetchval("SELECT count(*) FROM inbox WHERE message_id LIKE 'inv-%'")
     return bool(seen >= count - 1)  # the redelivered one shares its id
+
+
+async def test_an_invoice_number_or_file_name_with_control_characters_or_a_path_is_refused(
+    admin: Admin, emulator: Emulator, db: asyncpg.Pool, amqp_url: str
+) -> None:
+    _, form_id = await _order(admin, emulator, db)
+    await _send(amqp_url, "invoice.added", _invoice(form_id, number="FV/1\r\nBcc: x@y.pl"), "crlf")
+    traversal = {**_invoice(form_id), "file_name": "../../../../etc/passwd"}
+    await _send(amqp_url, "invoice.added", traversal, "path")
+    backslash = {**_invoice(form_id), "file_name": "..\\..\\boot.ini"}
+    await _send(amqp_url, "invoice.added", backslash, "backslash")
+    # too long to be a file of 3 MB: refused on its length, before it is decoded
+    too_long = {**_invoice(form_id), "content_base64": "!" * (INVOICE_BASE64_CHARS + 1)}
+    await _send(amqp_url, "invoice.added", too_long, "too-long")
+    errors = await _dead_letters(amqp_url, 4)
+    assert any("invoice_number: Value error, holds a control character" in e for e in errors)
+    assert (
+        sum("file_name: Value error, holds a control character or a path" in e for e in errors) == 2
+    )
+    assert any(f"content_base64 has {INVOICE_BASE64_CHARS + 1} characters" in e for e in errors)
+    assert await _recorded(emulator, "invoices", form_id) == []
+    assert await db.fetchval("SELECT count(*) FROM invoices") == 0

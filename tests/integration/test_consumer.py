@@ -21,6 +21,7 @@ from allegro_sync.adapters.broker.topology import DEAD_LETTER_QUEUE, ERP_EXCHANG
 from allegro_sync.adapters.postgres import pool as pg
 from allegro_sync.daemon.consumer import BatchConsumer
 from allegro_sync.errors import TransientError
+from allegro_sync.handlers import catalog, stock
 from allegro_sync.handlers.registry import Route, erp_routes
 from allegro_sync.metrics import Metrics
 from tests.helpers import TcpProxy, drain_queue, eventually, publish_json, rabbitmq_list
@@ -114,6 +115,65 @@ async def test_redelivered_message_id_has_one_effect(
 
 class Ping(BaseModel):
     n: int
+
+
+class LooseStock(BaseModel):
+    """``stock.changed`` without the contract's bounds: what reaches the database's own checks."""
+
+    product_id: str
+    quantity: int
+    version: int
+
+
+class LooseProduct(BaseModel):
+    product_id: str
+    ean: str | None = None
+    name: str
+    image_url: str | None = None
+
+
+async def test_values_only_the_database_refuses_are_dead_lettered_at_once(
+    start_consumer: object, amqp_url: str, db: asyncpg.Pool
+) -> None:
+    # the real handlers' SQL, behind schemas that let the values through
+    consumer = await start_consumer(  # type: ignore[operator]
+        {
+            "stock.changed": Route(LooseStock, handle_many=stock.propagate_stock),
+            "product.upserted": Route(LooseProduct, catalog.upsert_product),
+        }
+    )
+    stock_body = {"product_id": "p1", "quantity": 1, "version": 1}
+    await publish_json(
+        amqp_url,
+        ERP_EXCHANGE,
+        [
+            ("stock.changed", "s-int4", json.dumps({**stock_body, "quantity": 2**40}).encode()),
+            ("stock.changed", "s-int8", json.dumps({**stock_body, "version": 2**64}).encode()),
+            ("stock.changed", "s-good", json.dumps(stock_body).encode()),
+            (
+                "product.upserted",
+                "p-nul",
+                json.dumps({"product_id": "p1", "name": "Jan Kowalski\u0000"}).encode(),
+            ),
+        ],
+    )
+    dead: list[aio_pika.abc.AbstractIncomingMessage] = []
+
+    async def three_dead() -> bool:
+        dead.extend(await drain_queue(amqp_url, DEAD_LETTER_QUEUE, wait=0.2))
+        return len(dead) >= 3
+
+    # at once: the first retry delay alone is a second, the fifth ten minutes
+    await eventually(three_dead, timeout=5)
+    reasons = {m.message_id: str((m.headers or {}).get("x-error")) for m in dead}
+    assert set(reasons) == {"s-int4", "s-int8", "p-nul"}
+    assert all(r.startswith("bad input: the database refused a value") for r in reasons.values())
+    assert "int32 range" in reasons["s-int4"] and "int64 range" in reasons["s-int8"]
+    assert "CharacterNotInRepertoire" in reasons["p-nul"] and "Kowalski" not in reasons["p-nul"]
+    assert str(2**40) not in reasons["s-int4"]
+    assert consumer.stats.outcomes.get("retry") is None
+    assert await db.fetchval("SELECT quantity FROM product_stock WHERE product_id = 'p1'") == 1
+    assert await db.fetchval("SELECT count(*) FROM products") == 0
 
 
 async def test_transient_failure_is_retried_later_then_succeeds(

@@ -76,3 +76,30 @@ async def test_a_mail_comes_from_the_sender_queued_with_it(
     [mail] = smtp.capture.received
     assert mail.message["From"] == "biuro@shop.pl"
     assert mail.message["Sender"] == mail.mail_from == "sklep@example.com"
+
+
+async def test_a_mail_that_cannot_be_composed_fails_once_for_good_with_an_event_log_entry(
+    db: asyncpg.Pool,
+    smtp: SmtpServer,  # noqa: F811
+) -> None:
+    account = await _account(db)
+    async with db.acquire() as conn, conn.transaction():
+        # a subject with a line break would be a header injection: no mail can carry it
+        assert await queue_order_message(conn, account, FORM, "FV/1\r\nBcc: x@y.pl", "Faktura.")
+    relay = MailRelay(
+        pool=db,
+        mailer=SmtpMailer(parse_smtp_url(SecretStr(smtp.url))),
+        mail_from="sklep@example.com",
+        backoff_base=0.0,
+    )
+    assert await relay.relay_batch() == 1
+    assert await relay.relay_batch() == 0  # not retried
+    assert smtp.capture.received == []
+    row = await db.fetchrow("SELECT attempts, failed_at, last_error FROM mail_outbox")
+    assert row["attempts"] == 1 and row["failed_at"] is not None
+    assert row["last_error"].startswith("the mail cannot be composed")
+    [entry] = await db.fetch(
+        "SELECT code, message FROM event_log WHERE account_id = $1", account["id"]
+    )
+    assert entry["code"] == "order_email_failed" and "cannot be composed" in entry["message"]
+    assert "\r" not in entry["message"] and "\n" not in entry["message"]

@@ -77,3 +77,19 @@ async def test_migrate_reports_an_unreachable_database_in_one_line(tmp_path: Pat
     assert code != 0
     assert "Traceback" not in out
     assert len(out.strip().splitlines()) == 1
+
+
+async def test_the_inbox_claims_by_type_and_id_and_honours_rows_from_before_types(
+    db: asyncpg.Pool,
+) -> None:
+    from allegro_sync.adapters.postgres import inbox
+
+    # a row claimed before migration 0012 knew types
+    await db.execute("INSERT INTO inbox (consumer, message_id) VALUES ('q', 'old')")
+    async with db.acquire() as conn:
+        first = await inbox.claim(
+            conn, "q", [("stock.changed", "1"), ("price.changed", "1"), ("stock.changed", "old")]
+        )
+        again = await inbox.claim(conn, "q", [("stock.changed", "1"), ("stock.changed", "1")])
+    assert first == {("stock.changed", "1"), ("price.changed", "1")}
+    assert again == set()

@@ -1,7 +1,16 @@
 """Every exchange, queue and dead-letter argument of the contract (design.md section 4).
 
 All exchanges are durable topics, all queues durable quorum queues whose dead-letter route leads
-to ``allegro-sync.dead-letters``. Delayed retries use one quorum queue per (consumer queue, delay)
+to ``allegro-sync.dead-letters``.
+
+The ERP's messages are routed by size (issue 14, finding 6): ``invoice.added`` (up to ~4.2 MB of
+base64) has a queue of its own, consumed with a small prefetch, so that what the consumers hold
+in memory is bounded per queue (prefetch x the largest body). ``erp.events`` is bound with
+``#`` to an internal topic exchange, ``allegro-sync.erp.routing``, that routes each known type to
+its queue and everything else through its alternate exchange to ``allegro-sync.erp`` (where an
+unknown type is dead-lettered with its reason, as before). The routing exchange is ours, so it
+can have an alternate exchange; ``erp.events`` already exists on running brokers, and an
+exchange's arguments cannot change. Delayed retries use one quorum queue per (consumer queue, delay)
 whose expired messages are dead-lettered back to the consumer queue; a queue per delay avoids a
 long delay at the head of the queue holding up shorter ones behind it.
 """
@@ -14,13 +23,21 @@ from typing import Any
 import aio_pika
 from aio_pika.abc import AbstractChannel
 
+from allegro_sync.contract import ERP_MESSAGES, INVOICE_ADDED
+
 ERP_EXCHANGE = "erp.events"
 JOURNAL_EXCHANGE = "allegro-sync.journal"
 EVENTS_EXCHANGE = "allegro-sync.events"
 DEAD_LETTER_EXCHANGE = "allegro-sync.dead-letter"
 DEAD_LETTER_QUEUE = "allegro-sync.dead-letters"
 
+# internal: the ERP's messages by type to their queues; what no queue takes, to ERP_QUEUE
+ERP_ROUTING_EXCHANGE = "allegro-sync.erp.routing"
+ERP_UNROUTED_EXCHANGE = "allegro-sync.erp.unrouted"
+
 ERP_QUEUE = "allegro-sync.erp"
+ERP_INVOICE_QUEUE = "allegro-sync.erp.invoices"
+BIG_ERP_MESSAGES = (INVOICE_ADDED,)
 JOURNAL_QUEUE = "allegro-sync.journal"
 # Where ERP-bound messages wait for the ERP; declared by us so that nothing published is lost
 # while the ERP is not yet consuming.
@@ -46,11 +63,16 @@ class QueueSpec:
 
     name: str
     exchange: str
-    binding_key: str = "#"
+    binding_keys: tuple[str, ...] = ("#",)
 
 
 CONSUMER_QUEUES = (
-    QueueSpec(ERP_QUEUE, ERP_EXCHANGE),
+    QueueSpec(
+        ERP_QUEUE,
+        ERP_ROUTING_EXCHANGE,
+        tuple(key for key in ERP_MESSAGES if key not in BIG_ERP_MESSAGES),
+    ),
+    QueueSpec(ERP_INVOICE_QUEUE, ERP_ROUTING_EXCHANGE, BIG_ERP_MESSAGES),
     QueueSpec(JOURNAL_QUEUE, JOURNAL_EXCHANGE),
 )
 OUTBOUND_QUEUES = (QueueSpec(ERP_OUTBOUND_QUEUE, EVENTS_EXCHANGE),)
@@ -92,9 +114,25 @@ async def declare_topology(channel: AbstractChannel) -> None:
         DEAD_LETTER_QUEUE, durable=True, arguments={"x-queue-type": "quorum"}
     )
     await dead.bind(dlx, routing_key="")
+    unrouted = await channel.declare_exchange(
+        ERP_UNROUTED_EXCHANGE, aio_pika.ExchangeType.FANOUT, durable=True, internal=True
+    )
+    routing = await channel.declare_exchange(
+        ERP_ROUTING_EXCHANGE,
+        topic,
+        durable=True,
+        internal=True,
+        arguments={"alternate-exchange": ERP_UNROUTED_EXCHANGE},
+    )
+    await routing.bind(ERP_EXCHANGE, routing_key="#")
     for spec in CONSUMER_QUEUES + OUTBOUND_QUEUES:
         queue = await channel.declare_queue(spec.name, durable=True, arguments=queue_arguments())
-        await queue.bind(spec.exchange, routing_key=spec.binding_key)
+        for key in spec.binding_keys:
+            await queue.bind(spec.exchange, routing_key=key)
+        if spec.name == ERP_QUEUE:
+            await queue.bind(unrouted, routing_key="")
+            # before invoices had their own queue, this queue was bound to erp.events itself
+            await queue.unbind(ERP_EXCHANGE, routing_key="#")
     for spec in CONSUMER_QUEUES:
         for delay in RETRY_DELAYS_MS:
             await channel.declare_queue(

@@ -1,4 +1,5 @@
-"""The inbox: the message ids each consumer has handled, claimed in the handler's transaction."""
+"""The inbox: the messages each consumer has handled, by (type, id), claimed in the handler's
+transaction."""
 
 from __future__ import annotations
 
@@ -6,14 +7,25 @@ from collections.abc import Sequence
 
 import asyncpg
 
+# A row without a type ('') was claimed before the inbox knew types (migration 0012): it still
+# stands for its id, so a message redelivered across the upgrade stays a no-op.
+CLAIM = """
+INSERT INTO inbox (consumer, message_type, message_id)
+SELECT $1, m.message_type, m.message_id
+  FROM unnest($2::text[], $3::text[]) AS m (message_type, message_id)
+ WHERE NOT EXISTS (SELECT 1 FROM inbox AS o
+                    WHERE o.consumer = $1 AND o.message_type = '' AND o.message_id = m.message_id)
+ON CONFLICT DO NOTHING
+RETURNING message_type, message_id
+"""
 
-async def claim(conn: asyncpg.Connection, consumer: str, message_ids: Sequence[str]) -> set[str]:
-    """Claim a batch's message ids in one statement; the ids claimed now. An id already there
-    (or twice in the batch) is a redelivery: not among them."""
+
+async def claim(
+    conn: asyncpg.Connection, consumer: str, messages: Sequence[tuple[str, str]]
+) -> set[tuple[str, str]]:
+    """Claim a batch's (message type, message id) pairs in one statement; the pairs claimed
+    now. A pair already there (or twice in the batch) is a redelivery: not among them."""
     rows = await conn.fetch(
-        "INSERT INTO inbox (consumer, message_id) SELECT $1, unnest($2::text[])"
-        " ON CONFLICT DO NOTHING RETURNING message_id",
-        consumer,
-        message_ids,
+        CLAIM, consumer, [type_ for type_, _ in messages], [id_ for _, id_ in messages]
     )
-    return {row["message_id"] for row in rows}
+    return {(row["message_type"], row["message_id"]) for row in rows}
