@@ -25,7 +25,9 @@ def bearer_auth(admin_token: str) -> Middleware:
             return await handler(request)
         header = request.headers.get("Authorization", "")
         scheme, _, token = header.partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), expected):
+        # surrogateescape: aiohttp keeps a header's raw non-UTF-8 bytes as surrogates.
+        given = token.strip().encode("utf-8", "surrogateescape")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(given, expected):
             return error_response(401, "unauthorized", "send Authorization: Bearer <ADMIN_TOKEN>")
         return await handler(request)
 

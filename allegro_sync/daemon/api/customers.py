@@ -47,6 +47,8 @@ def _limit(query: Mapping[str, str]) -> int:
     if text is None:
         return DEFAULT_LIMIT
     try:
+        if not text.isascii():
+            raise ValueError(text)
         limit = int(text)
     except ValueError:
         raise _invalid("limit", f"expected a whole number, got {text!r}") from None
@@ -59,7 +61,7 @@ def _cursor(query: Mapping[str, str]) -> int | None:
     text = query.get("cursor")
     if text is None or text == "":
         return None
-    if not text.isdigit() or len(text) > 19:
+    if not (text.isascii() and text.isdigit()) or len(text) > 19 or int(text) > 2**63 - 1:
         raise _invalid("cursor", "not a cursor this list gave; start again without it")
     return int(text)
 
