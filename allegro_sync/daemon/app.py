@@ -43,7 +43,9 @@ from allegro_sync.daemon.api.customers import add_customer_routes
 from allegro_sync.daemon.api.errors import json_errors
 from allegro_sync.daemon.api.health import add_health_routes
 from allegro_sync.daemon.api.offers import add_offer_routes
+from allegro_sync.daemon.api.openapi import add_openapi_route
 from allegro_sync.daemon.api.orders import add_order_routes
+from allegro_sync.daemon.api.params import no_nul_in_query
 from allegro_sync.daemon.consumer import BatchConsumer
 from allegro_sync.daemon.mail_relay import MailRelay
 from allegro_sync.daemon.offer_change_batcher import OfferChangeBatcher
@@ -266,7 +268,11 @@ class Daemon:
     async def _start_http(self) -> None:
         settings = self.settings
         app = web.Application(
-            middlewares=[json_errors, bearer_auth(settings.admin_token.get_secret_value())]
+            middlewares=[
+                json_errors,
+                bearer_auth(settings.admin_token.get_secret_value()),
+                no_nul_in_query,
+            ]
         )
         add_health_routes(
             app,
@@ -289,6 +295,7 @@ class Daemon:
         add_customer_routes(app, self.pool)
         add_offer_routes(app, self.pool)
         add_order_routes(app, self.pool)
+        add_openapi_route(app)
         app.add_subapp(PANEL_PREFIX, create_panel_app(self._panel_deps()))
         self.http_runner = web.AppRunner(app, access_log=None)
         await self.http_runner.setup()

@@ -103,6 +103,8 @@ async def test_query_numbers_and_cursors_that_are_no_such_thing_are_422(
         "/customers?limit=%D9%A1%D9%A0",
         "/customers?account_id=%D9%A1",
         f"/offers?account_id={TWENTY}",
+        "/offers?cursor=%00abc",  # PostgreSQL's text holds no NUL
+        "/customers?q=a%00b",
     ):
         assert_json_error(await raw(admin, "GET", target), 422)
 

@@ -7,7 +7,7 @@ from datetime import datetime
 
 from aiohttp import web
 
-from allegro_sync.daemon.api.errors import ApiError
+from allegro_sync.daemon.api.errors import ApiError, Handler
 
 # PostgreSQL's bigint: every id of the database fits it, and nothing beyond it is one.
 BIGINT_MAX = 2**63 - 1
@@ -90,3 +90,15 @@ def path_id(request: web.Request, name: str = "id") -> int:
     if _ID.fullmatch(raw) is None or int(raw) > BIGINT_MAX:
         raise ApiError(404, "not_found", f"no such {name}")
     return int(raw)
+
+
+@web.middleware
+async def no_nul_in_query(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """A NUL in any query parameter is a 422 naming it: PostgreSQL's text cannot hold one, and
+    no value of this API has one. The panel (HTML) and the OAuth callback (a page for the
+    seller; it only hashes its ``state``) judge their own parameters."""
+    if not request.path.startswith(("/panel/", "/oauth/")):
+        for name, value in request.query.items():
+            if "\x00" in name or "\x00" in value:
+                raise invalid(name.replace("\x00", ""), "may not hold a NUL character")
+    return await handler(request)
