@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -173,3 +174,24 @@ async def test_order_search_is_literal_and_capped(
     assert status == 422 and body["field"] == "q", body
     status, body = await admin.call("GET", "/orders", params={"q": "a\x00b"})
     assert status == 422 and body["field"] == "q", body
+
+
+async def test_orders_from_is_neither_in_the_future_nor_before_allegros_history(
+    admin: Admin, account: dict[str, Any]
+) -> None:
+    now = datetime.now(UTC)
+    for moment, says in (
+        ("9999-12-31T00:00:00Z", "must not be in the future"),
+        ((now + timedelta(days=2)).isoformat(), "must not be in the future"),
+        ("2000-01-01T00:00:00Z", "within the last 365 days"),
+        ((now - timedelta(days=366)).isoformat(), "within the last 365 days"),
+    ):
+        status, body = await admin.call("PATCH", "/accounts/1", {"orders_from": moment})
+        assert status == 422 and body["field"] == "orders_from", (moment, body)
+        assert says in body["detail"], body
+    status, body = await admin.call("GET", "/accounts/1")
+    assert body["orders_from"] is None  # nothing was stored
+    for moment in (now - timedelta(days=364), now + timedelta(minutes=30)):
+        status, body = await admin.call("PATCH", "/accounts/1", {"orders_from": moment.isoformat()})
+        assert status == 200, body
+        assert datetime.fromisoformat(body["orders_from"]) == moment
