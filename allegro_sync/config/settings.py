@@ -11,7 +11,14 @@ import os
 from pathlib import Path
 from typing import Any, TypeVar
 
-from pydantic import AnyUrl, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    AnyUrl,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from allegro_sync.config.user_agent import check_user_agent, default_user_agent
@@ -132,6 +139,14 @@ class Settings(DatabaseSettings):
     # long a signed-in session lasts.
     panel_password: SecretStr | None = None
     panel_session_hours: float = Field(default=8.0, gt=0, le=24 * 30)
+    # The HTTP side (admin API and panel) on a pool of its own, so that slow clients cannot take
+    # the consumers' connections (issue 14): its size, PostgreSQL's timeouts on its connections
+    # (seconds), and the customer exports it runs at once (each holds one connection).
+    http_db_pool_size: int = Field(default=4, ge=2, le=100)
+    http_statement_timeout: float = Field(default=30.0, gt=0, le=3600)
+    http_idle_in_transaction_timeout: float = Field(default=60.0, gt=0, le=3600)
+    export_max_concurrent: int = Field(default=2, ge=1, le=50)
+    export_statement_timeout: float = Field(default=600.0, gt=0, le=24 * 3600)
 
     @field_validator("amqp_url")
     @classmethod
@@ -161,6 +176,15 @@ class Settings(DatabaseSettings):
         if len(secret.strip()) < 32:
             raise ValueError("must be at least 32 characters")
         return value
+
+    @model_validator(mode="after")
+    def _exports_leave_connections(self) -> Settings:
+        if self.export_max_concurrent >= self.http_db_pool_size:
+            raise ValueError(
+                "EXPORT_MAX_CONCURRENT must be below HTTP_DB_POOL_SIZE (exports would take"
+                " every connection of the HTTP side)"
+            )
+        return self
 
     @classmethod
     def settings_customise_sources(
@@ -216,6 +240,8 @@ def load_settings(cls: type[S], **overrides: Any) -> S:
     except ValidationError as exc:
         error = exc.errors()[0]
         name = ENV_PREFIX + str(error["loc"][0]).upper() if error["loc"] else ENV_PREFIX
+        if not error["loc"]:  # a rule across settings: its message names them
+            raise SettingsError(str(error["msg"]).removeprefix("Value error, ")) from None
         if error["type"] == "missing":
             raise SettingsError(f"setting {name} is required but not set") from None
         raise SettingsError(f"setting {name} is invalid: {error['msg']}") from None

@@ -46,11 +46,13 @@ from allegro_sync.contract import INVOICE_ADDED
 from allegro_sync.daemon import replicas
 from allegro_sync.daemon.api.accounts import AccountDeps, add_account_routes
 from allegro_sync.daemon.api.auth import bearer_auth
-from allegro_sync.daemon.api.customers import add_customer_routes
+from allegro_sync.daemon.api.customers import ExportGate, add_customer_routes
 from allegro_sync.daemon.api.errors import json_errors
 from allegro_sync.daemon.api.health import add_health_routes
 from allegro_sync.daemon.api.offers import add_offer_routes
+from allegro_sync.daemon.api.openapi import add_openapi_route
 from allegro_sync.daemon.api.orders import add_order_routes
+from allegro_sync.daemon.api.params import no_nul_in_query
 from allegro_sync.daemon.consumer import BatchConsumer
 from allegro_sync.daemon.mail_relay import MailRelay
 from allegro_sync.daemon.offer_change_batcher import OfferChangeBatcher
@@ -142,6 +144,8 @@ class Daemon:
     settings: Settings
     metrics: Metrics = field(default_factory=Metrics)
     pool: asyncpg.Pool | None = None
+    # the admin API's and the panel's own, small, with timeouts (issue 14)
+    http_pool: asyncpg.Pool | None = None
     amqp: AbstractRobustConnection | None = None
     services: list[Service] = field(default_factory=list)
     http_runner: web.AppRunner | None = None
@@ -162,6 +166,14 @@ class Daemon:
         if applied:
             log.info("database_migrated", applied=applied)
         self.pool = await pg.create_pool(dsn, application_name=self.instance)
+        self.http_pool = await pg.create_pool(
+            dsn,
+            min_size=1,
+            max_size=settings.http_db_pool_size,
+            application_name=self.instance,
+            statement_timeout=settings.http_statement_timeout,
+            idle_in_transaction_timeout=settings.http_idle_in_transaction_timeout,
+        )
         await self._check_shared_limits()
         self.amqp = await broker.connect(settings.amqp_url)
         channel = await self.amqp.channel()
@@ -288,19 +300,28 @@ class Daemon:
     async def _start_http(self) -> None:
         settings = self.settings
         app = web.Application(
-            middlewares=[json_errors, bearer_auth(settings.admin_token.get_secret_value())]
+            middlewares=[
+                json_errors,
+                bearer_auth(settings.admin_token.get_secret_value()),
+                no_nul_in_query,
+            ]
         )
         add_health_routes(
             app,
             probes={"postgres": self._postgres_ready, "rabbitmq": self._rabbitmq_ready},
             metrics=self.metrics,
         )
-        assert self.pool is not None and self.tokens is not None and self.allegro is not None
+        assert self.http_pool is not None and self.tokens is not None and self.allegro is not None
         assert self.cipher is not None and self.oauth is not None
+        exports = ExportGate(
+            limit=settings.export_max_concurrent,
+            statement_timeout=settings.export_statement_timeout,
+            stall_timeout=settings.http_idle_in_transaction_timeout,
+        )
         add_account_routes(
             app,
             AccountDeps(
-                pool=self.pool,
+                pool=self.http_pool,
                 cipher=self.cipher,
                 oauth=self.oauth,
                 tokens=self.tokens,
@@ -308,34 +329,36 @@ class Daemon:
                 public_url=str(settings.public_url),
             ),
         )
-        add_customer_routes(app, self.pool)
-        add_offer_routes(app, self.pool)
-        add_order_routes(app, self.pool)
-        app.add_subapp(PANEL_PREFIX, create_panel_app(self._panel_deps()))
+        add_customer_routes(app, self.http_pool, exports)
+        add_offer_routes(app, self.http_pool)
+        add_order_routes(app, self.http_pool)
+        add_openapi_route(app)
+        app.add_subapp(PANEL_PREFIX, create_panel_app(self._panel_deps(exports)))
         self.http_runner = web.AppRunner(app, access_log=None)
         await self.http_runner.setup()
         site = web.TCPSite(self.http_runner, settings.http_host, settings.http_port)
         await site.start()
 
-    def _panel_deps(self) -> PanelDeps:
+    def _panel_deps(self, exports: ExportGate) -> PanelDeps:
         settings = self.settings
-        assert self.pool is not None and self.tokens is not None and self.allegro is not None
+        assert self.http_pool is not None and self.tokens is not None and self.allegro is not None
         assert self.cipher is not None and self.oauth is not None
         auth = new_auth(
-            self.pool,
+            self.http_pool,
             password=settings.panel_secret(),
             secret_key=settings.secret_key.get_secret_value(),
             session_hours=settings.panel_session_hours,
             public_url=str(settings.public_url),
         )
         return PanelDeps(
-            pool=self.pool,
+            pool=self.http_pool,
             cipher=self.cipher,
             oauth=self.oauth,
             tokens=self.tokens,
             allegro=self.allegro,
             public_url=str(settings.public_url),
             auth=auth,
+            exports=exports,
         )
 
     async def _postgres_ready(self) -> bool:
@@ -365,9 +388,10 @@ class Daemon:
         if self.amqp is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self.amqp.close(), timeout)
-        if self.pool is not None:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(self.pool.close(), timeout)
+        for pool in (self.http_pool, self.pool):
+            if pool is not None:
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(pool.close(), timeout)
         log.info("daemon_stopped")
 
 

@@ -33,6 +33,9 @@ class FilterError(ValueError):
 def parse_positive_int(field: str, text: str) -> int:
     """A whole number of at least 1 that fits a bigint."""
     try:
+        # ASCII digits only: int() would also read "١" (an Arabic-Indic one) as 1.
+        if not text.strip().isascii():
+            raise ValueError(text)
         value = int(text.strip())
     except ValueError:
         raise FilterError(field, f"expected a whole number, got {text!r}") from None

@@ -7,7 +7,7 @@ one transaction. The admin API and the CLI both call these.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
 import asyncpg
@@ -47,6 +47,11 @@ SANDBOX_STOCK_WARNING = "stock control needs a production account"
 _ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
 _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 EMAIL_PATTERN = rf"^{_ATOM}(?:\.{_ATOM})*@{_LABEL}(?:\.{_LABEL})*\.[A-Za-z]{{2,63}}$"
+
+# orders_from (A9): Allegro's guaranteed order history, and the slack for clocks ahead of ours
+ORDERS_FROM_HISTORY = timedelta(days=365)
+ORDERS_FROM_AHEAD = timedelta(hours=1)
+
 Email = Annotated[
     str, StringConstraints(strip_whitespace=True, max_length=254, pattern=EMAIL_PATTERN)
 ]
@@ -141,11 +146,37 @@ def parse_patch(body: Any) -> dict[str, Any]:
     return given
 
 
+def check_orders_from(orders_from: datetime, now: datetime) -> None:
+    """``orders_from`` within what Allegro can still give and not in the future.
+
+    Allegro guarantees checkout forms of the last 12 months only (allegro-api.md 6.1): an
+    earlier date would promise orders the backfill cannot read. A date in the future would
+    silently hold back every order bought before it; ``ORDERS_FROM_AHEAD`` allows for clocks
+    that disagree a little.
+    """
+    earliest = now - ORDERS_FROM_HISTORY
+    if orders_from < earliest:
+        raise PatchError(
+            422,
+            "orders_from",
+            f"must be within the last {ORDERS_FROM_HISTORY.days} days (Allegro keeps orders "
+            f"for 12 months): {earliest.date().isoformat()} or later",
+        )
+    if orders_from > now + ORDERS_FROM_AHEAD:
+        raise PatchError(
+            422,
+            "orders_from",
+            "must not be in the future: orders bought before it would never reach the ERP",
+        )
+
+
 def decide_changes(account: asyncpg.Record, given: dict[str, Any], now: datetime) -> dict[str, Any]:
     """The columns to write for a validated patch, with the rules that depend on the account."""
     changes = dict(given)
     if "orders_from" in changes and not account["recently_added"]:
         raise PatchError(409, "orders_from", "can be set only within 7 days of adding the account")
+    if changes.get("orders_from") is not None:
+        check_orders_from(changes["orders_from"], now)
     if given.get("bind_offers_by_ean") and not account["bind_offers_by_ean"]:
         changes["bind_offers_by_ean_since"] = now  # O3: only events after this bind
     if given.get("sync_prices") and not account["sync_prices"]:

@@ -533,3 +533,24 @@ def test_progress_bar_only_on_a_terminal_and_only_after_the_delay() -> None:
     lines = slow.getvalue().split("\r")
     assert "50%" in lines[1] and "5/10" in lines[1]
     assert lines[-1].endswith("100% 10/10\n")
+
+
+@pytest.mark.parametrize(
+    "name",
+    ['=HYPERLINK("http://x","y")', "+48 600", "-2+3", "@SUM(A1)", "\tTab", "\r=1+1"],
+)
+async def test_csv_cells_a_spreadsheet_would_run_are_text(
+    db: asyncpg.Pool, api: Any, name: str
+) -> None:
+    async with db.acquire() as conn:
+        account = await add_account(conn, "seller")
+        await upsert_customer(conn, account, card("B-formula", first_name=name, company=name))
+    status, _, _, body = await get(api, "/customers/export", format="csv")
+    assert status == 200
+    (row,) = parse_csv(body)
+    # OWASP: a leading single quote makes a spreadsheet show the cell as text
+    assert row["first_name"] == "'" + name and row["company"] == "'" + name
+    assert row["last_name"] == "Nowak"  # plain cells untouched
+    status, _, _, body = await get(api, "/customers/export", format="xml")
+    (row,) = parse_xml(body)
+    assert row["first_name"] == name  # XML carries it as it is: it escapes, it runs nothing

@@ -29,7 +29,8 @@ UPDATE orders o SET announced_at = now(), customer_id = a.customer_id
 """
 # The ERP was told the order is cancelled.
 CANCELLED = "UPDATE orders SET cancelled_at = now() WHERE checkout_form_id = $1"
-# The admin list: filters $1-$6 (each NULL for "any"), keyset after ($7, $8), limit $9.
+# The admin list: filters $1-$6 (each NULL for "any"; $10 is $6 as a LIKE pattern), keyset
+# after ($7, $8), limit $9.
 LIST = """
 SELECT o.created_at, o.checkout_form_id, o.account_id, o.status, o.bought_at,
        o.payment_type, o.paid_at, o.total, o.currency, o.invoice_required, o.customer_id,
@@ -48,9 +49,9 @@ SELECT o.created_at, o.checkout_form_id, o.account_id, o.status, o.bought_at,
    AND ($4::timestamptz IS NULL OR o.bought_at >= $4)
    AND ($5::timestamptz IS NULL OR o.bought_at <= $5)
    AND ($6::text IS NULL OR o.checkout_form_id::text = $6
-        OR o.form -> 'buyer' ->> 'login' ILIKE '%' || $6 || '%'
+        OR o.form -> 'buyer' ->> 'login' ILIKE $10 ESCAPE '\\'
         OR EXISTS (SELECT 1 FROM order_lines l WHERE l.checkout_form_id = o.checkout_form_id
-                     AND (l.name ILIKE '%' || $6 || '%' OR l.offer_id = $6 OR l.ean = $6)))
+                     AND (l.name ILIKE $10 ESCAPE '\\' OR l.offer_id = $6 OR l.ean = $6)))
    AND ($7::timestamptz IS NULL OR (o.created_at, o.checkout_form_id) < ($7, $8::uuid))
  ORDER BY o.created_at DESC, o.checkout_form_id DESC
  LIMIT $9
@@ -69,11 +70,19 @@ async def list_page(
     after: tuple[datetime | None, str | None],
     limit: int,
 ) -> list[asyncpg.Record]:
-    """A page of ``LIST``, newest first, after the keyset ``after`` (created at, form id)."""
+    """A page of ``LIST``, newest first, after the keyset ``after`` (created at, form id);
+    ``text`` is matched literally (its ``%``, ``_`` and ``\\`` are no wildcards)."""
+    pattern = None if text is None else contains_pattern(text)
     rows: list[asyncpg.Record] = await conn.fetch(
-        LIST, account_id, status, sent_to_erp, bought_from, bought_to, text, *after, limit
+        LIST, account_id, status, sent_to_erp, bought_from, bought_to, text, *after, limit, pattern
     )
     return rows
+
+
+def contains_pattern(text: str) -> str:
+    """A LIKE pattern (escape character ``\\``) matching ``text`` anywhere, literally."""
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
 
 
 class OrderRow(NamedTuple):

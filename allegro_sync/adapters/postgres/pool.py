@@ -25,19 +25,50 @@ def _json_text(value: Any) -> str:
 
 
 async def create_pool(
-    dsn: str, *, min_size: int = 2, max_size: int = 10, application_name: str | None = None
+    dsn: str,
+    *,
+    min_size: int = 2,
+    max_size: int = 10,
+    application_name: str | None = None,
+    statement_timeout: float | None = None,
+    idle_in_transaction_timeout: float | None = None,
 ) -> asyncpg.Pool:
     """Open a pool whose connections encode and decode JSON columns (and, when given, show
-    ``application_name`` in ``pg_stat_activity``)."""
+    ``application_name`` in ``pg_stat_activity``). The timeouts, in seconds, are PostgreSQL's
+    own: a statement running longer is cancelled, a session idle inside a transaction longer is
+    ended by the server (its locks and its connection freed whatever the client does)."""
+    settings: dict[str, str] = {}
+    if application_name:
+        settings["application_name"] = application_name
+    if statement_timeout is not None:
+        settings["statement_timeout"] = _milliseconds(statement_timeout)
+    if idle_in_transaction_timeout is not None:
+        settings["idle_in_transaction_session_timeout"] = _milliseconds(idle_in_transaction_timeout)
     pool: Any = await asyncpg.create_pool(
         dsn,
         min_size=min_size,
         max_size=max_size,
         init=_init_connection,
         command_timeout=60,
-        server_settings={"application_name": application_name} if application_name else None,
+        server_settings=settings or None,
     )
     return pool
+
+
+def _milliseconds(seconds: float) -> str:
+    return str(max(1, round(seconds * 1000)))
+
+
+async def limit_transaction(
+    conn: asyncpg.Connection, *, statement_timeout: float, idle_in_transaction_timeout: float
+) -> None:
+    """Other timeouts (seconds) for the rest of the caller's transaction only (``SET LOCAL``)."""
+    await conn.execute(
+        "SELECT set_config('statement_timeout', $1, true),"
+        " set_config('idle_in_transaction_session_timeout', $2, true)",
+        _milliseconds(statement_timeout),
+        _milliseconds(idle_in_transaction_timeout),
+    )
 
 
 async def connect(dsn: str) -> asyncpg.Connection:

@@ -26,7 +26,8 @@ def bearer_auth(admin_token: str) -> Middleware:
             return await handler(request)
         header = request.headers.get("Authorization", "")
         scheme, _, token = header.partition(" ")
-        given = token.strip().encode()
+        # surrogateescape: aiohttp keeps a header's raw non-UTF-8 bytes as surrogates.
+        given = token.strip().encode("utf-8", "surrogateescape")
         if (
             scheme.lower() != "bearer"
             or not given

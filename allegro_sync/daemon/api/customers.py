@@ -7,8 +7,10 @@ cursor to the client, so memory stays flat for a million customers.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
 from contextlib import aclosing
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -21,7 +23,8 @@ from allegro_sync.adapters.postgres.customer_queries import (
     iter_export_rows,
     list_customers,
 )
-from allegro_sync.daemon.api.errors import ApiError
+from allegro_sync.adapters.postgres.pool import limit_transaction
+from allegro_sync.daemon.api.errors import ApiError, error_response
 from allegro_sync.export.filters import FILTER_FIELDS, FilterError, parse_customer_filter
 from allegro_sync.export.formats import EXPORT_FORMATS, ExportFormat
 
@@ -47,6 +50,8 @@ def _limit(query: Mapping[str, str]) -> int:
     if text is None:
         return DEFAULT_LIMIT
     try:
+        if not text.isascii():
+            raise ValueError(text)
         limit = int(text)
     except ValueError:
         raise _invalid("limit", f"expected a whole number, got {text!r}") from None
@@ -59,7 +64,7 @@ def _cursor(query: Mapping[str, str]) -> int | None:
     text = query.get("cursor")
     if text is None or text == "":
         return None
-    if not text.isdigit() or len(text) > 19:
+    if not (text.isascii() and text.isdigit()) or len(text) > 19 or int(text) > 2**63 - 1:
         raise _invalid("cursor", "not a cursor this list gave; start again without it")
     return int(text)
 
@@ -81,8 +86,11 @@ def customer_json(row: Mapping[str, Any]) -> dict[str, Any]:
     return item
 
 
-def add_customer_routes(app: web.Application, pool: asyncpg.Pool) -> None:
-    """Add the customer list and its export to ``app``."""
+def add_customer_routes(
+    app: web.Application, pool: asyncpg.Pool, gate: ExportGate | None = None
+) -> None:
+    """Add the customer list and its export (at most ``gate.limit`` at once) to ``app``."""
+    exports = gate if gate is not None else ExportGate()
 
     async def list_view(request: web.Request) -> web.Response:
         query = request.query
@@ -99,17 +107,65 @@ def add_customer_routes(app: web.Application, pool: asyncpg.Pool) -> None:
     async def export_view(request: web.Request) -> web.StreamResponse:
         # Judge every parameter before the first byte: after it, a JSON error is impossible.
         selection, fmt = _filter(request.query), _export_format(request.query)
-        return await stream_export(request, pool, selection, fmt)
+        return await stream_export(request, pool, selection, fmt, exports)
 
     app.router.add_get("/customers", list_view)
     app.router.add_get("/customers/export", export_view)
 
 
+@dataclass
+class ExportGate:
+    """How many customer exports run at once, and how long one may wait for its client.
+
+    Each export holds a pool connection inside a transaction for as long as it streams: a
+    client that stops reading would hold it for ever. ``stall_timeout`` cuts an export whose
+    client takes no data for that long; PostgreSQL's own idle-in-transaction timeout, a little
+    longer, is the backstop. The export after ``limit`` gets 429 with ``Retry-After``.
+    """
+
+    limit: int = 2
+    statement_timeout: float = 600.0
+    stall_timeout: float = 60.0
+    retry_after: int = 10
+    active: int = 0
+
+    def busy(self) -> web.Response:
+        """The answer while ``limit`` exports run."""
+        response = error_response(
+            429,
+            "too_many_exports",
+            f"{self.limit} exports are running; try again in {self.retry_after} seconds",
+        )
+        response.headers["Retry-After"] = str(self.retry_after)
+        return response
+
+
 async def stream_export(
-    request: web.Request, pool: asyncpg.Pool, selection: CustomerFilter, fmt: ExportFormat
+    request: web.Request,
+    pool: asyncpg.Pool,
+    selection: CustomerFilter,
+    fmt: ExportFormat,
+    gate: ExportGate,
 ) -> web.StreamResponse:
     """Stream the customers of ``selection`` as ``fmt`` from one read-only transaction (flat
-    memory); the admin API and the panel both answer with it."""
+    memory), within ``gate``; the admin API and the panel both answer with it."""
+    if gate.active >= gate.limit:
+        log.info("customer_export_refused", running=gate.active)
+        return gate.busy()
+    gate.active += 1
+    try:
+        return await _stream(request, pool, selection, fmt, gate)
+    finally:
+        gate.active -= 1
+
+
+async def _stream(
+    request: web.Request,
+    pool: asyncpg.Pool,
+    selection: CustomerFilter,
+    fmt: ExportFormat,
+    gate: ExportGate,
+) -> web.StreamResponse:
     response = web.StreamResponse(
         headers={
             "Content-Type": fmt.content_type,
@@ -118,23 +174,40 @@ async def stream_export(
         }
     )
     response.enable_chunked_encoding()
-    async with pool.acquire() as conn, conn.transaction(readonly=True):
-        await response.prepare(request)
+    async with pool.acquire() as conn:
         try:
-            async with aclosing(fmt.encode(iter_export_rows(conn, selection))) as chunks:
-                async for chunk in chunks:
-                    await response.write(chunk)
+            async with conn.transaction(readonly=True):
+                # a big export may take longer than the pool's statement timeout allows
+                await limit_transaction(
+                    conn,
+                    statement_timeout=gate.statement_timeout,
+                    idle_in_transaction_timeout=gate.stall_timeout + 10,
+                )
+                await response.prepare(request)
+                async with aclosing(fmt.encode(iter_export_rows(conn, selection))) as chunks:
+                    async for chunk in chunks:
+                        await asyncio.wait_for(response.write(chunk), gate.stall_timeout)
         except ConnectionError:
             # The client went away; the transaction and connection unwind on their own.
             log.info("customer_export_aborted", reason="client_disconnected")
             return response
+        except TimeoutError:
+            log.warning("customer_export_cut", reason="client_stopped_reading")
+            _cut(request)
+            return response
         except Exception:
+            if not response.prepared:
+                raise  # no byte out yet: the JSON error still can be sent
             # Headers are out: no JSON error can follow. Cutting the connection before the
             # last chunk tells the client the file is incomplete instead of passing it off as
             # whole.
             log.exception("customer_export_failed")
-            if request.transport is not None:
-                request.transport.close()
+            _cut(request)
             return response
     await response.write_eof()
     return response
+
+
+def _cut(request: web.Request) -> None:
+    if request.transport is not None:
+        request.transport.close()

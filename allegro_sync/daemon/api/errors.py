@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import asyncpg
 import structlog
 from aiohttp import web
 
@@ -35,7 +36,8 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 @web.middleware
 async def json_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Turn every failure into a JSON error."""
+    """Turn every failure into a JSON error: the catch-all of the admin API, so an unexpected
+    exception is a JSON 500 that names nothing of the code or the database."""
     try:
         return await handler(request)
     except ApiError as exc:
@@ -46,6 +48,13 @@ async def json_errors(request: web.Request, handler: Handler) -> web.StreamRespo
         return error_response(503, "allegro_unavailable", str(exc), trace_id=exc.trace_id)
     except AllegroError as exc:
         return error_response(409, "allegro_refused", str(exc), trace_id=exc.trace_id)
+    except asyncpg.DataError:
+        # A value the checks before let through and PostgreSQL refuses (a NUL in a text, a
+        # number beyond its column): the request's fault, and no database text goes back.
+        log.info("http_input_refused_by_database", path=request.path, method=request.method)
+        return error_response(
+            400, "invalid_input", "a value is out of range or holds characters not allowed"
+        )
     except web.HTTPException as exc:
         if exc.status < 400:
             raise

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+import uuid
 from datetime import datetime
 from typing import Any
 
@@ -20,6 +22,8 @@ from allegro_sync.daemon.api.params import (
 from allegro_sync.daemon.pollers import wake_poller
 
 STATUSES = ("BOUGHT", "FILLED_IN", "READY_FOR_PROCESSING", "CANCELLED")
+MAX_Q = 200
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 def _order_json(row: asyncpg.Record) -> dict[str, Any]:
@@ -45,6 +49,16 @@ def _order_json(row: asyncpg.Record) -> dict[str, Any]:
     }
 
 
+def _search_text(request: web.Request) -> str | None:
+    """``q``: matched literally (no wildcards), at most ``MAX_Q`` characters."""
+    text = request.query.get("q", "").strip() or None
+    if text is not None and len(text) > MAX_Q:
+        raise invalid("q", f"at most {MAX_Q} characters")
+    if text is not None and _CONTROL.search(text) is not None:
+        raise invalid("q", "may not hold control characters")
+    return text
+
+
 def add_order_routes(app: web.Application, pool: asyncpg.Pool) -> None:
     """``GET /orders``, ``POST /accounts/{id}/orders/fetch``."""
 
@@ -58,7 +72,10 @@ def add_order_routes(app: web.Application, pool: asyncpg.Pool) -> None:
         if request.query.get("cursor"):
             try:
                 raw_time, _, raw_id = request.query["cursor"].partition("|")
-                cursor_time, cursor_id = datetime.fromisoformat(raw_time), raw_id
+                cursor_time = datetime.fromisoformat(raw_time)
+                cursor_id = str(uuid.UUID(raw_id))
+                if cursor_time.tzinfo is None:
+                    raise ValueError(raw_time)
             except ValueError:
                 raise invalid("cursor", "not a cursor this API gave out") from None
         rows = await orders.list_page(
@@ -68,7 +85,7 @@ def add_order_routes(app: web.Application, pool: asyncpg.Pool) -> None:
             sent_to_erp=bool_param(request, "sent_to_erp"),
             bought_from=datetime_param(request, "bought_from"),
             bought_to=datetime_param(request, "bought_to"),
-            text=request.query.get("q") or None,
+            text=_search_text(request),
             after=(cursor_time, cursor_id),
             limit=limit + 1,
         )

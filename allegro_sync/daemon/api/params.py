@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 
 from aiohttp import web
 
-from allegro_sync.daemon.api.errors import ApiError
+from allegro_sync.daemon.api.errors import ApiError, Handler
+
+# PostgreSQL's bigint: every id of the database fits it, and nothing beyond it is one.
+BIGINT_MAX = 2**63 - 1
+# ASCII digits only: Python's int() also takes "²", "١" and "1_0", which no id is written as.
+_ID = re.compile(r"[0-9]{1,19}")
+_INTEGER = re.compile(r"-?[0-9]{1,19}")
 
 
 def invalid(field: str, detail: str) -> ApiError:
@@ -21,10 +28,9 @@ def int_param(
     raw = request.query.get(name)
     if raw is None or raw == "":
         return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise invalid(name, "must be an integer") from None
+    if _INTEGER.fullmatch(raw) is None:
+        raise invalid(name, "must be an integer")
+    value = int(raw)
     if not low <= value <= high:
         raise invalid(name, f"must be between {low} and {high}")
     return value
@@ -68,16 +74,31 @@ def choice_param(request: web.Request, name: str, choices: tuple[str, ...]) -> s
 
 
 async def json_body(request: web.Request) -> object:
-    """The request's JSON body, or a 400."""
+    """The request's JSON body, or a 400 (a body over the size limit is a 413 of aiohttp's)."""
     try:
         return await request.json()
-    except ValueError:
+    except RecursionError:
+        raise ApiError(400, "invalid_json", "the body is nested too deeply") from None
+    except (ValueError, LookupError):
+        # LookupError: a charset in Content-Type that Python does not know.
         raise ApiError(400, "invalid_json", "the body is not valid JSON") from None
 
 
 def path_id(request: web.Request, name: str = "id") -> int:
-    """A numeric id from the path, or 404."""
+    """A numeric id from the path (ASCII digits, within bigint), or 404."""
     raw = request.match_info[name]
-    if not raw.isdigit():
+    if _ID.fullmatch(raw) is None or int(raw) > BIGINT_MAX:
         raise ApiError(404, "not_found", f"no such {name}")
     return int(raw)
+
+
+@web.middleware
+async def no_nul_in_query(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """A NUL in any query parameter is a 422 naming it: PostgreSQL's text cannot hold one, and
+    no value of this API has one. The panel (HTML) and the OAuth callback (a page for the
+    seller; it only hashes its ``state``) judge their own parameters."""
+    if not request.path.startswith(("/panel/", "/oauth/")):
+        for name, value in request.query.items():
+            if "\x00" in name or "\x00" in value:
+                raise invalid(name.replace("\x00", ""), "may not hold a NUL character")
+    return await handler(request)

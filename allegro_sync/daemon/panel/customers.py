@@ -77,7 +77,7 @@ async def export(request: web.Request) -> web.StreamResponse:
         selection = parse_customer_filter(values)
     except FilterError as exc:
         return render(request, "error.html", 422, kind="export_refused", detail=str(exc))
-    return await stream_export(request, deps.pool, selection, fmt)
+    return await stream_export(request, deps.pool, selection, fmt, deps.exports)
 
 
 def add_routes(app: web.Application) -> None:

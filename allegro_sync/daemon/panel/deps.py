@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import asyncpg
 from aiohttp import web
@@ -12,6 +12,7 @@ from allegro_sync.adapters.allegro.client import AllegroRestClient
 from allegro_sync.adapters.allegro.crypto import TokenCipher
 from allegro_sync.adapters.allegro.oauth import OAuthClient
 from allegro_sync.adapters.allegro.tokens import TokenManager
+from allegro_sync.daemon.api.customers import ExportGate
 from allegro_sync.daemon.panel.auth import PanelAuth
 
 
@@ -26,6 +27,8 @@ class PanelDeps:
     allegro: AllegroRestClient
     public_url: str
     auth: PanelAuth
+    # shared with the admin API's export: one cap for both
+    exports: ExportGate = field(default_factory=ExportGate)
 
     @property
     def redirect_uri(self) -> str:

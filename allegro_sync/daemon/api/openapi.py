@@ -1,0 +1,511 @@
+"""The admin API as OpenAPI 3.1: served at ``GET /openapi.json``, committed as
+``docs/admin-openapi.json`` (``scripts/admin_openapi.py`` writes it; tests keep both equal to
+the routes and fuzz the API against it).
+
+Request bodies are the pydantic models the handlers validate with, so the document cannot drift
+from what is accepted. Every error is ``{"error", "detail", ...}`` (``errors.py``). The panel
+(``/panel/``) is HTML for people and not described here.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from allegro_sync.adapters.postgres.event_log import CATEGORIES
+from allegro_sync.contract import CUSTOMER_TYPES
+from allegro_sync.daemon.api.params import BIGINT_MAX
+from allegro_sync.export.filters import MAX_Q
+from allegro_sync.export.formats import EXPORT_FORMATS
+from allegro_sync.handlers.accounts import AccountPatch
+from allegro_sync.handlers.offer_settings import OfferPatch
+
+PATH = "/openapi.json"
+REF = "#/components/schemas/"
+
+_STR = {"type": "string"}
+_OPT_STR = {"type": ["string", "null"]}
+_OPT_TIME = {"type": ["string", "null"], "format": "date-time"}
+_TIME = {"type": "string", "format": "date-time"}
+_BOOL = {"type": "boolean"}
+_INT = {"type": "integer"}
+_OPT_INT = {"type": ["integer", "null"]}
+_ID = {"type": "integer", "minimum": 1, "maximum": BIGINT_MAX}
+
+_DESCRIPTIONS = {
+    200: "OK",
+    202: "Accepted",
+    204: "No content",
+    400: "The body is not JSON this API reads, or a value the database cannot store",
+    401: "No or a wrong `Authorization: Bearer <ADMIN_TOKEN>`",
+    404: "No such resource (an id that is not a positive whole number within bigint included)",
+    409: "Not possible now (switched off, dead credentials, Allegro refused)",
+    413: "The body is larger than the server takes",
+    422: "A parameter or field is invalid; `field` names it",
+    429: "Too many exports at once; try again after `Retry-After` seconds",
+    503: "Allegro or a dependency is unavailable",
+}
+
+
+def _obj(required: dict[str, Any], **optional: Any) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "required": list(required),
+        "properties": {**required, **optional},
+    }
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": REF + name}
+
+
+def _page(item: str) -> dict[str, Any]:
+    return _obj({"items": {"type": "array", "items": _ref(item)}, "next": _OPT_STR})
+
+
+def _json(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"application/json": {"schema": schema}}
+
+
+def _responses(ok: dict[int, dict[str, Any]], *errors: int, public: bool = False) -> dict[str, Any]:
+    """``ok``: status to content; ``errors``: statuses answered with the JSON error."""
+    result: dict[str, Any] = {}
+    for status, content in ok.items():
+        result[str(status)] = {"description": _DESCRIPTIONS[status]}
+        if content:
+            result[str(status)]["content"] = content
+    codes = sorted(set(errors) | (set() if public else {401}))
+    for status in codes:
+        result[str(status)] = {
+            "description": _DESCRIPTIONS[status],
+            "content": _json(_ref("Error")),
+        }
+        if status == 429:
+            result[str(status)]["headers"] = {
+                "Retry-After": {"schema": {"type": "integer"}, "required": True}
+            }
+    return result
+
+
+def _query(name: str, schema: dict[str, Any], description: str = "") -> dict[str, Any]:
+    param: dict[str, Any] = {"name": name, "in": "query", "required": False, "schema": schema}
+    if description:
+        param["description"] = description
+    return param
+
+
+_LIMIT = _query("limit", {"type": "integer", "minimum": 1, "maximum": 1000}, "page size")
+_ACCOUNT_ID = {"name": "id", "in": "path", "required": True, "schema": _ID}
+_BODY_ERRORS = (400, 413, 422)
+
+
+def _body(schema: dict[str, Any], required: bool = True) -> dict[str, Any]:
+    return {"required": required, "content": _json(schema)}
+
+
+def _customer_filters() -> list[dict[str, Any]]:
+    return [
+        _query("account_id", _ID),
+        _query("type", {"type": "string", "enum": list(CUSTOMER_TYPES)}),
+        _query("has_nip", _BOOL),
+        _query("q", {"type": "string", "maxLength": MAX_Q}, "part of a name, company, e-mail, NIP"),
+        _query("created_from", {"type": "string", "format": "date"}, "inclusive"),
+        _query("created_to", {"type": "string", "format": "date"}, "inclusive"),
+        _query("ids", {"type": "string", "pattern": "^[0-9]{1,18}(,[0-9]{1,18})*$"}),
+    ]
+
+
+def _schemas() -> dict[str, Any]:
+    models: dict[str, Any] = {}
+    for model in (AccountPatch, OfferPatch):
+        schema = model.model_json_schema(ref_template=REF + "{model}")
+        models.update(schema.pop("$defs", {}))
+        models[model.__name__] = schema
+    flags = (
+        "auto_create_orders",
+        "send_order_emails",
+        "bind_offers_by_ean",
+        "stock_control",
+        "raise_quantity_on_erp_sync",
+        "auto_renew",
+        "renew_with_current_price",
+        "do_not_renew_default",
+        "send_customer_card",
+        "only_customers_with_nip",
+        "sync_prices",
+    )
+    account = _obj(
+        {
+            "id": _INT,
+            "allegro_user_id": _STR,
+            "login": _STR,
+            "name": _STR,
+            "sandbox": _BOOL,
+            "active": _BOOL,
+            "deactivation_reason": _OPT_STR,
+            "created_at": _TIME,
+            "warnings": {"type": "array", "items": _STR},
+            "orders_from": _OPT_TIME,
+            "orders_from_editable": _BOOL,
+            **dict.fromkeys(flags, _BOOL),
+            "price_list": _STR,
+            "default_category_id": _OPT_STR,
+            "after_sales": {"type": "object"},
+            "shipping_rates_id": _OPT_STR,
+            "address": {"type": ["object", "null"]},
+            "extra_order_email_recipients": {"type": "array", "items": _STR},
+            "allowed_extra_emails": {"type": "array", "items": _STR},
+            "order_message_channel": {"type": "string", "enum": ["email", "message_centre"]},
+        }
+    )
+    order = _obj(
+        {
+            "checkout_form_id": {"type": "string", "format": "uuid"},
+            "account_id": _INT,
+            "status": _STR,
+            "bought_at": _OPT_TIME,
+            "buyer_login": _OPT_STR,
+            "payment_type": _OPT_STR,
+            "paid_at": _OPT_TIME,
+            "total": _OPT_STR,
+            "currency": _OPT_STR,
+            "invoice_required": _BOOL,
+            "customer_id": _OPT_INT,
+            "superseded_by": _OPT_STR,
+            "sent_to_erp_at": _OPT_TIME,
+            "cancelled_at": _OPT_TIME,
+            "lines": {"type": "array", "items": {"type": "object"}},
+        }
+    )
+    offer = _obj(
+        {
+            "id": _STR,
+            "account_id": _INT,
+            "name": _OPT_STR,
+            "format": _OPT_STR,
+            "status": _OPT_STR,
+            "ended_at": _OPT_TIME,
+            "stock": _OPT_INT,
+            "price": _OPT_STR,
+            "currency": _OPT_STR,
+            "image_url": _OPT_STR,
+            "external_id": _OPT_STR,
+            "ean": _OPT_STR,
+            "product_id": _OPT_STR,
+            "bound_at": _OPT_TIME,
+            "do_not_renew": _BOOL,
+            "sync_price": _BOOL,
+        }
+    )
+    customer = _obj(
+        {
+            "id": _INT,
+            "account_id": _INT,
+            "allegro_buyer_id": _STR,
+            "email": _OPT_STR,
+            "first_name": _OPT_STR,
+            "last_name": _OPT_STR,
+            "company": _OPT_STR,
+            "nip": _OPT_STR,
+            "country_code": _OPT_STR,
+            "type": _STR,
+            "address": {"type": ["object", "null"]},
+            "active": _BOOL,
+            "created_at": _TIME,
+            "updated_at": _TIME,
+        }
+    )
+    event = _obj(
+        {
+            "id": _INT,
+            "category": {"type": "string", "enum": list(CATEGORIES)},
+            "level": _STR,
+            "code": _STR,
+            "message": _STR,
+            "details": {},
+            "created_at": _TIME,
+        }
+    )
+    error = _obj(
+        {"error": _STR, "detail": _STR},
+        field={"type": "string", "description": "the parameter or field at fault"},
+    )
+    return {
+        "Error": error,
+        "Account": account,
+        "Order": order,
+        "Offer": offer,
+        "Customer": customer,
+        "EventLogEntry": event,
+        **dict(sorted(models.items())),
+        "AccountPage": _page("Account"),
+        "OrderPage": _page("Order"),
+        "OfferPage": _page("Offer"),
+        "CustomerPage": _page("Customer"),
+        "EventLogPage": _page("EventLogEntry"),
+    }
+
+
+def _paths() -> dict[str, Any]:
+    public: dict[str, Any] = {"security": []}
+    text = {"text/plain": {"schema": _STR}}
+    html = {"text/html": {"schema": _STR}}
+    callback_page = {**html, **_json({"type": "object"})}
+    exports = {
+        fmt.content_type.split(";")[0]: {"schema": {"type": "string"}}
+        for fmt in EXPORT_FORMATS.values()
+    }
+    return {
+        "/healthz": {
+            "get": {
+                "summary": "The process answers",
+                **public,
+                "responses": _responses({200: _json(_obj({"status": _STR}))}, public=True),
+            }
+        },
+        "/readyz": {
+            "get": {
+                "summary": "Every dependency (PostgreSQL, RabbitMQ) answers",
+                **public,
+                "responses": {
+                    str(status): {
+                        "description": "ready" if status == 200 else "not ready",
+                        "content": _json(_obj({"status": _STR, "checks": {"type": "object"}})),
+                    }
+                    for status in (200, 503)
+                },
+            }
+        },
+        "/metrics": {
+            "get": {
+                "summary": "Prometheus metrics",
+                **public,
+                "responses": _responses({200: text}, public=True),
+            }
+        },
+        PATH: {
+            "get": {
+                "summary": "This document",
+                "responses": _responses({200: _json({"type": "object"})}),
+            }
+        },
+        "/oauth/callback": {
+            "get": {
+                "summary": "Where Allegro sends the seller back after granting access",
+                "description": "A short HTML page, or JSON with `Accept: application/json`.",
+                **public,
+                "parameters": [
+                    _query("state", _STR),
+                    _query("code", _STR),
+                    _query("error", _STR),
+                ],
+                "responses": {
+                    "200": {"description": "connected", "content": callback_page},
+                    "400": {"description": "unknown or expired link", "content": callback_page},
+                    **{
+                        str(s): {"description": _DESCRIPTIONS[s], "content": _json(_ref("Error"))}
+                        for s in (409, 503)
+                    },
+                },
+            }
+        },
+        "/accounts/connect": {
+            "post": {
+                "summary": "Start connecting an Allegro account: the URL to send the seller to",
+                "requestBody": _body(
+                    {"type": "object", "properties": {"sandbox": _BOOL}}, required=False
+                ),
+                "responses": _responses(
+                    {200: _json(_obj({"authorize_url": _STR, "expires_at": _TIME}))},
+                    *_BODY_ERRORS,
+                    409,
+                ),
+            }
+        },
+        "/accounts": {
+            "get": {
+                "summary": "The accounts, by id",
+                "parameters": [
+                    _LIMIT,
+                    _query("cursor", _STR, "`next` of the previous page"),
+                    _query("active", _BOOL),
+                    _query("sandbox", _BOOL),
+                ],
+                "responses": _responses({200: _json(_ref("AccountPage"))}, 422),
+            }
+        },
+        "/accounts/{id}": {
+            "parameters": [_ACCOUNT_ID],
+            "get": {
+                "summary": "One account",
+                "responses": _responses({200: _json(_ref("Account"))}, 404),
+            },
+            "patch": {
+                "summary": "Change an account's settings",
+                "requestBody": _body(_ref("AccountPatch")),
+                "responses": _responses(
+                    {200: _json(_ref("Account"))}, *_BODY_ERRORS, 404, 409, 503
+                ),
+            },
+            "delete": {
+                "summary": "Delete an account (switched off first)",
+                "responses": _responses({204: {}}, 404, 409),
+            },
+        },
+        "/accounts/{id}/token": {
+            "parameters": [_ACCOUNT_ID],
+            "post": {
+                "summary": "Refresh the account's Allegro token now",
+                "responses": _responses(
+                    {
+                        200: _json(
+                            _obj({"account_id": _INT, "refreshed": _BOOL, "expires_at": _TIME})
+                        )
+                    },
+                    404,
+                    409,
+                    503,
+                ),
+            },
+        },
+        "/accounts/{id}/event-log": {
+            "parameters": [_ACCOUNT_ID],
+            "get": {
+                "summary": "The account's event log, newest first",
+                "parameters": [
+                    _LIMIT,
+                    _query("category", {"type": "string", "enum": list(CATEGORIES)}),
+                    _query("since", _TIME),
+                    _query("cursor", _STR, "`next` of the previous page"),
+                ],
+                "responses": _responses({200: _json(_ref("EventLogPage"))}, 404, 422),
+            },
+        },
+        "/accounts/{id}/options": {
+            "parameters": [_ACCOUNT_ID],
+            "get": {
+                "summary": "What the seller chooses from on Allegro (after-sales, rates, ...)",
+                "responses": _responses({200: _json({"type": "object"})}, 404, 409, 503),
+            },
+        },
+        "/accounts/{id}/orders/fetch": {
+            "parameters": [_ACCOUNT_ID],
+            "post": {
+                "summary": "Read the account's order journal now",
+                "responses": _responses(
+                    {202: _json(_obj({"account_id": _INT, "status": _STR}))}, 404, 409
+                ),
+            },
+        },
+        "/orders": {
+            "get": {
+                "summary": "Orders, newest first",
+                "parameters": [
+                    _LIMIT,
+                    _query("cursor", _STR, "`next` of the previous page"),
+                    _query("account_id", _ID),
+                    _query(
+                        "status",
+                        {
+                            "type": "string",
+                            "enum": ["BOUGHT", "FILLED_IN", "READY_FOR_PROCESSING", "CANCELLED"],
+                        },
+                    ),
+                    _query("sent_to_erp", _BOOL),
+                    _query("bought_from", _TIME),
+                    _query("bought_to", _TIME),
+                    _query(
+                        "q",
+                        {"type": "string", "maxLength": 200},
+                        "form id, offer id or EAN exactly; part of a login or line name",
+                    ),
+                ],
+                "responses": _responses({200: _json(_ref("OrderPage"))}, 422),
+            }
+        },
+        "/offers": {
+            "get": {
+                "summary": "Offers of the mirror, by id",
+                "parameters": [
+                    _LIMIT,
+                    _query("cursor", {"type": "string", "maxLength": 100}),
+                    _query("account_id", _ID),
+                    _query(
+                        "status",
+                        {"type": "string", "enum": ["INACTIVE", "ACTIVATING", "ACTIVE", "ENDED"]},
+                    ),
+                    _query(
+                        "format",
+                        {"type": "string", "enum": ["BUY_NOW", "AUCTION", "ADVERTISEMENT"]},
+                    ),
+                    _query("bound", _BOOL),
+                    _query("text", {"type": "string", "maxLength": 200}),
+                ],
+                "responses": _responses({200: _json(_ref("OfferPage"))}, 422),
+            }
+        },
+        "/offers/{id}": {
+            "parameters": [{"name": "id", "in": "path", "required": True, "schema": _STR}],
+            "patch": {
+                "summary": "Bind an offer to a product by hand, or change its flags",
+                "requestBody": _body(_ref("OfferPatch")),
+                "responses": _responses({200: _json(_ref("Offer"))}, *_BODY_ERRORS, 404),
+            },
+        },
+        "/customers": {
+            "get": {
+                "summary": "Customers, by id",
+                "parameters": [
+                    *_customer_filters(),
+                    _LIMIT,
+                    _query("cursor", _STR, "`next` of the previous page"),
+                ],
+                "responses": _responses({200: _json(_ref("CustomerPage"))}, 422),
+            }
+        },
+        "/customers/export": {
+            "get": {
+                "summary": "The selected customers as a file, streamed",
+                "parameters": [
+                    *_customer_filters(),
+                    _query("format", {"type": "string", "enum": list(EXPORT_FORMATS)}),
+                ],
+                "responses": _responses({200: exports}, 422, 429),
+            }
+        },
+    }
+
+
+def admin_openapi() -> dict[str, Any]:
+    """The admin API's OpenAPI 3.1 document."""
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "allegro-sync admin API",
+            "version": "1",
+            "description": (
+                "Accounts, orders, offers and customers of a running allegro-sync daemon. "
+                "Every route but the health probes, the metrics and the OAuth callback needs "
+                "`Authorization: Bearer <ADMIN_TOKEN>`, this document included. Every error "
+                'is JSON: `{"error": code, "detail": text}`, with `field` when a '
+                "parameter or field is at fault; never a 500 for bad input."
+            ),
+        },
+        "security": [{"adminToken": []}],
+        "paths": _paths(),
+        "components": {
+            "securitySchemes": {"adminToken": {"type": "http", "scheme": "bearer"}},
+            "schemas": _schemas(),
+        },
+    }
+
+
+def add_openapi_route(app: web.Application) -> None:
+    """``GET /openapi.json``: the document, built once."""
+    body = admin_openapi()
+
+    async def serve(_request: web.Request) -> web.Response:
+        return web.json_response(body)
+
+    app.router.add_get(PATH, serve)
