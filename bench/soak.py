@@ -3,7 +3,9 @@
 One daemon against the emulator, a throwaway database and virtual host, under a steady mix for
 N minutes: purchases (``BENCH_SOAK_ORDERS`` a second, on ``BENCH_SELLERS`` sellers with
 auto-created orders), ``stock.changed`` (``BENCH_SOAK_STOCK`` a second) and ``price.changed``
-(``BENCH_SOAK_PRICES`` a second) for ``BENCH_PRODUCTS`` products bound to two offers each.
+(``BENCH_SOAK_PRICES`` a second) for ``BENCH_PRODUCTS`` products bound to two offers each, and
+``order.message`` (``BENCH_SOAK_MESSAGES`` a second) about orders announced, by e-mail (to a local
+aiosmtpd server) for half the sellers and through Allegro's message centre for the others.
 Every ``BENCH_SOAK_REPORT`` seconds (30) one line: the daemon's RSS, open files and database
 connections, the rows of the tables that grow, the rows the retention pruned so far (the
 daemon's ``allegro_sync_retention_pruned_total``), and the latencies of that interval: purchase
@@ -30,6 +32,7 @@ import random
 import statistics
 import sys
 import time
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,6 +41,7 @@ from subprocess import Popen
 import aio_pika
 import aiohttp
 import asyncpg
+from aiosmtpd.controller import Controller
 
 from allegro_sync.daemon.pollers import WAKE_CHANNEL
 from bench._support import (
@@ -60,6 +64,7 @@ PRODUCTS = int(os.environ.get("BENCH_PRODUCTS", "500"))
 ORDERS = int(os.environ.get("BENCH_SOAK_ORDERS", "2"))
 STOCK = int(os.environ.get("BENCH_SOAK_STOCK", "50"))
 PRICES = int(os.environ.get("BENCH_SOAK_PRICES", "10"))
+MESSAGES = int(os.environ.get("BENCH_SOAK_MESSAGES", "1"))
 REPORT_EVERY = float(os.environ.get("BENCH_SOAK_REPORT", "30"))
 KEEP_SECONDS = 60.0
 PRUNE_EVERY = 15.0
@@ -98,10 +103,23 @@ class Load:
     stock_sent: list[tuple[str, float]] = field(default_factory=list)  # (product, published)
     order_latencies: list[float] = field(default_factory=list)
     stock_latencies: list[float] = field(default_factory=list)
+    announced: deque[str] = field(default_factory=lambda: deque(maxlen=1000))  # form ids
     orders: int = 0
+    messages: int = 0
     stock: int = 0
     prices: int = 0
     refused: int = 0  # purchases the emulator refused
+
+
+class MailSink:
+    """The buyers' mail server: accepts every message and counts it."""
+
+    def __init__(self) -> None:
+        self.received = 0
+
+    async def handle_DATA(self, server: object, session: object, envelope: object) -> str:
+        self.received += 1
+        return "250 OK"
 
 
 def rss_mb(pid: int) -> float:
@@ -149,8 +167,13 @@ async def setup(
     order_offers = []
     async with aiohttp.ClientSession(headers=headers) as session:
         for n in range(SELLERS):
+            channel = "message_centre" if n % 2 == 0 else "email"
             seller_id = await connect_seller(
-                session, emulator_url, daemon_url, f"soak-{n}", settings
+                session,
+                emulator_url,
+                daemon_url,
+                f"soak-{n}",
+                settings | {"order_message_channel": channel},
             )
             offers_url = f"{emulator_url}/__control__/sellers/{seller_id}/offers"
             body = {"name": "Soak", "count": 2 * PRODUCTS // SELLERS, "stock": 6, "price": "10.00"}
@@ -205,7 +228,9 @@ async def erp_side(amqp_url: str, load: Load, stopping: asyncio.Event) -> None:
     async def on_message(message: aio_pika.abc.AbstractIncomingMessage) -> None:
         await message.ack()
         if message.routing_key == "order.created" and message.message_id:
-            bought = load.purchases.pop(message.message_id.removeprefix("order.created:"), None)
+            form_id = message.message_id.removeprefix("order.created:")
+            load.announced.append(form_id)
+            bought = load.purchases.pop(form_id, None)
             if bought is not None:
                 load.order_latencies.append(time.time() - bought)
 
@@ -277,6 +302,16 @@ async def erp_publisher(amqp_url: str, load: Load, stopping: asyncio.Event) -> N
                     "version": version,
                 }
                 batch.append(("price.changed", f"soak-price:{version}", body))
+            for _ in range(MESSAGES // 10 + (1 if tick % 10 < MESSAGES % 10 else 0)):
+                if not load.announced:
+                    break
+                version += 1
+                body = {
+                    "checkout_form_id": rng.choice(load.announced),
+                    "subject": "Your order",
+                    "body": f"A note about your order ({version}).",
+                }
+                batch.append(("order.message", f"soak-message:{version}", body))
             now = time.time()
             await asyncio.gather(
                 *(
@@ -295,8 +330,10 @@ async def erp_publisher(amqp_url: str, load: Load, stopping: asyncio.Event) -> N
                 if key == "stock.changed":
                     load.stock_sent.append((str(body["product_id"]), now))
                     load.stock += 1
-                else:
+                elif key == "price.changed":
                     load.prices += 1
+                else:
+                    load.messages += 1
             tick += 1
             pause = started + tick / 10 - time.monotonic()
             with contextlib.suppress(TimeoutError):
@@ -391,8 +428,9 @@ def summary(samples: list[Sample], load: Load, warmup: float) -> bool:
     orders = [x for s in samples for x in s.order_latencies]
     stock = [x for s in samples for x in s.stock_latencies]
     print(
-        f"soak: {last.at / 60:.1f} min, {load.orders} purchases, {load.stock} stock and"
-        f" {load.prices} price messages ({load.refused} purchase calls refused);"
+        f"soak: {last.at / 60:.1f} min, {load.orders} purchases, {load.stock} stock,"
+        f" {load.prices} price and {load.messages} order.message messages ({load.refused}"
+        " purchase calls refused);"
         f" retention {KEEP_SECONDS:.0f} s, pruned every {PRUNE_EVERY:.0f} s"
     )
     print(
@@ -452,6 +490,10 @@ async def soak(minutes: float) -> bool:
             daemon_url = f"http://127.0.0.1:{http_port}"
             emulator = start_emulator(emulator_port)
             env = daemon_env(database_url, amqp_url, emulator_url, http_port)
+            smtp_port = free_port()
+            mail = Controller(MailSink(), hostname="127.0.0.1", port=smtp_port)
+            mail.start()
+            env["ALLEGRO_SYNC_SMTP_URL"] = f"smtp://127.0.0.1:{smtp_port}"
             for name, value in RETENTION.items():
                 env[name] = os.environ.get(f"BENCH_{name}", value)
             log = RESULTS / "soak-daemon.log"
@@ -475,6 +517,7 @@ async def soak(minutes: float) -> bool:
                     stop(daemon)
             finally:
                 stop(emulator)
+                mail.stop()
 
 
 async def run_load(
@@ -491,7 +534,8 @@ async def run_load(
     stopping = asyncio.Event()
     print(
         f"soak: {duration / 60:.1f} min, {ORDERS} purchases + {STOCK} stock + {PRICES} price"
-        f" messages a second, {SELLERS} sellers, {PRODUCTS} products on {2 * PRODUCTS} offers;"
+        f" + {MESSAGES} order.message messages a second, {SELLERS} sellers, {PRODUCTS} products"
+        f" on {2 * PRODUCTS} offers;"
         f" a report every {REPORT_EVERY:.0f} s, warm-up {warmup:.0f} s",
         flush=True,
     )
@@ -519,7 +563,13 @@ async def run_load(
         stopping.set()
         await asyncio.gather(*tasks, return_exceptions=True)
         await conn.close()
-    return summary(samples, load, warmup)
+    connection = await aio_pika.connect(amqp_url)
+    channel = await connection.channel()
+    dead = await channel.declare_queue("allegro-sync.dead-letters", passive=True)
+    dead_letters = dead.declaration_result.message_count or 0
+    await connection.close()
+    print(f"  dead letters: {dead_letters}   target 0")
+    return summary(samples, load, warmup) and dead_letters == 0
 
 
 def main(argv: Sequence[str] = ()) -> int:
