@@ -7,6 +7,7 @@ from __future__ import annotations
 import uuid
 
 import asyncpg
+import structlog.testing
 
 from allegro_sync.adapters.postgres import inbox
 from allegro_sync.daemon.retention import DAY, RETRY_WINDOW, RetentionService, retention_rules
@@ -232,3 +233,22 @@ async def test_one_replica_prunes_and_another_takes_over_when_it_stops(
     finally:
         await first.stop(1.0)
         await second.stop(1.0)
+
+
+async def test_an_inbox_retention_shorter_than_the_retries_is_warned_about(
+    database_url: str, db: asyncpg.Pool
+) -> None:
+    days = DAYS | {"inbox_days": 600 / DAY}  # ten minutes: less than the 12.6 of the retries
+    short = RetentionService(
+        dsn=database_url, pool=db, metrics=Metrics(), rules=retention_rules(**days)
+    )
+    with structlog.testing.capture_logs() as logs:
+        await short.start()
+        await short.stop(1.0)
+    [warning] = [e for e in logs if e["event"] == "inbox_retention_short"]
+    assert warning["seconds"] == 600 and warning["retry_window"] == RETRY_WINDOW
+    default = service(database_url, db, Metrics())
+    with structlog.testing.capture_logs() as logs:
+        await default.start()
+        await default.stop(1.0)
+    assert not [e for e in logs if e["event"] == "inbox_retention_short"]
