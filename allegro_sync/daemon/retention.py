@@ -6,7 +6,7 @@ the tables that only grow once they are older than their retention, in small bat
 | ``inbox`` | message ids handled more than ``INBOX_RETENTION_DAYS`` ago | 7 |
 | ``event_log`` | entries older than ``EVENT_LOG_RETENTION_DAYS`` | 90 |
 | ``mail_outbox`` | mails sent or given up more than ``MAIL_OUTBOX_RETENTION_DAYS`` ago | 30 |
-| ``order_messages`` | message-centre messages written that long ago (same setting) | 30 |
+| ``order_messages`` | message-centre messages written (or refused) that long ago (same) | 30 |
 | ``offer_commands`` | batch commands settled more than ``OFFER_COMMAND_RETENTION_DAYS`` ago | 7 |
 
 The inbox is what recognises a redelivered message, so it is kept far past the longest

@@ -83,14 +83,21 @@ async def plant(db: asyncpg.Pool) -> None:
         form,
         account,
     )
-    for key, sent in (("message-old", 30.01), ("message-recent", 29.99), ("message-unsent", None)):
+    # (key, claimed days ago, written days ago): a claim never written is one Allegro refused
+    for key, claimed, sent in (
+        ("message-old", 40, 30.01),
+        ("message-recent", 40, 29.99),
+        ("refused-old", 30.01, None),
+        ("refused-recent", 29.99, None),
+    ):
         await db.execute(
             "INSERT INTO order_messages (dedupe_key, account_id, checkout_form_id, created_at,"
-            " sent_at) VALUES ($1, $2, $3, now() - interval '40 days',"
-            " now() - $4::float8 * interval '1 day')",
+            " sent_at) VALUES ($1, $2, $3, now() - $4::float8 * interval '1 day',"
+            " now() - $5::float8 * interval '1 day')",
             key,
             account,
             form,
+            claimed,
             sent,
         )
     for state, days in (("done", 7.01), ("done", 6.99), ("sent", 7.01)):
@@ -147,14 +154,14 @@ async def test_old_rows_go_and_recent_rows_and_unfinished_work_stay(
             "inbox": 2,
             "event_log": 1,
             "mail_outbox": 2,
-            "order_messages": 1,
+            "order_messages": 2,
             "offer_commands": 1,
         }
         assert await left(db) == {
             "inbox": ["recent"],
             "event_log": ["recent"],
             "mail_outbox": ["pending-old", "sent-recent"],
-            "order_messages": ["message-recent", "message-unsent"],
+            "order_messages": ["message-recent", "refused-recent"],
             "offer_commands": ["done:6.99", "sent:7.01"],
         }
         assert pruned(metrics, "inbox") == 2

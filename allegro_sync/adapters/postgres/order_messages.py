@@ -25,18 +25,19 @@ RETURNING true
 """
 
 
-# Retention (daemon/retention.py): messages written more than ``$1`` seconds ago, ``$2`` at most
-# (index ``order_messages_sent_at``); one not yet written is never pruned.
+# Retention (daemon/retention.py): messages written more than ``$1`` seconds ago, and claims
+# never written (Allegro refused them: dead-lettered) made that long ago, ``$2`` at most (index
+# ``order_messages_settled``).
 PRUNE = """
 DELETE FROM order_messages
  WHERE ctid = ANY(ARRAY(
        SELECT ctid FROM order_messages
-        WHERE sent_at IS NOT NULL AND sent_at < now() - make_interval(secs => $1)
-        ORDER BY sent_at
+        WHERE COALESCE(sent_at, created_at) < now() - make_interval(secs => $1)
+        ORDER BY COALESCE(sent_at, created_at)
         LIMIT $2))
 """
 
 
 async def prune(conn: Db, older_than: float, limit: int) -> int:
-    """Delete at most ``limit`` written messages older than ``older_than`` seconds."""
+    """Delete at most ``limit`` messages older than ``older_than`` seconds; how many went."""
     return affected(await conn.execute(PRUNE, older_than, limit))
