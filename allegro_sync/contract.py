@@ -65,6 +65,12 @@ Ean = Annotated[str, StringConstraints(pattern=r"^\d{8,14}$")]
 Currency = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
 Text = Annotated[str, StringConstraints(min_length=1, max_length=200, strip_whitespace=True)]
 OfferId = Annotated[str, Field(min_length=1, max_length=100)]
+EmailAddress = Annotated[
+    str,
+    StringConstraints(
+        strip_whitespace=True, max_length=254, pattern=r"^[^@\s<>,;]+@[^@\s<>,;]+\.[^@\s<>,;]+$"
+    ),
+]
 # design.md C4: the customer type of a customer card, from its country
 CustomerType = Literal["domestic", "intra_eu", "extra_eu"]
 CUSTOMER_TYPES: tuple[CustomerType, ...] = ("domestic", "intra_eu", "extra_eu")
@@ -84,6 +90,8 @@ class Message(BaseModel):
 # contract had one base: widening what is accepted is a change of the contract, not of its layout.
 _NO_COERCION = ConfigDict(coerce_numbers_to_str=False)
 _BY_NAME = ConfigDict(populate_by_name=True)
+# A field named ``from`` (a Python keyword): ``from_`` in code, ``from`` on the wire.
+_FROM_TO = ConfigDict(populate_by_name=True, serialize_by_alias=True)
 
 
 # --- erp.events -----------------------------------------------------------------------------
@@ -152,7 +160,12 @@ class OrderMessage(Message):
     """``order.message``: the seller's own correspondence about an order (a delay, a question,
     a missing item), plain text, to its buyer by e-mail or through Allegro's message centre as
     the account chooses (``order_message_channel``). Never an invoice or a status notice:
-    Allegro stops those since 2 March 2026."""
+    Allegro stops those since 2 March 2026.
+
+    An e-mail comes from the account's main address on Allegro (``GET /me``), or from ``from``
+    when the message names one: it must be one of the additional addresses Allegro allows for
+    the account (``GET /account/additional-emails``), else the message is dead-lettered. The
+    message centre writes as the account itself and does not read ``from``."""
 
     model_config = ConfigDict(coerce_numbers_to_str=False, populate_by_name=True)
 
@@ -162,6 +175,8 @@ class OrderMessage(Message):
     text: Annotated[
         str, StringConstraints(min_length=1, max_length=MESSAGE_TEXT_MAX, strip_whitespace=True)
     ] = Field(alias="body")
+    # ``from`` on the wire (a Python keyword)
+    sender: EmailAddress | None = Field(default=None, alias="from")
 
 
 # --- allegro-sync.journal: orders -----------------------------------------------------------
@@ -350,13 +365,46 @@ class Payment(Message):
     amount: str | None
 
 
+class Money(Message):
+    """An amount of money as Allegro gives it: the amount as text (no rounding), ISO currency."""
+
+    amount: str
+    currency: str
+
+
+class DispatchTime(Message):
+    """When the parcel should be handed over (``delivery.time.dispatch``)."""
+
+    model_config = _FROM_TO
+
+    from_: str | None = Field(alias="from")
+    to: str | None
+
+
+class DeliveryTime(Message):
+    """When the delivery may take place (``delivery.time``; not the deprecated
+    ``time.guaranteed``) and when it should be dispatched."""
+
+    model_config = _FROM_TO
+
+    from_: str | None = Field(alias="from")
+    to: str | None
+    dispatch: DispatchTime | None
+
+
 class Delivery(Message):
-    """How an order is delivered."""
+    """How an order is delivered. ``method`` is the method's name, as it always was;
+    ``method_id`` / ``method_name`` and the fields after them were added in 2026."""
 
     method: str | None
     cost: str | None
     address: dict[str, Any] | None
     pickup_point: dict[str, Any] | None
+    method_id: str | None = None
+    method_name: str | None = None
+    smart: bool | None = None
+    time: DeliveryTime | None = None
+    number_of_packages: int | None = None
 
 
 class TypedTaxId(Message):
@@ -383,8 +431,37 @@ class Customer(Message):
     active: Literal[False]
 
 
+class LineTax(Message):
+    """A line's tax as Allegro gives it (``lineItems[].tax``): rate such as ``"23.00"``, subject
+    such as ``GOODS``, exemption such as ``MONEY_EQUIVALENT``; each may be null."""
+
+    rate: str | None
+    subject: str | None
+    exemption: str | None
+
+
+class LineDiscount(Message):
+    """A discount applied to a line (``lineItems[].discounts[]``): ``BUNDLE``,
+    ``UNIT_PERCENTAGE_DISCOUNT``, ``WHOLESALE_PRICE_LIST``, ``LARGE_ORDER_DISCOUNT``,
+    ``TURNOVER_DISCOUNT``, ``COUPON`` or ``CAMPAIGN``."""
+
+    type: str | None
+
+
+class LineVoucher(Message):
+    """A voucher used on a line (``lineItems[].vouchers[]``)."""
+
+    code: str | None
+    type: str | None
+    status: str | None
+    value: Money | None
+    external_transaction_id: str | None
+
+
 class OrderLine(Message):
-    """A line of an order, with the product its offer is bound to."""
+    """A line of an order, with the product its offer is bound to. ``unit_price`` is the price
+    per unit the buyer paid (after the line's discounts); the fields after ``image_url`` were
+    added in 2026 (null, or [] for lists, where the checkout form has none)."""
 
     offer_id: str
     product_id: str | None
@@ -393,6 +470,61 @@ class OrderLine(Message):
     quantity: int
     unit_price: str
     image_url: str | None
+    line_item_id: str | None = None
+    currency: str | None = None
+    original_unit_price: str | None = None
+    paid: str | None = None
+    tax: LineTax | None = None
+    discounts: list[LineDiscount] = Field(default_factory=list)
+    vouchers: list[LineVoucher] = Field(default_factory=list)
+
+
+class InvoiceCompany(Message):
+    """The company an invoice is for: name, typed tax ids as Allegro gives them
+    (``company.ids[]``, else the deprecated ``taxId`` cleaned and typed), VAT payer status
+    (``ACTIVE``, ``NON_ACTIVE``, ``NOT_APPLICABLE``)."""
+
+    name: str | None
+    tax_ids: list[TypedTaxId]
+    vat_payer_status: str | None
+
+
+class InvoicePerson(Message):
+    """The person an invoice is for (a private purchase)."""
+
+    first_name: str | None
+    last_name: str | None
+
+
+class InvoiceAddress(Message):
+    """The invoice address (``invoice.address``)."""
+
+    street: str | None
+    city: str | None
+    zip_code: str | None
+    country_code: str | None
+    company: InvoiceCompany | None
+    natural_person: InvoicePerson | None
+
+
+class Invoice(Message):
+    """The buyer's invoice data (``invoice``): whether an invoice is wanted, its address and the
+    due date of an extended payment term."""
+
+    required: bool
+    address: InvoiceAddress | None
+    due_date: str | None
+
+
+class Surcharge(Message):
+    """An additional payment of the buyer (``surcharges[]``, shaped as a payment)."""
+
+    id: str | None
+    type: str | None
+    provider: str | None
+    paid_at: str | None
+    amount: str | None
+    currency: str | None
 
 
 class OrderCreated(Message):
@@ -411,6 +543,12 @@ class OrderCreated(Message):
     invoice_required: bool
     customer: Customer | None
     lines: list[OrderLine]
+    # added in 2026 (null, or [] for lists, where the checkout form has none)
+    total_to_pay: Money | None = None
+    message_to_seller: str | None = None
+    invoice: Invoice | None = None
+    phone_number: str | None = None
+    surcharges: list[Surcharge] = Field(default_factory=list)
 
 
 class OrderCancelled(Message):

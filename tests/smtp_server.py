@@ -16,10 +16,12 @@ from tests.helpers import free_port
 
 @dataclass
 class Received:
-    """One delivered message: the envelope recipients and the parsed message."""
+    """One delivered message: the envelope recipients, the parsed message, the envelope
+    sender."""
 
     rcpt_tos: list[str]
     message: EmailMessage
+    mail_from: str = ""  # the envelope sender (MAIL FROM)
 
 
 @dataclass
@@ -35,7 +37,7 @@ class SmtpCapture:
             return "451 Try again later"
         parsed = message_from_bytes(envelope.content, policy=policy.default)
         assert isinstance(parsed, EmailMessage)
-        self.received.append(Received(list(envelope.rcpt_tos), parsed))
+        self.received.append(Received(list(envelope.rcpt_tos), parsed, envelope.mail_from))
         return "250 OK"
 
 

@@ -166,6 +166,7 @@ async def _connect(sandbox: bool, settings: Settings, stack: Any, pool: Any) -> 
             sandbox=sandbox,
             tokens=tokens,
             order_journal=start,
+            email=accounts.account_email(me),
         )
     verb = "connected" if created else "reconnected"
     print(f"account {account_id} ({me['login']}) {verb}")

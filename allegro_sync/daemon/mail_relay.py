@@ -147,7 +147,13 @@ class MailRelay:
 
     def _message(self, row: asyncpg.Record) -> EmailMessage:
         message = EmailMessage()
-        message["From"] = self._mail_from
+        # From: the seller (the account's address the handler chose); MAIL_FROM is the
+        # daemon's, the envelope sender (smtplib takes it from Sender), and the From only when
+        # the account's address is unknown.
+        sender = row["sender"] or self._mail_from
+        message["From"] = sender
+        if sender.lower() != self._mail_from.lower():
+            message["Sender"] = self._mail_from
         message["To"] = ", ".join(row["recipients"])
         message["Subject"] = row["subject"]
         message["Date"] = formatdate(localtime=False)

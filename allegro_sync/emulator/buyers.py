@@ -24,8 +24,9 @@ def make_buyer(ids: IdFactory, profile: dict[str, Any]) -> Buyer:
     """A buyer from a (partial) profile; missing fields come from the seeded generator.
 
     Profile keys: login, first_name, last_name, company, nip, invoice, country, guest,
-    pickup_point, language, tax_ids (``[{type, value}]``, the spec's company.ids[]) and
-    tax_id_text (the deprecated free-text ``taxId``, e.g. "NIP: 521-300-37-00").
+    pickup_point, language, vat_payer_status (ACTIVE, NON_ACTIVE, NOT_APPLICABLE), tax_ids
+    (``[{type, value}]``, the spec's company.ids[]) and tax_id_text (the deprecated free-text
+    ``taxId``, e.g. "NIP: 521-300-37-00").
     """
     rng = ids.rng
     company = profile.get("company")
@@ -62,6 +63,7 @@ def make_buyer(ids: IdFactory, profile: dict[str, Any]) -> Buyer:
         language=str(profile.get("language", "pl-PL")),
         tax_ids=tax_ids,
         tax_id_text=profile.get("tax_id_text"),
+        vat_payer_status=profile.get("vat_payer_status"),
     )
 
 

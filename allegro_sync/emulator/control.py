@@ -174,10 +174,14 @@ async def post_end_offer(request: web.Request) -> web.Response:
     return ok(_offer_json(offer))
 
 
+SALE_TERMS = ("tax", "discount", "voucher", "smart", "surcharge")
+
+
 async def post_purchase(request: web.Request) -> web.Response:
-    """``POST /purchases {offer_id, quantity, buyer, payment_type, then?, count?}``; ``then``
-    may be ``fill-in``, ``pay`` or ``cancel`` to continue at once; ``count`` makes that many
-    purchases (each with a new buyer unless ``buyer.login`` is given)."""
+    """``POST /purchases {offer_id, quantity, buyer, payment_type, message_to_seller?, tax?,
+    discount?, voucher?, smart?, surcharge?, then?, count?}``; ``then`` may be ``fill-in``,
+    ``pay`` or ``cancel`` to continue at once; ``count`` makes that many purchases (each with a
+    new buyer unless ``buyer.login`` is given); the terms are ``sales.purchase``'s."""
     market = context.get(request).market
     body = await _body(request)
     offer = market.offers.get(str(body.get("offer_id")))
@@ -198,6 +202,7 @@ async def post_purchase(request: web.Request) -> web.Response:
                 body.get("buyer") or {},
                 str(body.get("payment_type", "ONLINE")),
                 body.get("message_to_seller"),
+                {k: body[k] for k in SALE_TERMS if k in body},
             )
             then = body.get("then")
             if then == "fill-in":

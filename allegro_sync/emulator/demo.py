@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 from decimal import Decimal
+from typing import Any
 
 from .buyers import random_profile
 from .context import Emulator
@@ -51,6 +53,24 @@ def seed_demo(emulator: Emulator) -> Seller:
     return seller
 
 
+def _random_terms(rng: random.Random, price: Decimal) -> dict[str, Any]:
+    """Sale terms for the demo: 23% VAT on most lines, 8% or an exemption on some, a coupon
+    or a voucher now and then, rarely a surcharge."""
+    roll = rng.random()
+    terms: dict[str, Any] = {}
+    if roll < 0.1:
+        terms["tax"] = {"rate": "8.00", "subject": "GOODS", "exemption": None}
+    elif roll < 0.15:
+        terms["tax"] = {"rate": None, "subject": "SERVICES", "exemption": "MONEY_EQUIVALENT"}
+    if rng.random() < 0.15 and price > Decimal("10.00"):
+        terms["discount"] = {"type": "COUPON", "amount": "5.00"}
+    if rng.random() < 0.1:
+        terms["voucher"] = {"value": "20.00"}
+    if rng.random() < 0.05:
+        terms["surcharge"] = "9.99"
+    return terms
+
+
 async def purchase_stream(emulator: Emulator, seller: Seller, every: float) -> None:
     """Every ``every`` seconds a buyer purchases; most pay, some choose cash on delivery,
     a few cancel or never pay; with the merge switch, some pay two forms at once."""
@@ -75,6 +95,8 @@ async def purchase_stream(emulator: Emulator, seller: Seller, every: float) -> N
                 min(offer.stock, rng.randint(1, 3)),
                 random_profile(market.ids),
                 "CASH_ON_DELIVERY" if cod else "ONLINE",
+                None,
+                _random_terms(rng, offer.price),
             )
             roll = rng.random()
             if cod:

@@ -94,6 +94,8 @@ class Buyer:
     # the deprecated free-text taxId (None = the nip)
     tax_ids: list[dict[str, str]] = field(default_factory=list)
     tax_id_text: str | None = None
+    # invoice.address.company.vatPayerStatus (None: ACTIVE with a tax id, else NOT_APPLICABLE)
+    vat_payer_status: str | None = None
 
 
 @dataclass
@@ -108,6 +110,12 @@ class LineItem:
     price: Decimal
     currency: str
     bought_at: datetime
+    # the price before the line's discounts (None: no discount, the price itself), the line's
+    # tax ({rate, subject, exemption} or None), discount types and vouchers (spec's JSON)
+    original_price: Decimal | None = None
+    tax: dict[str, str | None] | None = None
+    discounts: list[str] = field(default_factory=list)
+    vouchers: list[JsonDict] = field(default_factory=list)
 
 
 @dataclass
@@ -134,6 +142,10 @@ class CheckoutForm:
     superseded_by: str | None = None
     invoices: list[Invoice] = field(default_factory=list)
     stock_returned: bool = False
+    smart: bool = False
+    # a surcharge the buyer paid on top (None: none), shown once the form is paid
+    surcharge: Decimal | None = None
+    surcharge_id: str | None = None
 
 
 @dataclass

@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -37,8 +38,74 @@ DELIVERY_METHODS = {
 }
 
 
+# The line's tax when a purchase names none: Polish standard VAT on goods.
+STANDARD_TAX: dict[str, str | None] = {"rate": "23.00", "subject": "GOODS", "exemption": None}
+DISCOUNT_TYPES = (
+    "BUNDLE",
+    "UNIT_PERCENTAGE_DISCOUNT",
+    "WHOLESALE_PRICE_LIST",
+    "LARGE_ORDER_DISCOUNT",
+    "TURNOVER_DISCOUNT",
+    "COUPON",
+    "CAMPAIGN",
+)
+
+
 class SaleError(Exception):
     """An action the current state does not allow."""
+
+
+def _amount(value: Any, what: str) -> Decimal:
+    try:
+        amount = Decimal(str(value))
+    except ArithmeticError:
+        raise SaleError(f'{what} must be an amount such as "2.50"') from None
+    if not amount.is_finite() or amount <= 0:
+        raise SaleError(f"{what} must be above 0")
+    return amount.quantize(Decimal("0.01"))
+
+
+def _line_terms(market: Marketplace, offer: Offer, terms: Mapping[str, Any]) -> dict[str, Any]:
+    """The LineItem fields of a purchase's ``terms``: ``tax`` ({rate, subject, exemption}, null
+    for none; default 23% on goods), ``discount`` ({type, amount}: per unit off the offer's
+    price), ``voucher`` ({code, value})."""
+    tax = terms.get("tax", STANDARD_TAX)
+    if tax is not None and not isinstance(tax, Mapping):
+        raise SaleError("tax must be {rate, subject, exemption} or null")
+    fields: dict[str, Any] = {
+        "price": offer.price,
+        "tax": (
+            None
+            if tax is None
+            else {k: None if tax.get(k) is None else str(tax[k]) for k in STANDARD_TAX}
+        ),
+    }
+    discount = terms.get("discount")
+    voucher = terms.get("voucher")
+    if not all(isinstance(t, Mapping) for t in (discount, voucher) if t is not None):
+        raise SaleError("discount and voucher must be objects")
+    if discount is not None:
+        kind = str(discount.get("type", "COUPON"))
+        if kind not in DISCOUNT_TYPES:
+            raise SaleError(f"discount.type must be one of {DISCOUNT_TYPES}")
+        off = _amount(discount.get("amount"), "discount.amount")
+        if off >= offer.price:
+            raise SaleError("discount.amount must be below the offer's price")
+        fields.update(price=offer.price - off, original_price=offer.price, discounts=[kind])
+    if voucher is not None:
+        fields["vouchers"] = [
+            {
+                "code": str(voucher.get("code") or market.ids.code(10).upper()),
+                "type": "NOTEBOOKS_FOR_TEACHERS",
+                "status": "ACTIVE",
+                "value": {
+                    "amount": str(_amount(voucher.get("value", "50.00"), "voucher.value")),
+                    "currency": offer.currency,
+                },
+                "externalTransactionId": market.ids.uuid(),
+            }
+        ]
+    return fields
 
 
 def _bump_revision(form: CheckoutForm) -> None:
@@ -72,14 +139,22 @@ def purchase(
     buyer_profile: dict[str, Any],
     payment_type: str = "ONLINE",
     message_to_seller: str | None = None,
+    terms: Mapping[str, Any] | None = None,
 ) -> CheckoutForm:
-    """A buyer buys ``quantity`` of ``offer``: a BOUGHT form, stock taken, BOUGHT event."""
+    """A buyer buys ``quantity`` of ``offer``: a BOUGHT form, stock taken, BOUGHT event.
+
+    ``terms``: the line's ``tax``, ``discount`` and ``voucher`` (``_line_terms``), ``smart``
+    (Allegro Smart; default: when the buyer picks a parcel locker) and ``surcharge`` (an amount
+    the buyer pays on top, shown once paid)."""
     if payment_type not in PAYMENT_TYPES:
         raise SaleError(f"payment_type must be one of {PAYMENT_TYPES}")
     if offer.status != "ACTIVE":
         raise SaleError(f"offer {offer.id} is {offer.status}, not ACTIVE")
     if quantity < 1 or quantity > offer.stock:
         raise SaleError(f"cannot buy {quantity} of {offer.stock} available")
+    terms = terms or {}
+    surcharge = terms.get("surcharge")
+    surcharge_amount = None if surcharge is None else _amount(surcharge, "surcharge")
     now = market.now()
     buyer = make_buyer(market.ids, buyer_profile)
     buyer.email = masked_email(market, offer.seller_id, buyer.id)
@@ -89,9 +164,9 @@ def purchase(
         offer_name=offer.name,
         external_id=offer.external_id,
         quantity=quantity,
-        price=offer.price,
         currency=offer.currency,
         bought_at=now,
+        **_line_terms(market, offer, terms),
     )
     form = CheckoutForm(
         id=market.ids.uuid(),
@@ -105,6 +180,9 @@ def purchase(
         created_at=now,
         updated_at=now,
         message_to_seller=message_to_seller,
+        smart=bool(terms.get("smart", buyer.pickup_point)),
+        surcharge=surcharge_amount,
+        surcharge_id=market.ids.uuid() if surcharge_amount is not None else None,
     )
     _bump_revision(form)
     market.forms[form.id] = form

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -28,14 +29,14 @@ def _line_item(item: LineItem) -> dict[str, Any]:
             "productSet": None,
         },
         "quantity": item.quantity,
-        "originalPrice": money(item.price, item.currency),
+        "originalPrice": money(item.original_price or item.price, item.currency),
         "price": money(item.price, item.currency),
         "reconciliation": None,
         "selectedAdditionalServices": [],
-        "vouchers": [],
-        "tax": None,
+        "vouchers": [dict(v) for v in item.vouchers],
+        "tax": dict(item.tax) if item.tax is not None else None,
         "boughtAt": iso(item.bought_at),
-        "discounts": [],
+        "discounts": [{"type": kind} for kind in item.discounts],
     }
 
 
@@ -48,6 +49,35 @@ def _id_type(country: str) -> str:
 def total_to_pay(form: CheckoutForm) -> Decimal:
     """Sum of the line items plus delivery."""
     return sum((i.price * i.quantity for i in form.line_items), Decimal(0)) + form.delivery_cost
+
+
+def delivery_time(form: CheckoutForm) -> dict[str, Any]:
+    """``delivery.time``: delivered one to two days after the purchase, dispatched within a day
+    (the deprecated ``guaranteed`` left out, as Allegro does for methods other than Allegro One
+    Courier)."""
+    start = form.created_at
+    return {
+        "from": iso(start + timedelta(days=1)),
+        "to": iso(start + timedelta(days=2)),
+        "dispatch": {"from": iso(start), "to": iso(start + timedelta(days=1))},
+    }
+
+
+def surcharges(form: CheckoutForm, currency: str) -> list[dict[str, Any]]:
+    """``surcharges``: the buyer's payment on top, once paid (shaped as a payment)."""
+    if form.surcharge is None or form.paid_at is None:
+        return []
+    return [
+        {
+            "id": form.surcharge_id,
+            "type": "ONLINE",
+            "provider": "P24",
+            "finishedAt": iso(form.paid_at),
+            "paidAmount": money(form.surcharge, currency),
+            "reconciliation": None,
+            "features": [],
+        }
+    ]
 
 
 def line_items_sent(form: CheckoutForm) -> str:
@@ -104,8 +134,8 @@ def checkout_form(form: CheckoutForm) -> dict[str, Any]:
                 else None
             ),
             "cost": money(form.delivery_cost, currency),
-            "time": None,
-            "smart": False,
+            "time": delivery_time(form),
+            "smart": form.smart,
             "cancellation": None,
             "calculatedNumberOfPackages": 1,
         }
@@ -120,7 +150,7 @@ def checkout_form(form: CheckoutForm) -> dict[str, Any]:
             company = {
                 "name": b.company_name,
                 "ids": ids,
-                "vatPayerStatus": "ACTIVE" if ids else "NOT_APPLICABLE",
+                "vatPayerStatus": b.vat_payer_status or ("ACTIVE" if ids else "NOT_APPLICABLE"),
                 "taxId": b.tax_id_text if b.tax_id_text is not None else b.nip,
             }
         else:
@@ -167,7 +197,7 @@ def checkout_form(form: CheckoutForm) -> dict[str, Any]:
         "delivery": delivery,
         "invoice": invoice,
         "lineItems": [_line_item(i) for i in form.line_items],
-        "surcharges": [],
+        "surcharges": surcharges(form, currency),
         # no form-level "discounts": they moved to lineItems[].discounts (2025-05-05)
         "note": None,
         "marketplace": {"id": "allegro-pl"},

@@ -40,17 +40,28 @@ async def fetch_options(allegro: AllegroRestClient, account_id: int) -> dict[str
     lists = [await after_sales(p, k) for p, k in AFTER_SALES_LISTS.values()]
     rates = await allegro.get(account_id, "/sale/shipping-rates", action="read shipping rates")
     categories = await allegro.get(account_id, "/sale/categories", action="read categories")
-    emails = await allegro.get(
-        account_id, "/account/additional-emails", action="read additional e-mails"
-    )
+    emails = await read_additional_emails(allegro, account_id)
     found: dict[str, Any] = dict(zip(AFTER_SALES_LISTS, lists, strict=True))
     found["shipping_rates"] = _named(rates.get("shippingRates"))
     found["categories"] = [
         {"id": str(c["id"]), "name": str(c.get("name", "")), "leaf": bool(c.get("leaf"))}
         for c in categories.get("categories") or []
     ]
-    found["additional_emails"] = [str(e["email"]) for e in emails.get("additional-emails") or []]
+    found["additional_emails"] = emails
     return found
+
+
+async def read_additional_emails(allegro: AllegroRestClient, account_id: int) -> list[str]:
+    """The additional e-mail addresses Allegro allows for the account (``{"additional-emails":
+    [{id, email, createdAt}]}``, a hyphen, as the spec has it)."""
+    body = await allegro.get(
+        account_id, "/account/additional-emails", action="read additional e-mails"
+    )
+    return [
+        str(e["email"])
+        for e in body.get("additional-emails") or []
+        if isinstance(e, dict) and e.get("email")
+    ]
 
 
 async def validate_choices(

@@ -6,6 +6,7 @@ one transaction. The admin API and the CLI both call these.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
@@ -206,6 +207,14 @@ async def order_journal_start(
         return None
 
 
+def account_email(me: Mapping[str, Any]) -> str | None:
+    """The account's main e-mail address in a ``GET /me`` answer (None when it gives none)."""
+    email = me.get("email")
+    if not isinstance(email, str) or not email.strip():
+        return None
+    return email.strip()
+
+
 async def connect_account(
     conn: asyncpg.Connection,
     cipher: TokenCipher,
@@ -215,6 +224,7 @@ async def connect_account(
     sandbox: bool,
     tokens: TokenSet,
     order_journal: JournalStart | None = None,
+    email: str | None = None,
 ) -> tuple[int, bool]:
     """Store a newly authorised account or reconnect (and reactivate) an existing one.
 
@@ -222,10 +232,11 @@ async def connect_account(
     journal starts, stored with the account: a purchase made between connecting and the
     poller's first read is not skipped. A reconnected account keeps the cursor it has and goes
     on from where it stopped (purchases made while it was off become orders, README "Orders
-    while an account is off").
+    while an account is off"). ``email`` (``GET /me``) is the From of its ``order.message``
+    e-mails.
     """
     account_id, created = await store.upsert_connected(
-        conn, allegro_user_id=allegro_user_id, sandbox=sandbox, login=login
+        conn, allegro_user_id=allegro_user_id, sandbox=sandbox, login=login, email=email
     )
     await store_tokens(conn, cipher, account_id, tokens)
     if order_journal is not None:

@@ -12,7 +12,9 @@ The buyer's address is Allegro's masked one (``<code>+<id>@allegromail.pl``); Al
 mail to it only with its ``+<id>`` suffix. Each extra recipient the seller configured
 (``extra_order_email_recipients``) must be on the account's list of additional addresses
 Allegro allows (``allowed_extra_emails``), else it is dropped with an event-log warning. The
-mail relay (``daemon/mail_relay.py``) sends what is queued here.
+mail comes from the seller: the account's main address, or an allowed additional one the
+message names (``choose_sender``). The mail relay (``daemon/mail_relay.py``) sends what is
+queued here.
 """
 
 from __future__ import annotations
@@ -75,6 +77,35 @@ class Mail:
     body: str
 
 
+@dataclass(frozen=True)
+class Sender:
+    """Whom an ``order.message`` e-mail is from: ``address`` (None: the daemon's ``MAIL_FROM``),
+    or why the address the message names may not be used (``refused``)."""
+
+    address: str | None
+    refused: str | None = None
+
+
+def choose_sender(named: str | None, main: str | None, allowed: Sequence[str]) -> Sender:
+    """The From rule (issue 13 item 6): the account's main address, unless the message names
+    another; a named address must be the main one or one of the additional addresses Allegro
+    allows for the account (compared without regard to case). No main address known: None,
+    the daemon's ``MAIL_FROM``."""
+    if named is None:
+        return Sender(main)
+    key = named.strip().lower()
+    if main is not None and key == main.strip().lower():
+        return Sender(main)
+    for address in allowed:
+        if key == address.strip().lower():
+            return Sender(address.strip())
+    return Sender(
+        None,
+        f"{named} is neither the account's e-mail address nor one of the additional addresses"
+        " Allegro allows for it (GET /account/additional-emails)",
+    )
+
+
 def masked_with_suffix(email: str | None) -> bool:
     """Whether Allegro delivers mail to ``email``: a masked address (``@allegromail.pl`` or
     ``@user.allegrogroup.pl``) only with its ``+<id>`` suffix; any other address as it is."""
@@ -105,9 +136,11 @@ async def queue_order_message(
     form: Mapping[str, Any],
     subject: str,
     body: str,
+    sender: str | None = None,
 ) -> bool:
-    """Queue the e-mail of an ``order.message`` for ``form`` in the caller's transaction; True
-    when a mail was queued now, False when this message was queued already (``dedupe_key``).
+    """Queue the e-mail of an ``order.message`` for ``form`` in the caller's transaction, from
+    ``sender`` (:func:`choose_sender`; None: ``MAIL_FROM``); True when a mail was queued now,
+    False when this message was queued already (``dedupe_key``).
 
     ``account`` is an ``accounts`` row (its settings and ``login``/``name``); ``form`` the
     checkout form as Allegro gives it (``id``, ``buyer.email``). The caller has checked that the
@@ -130,6 +163,7 @@ async def queue_order_message(
         list(recipients.to),
         mail.subject,
         mail.body,
+        sender,
     )
     if queued and recipients.dropped:
         # The seller's own addresses, so the seller's event log may name them.

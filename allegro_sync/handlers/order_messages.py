@@ -4,9 +4,13 @@ Since 2 March 2026 this is the only mail Allegro lets through to a buyer (allegr
 account's ``order_message_channel`` chooses how it goes:
 
 - ``email``: queued in ``mail_outbox`` (``order_mails.queue_order_message``) for the mail relay,
-  from the daemon's ``MAIL_FROM`` (the account's main address, or one of the additional
-  addresses Allegro allows for it), to the buyer's masked address with its ``+<id>`` suffix;
-  an address without it is never delivered by Allegro, so such a message is dead-lettered.
+  from the account's main address (``GET /me``, stored at connect, read and stored on the first
+  message of an account connected before), or from the message's ``from`` when that is one of
+  the additional addresses Allegro allows for the account (the stored list, read again from
+  ``GET /account/additional-emails`` before an address is refused); the daemon's ``MAIL_FROM``
+  only while the account's address is unknown. To the buyer's masked address with its
+  ``+<id>`` suffix; an address without it is never delivered by Allegro, so such a message is
+  dead-lettered, as is one whose ``from`` Allegro does not allow.
 - ``message_centre``: written on Allegro with ``POST /messaging/messages`` (the order id, the
   buyer's login, the subject and body as the text: at most 2000 characters) in ``prepare``;
   ``order_messages`` keys it by its content, so a redelivery writes it once.
@@ -27,10 +31,17 @@ import structlog
 
 from allegro_sync.adapters.allegro.client import AllegroRestClient
 from allegro_sync.adapters.allegro.errors import AllegroNotFound, AllegroRejected
+from allegro_sync.adapters.postgres import accounts as account_store
 from allegro_sync.adapters.postgres import event_log, order_messages, orders
 from allegro_sync.contract import MESSAGE_TEXT_MAX, OrderMessage
 from allegro_sync.errors import BadInput
-from allegro_sync.handlers.order_mails import masked_with_suffix, queue_order_message
+from allegro_sync.handlers.account_options import read_additional_emails
+from allegro_sync.handlers.accounts import account_email
+from allegro_sync.handlers.order_mails import (
+    choose_sender,
+    masked_with_suffix,
+    queue_order_message,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -45,6 +56,7 @@ class PreparedMessage:
     channel: str
     allegro_message_id: str | None
     written_now: bool
+    sender: str | None = None  # the e-mail's From (None: MAIL_FROM)
 
 
 def centre_text(subject: str, body: str) -> str:
@@ -69,7 +81,8 @@ async def prepare_order_message(
                 f"order {form_id}: the buyer's address has no +<id> suffix, so Allegro would not"
                 " deliver the e-mail; use the message centre (order_message_channel)"
             )
-        return PreparedMessage(message, row["id"], channel, None, False)
+        sender = await _sender(allegro, pool, row, message)
+        return PreparedMessage(message, row["id"], channel, None, False, sender)
     text = centre_text(message.subject, message.text)
     if len(text) > MESSAGE_TEXT_MAX:
         raise BadInput(
@@ -100,6 +113,32 @@ async def prepare_order_message(
     return PreparedMessage(message, row["id"], channel, allegro_id or None, True)
 
 
+async def _sender(
+    allegro: AllegroRestClient, pool: asyncpg.Pool, account: asyncpg.Record, message: OrderMessage
+) -> str | None:
+    """The From of the message's e-mail (``order_mails.choose_sender``), reading from Allegro
+    what the account row does not know yet: its main address, and the additional addresses
+    when the one named is not on the stored list (the seller may have added it since)."""
+    account_id: int = account["id"]
+    main: str | None = account["email"]
+    if main is None:
+        try:
+            main = account_email(await allegro.get(account_id, "/me", action="read account"))
+        except (AllegroNotFound, AllegroRejected) as exc:
+            log.warning("account_email_unknown", account_id=account_id, error=str(exc))
+        if main is not None:
+            await account_store.update(pool, account_id, {"email": main})
+    allowed = list(account["allowed_extra_emails"] or [])
+    chosen = choose_sender(message.sender, main, allowed)
+    if chosen.refused is not None:
+        allowed = await read_additional_emails(allegro, account_id)
+        await account_store.update(pool, account_id, {"allowed_extra_emails": allowed})
+        chosen = choose_sender(message.sender, main, allowed)
+    if chosen.refused is not None:
+        raise BadInput(f"order {message.checkout_form_id}: {chosen.refused}")
+    return chosen.address
+
+
 def _dedupe_key(message: OrderMessage) -> str:
     digest = hashlib.sha256(
         f"{message.checkout_form_id}\n{message.subject}\n{message.text}".encode()
@@ -116,7 +155,10 @@ async def record_order_message(prepared: PreparedMessage, conn: asyncpg.Connecti
         row = await conn.fetchrow(orders.WITH_ACCOUNT, form_id)
         if row is None:
             return  # the order was deleted with its account meanwhile
-        if not await queue_order_message(conn, row, row["form"], message.subject, message.text):
+        queued = await queue_order_message(
+            conn, row, row["form"], message.subject, message.text, prepared.sender
+        )
+        if not queued:
             return
         how = "by e-mail"
     else:

@@ -47,6 +47,7 @@ from allegro_sync.contract import (
     OrderCreated,
     OrderEventMessage,
 )
+from allegro_sync.handlers import order_fields
 from allegro_sync.handlers.customers import (
     card_from_checkout_form,
     card_payload,
@@ -139,11 +140,13 @@ def order_created_payload(
     lines: Sequence[Mapping[str, Any]],
     customer: Mapping[str, Any] | None,
 ) -> dict[str, Any]:
-    """The ``order.created`` body of the contract (design.md section 4)."""
+    """The ``order.created`` body of the contract (design.md section 4), with the fields an ERP
+    needs to book it (``order_fields``)."""
     payment = form.get("payment") or {}
     delivery = form.get("delivery") or {}
     total = (form.get("summary") or {}).get("totalToPay") or {}
     when = bought_at(form)
+    items = order_fields.lines_by_id(form)
     body = {
         "checkout_form_id": str(form["id"]),
         "account_id": account["id"],
@@ -162,6 +165,7 @@ def order_created_payload(
             "cost": (delivery.get("cost") or {}).get("amount"),
             "address": delivery.get("address"),
             "pickup_point": delivery.get("pickupPoint"),
+            **order_fields.delivery_fields(delivery),
         },
         "invoice_required": bool((form.get("invoice") or {}).get("required")),
         "customer": dict(customer) if customer is not None else None,
@@ -174,9 +178,11 @@ def order_created_payload(
                 "quantity": line["quantity"],
                 "unit_price": str(line["unit_price"]),
                 "image_url": line["image_url"],
+                **order_fields.line_fields(items.get(str(line.get("id")), {})),
             }
             for line in lines
         ],
+        **order_fields.form_fields(form),
     }
     return OrderCreated.model_validate(body).body()
 

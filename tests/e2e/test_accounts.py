@@ -122,6 +122,26 @@ async def test_a_refused_authorization_connects_nothing(admin: Admin, db: asyncp
     assert await db.fetchval("SELECT count(*) FROM accounts") == 0
 
 
+@pytest.mark.parametrize("kind", ["html", "empty", "truncated"])
+async def test_a_connect_read_that_is_not_allegros_json_is_retried(
+    admin: Admin, emulator: Emulator, db: asyncpg.Pool, kind: str
+) -> None:
+    """The reads made with a new token while connecting (``GET /me`` here, ``GET
+    /order/event-stats`` alike) take a 200 that is not Allegro's JSON (a CAPTCHA page, an
+    empty or cut body) as "Allegro unavailable" and try again, as every other read does: the
+    account is connected, not refused."""
+    seller = await emulator.seller("shop")
+    await emulator.control("DELETE", "/requests")
+    await emulator.control(
+        "POST", "/faults", {"paths": ["/me"], "not_json_count": 1, "not_json_kind": kind}
+    )
+    account = await admin.connect(emulator, seller)
+    assert account["login"] == "shop" and account["active"] is True
+    counts = (await emulator.control("GET", "/requests"))["by_path"]
+    assert counts["GET /me"] == 2  # the page, then Allegro's answer
+    assert await db.fetchval("SELECT email FROM accounts") == "shop@example.com"
+
+
 async def test_reconnect_reactivates_the_same_account(admin: Admin, emulator: Emulator) -> None:
     seller = await emulator.seller("shop")
     first = await admin.connect(emulator, seller)

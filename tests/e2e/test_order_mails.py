@@ -83,6 +83,8 @@ async def test_an_order_message_is_mailed_once_and_status_and_invoice_mail_nothi
     await _send(amqp_url, "invoice.added", _invoice(form_id), "inv")
     await eventually(lambda: _logged(db, int(account["id"]), "invoice_added"), timeout=20)
     await eventually(lambda: _logged(db, int(account["id"]), "fulfillment_status_set"), timeout=20)
+    # an account connected before its address was stored: read from GET /me at its first mail
+    await db.execute("UPDATE accounts SET email = NULL")
     message = {
         "checkout_form_id": form_id,
         "subject": "Opóźnienie wysyłki",
@@ -95,11 +97,57 @@ async def test_an_order_message_is_mailed_once_and_status_and_invoice_mail_nothi
     buyer = await _buyer_email(db, form_id)
     assert "+" in buyer.partition("@")[0]  # the +<id> suffix Allegro needs
     assert mail.rcpt_tos == [buyer]
-    assert mail.message["From"] == "sklep@example.com"
+    # from the seller's own address on Allegro (GET /me), MAIL_FROM the envelope sender
+    assert mail.message["From"] == "shop@example.com"
+    assert mail.mail_from == mail.message["Sender"] == "sklep@example.com"
+    assert await db.fetchval("SELECT email FROM accounts") == "shop@example.com"
     assert "Opóźnienie wysyłki" in mail.message["Subject"] and form_id in mail.message["Subject"]
     assert "paczka wyjdzie jutro" in mail.message.get_content()
     assert not mail.message.is_multipart()  # plain text, never an attachment
     assert await db.fetchval("SELECT count(*) FROM mail_outbox") == 1
+
+
+async def test_an_order_message_from_an_additional_address_allegro_allows(
+    admin: Admin,
+    emulator: Emulator,
+    db: asyncpg.Pool,
+    amqp_url: str,
+    smtp: SmtpServer,  # noqa: F811
+) -> None:
+    """The additional-emails round trip: the seller's additional addresses on Allegro
+    (``GET /account/additional-emails``) -> the ``from`` of an ``order.message`` -> the From of
+    the mail the SMTP server receives. An address Allegro does not list for the account is
+    dead-lettered with the reason and mails nothing; a redelivery mails once."""
+    seller = await emulator.seller("biuro", extra_emails=["Obsluga@Sklep-Biuro.example"])
+    account = await admin.connect(emulator, seller)
+    await eventually(lambda: _journal_started(db, int(account["id"])), timeout=20)
+    assert await db.fetchval("SELECT email FROM accounts") == "biuro@example.com"  # GET /me
+    offer = await emulator.control(
+        "POST", f"/sellers/{seller['id']}/offers", {"name": "Kubek", "stock": 5, "price": "9.99"}
+    )
+    form_id = await _buy(emulator, str(offer["id"]))
+    await _handled(db, form_id, "READY_FOR_PROCESSING")
+    assert await db.fetchval("SELECT allowed_extra_emails FROM accounts") == []  # not read yet
+    message = {
+        "checkout_form_id": form_id,
+        "subject": "Pytanie o adres",
+        "body": "Czy paczka może trafić do sąsiada?",
+        "from": "obsluga@sklep-biuro.example",
+    }
+    await _send(amqp_url, "order.message", message, "from-1")
+    await _send(amqp_url, "order.message", message, "from-1")  # redelivered
+    refused = {**message, "subject": "Inny nadawca", "from": "ktos@obcy.example"}
+    await _send(amqp_url, "order.message", refused, "from-2")
+
+    [error] = await _dead_letters(amqp_url, 1)
+    assert "ktos@obcy.example" in error and "additional addresses" in error, error
+    [mail] = await _mails(smtp, 1)
+    assert mail.message["From"] == "Obsluga@Sklep-Biuro.example"  # as Allegro lists it
+    assert mail.mail_from == "sklep@example.com"  # MAIL_FROM: the envelope only
+    assert "Pytanie o adres" in mail.message["Subject"]
+    assert mail.rcpt_tos == [await _buyer_email(db, form_id)]
+    stored = await db.fetchval("SELECT allowed_extra_emails FROM accounts")
+    assert stored == ["Obsluga@Sklep-Biuro.example"]
 
 
 async def test_an_order_message_through_the_message_centre_is_written_once(

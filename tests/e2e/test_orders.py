@@ -62,6 +62,14 @@ async def test_a_paid_purchase_becomes_exactly_one_order(
         "quantity": 2,
         "unit_price": "19.99",
         "image_url": "https://img.example/5901234123457.jpg",
+        # added in 2026 (issue 13 item 4)
+        "line_item_id": line["line_item_id"],
+        "currency": "PLN",
+        "original_unit_price": "19.99",
+        "paid": "39.98",
+        "tax": {"rate": "23.00", "subject": "GOODS", "exemption": None},
+        "discounts": [],
+        "vouchers": [],
     }
     message = next(m for m in erp.received if m.routing_key == "order.created")
     assert message.message_id == f"order.created:{form_id}"
@@ -516,3 +524,166 @@ async def test_answers_that_are_not_allegros_json_are_retried_and_lose_nothing(
     await erp.settle()
     assert len(erp.of("order.created")) == 1
     assert await db.fetchval("SELECT count(*) FROM orders") == 1
+
+
+async def test_an_order_carries_what_the_erp_needs_to_book_it(
+    admin: Admin, emulator: Emulator, db: asyncpg.Pool, erp: Erp
+) -> None:
+    """Issue 13 item 4: from a form that has them all (a parcel locker with Smart, a coupon, a
+    voucher, a reduced tax rate, a surcharge, a company invoice with typed tax ids, the buyer's
+    message), order.created carries each as the form gives it."""
+    _, _, offers = await _shop(admin, emulator, db, auto_create_orders=True)
+    bought = await emulator.control(
+        "POST",
+        "/purchases",
+        {
+            "offer_id": offers[0],
+            "quantity": 3,
+            "payment_type": "ONLINE",
+            "buyer": {
+                "company": "Hurtownia Max Sp. z o.o.",
+                "invoice": True,
+                "pickup_point": True,
+                "vat_payer_status": "ACTIVE",
+                "tax_ids": [{"type": "PL_NIP", "value": "521-300-37-00"}],
+            },
+            "message_to_seller": "Proszę o fakturę na firmę",
+            "tax": {"rate": "8.00", "subject": "GOODS", "exemption": None},
+            "discount": {"type": "COUPON", "amount": "2.00"},
+            "voucher": {"code": "SZKOLA2026", "value": "15.00"},
+            "surcharge": "4.50",
+            "then": "pay",
+        },
+    )
+    form_id = bought["checkout_form_id"]
+    [order] = await erp.wait_for("order.created")
+    form = await emulator.control("GET", f"/checkout-forms/{form_id}")
+    assert order["checkout_form_id"] == form_id
+
+    [item] = form["lineItems"]
+    [line] = order["lines"]
+    assert line["line_item_id"] == item["id"]
+    assert line["tax"] == item["tax"] == {"rate": "8.00", "subject": "GOODS", "exemption": None}
+    assert line["discounts"] == item["discounts"] == [{"type": "COUPON"}]
+    [voucher] = item["vouchers"]
+    assert line["vouchers"] == [
+        {
+            "code": "SZKOLA2026",
+            "type": voucher["type"],
+            "status": voucher["status"],
+            "value": {"amount": "15.00", "currency": "PLN"},
+            "external_transaction_id": voucher["externalTransactionId"],
+        }
+    ]
+    assert line["unit_price"] == item["price"]["amount"] == "17.99"  # what the buyer paid
+    assert line["original_unit_price"] == item["originalPrice"]["amount"] == "19.99"
+    assert line["paid"] == "53.97" and line["currency"] == "PLN"
+
+    assert order["total_to_pay"] == form["summary"]["totalToPay"]
+    assert order["total"] == form["summary"]["totalToPay"]["amount"]
+    assert order["message_to_seller"] == "Proszę o fakturę na firmę"
+    assert order["phone_number"] == form["buyer"]["phoneNumber"] is not None
+
+    delivery, sent = form["delivery"], order["delivery"]
+    assert sent["method_id"] == delivery["method"]["id"]
+    assert sent["method_name"] == sent["method"] == "Allegro Paczkomaty InPost"
+    assert sent["pickup_point"] == delivery["pickupPoint"] and sent["pickup_point"]["id"]
+    assert sent["smart"] is True
+    assert sent["time"] == {
+        "from": delivery["time"]["from"],
+        "to": delivery["time"]["to"],
+        "dispatch": delivery["time"]["dispatch"],
+    }
+    assert sent["number_of_packages"] == delivery["calculatedNumberOfPackages"] == 1
+
+    address = form["invoice"]["address"]
+    assert order["invoice"] == {
+        "required": True,
+        "address": {
+            "street": address["street"],
+            "city": address["city"],
+            "zip_code": address["zipCode"],
+            "country_code": "PL",
+            "company": {
+                "name": "Hurtownia Max Sp. z o.o.",
+                "tax_ids": [{"type": "PL_NIP", "value": "521-300-37-00"}],
+                "vat_payer_status": "ACTIVE",
+            },
+            "natural_person": None,
+        },
+        "due_date": None,
+    }
+    [surcharge] = form["surcharges"]
+    assert order["surcharges"] == [
+        {
+            "id": surcharge["id"],
+            "type": "ONLINE",
+            "provider": "P24",
+            "paid_at": surcharge["finishedAt"],
+            "amount": "4.50",
+            "currency": "PLN",
+        }
+    ]
+
+
+async def test_fields_the_form_lacks_are_null_and_redelivery_gives_one_order(
+    admin: Admin, emulator: Emulator, db: asyncpg.Pool, erp: Erp, amqp_url: str
+) -> None:
+    """A bare form (no tax, discounts, vouchers, invoice, delivery, surcharges, message, phone)
+    gives nulls and empty lists, never a failure; the same event delivered twice is one
+    order.created."""
+    _, account, offers = await _shop(admin, emulator, db, auto_create_orders=True)
+    form = _form(str(uuid.uuid4()), offers[0], "b-1")
+    now = datetime.now(UTC).isoformat()
+    event = {
+        "account_id": account["id"],
+        "event": {
+            "id": "bare-1",
+            "occurredAt": now,
+            "type": "READY_FOR_PROCESSING",
+            "order": {
+                "checkoutForm": {"id": form["id"]},
+                "lineItems": [{"offer": {"id": offers[0]}}],
+            },
+        },
+        "form": form,
+        "form_read_at": now,
+    }
+    body = json.dumps(event).encode()
+    await publish_json(
+        amqp_url,
+        JOURNAL_EXCHANGE,
+        [("allegro.order_event", "bare-event", body), ("allegro.order_event", "bare-event", body)],
+    )
+    [order] = await erp.wait_for("order.created")
+    assert order["checkout_form_id"] == form["id"]
+    assert order["total_to_pay"] == {"amount": "19.99", "currency": "PLN"}
+    for field in ("message_to_seller", "invoice", "phone_number"):
+        assert order[field] is None, field
+    assert order["surcharges"] == []
+    assert order["delivery"] == {
+        "method": None,
+        "cost": None,
+        "address": None,
+        "pickup_point": None,
+        "method_id": None,
+        "method_name": None,
+        "smart": None,
+        "time": None,
+        "number_of_packages": None,
+    }
+    [line] = order["lines"]
+    assert line["tax"] is None and line["original_unit_price"] is None
+    assert line["discounts"] == [] and line["vouchers"] == []
+    assert line["paid"] == "19.99" and line["unit_price"] == "19.99"
+
+    # the same event again under a new message id, and the form read again from the journal:
+    # still one order.created
+    await publish_json(amqp_url, JOURNAL_EXCHANGE, [("allegro.order_event", "bare-again", body)])
+
+    async def seen_again() -> bool:
+        return bool(await db.fetchval("SELECT true FROM inbox WHERE message_id = 'bare-again'"))
+
+    await eventually(seen_again)
+    await erp.settle()
+    assert len(erp.of("order.created")) == 1

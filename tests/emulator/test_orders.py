@@ -217,3 +217,52 @@ async def test_updated_at_window_and_a_malformed_date(emu: Harness) -> None:
     assert status == 400
     [error] = body["errors"]
     assert error["code"] == "VALIDATION_ERROR" and error["path"] == "updatedAt.gte"
+
+
+async def test_sale_terms_show_on_the_form_as_the_spec_has_them(emu: Harness) -> None:
+    """Tax, a coupon, a voucher, Smart with a parcel locker, a surcharge; the answer is held to
+    the spec by the harness's contract check."""
+    _, token, offer = await _shop(emu)
+    form = await emu.control(
+        "POST",
+        "/purchases",
+        {
+            "offer_id": offer["id"],
+            "quantity": 2,
+            "buyer": {"pickup_point": True},
+            "discount": {"type": "CAMPAIGN", "amount": "1.90"},
+            "voucher": {"code": "ABC123", "value": "10.00"},
+            "surcharge": "3.00",
+            "then": "pay",
+        },
+    )
+    _, cf, _ = await emu.api("GET", f"/order/checkout-forms/{form['id']}", token)
+    [item] = cf["lineItems"]
+    assert item["tax"] == {"rate": "23.00", "subject": "GOODS", "exemption": None}
+    assert item["price"]["amount"] == "18.00" and item["originalPrice"]["amount"] == "19.90"
+    assert item["discounts"] == [{"type": "CAMPAIGN"}]
+    assert item["vouchers"][0]["code"] == "ABC123"
+    assert item["vouchers"][0]["value"] == {"amount": "10.00", "currency": "PLN"}
+    delivery = cf["delivery"]
+    assert delivery["smart"] is True and delivery["pickupPoint"]["id"]
+    assert delivery["time"]["from"] < delivery["time"]["to"]
+    assert (
+        set(delivery["time"]["dispatch"]) == {"from", "to"} and "guaranteed" not in delivery["time"]
+    )
+    assert cf["summary"]["totalToPay"]["amount"] == "36.00"  # the locker costs nothing
+    [surcharge] = cf["surcharges"]
+    assert surcharge["paidAmount"] == {"amount": "3.00", "currency": "PLN"}
+
+    # no tax named: none on the line; a courier without Smart
+    bare = await emu.control(
+        "POST", "/purchases", {"offer_id": offer["id"], "tax": None, "then": "pay"}
+    )
+    _, cf, _ = await emu.api("GET", f"/order/checkout-forms/{bare['id']}", token)
+    assert cf["lineItems"][0]["tax"] is None and cf["delivery"]["smart"] is False
+    assert cf["surcharges"] == [] and cf["lineItems"][0]["vouchers"] == []
+
+    async with emu.session.post(
+        emu.url("/__control__/purchases"),
+        json={"offer_id": offer["id"], "discount": {"amount": "19.90"}},
+    ) as r:
+        assert r.status == 409 and "below the offer's price" in (await r.json())["error"]

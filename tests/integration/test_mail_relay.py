@@ -54,4 +54,25 @@ async def test_a_queued_mail_is_sent_once_after_a_temporary_refusal(
     [mail] = smtp.capture.received
     assert mail.rcpt_tos == [BUYER]
     assert mail.message["Message-ID"].endswith("@example.com>")
+    # no account address given: MAIL_FROM is the From and the envelope sender, no Sender
+    assert mail.message["From"] == mail.mail_from == "sklep@example.com"
+    assert mail.message["Sender"] is None
     assert await db.fetchval("SELECT sent_at IS NOT NULL FROM mail_outbox")
+
+
+async def test_a_mail_comes_from_the_sender_queued_with_it(
+    db: asyncpg.Pool,
+    smtp: SmtpServer,  # noqa: F811
+) -> None:
+    account = await _account(db)
+    async with db.acquire() as conn, conn.transaction():
+        await queue_order_message(conn, account, FORM, "Pytanie", "Treść", "biuro@shop.pl")
+    relay = MailRelay(
+        pool=db,
+        mailer=SmtpMailer(parse_smtp_url(SecretStr(smtp.url))),
+        mail_from="sklep@example.com",
+    )
+    assert await relay.relay_batch() == 1
+    [mail] = smtp.capture.received
+    assert mail.message["From"] == "biuro@shop.pl"
+    assert mail.message["Sender"] == mail.mail_from == "sklep@example.com"

@@ -11,6 +11,8 @@ from allegro_sync.handlers.fulfillment import allegro_status
 from allegro_sync.handlers.invoices import MAX_FILE_BYTES, decode_pdf
 from allegro_sync.handlers.order_mails import (
     Recipients,
+    Sender,
+    choose_sender,
     compose_message,
     decide_recipients,
     masked_with_suffix,
@@ -85,3 +87,15 @@ def test_invoice_files_are_checked_before_upload() -> None:
             decode_pdf(bad)
     with pytest.raises(BadInput, match="3 MB"):
         decode_pdf(base64.b64encode(pdf + b"0" * MAX_FILE_BYTES).decode())
+
+
+def test_the_mail_comes_from_the_account_or_an_address_allegro_allows() -> None:
+    allowed = ["Biuro@Shop.pl"]
+    assert choose_sender(None, "shop@example.com", allowed) == Sender("shop@example.com")
+    assert choose_sender("biuro@shop.pl", "shop@example.com", allowed) == Sender("Biuro@Shop.pl")
+    assert choose_sender("SHOP@example.com", "shop@example.com", []) == Sender("shop@example.com")
+    # the account's address unknown: MAIL_FROM (None)
+    assert choose_sender(None, None, allowed) == Sender(None)
+    refused = choose_sender("obcy@example.com", "shop@example.com", allowed)
+    assert refused.address is None and refused.refused is not None
+    assert "obcy@example.com" in refused.refused

@@ -129,3 +129,44 @@ def test_payload_follows_the_contract() -> None:
     assert payload["invoice_required"] is True
     assert payload["total"] == "39.98" and payload["currency"] == "PLN"
     assert payload["lines"][0]["unit_price"] == "19.99"
+
+
+def test_fields_in_shapes_the_spec_does_not_give_are_null_not_a_failure() -> None:
+    """A form whose 2026 fields are missing, null or oddly shaped still gives an order.created:
+    nulls for what cannot be read, empty lists for lists."""
+    account = {"id": 3, "login": "shop"}
+    odd = form()
+    odd["lineItems"][0].update(tax="23%", discounts=None, vouchers=[None, "x"], price={})
+    odd.update(
+        invoice={"required": True, "address": "ul. Długa 1"},
+        surcharges=None,
+        summary={"totalToPay": {"amount": "39.98"}},
+        delivery={
+            "method": {"id": None},
+            "time": [],
+            "smart": "yes",
+            "calculatedNumberOfPackages": "2",
+        },
+        buyer={"phoneNumber": None},
+    )
+    lines = [
+        {
+            "id": odd["lineItems"][0]["id"],
+            "offer_id": "1",
+            "product_id": None,
+            "ean": None,
+            "name": "Kubek",
+            "quantity": 2,
+            "unit_price": "19.99",
+            "image_url": None,
+        },
+    ]
+    payload = order_created_payload(account, odd, lines, None)
+    [line] = payload["lines"]
+    assert line["tax"] is None and line["paid"] is None
+    assert line["discounts"] == [] and line["vouchers"] == []
+    assert payload["invoice"] == {"required": True, "address": None, "due_date": None}
+    assert payload["surcharges"] == [] and payload["total_to_pay"] is None
+    delivery = payload["delivery"]
+    assert [delivery[k] for k in ("method_id", "smart", "time", "number_of_packages")] == [None] * 4
+    assert payload["phone_number"] is None

@@ -88,27 +88,52 @@ class AllegroRestClient:
         self, *, sandbox: bool, access_token: str, path: str, action: str
     ) -> dict[str, Any]:
         """A GET with a token not yet stored (while connecting an account): the JSON object,
-        else AllegroUnavailable (unreachable) or AllegroRejected (any other answer)."""
+        else AllegroUnavailable (unreachable, a 5xx, or an answer that is not Allegro's JSON:
+        an HTML page, an empty or cut body), retried briefly as ``get`` does, or
+        AllegroRejected (any other answer)."""
+        for attempt in range(self._get_attempts):
+            try:
+                return await self._get_with_token_once(
+                    sandbox=sandbox, access_token=access_token, path=path, action=action
+                )
+            except AllegroUnavailable:
+                if attempt + 1 == self._get_attempts:
+                    raise
+                await asyncio.sleep(random.uniform(0, 0.2 * 2**attempt))
+        raise AssertionError("unreachable")
+
+    async def _get_with_token_once(
+        self, *, sandbox: bool, access_token: str, path: str, action: str
+    ) -> dict[str, Any]:
         try:
             async with self._session.get(
                 self._api_url(sandbox) + path,
                 headers={"Authorization": f"Bearer {access_token}", "Accept": MEDIA_TYPE},
                 timeout=self._timeout,
             ) as http:
-                payload = _decode(await http.read())
+                raw = await http.read()
                 status, trace_id = http.status, http.headers.get("trace-id")
         except (aiohttp.ClientError, TimeoutError) as exc:
+            self._metrics.allegro_requests.labels(action, "error").inc()
             raise AllegroUnavailable(
                 f"read {path}: Allegro unreachable ({type(exc).__name__})"
             ) from exc
-        self._metrics.allegro_requests.labels(action, f"{status // 100}xx").inc()
-        if status != 200 or not isinstance(payload, dict):
-            code, message = _describe(payload)
-            raise AllegroRejected(
-                f"read {path}: Allegro answered {status} {code}: {message}",
+        payload = _decode(raw)
+        garbled = not_allegro_json("GET", status, raw, payload)
+        if garbled is not None:  # a CAPTCHA page, an empty or cut body: not Allegro's answer
+            self._metrics.allegro_requests.labels(action, "error").inc()
+            raise AllegroUnavailable(
+                f"read {path}: Allegro answered {status} with {garbled}",
                 status=status,
                 trace_id=trace_id,
             )
+        self._metrics.allegro_requests.labels(action, f"{status // 100}xx").inc()
+        code, message = _describe(payload)
+        text = f"read {path}: Allegro answered {status} {code}: {message}"
+        if status >= 500:
+            raise AllegroUnavailable(text, status=status, code=code, trace_id=trace_id)
+        if status != 200 or not isinstance(payload, dict):
+            raise AllegroRejected(text, status=status, code=code, trace_id=trace_id)
         return payload
 
     async def get(

@@ -76,24 +76,32 @@ async def list_all(
 
 
 async def upsert_connected(
-    conn: asyncpg.Connection, *, allegro_user_id: str, sandbox: bool, login: str
+    conn: asyncpg.Connection,
+    *,
+    allegro_user_id: str,
+    sandbox: bool,
+    login: str,
+    email: str | None = None,
 ) -> tuple[int, bool]:
-    """Create the account named after its login, or reactivate the one already connected.
+    """Create the account named after its login, or reactivate the one already connected;
+    ``email`` is its main address as ``GET /me`` gives it (kept when Allegro gave none).
 
     Returns (account id, created).
     """
     row = await conn.fetchrow(
         """
-        INSERT INTO accounts (allegro_user_id, sandbox, login, name)
-        VALUES ($1, $2, $3, $3)
+        INSERT INTO accounts (allegro_user_id, sandbox, login, name, email)
+        VALUES ($1, $2, $3, $3, $4)
         ON CONFLICT (allegro_user_id, sandbox) DO UPDATE
            SET login = EXCLUDED.login, active = true,
-               deactivation_reason = NULL, deactivated_at = NULL
+               deactivation_reason = NULL, deactivated_at = NULL,
+               email = coalesce(EXCLUDED.email, accounts.email)
         RETURNING id, (xmax = 0) AS created
         """,
         allegro_user_id,
         sandbox,
         login,
+        email,
     )
     return int(row["id"]), bool(row["created"])
 
@@ -108,6 +116,7 @@ async def update(conn: Db, account_id: int, changes: dict[str, Any]) -> None:
         "deactivation_reason",
         "allowed_extra_emails",
         "orders_backfilled_from",
+        "email",
     }
     unknown = set(changes) - UPDATABLE_COLUMNS - internal
     if unknown:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from allegro_sync.adapters.postgres.pool import Db, affected
 
-# Queue a mail under its dedupe key (``$2``); nothing (no row) when that key was queued already.
+# Queue a mail under its dedupe key (``$2``), from ``$6`` (NULL: ``MAIL_FROM``); nothing (no
+# row) when that key was queued already.
 QUEUE = """
-INSERT INTO mail_outbox (account_id, dedupe_key, recipients, subject, body)
-VALUES ($1, $2, $3, $4, $5)
+INSERT INTO mail_outbox (account_id, dedupe_key, recipients, subject, body, sender)
+VALUES ($1, $2, $3, $4, $5, $6)
 ON CONFLICT (dedupe_key) DO NOTHING
 RETURNING true
 """
@@ -21,7 +22,8 @@ UPDATE mail_outbox m
          LIMIT $1
            FOR UPDATE SKIP LOCKED) due
  WHERE m.id = due.id
-RETURNING m.id, m.account_id, m.dedupe_key, m.recipients, m.subject, m.body, m.attempts
+RETURNING m.id, m.account_id, m.dedupe_key, m.recipients, m.subject, m.body, m.attempts,
+          m.sender
 """
 # Sent (``$2``: the addresses refused, when some were).
 MARK_SENT = "UPDATE mail_outbox SET sent_at = now(), last_error = $2 WHERE id = $1"

@@ -140,6 +140,7 @@ def add_account_routes(app: web.Application, deps: AccountDeps) -> None:
                 sandbox=sandbox,
                 tokens=tokens,
                 order_journal=start,
+                email=accounts.account_email(me),
             )
             account = await _load(conn, account_id)
         deps.tokens.forget(account_id)
