@@ -66,6 +66,9 @@ ORDERS = int(os.environ.get("BENCH_SOAK_ORDERS", "2"))
 STOCK = int(os.environ.get("BENCH_SOAK_STOCK", "50"))
 PRICES = int(os.environ.get("BENCH_SOAK_PRICES", "10"))
 MESSAGES = int(os.environ.get("BENCH_SOAK_MESSAGES", "1"))
+# how order.message goes: "both" (by e-mail for half the sellers, the message centre for the
+# others), "email" or "message_centre" (to see which one a growth comes from)
+CHANNEL = os.environ.get("BENCH_SOAK_CHANNEL", "both")
 REPORT_EVERY = float(os.environ.get("BENCH_SOAK_REPORT", "30"))
 KEEP_SECONDS = 60.0
 PRUNE_EVERY = 15.0
@@ -175,7 +178,7 @@ async def setup(
     order_offers = []
     async with aiohttp.ClientSession(headers=headers) as session:
         for n in range(SELLERS):
-            channel = "message_centre" if n % 2 == 0 else "email"
+            channel = CHANNEL if CHANNEL != "both" else ("message_centre", "email")[n % 2]
             seller_id = await connect_seller(
                 session,
                 emulator_url,
