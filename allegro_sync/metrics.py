@@ -75,6 +75,13 @@ class Metrics:
             registry=self.registry,
         )
 
+        self.retention_pruned = Counter(
+            "allegro_sync_retention_pruned_total",
+            "Rows the retention service deleted, by table (rows older than their retention)",
+            ["table"],
+            registry=self.registry,
+        )
+
     def render(self) -> bytes:
         """The text exposition format."""
         return generate_latest(self.registry)

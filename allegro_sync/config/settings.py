@@ -133,6 +133,14 @@ class Settings(DatabaseSettings):
     order_sweep_interval: float = Field(default=600.0, gt=0)
     order_sweep_lag: float = Field(default=60.0, ge=0, le=3600)
     offer_batcher_halt_after_persist: bool = False  # test only, see example.env
+    # Retention (issue 14): how long rows of the tables that only grow are kept, in days (a
+    # fraction of a day too), and how one replica prunes them (daemon/retention.py).
+    inbox_retention_days: float = Field(default=7.0, gt=0, le=3650)
+    event_log_retention_days: float = Field(default=90.0, gt=0, le=3650)
+    mail_outbox_retention_days: float = Field(default=30.0, gt=0, le=3650)
+    offer_command_retention_days: float = Field(default=7.0, gt=0, le=3650)
+    retention_interval: float = Field(default=300.0, gt=0)
+    retention_batch_size: int = Field(default=5000, ge=1, le=100_000)
     # Sent on every REST call; Allegro requires ``AppName/version (+url)`` (user_agent.py).
     user_agent: str = Field(default_factory=default_user_agent)
     # The seller's panel (issue 15): its sign-in secret (the admin token when unset) and how

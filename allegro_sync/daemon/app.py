@@ -63,6 +63,7 @@ from allegro_sync.daemon.panel import PanelDeps, create_panel_app, new_auth
 from allegro_sync.daemon.pollers import PollerSettings, PollerSupervisor
 from allegro_sync.daemon.reconciler import Reconciler
 from allegro_sync.daemon.renewal_service import RenewalService
+from allegro_sync.daemon.retention import RetentionService, retention_rules
 from allegro_sync.daemon.runtime import tune_garbage_collector
 from allegro_sync.daemon.token_refresher import TokenRefresher
 from allegro_sync.handlers import accounts
@@ -224,6 +225,21 @@ class Daemon:
                 metrics=self.metrics,
                 interval=settings.order_sweep_interval,
                 lag=settings.order_sweep_lag,
+            )
+        )
+        self.services.append(
+            RetentionService(
+                dsn=dsn,
+                pool=self.pool,
+                metrics=self.metrics,
+                rules=retention_rules(
+                    inbox_days=settings.inbox_retention_days,
+                    event_log_days=settings.event_log_retention_days,
+                    mail_days=settings.mail_outbox_retention_days,
+                    command_days=settings.offer_command_retention_days,
+                ),
+                interval=settings.retention_interval,
+                batch=settings.retention_batch_size,
             )
         )
         self.services.append(

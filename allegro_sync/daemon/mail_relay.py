@@ -22,6 +22,7 @@ from typing import Any
 import asyncpg
 import structlog
 
+from allegro_sync.adapters.mail.policy import MAIL_POLICY
 from allegro_sync.adapters.mail.smtp import Mailer, MailRejected, PartlyDelivered
 from allegro_sync.adapters.postgres import event_log
 from allegro_sync.adapters.postgres.mail_outbox import CLAIM, MARK_FAILED, MARK_SENT, RETRY_LATER
@@ -154,7 +155,7 @@ class MailRelay:
         log.warning("mail_failed", mail=row["dedupe_key"], attempt=row["attempts"], error=error)
 
     def _message(self, row: asyncpg.Record) -> EmailMessage:
-        message = EmailMessage()
+        message = EmailMessage(policy=MAIL_POLICY)  # no header class per mail (policy.py)
         # From: the seller (the account's address the handler chose); MAIL_FROM is the
         # daemon's, the envelope sender (smtplib takes it from Sender), and the From only when
         # the account's address is unknown.

@@ -9,6 +9,8 @@ from typing import Any, Literal
 
 import asyncpg
 
+from allegro_sync.adapters.postgres.pool import Db, affected
+
 Category = Literal["accounts", "offers", "orders", "stock", "prices", "customers"]
 Level = Literal["info", "warning", "error"]
 CATEGORIES: tuple[Category, ...] = ("accounts", "offers", "orders", "stock", "prices", "customers")
@@ -109,3 +111,19 @@ async def list_entries(
         HIDDEN_AFTER_DAYS,
     )
     return [{**r, "created_at": r["created_at"].isoformat()} for r in rows]
+
+
+# Retention (daemon/retention.py): the oldest entries, ``$2`` at most, older than ``$1`` seconds.
+PRUNE = """
+DELETE FROM event_log
+ WHERE ctid = ANY(ARRAY(
+       SELECT ctid FROM event_log
+        WHERE created_at < now() - make_interval(secs => $1)
+        ORDER BY created_at
+        LIMIT $2))
+"""
+
+
+async def prune(conn: Db, older_than: float, limit: int) -> int:
+    """Delete at most ``limit`` entries older than ``older_than`` seconds; how many went."""
+    return affected(await conn.execute(PRUNE, older_than, limit))

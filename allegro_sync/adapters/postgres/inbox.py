@@ -7,6 +7,8 @@ from collections.abc import Sequence
 
 import asyncpg
 
+from allegro_sync.adapters.postgres.pool import Db, affected
+
 # A row without a type ('') was claimed before the inbox knew types (migration 0012): it still
 # stands for its id, so a message redelivered across the upgrade stays a no-op.
 CLAIM = """
@@ -29,3 +31,20 @@ async def claim(
         CLAIM, consumer, [type_ for type_, _ in messages], [id_ for _, id_ in messages]
     )
     return {(row["message_type"], row["message_id"]) for row in rows}
+
+
+# Retention (daemon/retention.py): the oldest claims, ``$2`` at most, older than ``$1`` seconds;
+# index ``inbox_processed_at`` (migration 0013) finds them without reading the table.
+PRUNE = """
+DELETE FROM inbox
+ WHERE ctid = ANY(ARRAY(
+       SELECT ctid FROM inbox
+        WHERE processed_at < now() - make_interval(secs => $1)
+        ORDER BY processed_at
+        LIMIT $2))
+"""
+
+
+async def prune(conn: Db, older_than: float, limit: int) -> int:
+    """Forget at most ``limit`` claims older than ``older_than`` seconds; how many went."""
+    return affected(await conn.execute(PRUNE, older_than, limit))

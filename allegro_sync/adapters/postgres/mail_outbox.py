@@ -1,5 +1,9 @@
 """SQL for mail_outbox (e-mails to send, written in the transaction that decided them)."""
 
+from __future__ import annotations
+
+from allegro_sync.adapters.postgres.pool import Db, affected
+
 # Queue a mail under its dedupe key (``$2``), from ``$6`` (NULL: ``MAIL_FROM``); nothing (no
 # row) when that key was queued already.
 QUEUE = """
@@ -30,3 +34,21 @@ UPDATE mail_outbox SET next_attempt_at = now() + make_interval(secs => $2), last
 """
 # Given up after error ``$2``.
 MARK_FAILED = "UPDATE mail_outbox SET failed_at = now(), last_error = $2 WHERE id = $1"
+
+
+# Retention (daemon/retention.py): mails sent or given up more than ``$1`` seconds ago, ``$2`` at
+# most (index ``mail_outbox_finished``); a mail still to send is never pruned.
+PRUNE = """
+DELETE FROM mail_outbox
+ WHERE ctid = ANY(ARRAY(
+       SELECT ctid FROM mail_outbox
+        WHERE (sent_at IS NOT NULL OR failed_at IS NOT NULL)
+          AND COALESCE(sent_at, failed_at) < now() - make_interval(secs => $1)
+        ORDER BY COALESCE(sent_at, failed_at)
+        LIMIT $2))
+"""
+
+
+async def prune(conn: Db, older_than: float, limit: int) -> int:
+    """Delete at most ``limit`` finished mails older than ``older_than`` seconds; how many."""
+    return affected(await conn.execute(PRUNE, older_than, limit))

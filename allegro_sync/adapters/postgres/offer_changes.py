@@ -11,6 +11,8 @@ from uuid import UUID
 
 import asyncpg
 
+from allegro_sync.adapters.postgres.pool import affected
+
 # Latest wins per (offer, kind). A row in flight keeps its command; the bumped seq tells the
 # batcher that a newer value must follow once the command is done. Rows are written (and
 # locked) in (offer, kind) order, the order in which the batcher's report reader locks them too:
@@ -262,3 +264,22 @@ async def mirror_applied(
             str(payload["modification"]["price"]["amount"]),
             when,
         )
+
+
+# Retention (daemon/retention.py): batch commands whose report was settled more than ``$1``
+# seconds ago, ``$2`` at most (index ``offer_commands_done_at``); open commands stay.
+PRUNE_COMMANDS = """
+DELETE FROM offer_commands
+ WHERE ctid = ANY(ARRAY(
+       SELECT ctid FROM offer_commands
+        WHERE state = 'done' AND done_at < now() - make_interval(secs => $1)
+        ORDER BY done_at
+        LIMIT $2))
+"""
+
+
+async def prune_commands(
+    conn: asyncpg.Connection | asyncpg.Pool, older_than: float, limit: int
+) -> int:
+    """Delete at most ``limit`` done commands older than ``older_than`` seconds; how many."""
+    return affected(await conn.execute(PRUNE_COMMANDS, older_than, limit))

@@ -101,3 +101,9 @@ async def count_applications(pool: asyncpg.Pool, like: str, own: str) -> int:
         own,
     )
     return count
+
+
+def affected(status: str) -> int:
+    """The row count of a command's status (``DELETE 5000`` -> 5000)."""
+    last = status.rsplit(" ", 1)[-1]
+    return int(last) if last.isdigit() else 0
