@@ -1,11 +1,14 @@
-"""``python -m bench [NAME ...]``: run the named benchmarks of this folder (all without names).
+"""``python -m bench [NAME ...] [--OPTION ...]``: run the named benchmarks of this folder (all
+without names); options after the names go to the benchmark that takes them (one name then).
 
-A benchmark is a module ``bench/<name>.py`` with ``main() -> int``.
+A benchmark is a module ``bench/<name>.py`` with ``main() -> int`` (or ``main(argv) -> int``
+when it takes options, as ``bench accounts --accounts 500``).
 """
 
 from __future__ import annotations
 
 import importlib
+import inspect
 import pkgutil
 import sys
 from pathlib import Path
@@ -18,15 +21,23 @@ def available() -> list[str]:
 
 
 def main(argv: list[str]) -> int:
-    names = argv or available()
+    first_option = next((i for i, a in enumerate(argv) if a.startswith("-")), len(argv))
+    names, options = argv[:first_option] or available(), argv[first_option:]
     unknown = [n for n in names if n not in available()]
     if unknown:
         print(f"unknown benchmark(s): {', '.join(unknown)}; have: {', '.join(available())}")
         return 2
+    if options and len(names) != 1:
+        print("options go to one benchmark: name it alone")
+        return 2
     failed = 0
     for name in names:
         module = importlib.import_module(f"bench.{name}")
-        failed |= int(module.main() != 0)
+        takes_options = bool(inspect.signature(module.main).parameters)
+        if options and not takes_options:
+            print(f"bench {name} takes no options")
+            return 2
+        failed |= int((module.main(options) if takes_options else module.main()) != 0)
     return failed
 
 

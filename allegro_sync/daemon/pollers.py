@@ -94,6 +94,7 @@ UNAVAILABLE: tuple[type[BaseException], ...] = (
 SHARDS = 64
 LOCK_NAMESPACE = 0x706F_6C6C  # "poll": the high half of a shard's advisory-lock key
 Clock = Callable[[], float]
+PENDING_WAKE = 30.0  # seconds a wake for a journal not (yet) polled here is kept
 
 
 def shard_of(account_id: int) -> int:
@@ -323,6 +324,7 @@ class PollerSupervisor:
         self._tasks: list[asyncio.Task[None]] = []
         self._listener: asyncpg.Connection | None = None
         self._known_active: set[int] | None = None
+        self._pending_wakes: dict[tuple[int, str], float] = {}  # (account, journal) -> when
         # (account, journal, start, end) of every poll, kept when a test asks for it
         self.poll_log: list[tuple[int, str, float, float]] | None = None
 
@@ -375,6 +377,9 @@ class PollerSupervisor:
                 continue
             slot = self._slots.get((account_id, j.name))
             if slot is None or slot.removed:
+                # not (yet) polled here: just started, the shard being taken, or another
+                # replica's; kept for a while so that a start-up does not swallow it
+                self._pending_wakes[(account_id, j.name)] = now
                 continue
             slot.last_activity = now
             slot.busy = True
@@ -471,6 +476,9 @@ class PollerSupervisor:
 
     def _sync_slots(self, active: set[int]) -> None:
         now = self._clock()
+        self._pending_wakes = {
+            key: at for key, at in self._pending_wakes.items() if now - at < PENDING_WAKE
+        }
         first_round = self._known_active is None
         newly_active = set() if first_round else active - (self._known_active or set())
         self._known_active = active
@@ -495,7 +503,7 @@ class PollerSupervisor:
                     since=now,
                 )
                 self._slots[key] = slot
-                if account_id in newly_active:
+                if account_id in newly_active or self._pending_wakes.pop(key, None):
                     slot.last_activity = now  # just connected or switched on: busy for a while
                     slot.busy = True
                     self._schedule(slot, now)

@@ -424,7 +424,8 @@ async def get_recorded(request: web.Request) -> web.Response:
 
 
 async def get_requests(request: web.Request) -> web.Response:
-    """``GET /requests``: API request counts per ``METHOD /route``, and per client id."""
+    """``GET /requests``: API request counts per ``METHOD /route``, per client id, per
+    User-Agent and per seller (calls with a user token)."""
     recordings = context.get(request).market.recordings
     return ok(
         {
@@ -432,6 +433,7 @@ async def get_requests(request: web.Request) -> web.Response:
             "by_path": dict(recordings.requests),
             "by_client": dict(recordings.requests_by_client),
             "by_user_agent": dict(recordings.requests_by_user_agent),
+            "by_seller": dict(recordings.requests_by_seller),
         }
     )
 
@@ -442,6 +444,7 @@ async def delete_requests(request: web.Request) -> web.Response:
     recordings.requests.clear()
     recordings.requests_by_client.clear()
     recordings.requests_by_user_agent.clear()
+    recordings.requests_by_seller.clear()
     return ok({"ok": True})
 
 
