@@ -92,7 +92,7 @@ class Metrics:
         )
         self.idle_polls = Counter(
             "allegro_sync_idle_polls_total",
-            "Polls of a journal whose last read found nothing (they spend the idle budget)",
+            "Polls of a journal backing off after quiet (they spend the idle budget)",
             ["journal"],
             registry=self.registry,
         )

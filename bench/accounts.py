@@ -45,6 +45,7 @@ from allegro_sync.handlers.accounts import connect_account
 from bench._support import (
     RESULTS,
     SECRET_KEY,
+    cpu_seconds,
     daemon_env,
     free_port,
     start_daemon,
@@ -62,6 +63,7 @@ TARGET_IDLE_PER_MINUTE = 1.0
 ORDER_CEILING = 75.0  # ORDER_POLL_CEILING's default
 HANDLING = 2.0  # seconds from the read to order.created at most (the busy target)
 SWEEP_INTERVAL = 600.0  # ORDER_SWEEP_INTERVAL's default: one listing per account and sweep
+JOURNAL_ROUTES = {"GET /order/events", "GET /sale/offer-events"}
 WARM_UP = 8.0  # seconds of busy purchases before the window
 BUDGET_SHARE = 0.2  # IDLE_POLL_BUDGET_SHARE's default
 
@@ -236,6 +238,7 @@ async def run(accounts: int, busy_count: int, quiet_window: float, quiet_every: 
                     await _offers(session, emulator_url, busy + targets)
                 env = daemon_env(database_url, amqp_url, emulator_url, http_port)
                 daemon = start_daemon(env, RESULTS / "accounts-daemon.log")
+                daemon_started = time.monotonic()
                 await wait_http(daemon_url + "/healthz")
                 await _queue_ready(amqp_url)
                 stopping = asyncio.Event()
@@ -282,17 +285,25 @@ async def run(accounts: int, busy_count: int, quiet_window: float, quiet_every: 
                     async with session.get(f"{emulator_url}/__control__/requests") as r:
                         counts = await r.json()
                     window = time.monotonic() - warm
+                    cpu, elapsed = cpu_seconds(daemon), time.monotonic() - daemon_started
                     stopping.set()
                     await asyncio.gather(taker, return_exceptions=True)
             finally:
                 if daemon is not None:
                     stop(daemon)
                 stop(emulator)
-    by_seller: dict[str, int] = counts.get("by_seller", {})
+    by_seller: dict[str, dict[str, int]] = counts.get("by_seller", {})
     touched = {s.id for s in busy} | {s.id for s in targets}
     untouched = [s for s in sellers if s.id not in touched]
-    idle_requests = sum(by_seller.get(s.id, 0) for s in untouched)
-    per_minute = idle_requests / max(len(untouched), 1) / (window / 60)
+    minutes = max(len(untouched), 1) * (window / 60)
+    journal_reads = sum(
+        n
+        for s in untouched
+        for route, n in by_seller.get(s.id, {}).items()
+        if route in JOURNAL_ROUTES
+    )
+    other = sum(sum(by_seller.get(s.id, {}).values()) for s in untouched) - journal_reads
+    per_minute = journal_reads / minutes
     share = per_minute * accounts / CLIENT_BUDGET
     busy_lat, quiet_lat = orders.latencies(True), orders.latencies(False)
     missing = sum(1 for f in orders.bought if f not in orders.created)
@@ -312,20 +323,25 @@ async def run(accounts: int, busy_count: int, quiet_window: float, quiet_every: 
         " (the order ceiling + the busy target)"
     )
     print(
-        f"  idle requests / min / quiet account {per_minute:.3f}"
-        f"   target <= {TARGET_IDLE_PER_MINUTE} ({len(untouched)} untouched accounts)"
+        f"  idle journal reads / min / quiet account {per_minute:.3f}"
+        f" ({len(untouched)} untouched accounts; other requests of theirs in the window:"
+        f" {other / minutes:.3f}/min, the order sweep's first round)"
     )
     print(
         f"  idle polling of all {accounts} accounts: {per_minute * accounts:,.0f} requests/min ="
         f" {share:.1%} of the client's {CLIENT_BUDGET}   target <= {BUDGET_SHARE:.0%}"
     )
-    sweep = 60 / SWEEP_INTERVAL  # not in the window: an account's first sweep waits its lag
+    sweep = 60 / SWEEP_INTERVAL  # in steady state; its first round may fall in the window
     print(
         f"  + the order sweep, 1 listing per account every {SWEEP_INTERVAL:.0f} s:"
-        f" {sweep:.2f} a minute, {per_minute + sweep:.3f} in all"
+        f" {sweep:.2f} a minute -> {per_minute + sweep:.3f} requests / min / quiet account"
+        f"   target <= {TARGET_IDLE_PER_MINUTE}"
     )
     total = int(counts.get("total", 0))
-    print(f"  all Allegro requests in the window: {total / (window / 60):,.0f} a minute")
+    print(
+        f"  all Allegro requests in the window: {total / (window / 60):,.0f} a minute;"
+        f" daemon CPU {cpu:.0f} s in {elapsed:.0f} s"
+    )
     if missing:
         print(f"  {missing} purchases without order.created at the end")
     ok = (

@@ -14,7 +14,8 @@ pair follows its activity (``next_interval``): the journal's busy interval while
 then a quarter of the time it has been quiet, up to the journal's ceiling (``PollerSettings``:
 75 s for orders, 15 minutes for offers by default; the offer journal keeps 24 hours, so it is
 read a hundred times within its retention). A full page is read again at once. Idle polls
-(the last read found nothing) take a token from the idle budget (``idle_budget_per_minute``,
+(of a journal backing off: quiet for longer than 4 busy intervals) take a token from the
+idle budget (``idle_budget_per_minute``,
 the ``IDLE_POLL_BUDGET_SHARE`` of the client's requests a minute); when it runs short, due idle
 polls wait and go busiest first (smallest interval, then longest overdue). A pair whose last
 read is older than half its journal's retention skips the budget. ``NOTIFY allegro_sync_poll``
@@ -503,7 +504,8 @@ class PollerSupervisor:
                     since=now,
                 )
                 self._slots[key] = slot
-                if account_id in newly_active or self._pending_wakes.pop(key, None):
+                woken = self._pending_wakes.pop(key, None) is not None
+                if account_id in newly_active or woken:
                     slot.last_activity = now  # just connected or switched on: busy for a while
                     slot.busy = True
                     self._schedule(slot, now)
@@ -643,12 +645,15 @@ class PollerSupervisor:
             slot.busy = True
             return 0.0 if page.full else busy
         quiet_for = math.inf if slot.last_activity is None else now - slot.last_activity
-        return next_interval(
+        interval = next_interval(
             busy=busy,
             ceiling=self._timing.ceiling(journal.name),
             quiet_for=quiet_for,
             divisor=self._timing.quiet_divisor,
         )
+        # still at its busy interval (events a moment ago): a busy poll, not held to the budget
+        slot.busy = interval <= busy
+        return interval
 
     def _publish_ages(self) -> None:
         """The oldest read per journal among this replica's accounts."""

@@ -6,6 +6,7 @@ No authentication; plain ``application/json``. See README.md for the endpoint li
 from __future__ import annotations
 
 import json
+from collections import Counter
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -433,9 +434,16 @@ async def get_requests(request: web.Request) -> web.Response:
             "by_path": dict(recordings.requests),
             "by_client": dict(recordings.requests_by_client),
             "by_user_agent": dict(recordings.requests_by_user_agent),
-            "by_seller": dict(recordings.requests_by_seller),
+            "by_seller": _by_seller(recordings.requests_by_seller),
         }
     )
+
+
+def _by_seller(counts: Counter[tuple[str, str]]) -> dict[str, dict[str, int]]:
+    out: dict[str, dict[str, int]] = {}
+    for (seller_id, route), count in counts.items():
+        out.setdefault(seller_id, {})[route] = count
+    return out
 
 
 async def delete_requests(request: web.Request) -> web.Response:

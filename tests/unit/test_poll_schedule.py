@@ -22,6 +22,7 @@ from allegro_sync.daemon.pollers import (
     Slot,
     fair_share,
     next_interval,
+    shard_of,
 )
 from allegro_sync.metrics import Metrics
 from tests.helpers import ADMIN_TOKEN, SECRET_KEY
@@ -195,3 +196,16 @@ def _settings(**extra: Any) -> Settings:
         admin_token=ADMIN_TOKEN,
         **extra,
     )
+
+
+def test_a_wake_before_the_journal_is_polled_here_is_kept_for_its_first_poll() -> None:
+    """A fetch-now sent while the daemon starts (before its first round) is not swallowed."""
+    clock = Clock()
+    sup = scheduler(clock, per_minute=60)
+    sup.wake(7, "order")
+    sup.owned = {shard_of(7)}
+    sup._sync_slots({7, 8})  # the first round: others spread over their first interval
+    sup._move_due(clock.now)
+    sup._start_ready()
+    assert (7, "order", False) in sup.started
+    assert all(account == 7 for account, _, _ in sup.started)
