@@ -209,6 +209,18 @@ async def _queue_ready(amqp_url: str) -> None:
     raise RuntimeError("the daemon did not declare its queues")
 
 
+def _poll_ages(exposition: str, journal: str) -> list[tuple[str, float]]:
+    """Cumulative shares of ``allegro_sync_poll_age_seconds`` buckets, as the daemon saw them."""
+    buckets: list[tuple[str, float]] = []
+    prefix = f'allegro_sync_poll_age_seconds_bucket{{journal="{journal}",le="'
+    for line in exposition.splitlines():
+        if line.startswith(prefix):
+            buckets.append((line[len(prefix) :].split('"')[0], float(line.split()[-1])))
+    total = buckets[-1][1] if buckets else 0
+    wanted = {"2.0", "10.0", "60.0", "90.0", "120.0"}
+    return [(le, n / total) for le, n in buckets if le in wanted and total]
+
+
 def _quantile(values: list[float], q: float) -> float:
     if not values:
         return float("nan")
@@ -285,6 +297,8 @@ async def run(accounts: int, busy_count: int, quiet_window: float, quiet_every: 
                     async with session.get(f"{emulator_url}/__control__/requests") as r:
                         counts = await r.json()
                     window = time.monotonic() - warm
+                    async with session.get(f"{daemon_url}/metrics") as r:
+                        exposition = await r.text()
                     cpu, elapsed = cpu_seconds(daemon), time.monotonic() - daemon_started
                     stopping.set()
                     await asyncio.gather(taker, return_exceptions=True)
@@ -342,6 +356,12 @@ async def run(accounts: int, busy_count: int, quiet_window: float, quiet_every: 
         f"  all Allegro requests in the window: {total / (window / 60):,.0f} a minute;"
         f" daemon CPU {cpu:.0f} s in {elapsed:.0f} s"
     )
+    ages = _poll_ages(exposition, "order")
+    if ages:
+        print(
+            "  order polls by the age of the account's previous read: "
+            + ", ".join(f"<= {le} s {share:.0%}" for le, share in ages)
+        )
     if missing:
         print(f"  {missing} purchases without order.created at the end")
     ok = (

@@ -611,7 +611,9 @@ class PollerSupervisor:
                 if slot.rewake:
                     slot.rewake, slot.busy, delay = False, True, 0.0
                 slot.interval = delay
-                self._schedule(slot, self._clock() + delay)
+                # the interval counts from the poll's start: a slow read (a page of forms
+                # enriched and published) does not stretch a busy account's cadence
+                self._schedule(slot, max(self._clock(), started + delay))
             self._kick.set()
 
     async def _poll_and_decide(self, slot: Slot, busy: float) -> float | None:
