@@ -81,6 +81,37 @@ class Metrics:
             ["table"],
             registry=self.registry,
         )
+        # The journal scheduler (daemon/pollers.py): per-account poll age without a label per
+        # account (thousands of them): the oldest overall and a histogram of all.
+        self.poll_age_max = Gauge(
+            "allegro_sync_poll_age_max_seconds",
+            "Seconds since the least recently read journal of this replica's accounts was read",
+            ["journal"],
+            registry=self.registry,
+        )
+        self.poll_age = Histogram(
+            "allegro_sync_poll_age_seconds",
+            "Seconds since an account's journal was last read, observed as each poll starts",
+            ["journal"],
+            buckets=(1, 2, 5, 10, 30, 60, 90, 120, 300, 600, 900, 1800, 3600, 21600, 86400),
+            registry=self.registry,
+        )
+        self.idle_polls = Counter(
+            "allegro_sync_idle_polls_total",
+            "Polls of a journal backing off after quiet (they spend the idle budget)",
+            ["journal"],
+            registry=self.registry,
+        )
+        self.polls_waiting = Gauge(
+            "allegro_sync_polls_waiting",
+            "Idle polls due and waiting for the idle budget (IDLE_POLL_BUDGET_SHARE)",
+            registry=self.registry,
+        )
+        self.polled_accounts = Gauge(
+            "allegro_sync_polled_accounts",
+            "Active accounts whose journals this replica polls",
+            registry=self.registry,
+        )
 
     def render(self) -> bytes:
         """The text exposition format."""

@@ -1,13 +1,16 @@
-"""``python -m bench [NAME ...]``: run the named benchmarks of this folder (without names, all
-but the opt-in ones); ``python -m bench NAME --option ...`` runs one with its options.
+"""``python -m bench [NAME ...] [--OPTION ...]``: run the named benchmarks of this folder
+(without names, all but the opt-in ones); options after the names go to the benchmark that takes
+them (one name then).
 
-A benchmark is a module ``bench/<name>.py`` with ``main() -> int``; one that takes options has
-``main(argv) -> int``. The soak (``python -m bench soak --minutes N``) runs only when named.
+A benchmark is a module ``bench/<name>.py`` with ``main() -> int`` (or ``main(argv) -> int``
+when it takes options, as ``bench accounts --accounts 500``). The soak (``python -m bench soak
+--minutes N``) runs only when named.
 """
 
 from __future__ import annotations
 
 import importlib
+import inspect
 import pkgutil
 import sys
 from pathlib import Path
@@ -23,18 +26,24 @@ OPT_IN = ("soak",)  # long: run only when named
 
 
 def main(argv: list[str]) -> int:
-    if len(argv) > 1 and argv[0] in available() and argv[1].startswith("-"):
-        module = importlib.import_module(f"bench.{argv[0]}")
-        return int(module.main(argv[1:]))
-    names = argv or [n for n in available() if n not in OPT_IN]
+    first_option = next((i for i, a in enumerate(argv) if a.startswith("-")), len(argv))
+    names = argv[:first_option] or [n for n in available() if n not in OPT_IN]
+    options = argv[first_option:]
     unknown = [n for n in names if n not in available()]
     if unknown:
         print(f"unknown benchmark(s): {', '.join(unknown)}; have: {', '.join(available())}")
         return 2
+    if options and len(names) != 1:
+        print("options go to one benchmark: name it alone")
+        return 2
     failed = 0
     for name in names:
         module = importlib.import_module(f"bench.{name}")
-        failed |= int(module.main() != 0)
+        takes_options = bool(inspect.signature(module.main).parameters)
+        if options and not takes_options:
+            print(f"bench {name} takes no options")
+            return 2
+        failed |= int((module.main(options) if takes_options else module.main()) != 0)
     return failed
 
 

@@ -132,6 +132,11 @@ class Settings(DatabaseSettings):
     # (the journal's time to deliver it first).
     order_sweep_interval: float = Field(default=600.0, gt=0)
     order_sweep_lag: float = Field(default=60.0, ge=0, le=3600)
+    # Journal polling (issue 21): the share of the client's requests a minute idle polls may
+    # take, and the longest interval between two polls of a quiet account's journal.
+    idle_poll_budget_share: float = Field(default=0.2, gt=0, le=1)
+    order_poll_ceiling: float = Field(default=75.0, ge=1, le=3600)
+    offer_poll_ceiling: float = Field(default=900.0, ge=1, le=43200)
     offer_batcher_halt_after_persist: bool = False  # test only, see example.env
     # Retention (issue 14): how long rows of the tables that only grow are kept, in days (a
     # fraction of a day too), and how one replica prunes them (daemon/retention.py).

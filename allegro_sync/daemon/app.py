@@ -138,6 +138,15 @@ def build_allegro_stack(
     return AllegroStack(cipher, oauth, tokens, allegro)
 
 
+def poller_settings(settings: Settings) -> PollerSettings:
+    """The journal scheduler's timing and idle budget from the settings."""
+    return PollerSettings(
+        ceilings={"order": settings.order_poll_ceiling, "offer": settings.offer_poll_ceiling},
+        idle_budget_per_minute=settings.idle_poll_budget_share
+        * settings.allegro_requests_per_minute,
+    )
+
+
 @dataclass
 class Daemon:
     """The running daemon's parts, in start order."""
@@ -155,7 +164,7 @@ class Daemon:
     tokens: TokenManager | None = None
     cipher: TokenCipher | None = None
     oauth: Callable[[bool], OAuthClient] | None = None
-    poller_timing: PollerSettings = field(default_factory=PollerSettings)
+    poller_timing: PollerSettings | None = None  # None: from the settings (poller_settings)
     instance: str = field(default_factory=replicas.instance_name)
     limits_warning: str | None = None  # set at start when other daemons share the limits
 
@@ -207,7 +216,8 @@ class Daemon:
                 pool=self.pool,
                 publisher=journal_publisher,
                 metrics=self.metrics,
-                timing=self.poller_timing,
+                timing=self.poller_timing or poller_settings(settings),
+                instance=self.instance,
             )
         )
         self.services.append(

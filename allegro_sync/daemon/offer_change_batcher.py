@@ -49,7 +49,7 @@ from allegro_sync.adapters.allegro.errors import (
     AllegroUnavailable,
 )
 from allegro_sync.adapters.allegro.limits import MAX_COMMAND, ChangeBudgets
-from allegro_sync.adapters.postgres import event_log
+from allegro_sync.adapters.postgres import event_log, notifications
 from allegro_sync.adapters.postgres import offer_changes as store
 from allegro_sync.adapters.postgres.event_log import Category
 from allegro_sync.adapters.postgres.notifications import Failures, Waker, stop_task
@@ -343,6 +343,8 @@ class OfferChangeBatcher:
             await self._refused(row, exc)
             return
         await store.mark_sent(self._pool, command_id)
+        # the command's echo comes through the offer journal: poll it at its busy interval
+        await notifications.wake_journal(self._pool, row["account_id"], "offer")
         self._sent.set()
 
     async def _follow(self, row: asyncpg.Record) -> None:
@@ -430,6 +432,8 @@ class OfferChangeBatcher:
                 )
             await store.mirror_applied(conn, kind, _payload(row), succeeded)
             await store.finish(conn, command_id, retry=retry, trace_id=trace_id)
+            # the offers changed: their journal's echo is read soon (delivered on commit)
+            await notifications.wake_journal(conn, row["account_id"], "offer")
         log.info(
             "offer_command_done",
             command_id=str(command_id),

@@ -1,11 +1,31 @@
-"""Journal pollers: one per (active account, journal) across all replicas.
+"""Journal polling: one scheduler per replica over every (active account, journal) it owns.
 
-A supervisor keeps a task per active account and journal. Each task holds a PostgreSQL advisory
-lock while it polls (all of a process's locks on one connection), so of N replicas exactly one
-polls a given journal; the others try again later and take over when that replica dies. A poll
-publishes the page to ``allegro-sync.journal`` with publisher confirms and only then stores the
-cursor: a crash in between re-publishes the page under the same message ids, which handlers take
-in their stride.
+**Who polls what.** Accounts fall into ``SHARDS`` shards (``account_id % SHARDS``); a replica
+polls the accounts of the shards whose session advisory lock it holds (all on one connection,
+``AdvisoryLocks``), so no account is polled by two replicas at once. Every
+``supervise_interval`` a replica counts the daemons on the database (``replicas.py``), keeps at
+most its fair share ``ceil(SHARDS / daemons)`` (giving the excess back once its polls in flight
+are done) and takes free shards up to that share; the shares add up to at least ``SHARDS``, so
+no shard is left without a poller for longer than a round once every replica has had its turn,
+and a replica that dies takes its locks with it (its connection closes) for the others to take.
+
+**When.** One due-time heap over all the replica's (account, journal) pairs. The interval of a
+pair follows its activity (``next_interval``): the journal's busy interval while events come,
+then a quarter of the time it has been quiet, up to the journal's ceiling (``PollerSettings``:
+75 s for orders, 15 minutes for offers by default; the offer journal keeps 24 hours, so it is
+read a hundred times within its retention). A full page is read again at once. Idle polls
+(of a journal backing off: quiet for longer than 4 busy intervals) take a token from the
+idle budget (``idle_budget_per_minute``,
+the ``IDLE_POLL_BUDGET_SHARE`` of the client's requests a minute); when it runs short, due idle
+polls wait and go busiest first (smallest interval, then longest overdue). A pair whose last
+read is older than half its journal's retention skips the budget. ``NOTIFY allegro_sync_poll``
+with ``<account_id>:<journal>`` (``<account_id>:`` both) polls now and counts as activity: the
+manual "fetch now", a batch command sent or settled, a fulfillment status written, an offer
+bound; ``*`` makes the scheduler look at the accounts again.
+
+**A poll** publishes the page to ``allegro-sync.journal`` with publisher confirms and only then
+stores the cursor: a crash in between re-publishes the page under the same message ids, which
+handlers take in their stride.
 
 Events of one subject within a page (one checkout form, one offer) are published as one event:
 the subject's last event of the page, with the ids of the earlier ones in ``coalesced_event_ids``.
@@ -20,18 +40,22 @@ journal's echo of every change of our own batch commands, costs a publish and a 
 listing call anyway. A run that fails is split by the consumer into single-event messages
 (``Route.split``, ``contract.py``), so a failing event holds up no other.
 
-A poll either succeeds, says "try next interval" (Allegro unavailable: logged once when it goes
-down and once when it comes back), or finds the credentials dead (the account is switched off
-and the task ends).
+A poll either succeeds, says "try later" (Allegro unavailable, the broker or the database
+away: logged once when it goes down and once when it comes back, retried after 2 s doubling
+to 60 s), or finds the credentials dead (the account is switched off and left alone).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import zlib
-from collections.abc import Sequence
-from dataclasses import dataclass
+import heapq
+import itertools
+import math
+import random
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import aiormq
@@ -40,21 +64,23 @@ import structlog
 
 from allegro_sync.adapters.allegro.errors import AllegroError, AllegroUnavailable
 from allegro_sync.adapters.allegro.journal import Journal, JournalGap, Page
+from allegro_sync.adapters.allegro.limits import TokenBucket
 from allegro_sync.adapters.broker.publisher import ConfirmingPublisher, OutgoingMessage
 from allegro_sync.adapters.broker.topology import JOURNAL_EXCHANGE
 from allegro_sync.adapters.postgres import accounts, journal_cursors, notifications
 from allegro_sync.adapters.postgres import pool as pg
 from allegro_sync.adapters.postgres.advisory_locks import AdvisoryLocks
+from allegro_sync.daemon import replicas
 from allegro_sync.errors import CredentialsDead
 from allegro_sync.metrics import Metrics
 
 log = structlog.get_logger(__name__)
 
-WAKE_CHANNEL = "allegro_sync_poll"
+WAKE_CHANNEL = notifications.POLL_CHANNEL
 
-# What makes a poll "try next interval" rather than end the task: Allegro away, a broker channel
-# or connection closed (a restart), a database connection gone or left mid-protocol (a
-# restart). The supervisor restarts a dead task only after supervise_interval (issue 19, 4a).
+# What makes a poll "try later" rather than leave the account alone: Allegro away, a broker
+# channel or connection closed (a restart), a database connection gone or left mid-protocol (a
+# restart) (issue 19, 4a).
 UNAVAILABLE: tuple[type[BaseException], ...] = (
     AllegroUnavailable,
     OSError,
@@ -66,10 +92,34 @@ UNAVAILABLE: tuple[type[BaseException], ...] = (
     aiormq.exceptions.ChannelInvalidStateError,
 )
 
+SHARDS = 64
+LOCK_NAMESPACE = 0x706F_6C6C  # "poll": the high half of a shard's advisory-lock key
+Clock = Callable[[], float]
+PENDING_WAKE = 30.0  # seconds a wake for a journal not (yet) polled here is kept
 
-def lock_key(account_id: int, journal: str) -> int:
-    """The advisory-lock key of one (account, journal) poller."""
-    return (account_id << 8) ^ zlib.crc32(journal.encode()) & 0xFF
+
+def shard_of(account_id: int) -> int:
+    """The shard an account is polled with."""
+    return account_id % SHARDS
+
+
+def shard_lock_key(shard: int) -> int:
+    """The advisory-lock key of one shard of accounts."""
+    return (LOCK_NAMESPACE << 32) | shard
+
+
+def fair_share(daemons: int) -> int:
+    """How many shards one of ``daemons`` replicas keeps (together they cover all)."""
+    return math.ceil(SHARDS / max(daemons, 1))
+
+
+def next_interval(*, busy: float, ceiling: float, quiet_for: float, divisor: float) -> float:
+    """Seconds to the next poll of a journal quiet for ``quiet_for`` seconds (no event read
+    since): its busy interval at first, then ``quiet_for / divisor``, never above its ceiling.
+    With the default divisor 4 the polls of a quiet journal come at 1.25 times the previous
+    quiet time: a journal polled every second stays so for 4 s of quiet, reaches 10 s after 40 s
+    of quiet and the order journal's 75 s ceiling after 5 minutes."""
+    return min(ceiling, max(busy, quiet_for / divisor))
 
 
 def coalesce(
@@ -111,100 +161,48 @@ def page_messages(
     return messages
 
 
-class LockLost(Exception):  # a condition rather than a failure of ours
-    """The poller's advisory lock went with its connection; compete for it again."""
+def _default_ceilings() -> dict[str, float]:
+    return {"order": 75.0, "offer": 900.0}
 
 
 @dataclass
 class PollerSettings:
-    """Timing of the pollers."""
+    """Timing of the polls (``next_interval``) and the idle budget, see the module docstring.
 
-    busy_interval: float = 1.0
-    idle_max_interval: float = 15.0
-    lock_retry_interval: float = 10.0
-    supervise_interval: float = 5.0
+    The defaults keep a quiet account at 60/75 + 60/900 = 0.87 requests a minute, so 2 000
+    quiet accounts take 1 733 of the client's 9 000 a minute (19 %), inside the 20 % budget."""
+
+    busy_interval: float = 1.0  # times the journal's busy_factor
+    ceilings: dict[str, float] = field(default_factory=_default_ceilings)
+    default_ceiling: float = 75.0  # a journal without its own ceiling
+    quiet_divisor: float = 4.0
+    idle_budget_per_minute: float = 1800.0  # IDLE_POLL_BUDGET_SHARE x requests a minute
+    max_concurrent: int = 64  # polls in flight at once
+    supervise_interval: float = 5.0  # accounts and shards looked at again
+    lock_check_interval: float = 1.0  # the lock connection checked (locks lost: stop polling)
+
+    def ceiling(self, journal: str) -> float:
+        """The longest interval between two polls of a quiet journal."""
+        return self.ceilings.get(journal, self.default_ceiling)
 
 
 class JournalPoller:
-    """One task: polls one journal of one account while holding its advisory lock."""
+    """One journal of one account: reads a page, publishes it, stores the cursor."""
 
     def __init__(
         self,
         *,
         account_id: int,
         journal: Journal,
-        locks: AdvisoryLocks,
         pool: asyncpg.Pool,
         publisher: ConfirmingPublisher,
         metrics: Metrics,
-        timing: PollerSettings,
     ) -> None:
         self.account_id = account_id
         self.journal = journal
-        self._locks = locks
         self._pool = pool
         self._publisher = publisher
         self._metrics = metrics
-        self._timing = timing
-        self.wake = asyncio.Event()
-        self.ended = False
-
-    async def run(self) -> None:
-        """Hold the lock and poll until cancelled or the account's credentials die."""
-        key = lock_key(self.account_id, self.journal.name)
-        while True:
-            generation = None
-            with contextlib.suppress(*UNAVAILABLE):
-                generation = await self._locks.try_lock(key)
-            if generation is not None:
-                try:
-                    await self._poll_while_locked(generation)
-                    return
-                except LockLost:
-                    log.warning("journal_poller_lock_lost", account_id=self.account_id)
-                finally:
-                    await self._locks.unlock(key, generation)
-            await self._sleep(self._timing.lock_retry_interval)
-
-    async def _poll_while_locked(self, generation: int) -> None:
-        busy = self._timing.busy_interval * self.journal.busy_factor
-        interval = busy
-        failing = False
-        bound = structlog.contextvars.bound_contextvars(
-            account_id=self.account_id, journal=self.journal.name
-        )
-        with bound:
-            while True:
-                if not await self._locks.holds(generation):
-                    raise LockLost
-                try:
-                    await self.journal.before_poll(self.account_id)
-                    page = await self.poll_once()
-                    if failing:
-                        log.info("journal_available_again")
-                        failing = False
-                    if page.full:
-                        interval = 0.0
-                    elif page.events:
-                        interval = busy
-                    else:
-                        interval = min(
-                            max(interval * 2, busy),
-                            self._timing.idle_max_interval,
-                        )
-                except CredentialsDead:
-                    log.warning("journal_poller_stopped_credentials_dead")
-                    self.ended = True
-                    return
-                except UNAVAILABLE as exc:
-                    if not failing:
-                        log.warning("journal_unavailable", error=str(exc))
-                        failing = True
-                    interval = min(max(interval * 2, 2.0), 60.0)
-                except AllegroError as exc:
-                    log.error("journal_poll_refused", error=str(exc))
-                    interval = 60.0
-                await self._sleep(interval)
 
     async def poll_once(self) -> Page:
         """Read one page, publish it with confirms, then store the cursor."""
@@ -259,17 +257,37 @@ class JournalPoller:
     async def _save_cursor(self, cursor: str | None) -> None:
         await journal_cursors.save(self._pool, self.account_id, self.journal.name, cursor)
 
-    async def _sleep(self, seconds: float) -> None:
-        if seconds <= 0:
-            return
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.wake.wait(), seconds)
-        self.wake.clear()
+
+@dataclass(eq=False)
+class Slot:
+    """The schedule of one (account, journal)."""
+
+    poller: JournalPoller
+    due: float
+    since: float  # when this replica took it on (its age before the first read)
+    last_activity: float | None = None  # events read or a wake; None: not known (quiet)
+    last_read: float | None = None  # the last successful read
+    busy: bool = False  # the next poll skips the idle budget (events, a full page, a wake)
+    failing: bool = False
+    backoff: float = 0.0
+    in_flight: bool = False
+    rewake: bool = False  # woken while in flight: poll again at once
+    removed: bool = False
+    version: int = 0
+    interval: float = 0.0  # the last interval chosen (busiest first among waiting idle polls)
+
+    @property
+    def account_id(self) -> int:
+        return self.poller.account_id
+
+    @property
+    def journal(self) -> str:
+        return self.poller.journal.name
 
 
 class PollerSupervisor:
-    """Keeps one poller task per active account and journal; ``NOTIFY allegro_sync_poll``
-    with ``<account_id>:<journal>`` wakes a poller at once (the manual "fetch now")."""
+    """The replica's scheduler: owns shards of accounts (advisory locks) and polls their
+    journals from one due-time heap within the idle budget; see the module docstring."""
 
     def __init__(
         self,
@@ -280,6 +298,8 @@ class PollerSupervisor:
         publisher: ConfirmingPublisher,
         metrics: Metrics,
         timing: PollerSettings | None = None,
+        instance: str | None = None,
+        clock: Clock = time.monotonic,
     ) -> None:
         self._journals = journals
         self._dsn = dsn
@@ -287,32 +307,60 @@ class PollerSupervisor:
         self._publisher = publisher
         self._metrics = metrics
         self._timing = timing or PollerSettings()
-        self._tasks: dict[tuple[int, str], tuple[JournalPoller, asyncio.Task[None]]] = {}
+        self._instance = instance  # this daemon's application_name (None: assume alone)
+        self._clock = clock
         self._locks = AdvisoryLocks(dsn)
-        self._task: asyncio.Task[None] | None = None
-        self._listener: asyncpg.Connection | None = None
+        self._generation: int | None = None
+        self.owned: set[int] = set()  # shards held
+        self._slots: dict[tuple[int, str], Slot] = {}
+        self._heap: list[tuple[float, int, int, Slot]] = []  # (due, seq, version, slot)
+        self._busy_ready: list[tuple[float, int, int, Slot]] = []
+        self._idle_ready: list[tuple[float, float, int, int, Slot]] = []
+        self._seq = itertools.count()
+        rate = max(self._timing.idle_budget_per_minute, 1.0) / 60.0
+        self._idle_budget = TokenBucket(capacity=max(rate, 1.0), rate=rate, clock=clock)
+        self._running: dict[Slot, asyncio.Task[None]] = {}
+        self._kick = asyncio.Event()
         self._changed = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._listener: asyncpg.Connection | None = None
+        self._known_active: set[int] | None = None
+        self._pending_wakes: dict[tuple[int, str], float] = {}  # (account, journal) -> when
+        # (account, journal, start, end) of every poll, kept when a test asks for it
+        self.poll_log: list[tuple[int, str, float, float]] | None = None
+
+    # -- lifecycle ---------------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Start supervising."""
-        self._task = asyncio.create_task(self._run(), name="poller-supervisor")
+        """Start supervising and dispatching."""
+        self._tasks = [
+            asyncio.create_task(self._supervise(), name="poller-supervisor"),
+            asyncio.create_task(self._dispatch(), name="poller-dispatcher"),
+            asyncio.create_task(self._watch_locks(), name="poller-locks"),
+        ]
 
     async def stop(self, timeout: float) -> None:
-        """Cancel every poller; cursors are only ever saved after a confirmed publish."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-        for _, task in self._tasks.values():
+        """Stop dispatching, cancel the polls in flight (cursors are only ever saved after a
+        confirmed publish), give the shards back."""
+        for task in self._tasks:
             task.cancel()
-        for _, task in self._tasks.values():
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        running = list(self._running.values())
+        for task in running:
+            task.cancel()
+        for task in running:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await asyncio.wait_for(task, timeout)
-        self._tasks.clear()
+        self._running.clear()
+        self.owned.clear()
         await self._locks.close()
         if self._listener is not None:
             with contextlib.suppress(Exception):
                 await self._listener.close()
+
+    # -- wakes ---------------------------------------------------------------------------------
 
     def _notified(self, _conn: Any, _pid: int, _channel: str, payload: str) -> None:
         account, _, journal = payload.partition(":")
@@ -320,54 +368,324 @@ class PollerSupervisor:
             self._changed.set()  # accounts were added, activated or deactivated
             return
         with contextlib.suppress(ValueError):
-            entry = self._tasks.get((int(account), journal))
-            if entry is not None:
-                entry[0].wake.set()
+            self.wake(int(account), journal or None)
 
-    async def _run(self) -> None:
+    def wake(self, account_id: int, journal: str | None = None) -> None:
+        """Poll the account's journal (None: every journal) now, at its busy interval after."""
+        now = self._clock()
+        for j in self._journals:
+            if journal is not None and j.name != journal:
+                continue
+            slot = self._slots.get((account_id, j.name))
+            if slot is None or slot.removed:
+                # not (yet) polled here: just started, the shard being taken, or another
+                # replica's; kept for a while so that a start-up does not swallow it
+                self._pending_wakes[(account_id, j.name)] = now
+                continue
+            slot.last_activity = now
+            slot.busy = True
+            if slot.in_flight:
+                slot.rewake = True
+            else:
+                self._schedule(slot, now)
+        self._kick.set()
+
+    # -- ownership -------------------------------------------------------------------------------
+
+    async def _supervise(self) -> None:
         while True:
             try:
                 if self._listener is None or self._listener.is_closed():
                     self._listener = await pg.connect(self._dsn)
                     await self._listener.add_listener(WAKE_CHANNEL, self._notified)
                 await self.reconcile()
-            except (OSError, asyncpg.PostgresError) as exc:
+            except UNAVAILABLE as exc:
                 log.warning("poller_supervisor_failing", error=str(exc))
+                if self._listener is not None:
+                    with contextlib.suppress(Exception):
+                        await self._listener.close()
                 self._listener = None
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._changed.wait(), self._timing.supervise_interval)
             self._changed.clear()
 
+    async def _watch_locks(self) -> None:
+        """Stop polling the shards at once when the lock connection is gone (another replica
+        may have them now); the next round competes for them again."""
+        while True:
+            await asyncio.sleep(self._timing.lock_check_interval)
+            if self._generation is not None and not await self._locks.holds(self._generation):
+                log.warning("journal_poller_lock_lost", shards=len(self.owned))
+                self._lose_all()
+            self._publish_ages()
+
+    def _lose_all(self) -> None:
+        self._generation = None
+        self.owned.clear()
+        for slot in list(self._slots.values()):
+            self._remove(slot)
+
     async def reconcile(self) -> None:
-        """Start pollers for active accounts, stop those of inactive or deleted ones."""
+        """Keep this replica's fair share of shards, then a slot per active account of the
+        owned shards and journal (new ones spread over their first interval)."""
+        daemons = 1
+        if self._instance is not None:
+            daemons += await replicas.other_daemons(self._pool, self._instance)
+        share = fair_share(daemons)
+        if self._generation is not None and not await self._locks.holds(self._generation):
+            self._lose_all()
+        if len(self.owned) > share:
+            await self._release(sorted(self.owned)[share:])
+        if len(self.owned) < share:
+            await self._take(share)
         active = set(await accounts.active_ids(self._pool))
-        wanted = {(a, j.name) for a in active for j in self._journals}
-        for key in list(self._tasks):
-            poller, task = self._tasks[key]
-            if key not in wanted or task.done():
-                if not task.done():
-                    task.cancel()
-                    with contextlib.suppress(asyncio.CancelledError, Exception):
-                        await task
-                del self._tasks[key]
-        for journal in self._journals:
-            for account_id in active:
+        self._sync_slots(active)
+        self._metrics.polled_accounts.set(len({a for a, _ in self._slots}))
+
+    async def _take(self, share: int) -> None:
+        free = [s for s in range(SHARDS) if s not in self.owned]
+        random.shuffle(free)  # replicas starting together do not queue on the same shards
+        for shard in free:
+            if len(self.owned) >= share:
+                return
+            try:
+                generation = await self._locks.try_lock(shard_lock_key(shard))
+            except UNAVAILABLE as exc:
+                log.warning("poller_locks_failing", error=str(exc))
+                return
+            if generation is None:
+                continue
+            if self._generation is not None and generation != self._generation:
+                self._lose_all()  # the connection changed under us: older locks are gone
+            self._generation = generation
+            self.owned.add(shard)
+
+    async def _release(self, shards: Sequence[int]) -> None:
+        """Give shards back once their polls in flight are done (never two pollers at once)."""
+        generation = self._generation
+        self.owned.difference_update(shards)
+        gone = [slot for slot in self._slots.values() if shard_of(slot.account_id) in shards]
+        in_flight = [self._running[s] for s in gone if s in self._running]
+        for slot in gone:
+            self._remove(slot)
+        if in_flight:
+            await asyncio.wait(in_flight, timeout=30.0)
+        if generation is not None:
+            for shard in shards:
+                await self._locks.unlock(shard_lock_key(shard), generation)
+        log.info("poller_shards_released", shards=len(shards))
+
+    def _sync_slots(self, active: set[int]) -> None:
+        now = self._clock()
+        self._pending_wakes = {
+            key: at for key, at in self._pending_wakes.items() if now - at < PENDING_WAKE
+        }
+        first_round = self._known_active is None
+        newly_active = set() if first_round else active - (self._known_active or set())
+        self._known_active = active
+        mine = {a for a in active if shard_of(a) in self.owned}
+        for key, slot in list(self._slots.items()):
+            if key[0] not in mine:
+                self._remove(slot)
+        for account_id in mine:
+            for journal in self._journals:
                 key = (account_id, journal.name)
-                if key in self._tasks:
+                if key in self._slots:
                     continue
-                poller = JournalPoller(
-                    account_id=account_id,
-                    journal=journal,
-                    locks=self._locks,
-                    pool=self._pool,
-                    publisher=self._publisher,
-                    metrics=self._metrics,
-                    timing=self._timing,
+                slot = Slot(
+                    poller=JournalPoller(
+                        account_id=account_id,
+                        journal=journal,
+                        pool=self._pool,
+                        publisher=self._publisher,
+                        metrics=self._metrics,
+                    ),
+                    due=now,
+                    since=now,
                 )
-                task = asyncio.create_task(poller.run(), name=f"poll:{account_id}:{journal.name}")
-                self._tasks[key] = (poller, task)
+                self._slots[key] = slot
+                woken = self._pending_wakes.pop(key, None) is not None
+                if account_id in newly_active or woken:
+                    slot.last_activity = now  # just connected or switched on: busy for a while
+                    slot.busy = True
+                    self._schedule(slot, now)
+                else:  # taken on with the shard or at start: spread over the first interval
+                    spread = self._timing.ceiling(journal.name)
+                    self._schedule(slot, now + random.uniform(0.0, spread))
+        self._kick.set()
+
+    def _remove(self, slot: Slot) -> None:
+        slot.removed = True
+        slot.version += 1
+        self._slots.pop((slot.account_id, slot.journal), None)
+
+    # -- the schedule ------------------------------------------------------------------------
+
+    def _schedule(self, slot: Slot, due: float) -> None:
+        slot.version += 1
+        slot.due = due
+        heapq.heappush(self._heap, (due, next(self._seq), slot.version, slot))
+        self._kick.set()
+
+    def _urgent(self, slot: Slot, now: float) -> bool:
+        """Read since longer than half the journal's retention: skip the idle budget."""
+        seen = slot.last_read if slot.last_read is not None else slot.since
+        return now - seen >= slot.poller.journal.retention / 2
+
+    def _move_due(self, now: float) -> None:
+        while self._heap and self._heap[0][0] <= now:
+            due, seq, version, slot = heapq.heappop(self._heap)
+            if version != slot.version or slot.removed:
+                continue
+            if slot.busy or self._urgent(slot, now):
+                heapq.heappush(self._busy_ready, (due, seq, version, slot))
+            else:  # busiest first: the shortest interval, then the longest overdue
+                heapq.heappush(self._idle_ready, (slot.interval, due, seq, version, slot))
+
+    async def _dispatch(self) -> None:
+        while True:
+            now = self._clock()
+            self._move_due(now)
+            wait = self._start_ready()
+            if self._heap:
+                wait = min(wait, max(self._heap[0][0] - self._clock(), 0.0))
+            self._metrics.polls_waiting.set(len(self._idle_ready))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._kick.wait(), min(wait, 1.0))
+            self._kick.clear()
+
+    def _start_ready(self) -> float:
+        """Start what is ready and may start; the seconds until the idle budget has a token
+        again (a long time when nothing waits for one)."""
+        limit = self._timing.max_concurrent
+        while self._busy_ready and len(self._running) < limit:
+            _, _, version, slot = heapq.heappop(self._busy_ready)
+            if version == slot.version and not slot.removed:
+                self._start(slot, idle=False)
+        while self._idle_ready and len(self._running) < limit:
+            _, _, _, version, slot = self._idle_ready[0]
+            if version != slot.version or slot.removed:
+                heapq.heappop(self._idle_ready)
+                continue
+            wait = self._idle_budget.wait_for(1.0)
+            if wait > 0:
+                return wait
+            heapq.heappop(self._idle_ready)
+            self._idle_budget.take(1.0)
+            self._start(slot, idle=True)
+        return 60.0
+
+    def _start(self, slot: Slot, *, idle: bool) -> None:
+        slot.version += 1  # any other entry of the slot is stale now
+        slot.in_flight = True
+        slot.busy = False
+        if idle:
+            self._metrics.idle_polls.labels(slot.journal).inc()
+        task = asyncio.create_task(self._poll(slot), name=f"poll:{slot.account_id}:{slot.journal}")
+        self._running[slot] = task
+
+    async def _poll(self, slot: Slot) -> None:
+        journal = slot.poller.journal
+        busy = self._timing.busy_interval * journal.busy_factor
+        started = self._clock()
+        seen = slot.last_read if slot.last_read is not None else slot.since
+        self._metrics.poll_age.labels(journal.name).observe(started - seen)
+        delay: float | None = None
+        bound = structlog.contextvars.bound_contextvars(
+            account_id=slot.account_id, journal=journal.name
+        )
+        try:
+            with bound:
+                delay = await self._poll_and_decide(slot, busy)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # a bug must not end the account's polling
+            log.exception("journal_poll_failed")
+            delay = 60.0
+        finally:
+            if self.poll_log is not None:
+                self.poll_log.append((slot.account_id, journal.name, started, self._clock()))
+            slot.in_flight = False
+            self._running.pop(slot, None)
+            if not slot.removed and delay is not None:
+                if slot.rewake:
+                    slot.rewake, slot.busy, delay = False, True, 0.0
+                slot.interval = delay
+                # the interval counts from the poll's start: a slow read (a page of forms
+                # enriched and published) does not stretch a busy account's cadence
+                self._schedule(slot, max(self._clock(), started + delay))
+            self._kick.set()
+
+    async def _poll_and_decide(self, slot: Slot, busy: float) -> float | None:
+        """One poll; the seconds to the next (None: leave the account alone)."""
+        journal = slot.poller.journal
+        try:
+            await journal.before_poll(slot.account_id)
+            page = await slot.poller.poll_once()
+        except CredentialsDead:
+            log.warning("journal_poller_stopped_credentials_dead")
+            slot.removed = True
+            self._slots.pop((slot.account_id, slot.journal), None)
+            return None
+        except UNAVAILABLE as exc:
+            if not slot.failing:
+                log.warning("journal_unavailable", error=str(exc))
+                slot.failing = True
+            slot.backoff = min(max(slot.backoff * 2, 2.0), 60.0)
+            return slot.backoff
+        except AllegroError as exc:
+            log.error("journal_poll_refused", error=str(exc))
+            return 60.0
+        now = self._clock()
+        if slot.failing:
+            log.info("journal_available_again")
+            slot.failing = False
+        slot.backoff = 0.0
+        slot.last_read = now
+        if page.events or page.full:
+            slot.last_activity = now
+            slot.busy = True
+            return 0.0 if page.full else busy
+        quiet_for = math.inf if slot.last_activity is None else now - slot.last_activity
+        interval = next_interval(
+            busy=busy,
+            ceiling=self._timing.ceiling(journal.name),
+            quiet_for=quiet_for,
+            divisor=self._timing.quiet_divisor,
+        )
+        # still at its busy interval (events a moment ago): a busy poll, not held to the budget
+        slot.busy = interval <= busy
+        return interval
+
+    def _publish_ages(self) -> None:
+        """The oldest read per journal among this replica's accounts."""
+        now = self._clock()
+        oldest: dict[str, float] = {j.name: 0.0 for j in self._journals}
+        for slot in self._slots.values():
+            seen = slot.last_read if slot.last_read is not None else slot.since
+            oldest[slot.journal] = max(oldest.get(slot.journal, 0.0), now - seen)
+        for name, age in oldest.items():
+            self._metrics.poll_age_max.labels(name).set(age)
+
+    # -- for tests and the benchmark ------------------------------------------------------------
+
+    def alive(self) -> bool:
+        """Whether the scheduler's own tasks all run (none ended by an error)."""
+        return bool(self._tasks) and not any(task.done() for task in self._tasks)
+
+    def next_poll_in(self, account_id: int, journal: str) -> float | None:
+        """Seconds until the journal's next poll is due (None: not polled here, or in flight)."""
+        slot = self._slots.get((account_id, journal))
+        if slot is None or slot.in_flight:
+            return None
+        return slot.due - self._clock()
+
+    def interval_of(self, account_id: int, journal: str) -> float | None:
+        """The interval chosen after the last poll of a journal (None: not polled here)."""
+        slot = self._slots.get((account_id, journal))
+        return None if slot is None else slot.interval
 
 
 async def wake_poller(conn: asyncpg.Connection, account_id: int | str, journal: str) -> None:
     """Ask whichever replica polls this journal to poll now."""
-    await notifications.notify(conn, WAKE_CHANNEL, f"{account_id}:{journal}")
+    await notifications.wake_journal(conn, account_id, journal)

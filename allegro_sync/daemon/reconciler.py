@@ -24,7 +24,7 @@ from allegro_sync.metrics import Metrics
 
 log = structlog.get_logger(__name__)
 
-# Negative: the pollers' keys (daemon/pollers.py lock_key) are never negative.
+# Negative: the pollers' shard keys (daemon/pollers.py shard_lock_key) are never negative.
 LOCK_KEY = -zlib.crc32(b"allegro-sync:reconciler")
 CHUNK = 1000  # offers decided in one transaction
 

@@ -47,6 +47,12 @@ def caller(request: web.Request, scope: str | None) -> Caller:
     found = _authenticate(request)
     emulator = context.get(request)
     emulator.market.recordings.requests_by_client[found.client_id] += 1
+    if found.seller is not None:
+        resource = request.match_info.route.resource
+        route = resource.canonical if resource is not None else request.path
+        emulator.market.recordings.requests_by_seller[
+            (found.seller.id, f"{request.method} {route}")
+        ] += 1
     blocked_for = emulator.limiter.check(found.client_id)
     if blocked_for is not None:
         retry = int(blocked_for) + 1 if emulator.config.switches.send_retry_after else None

@@ -6,6 +6,7 @@ No authentication; plain ``application/json``. See README.md for the endpoint li
 from __future__ import annotations
 
 import json
+from collections import Counter
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -429,7 +430,8 @@ async def get_recorded(request: web.Request) -> web.Response:
 
 
 async def get_requests(request: web.Request) -> web.Response:
-    """``GET /requests``: API request counts per ``METHOD /route``, and per client id."""
+    """``GET /requests``: API request counts per ``METHOD /route``, per client id, per
+    User-Agent and per seller (calls with a user token)."""
     recordings = context.get(request).market.recordings
     return ok(
         {
@@ -437,8 +439,16 @@ async def get_requests(request: web.Request) -> web.Response:
             "by_path": dict(recordings.requests),
             "by_client": dict(recordings.requests_by_client),
             "by_user_agent": dict(recordings.requests_by_user_agent),
+            "by_seller": _by_seller(recordings.requests_by_seller),
         }
     )
+
+
+def _by_seller(counts: Counter[tuple[str, str]]) -> dict[str, dict[str, int]]:
+    out: dict[str, dict[str, int]] = {}
+    for (seller_id, route), count in counts.items():
+        out.setdefault(seller_id, {})[route] = count
+    return out
 
 
 async def delete_requests(request: web.Request) -> web.Response:
@@ -447,6 +457,7 @@ async def delete_requests(request: web.Request) -> web.Response:
     recordings.requests.clear()
     recordings.requests_by_client.clear()
     recordings.requests_by_user_agent.clear()
+    recordings.requests_by_seller.clear()
     return ok({"ok": True})
 
 

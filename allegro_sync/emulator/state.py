@@ -31,6 +31,9 @@ class Recordings:
     messages: list[dict[str, Any]] = field(default_factory=list)
     requests: Counter[str] = field(default_factory=Counter)
     requests_by_client: Counter[str] = field(default_factory=Counter)
+    # authenticated REST calls per (seller, METHOD /route) (user tokens only), e.g. a quiet
+    # account's idle cost
+    requests_by_seller: Counter[tuple[str, str]] = field(default_factory=Counter)
     # REST calls per User-Agent header ("" when none was sent): Allegro requires one (2026)
     requests_by_user_agent: Counter[str] = field(default_factory=Counter)
 

@@ -29,7 +29,7 @@ from allegro_sync.adapters.allegro.errors import (
     AllegroNotFound,
     AllegroRejected,
 )
-from allegro_sync.adapters.postgres import event_log, orders
+from allegro_sync.adapters.postgres import event_log, notifications, orders
 from allegro_sync.contract import OrderStatusChanged
 from allegro_sync.errors import BadInput, Refused, TransientError
 
@@ -151,3 +151,5 @@ async def record_fulfillment(prepared: PreparedFulfillment, conn: asyncpg.Connec
         f"Order {prepared.checkout_form_id}: status {prepared.status} set on Allegro",
         details={"checkout_form_id": str(prepared.checkout_form_id), "status": prepared.status},
     )
+    # the form changed through us: its journal events are read soon (delivered on commit)
+    await notifications.wake_journal(conn, prepared.account_id, "order")

@@ -27,7 +27,7 @@ from allegro_sync.adapters.allegro.client import AllegroRestClient
 from allegro_sync.adapters.allegro.errors import AllegroNotFound
 from allegro_sync.adapters.broker.publisher import OutgoingMessage
 from allegro_sync.adapters.broker.topology import EVENTS_EXCHANGE
-from allegro_sync.adapters.postgres import event_log, outbox
+from allegro_sync.adapters.postgres import event_log, notifications, outbox
 from allegro_sync.adapters.postgres import offers as store
 from allegro_sync.adapters.postgres.offers import MirrorEntry
 from allegro_sync.contract import OFFER_BOUND, OfferBound, OfferEventMessage, OfferTouched
@@ -205,6 +205,8 @@ async def announce_binding(
         f"Offer {offer_id} bound to product {product_id} {how}.",
         details={"offer_id": offer_id, "product_id": product_id, "ean": ean},
     )
+    # a bound offer's stock and price follow the ERP now: read its journal soon (on commit)
+    await notifications.wake_journal(conn, account_id, "offer")
 
 
 async def bind_by_ean(

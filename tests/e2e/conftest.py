@@ -19,7 +19,11 @@ from tests.helpers import ADMIN_TOKEN, SECRET_KEY, free_port
 
 # Seconds, not the production defaults: tests wait for journals to be read.
 FAST_POLLING = PollerSettings(
-    busy_interval=0.1, idle_max_interval=0.3, lock_retry_interval=0.5, supervise_interval=0.3
+    busy_interval=0.1,
+    ceilings={"order": 0.3, "offer": 0.3},
+    idle_budget_per_minute=9000,
+    supervise_interval=0.3,
+    lock_check_interval=0.2,
 )
 
 

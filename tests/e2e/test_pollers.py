@@ -1,12 +1,17 @@
-"""Journal pollers across replicas: one poller per (account, journal), taken over when a replica
-goes away; a PostgreSQL backend per replica for all its locks, not one per poller."""
+"""Journal polling across replicas: accounts in shards, each shard polled by one replica (its
+advisory lock), shared between replicas and taken over when one goes away; a PostgreSQL backend
+per replica for all its locks, not one per account."""
 
 from __future__ import annotations
+
+import asyncio
+import itertools
 
 import asyncpg
 
 from allegro_sync.daemon.app import Daemon
 from allegro_sync.daemon.order_sweeper import LOCK_KEY as SWEEP_KEY
+from allegro_sync.daemon.pollers import LOCK_NAMESPACE, SHARDS, PollerSupervisor, shard_of
 from allegro_sync.daemon.reconciler import LOCK_KEY
 from tests.e2e.conftest import FAST_POLLING, Admin, Emulator, daemon_settings
 from tests.helpers import eventually
@@ -21,33 +26,77 @@ SELECT l.pid, (l.classid::bigint << 32) | l.objid::bigint AS key
 RECONCILER = {key for one in (LOCK_KEY, SWEEP_KEY) for key in (one, one & 0xFFFF_FFFF_FFFF_FFFF)}
 
 
-async def test_two_replicas_share_the_pollers_and_one_takes_over(
+def scheduler(daemon: Daemon) -> PollerSupervisor:
+    return next(s for s in daemon.services if isinstance(s, PollerSupervisor))
+
+
+async def shard_locks(db: asyncpg.Pool) -> list[asyncpg.Record]:
+    return [
+        r
+        for r in await db.fetch(ADVISORY)
+        if r["key"] not in RECONCILER and r["key"] >> 32 == LOCK_NAMESPACE
+    ]
+
+
+async def test_two_replicas_share_the_shards_and_one_takes_over(
     admin: Admin, emulator: Emulator, daemon: Daemon, db: asyncpg.Pool, amqp_url: str
 ) -> None:
-    for login in ("shop-a", "shop-b", "shop-c"):
-        await admin.connect(emulator, await emulator.seller(login))
+    accounts = [
+        (await admin.connect(emulator, await emulator.seller(f"shop-{n}")))["id"] for n in range(4)
+    ]
     second = Daemon(
         daemon_settings(daemon.settings.database_url, amqp_url, emulator.url),
         poller_timing=FAST_POLLING,
     )
     await second.start()
+    replicas = (scheduler(daemon), scheduler(second))
     try:
 
-        async def all_locked() -> list[asyncpg.Record] | None:
-            rows = [r for r in await db.fetch(ADVISORY) if r["key"] not in RECONCILER]
-            return rows if len(rows) == 3 * 2 else None  # 3 accounts x (order, offer)
+        async def shared() -> list[asyncpg.Record] | None:
+            rows = await shard_locks(db)
+            owned = [r.owned for r in replicas]
+            halves = all(len(o) == SHARDS // 2 for o in owned)
+            return rows if len(rows) == SHARDS and halves else None
 
-        rows = await eventually(all_locked)
+        rows = await eventually(shared, timeout=20)
         keys = [r["key"] for r in rows]
-        assert len(set(keys)) == len(keys), "a journal is polled by two pollers"
-        assert len({r["pid"] for r in rows}) <= 2, "one lock connection per replica"
+        assert len(set(keys)) == SHARDS, "a shard held twice"
+        assert len({r["pid"] for r in rows}) == 2, "one lock connection per replica"
+        assert not replicas[0].owned & replicas[1].owned
+        # both polling now: no account's journal is read by both at once, none is forgotten
+        for one in replicas:
+            one.poll_log = []
+        await asyncio.sleep(2.0)
+        logs = [list(one.poll_log or []) for one in replicas]
+        for one in replicas:
+            one.poll_log = None
+        polled = [{(a, j) for a, j, _, _ in log} for log in logs]
+        assert polled[0] | polled[1] == {(a, j) for a in accounts for j in ("order", "offer")}
+        for account, journal in polled[0] & polled[1]:  # moved between replicas at most
+            spans = sorted(
+                (start, end)
+                for log in logs
+                for a, j, start, end in log
+                if (a, j) == (account, journal)
+            )
+            assert all(end <= nxt for (_, end), (nxt, _) in itertools.pairwise(spans)), (
+                account,
+                journal,
+            )
+        for account in accounts:
+            mine = [shard_of(account) in r.owned for r in replicas]
+            assert mine.count(True) == 1, account
     finally:
         await second.stop()
-    # whichever replica remains holds every lock after the other left
-    rows = await eventually(all_locked)
-    assert len({r["pid"] for r in rows}) == 1
+
+    # whichever replica remains holds every shard after the other left
+    async def all_taken() -> list[asyncpg.Record] | None:
+        rows = await shard_locks(db)
+        return rows if len(rows) == SHARDS and len({r["pid"] for r in rows}) == 1 else None
+
+    await eventually(all_taken, timeout=20)
     cursors = await db.fetchval("SELECT count(*) FROM journal_cursors")
-    assert cursors == 6
+    assert cursors == 2 * len(accounts)
 
 
 async def test_a_daemon_that_finds_others_warns_when_the_limits_are_not_shared(

@@ -1,7 +1,6 @@
-"""A journal poller through broker and database outages (issue 19, 4a): RabbitMQ and PostgreSQL
-reached through TCP proxies that are cut and restored. The poller task must live through both
-(a closed channel, a connection lost mid-query: "try next interval") and carry on publishing,
-without waiting for the supervisor to restart it."""
+"""The journal scheduler through broker and database outages (issue 19, 4a): RabbitMQ and
+PostgreSQL reached through TCP proxies that are cut and restored. The scheduler must live through
+both (a closed channel, a connection lost mid-query: "try later") and carry on publishing."""
 
 from __future__ import annotations
 
@@ -16,8 +15,7 @@ from allegro_sync.adapters.allegro.journal import Page
 from allegro_sync.adapters.broker import connection as broker
 from allegro_sync.adapters.broker.publisher import ConfirmingPublisher
 from allegro_sync.adapters.postgres import pool as pg
-from allegro_sync.adapters.postgres.advisory_locks import AdvisoryLocks
-from allegro_sync.daemon.pollers import JournalPoller, PollerSettings
+from allegro_sync.daemon.pollers import PollerSettings, PollerSupervisor
 from allegro_sync.metrics import Metrics
 from tests.helpers import TcpProxy, eventually
 
@@ -30,6 +28,7 @@ class TickingJournal:
     events_per_message = 100
     busy_factor = 1.0
     pages_per_poll = 1
+    retention = 86400.0
 
     def subject(self, event: dict[str, Any]) -> str | None:
         return None
@@ -77,17 +76,16 @@ async def test_the_poller_lives_through_a_broker_and_a_database_outage(
     await database_proxy.start()
     connection = await broker.connect(through(amqp_url, broker_proxy))
     pool = await pg.create_pool(through(database_url, database_proxy), min_size=1, max_size=2)
-    locks = AdvisoryLocks(database_url)  # the lock stays held: the outage is the pool's
-    poller = JournalPoller(
-        account_id=account,
-        journal=TickingJournal(),
-        locks=locks,
+    # the locks and wakes on their own connections, not proxied: the outage is the pool's
+    poller = PollerSupervisor(
+        journals=[TickingJournal()],
+        dsn=database_url,
         pool=pool,
         publisher=await ConfirmingPublisher.open(connection),
         metrics=Metrics(),
-        timing=PollerSettings(busy_interval=0.05, idle_max_interval=0.2),
+        timing=PollerSettings(busy_interval=0.05, ceilings={"offer": 0.2}, supervise_interval=0.2),
     )
-    task = asyncio.create_task(poller.run())
+    await poller.start()
 
     async def cursor() -> int:
         value = await db.fetchval(
@@ -103,17 +101,15 @@ async def test_the_poller_lives_through_a_broker_and_a_database_outage(
         for proxy in (broker_proxy, database_proxy):
             await proxy.stop()  # every connection cut, new ones refused
             await asyncio.sleep(1.0)
-            assert not task.done(), task.exception() if task.done() else None
+            assert poller.alive()
             stalled = await cursor()
             await asyncio.sleep(0.5)
             assert await cursor() == stalled  # nothing saved while down
             await proxy.start()
             await moves_on(stalled + 2)
-            assert not task.done()
+            assert poller.alive()
     finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
-        await locks.close()
+        await poller.stop(1.0)
         await pool.close()
         await connection.close()
         await broker_proxy.stop()

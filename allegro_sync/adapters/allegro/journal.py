@@ -31,6 +31,7 @@ class Journal(Protocol):
     events_per_message: int  # events of a page per message ({"events": [...]})
     busy_factor: float  # the busy interval of this journal, in multiples of the settings' one
     pages_per_poll: int  # full pages read in one poll and coalesced together before publishing
+    retention: float  # seconds the journal keeps its events: a cursor older than this is lost
 
     def subject(self, event: dict[str, Any]) -> str | None:
         """What the event is about (events of one subject in a page are coalesced); None for

@@ -42,6 +42,7 @@ class OfferJournal:
     # behind by several pages (after the batcher sent what it held during a burst), an offer's
     # events are coalesced across them: one read of it instead of one per page
     pages_per_poll = 10
+    retention = 86400.0  # 24 hours (allegro-api.md, the offer journal)
 
     def __init__(
         self, allegro: AllegroRestClient, recover: Recover, page_size: int = PAGE_SIZE

@@ -60,6 +60,7 @@ class OrderJournal:
     events_per_message = 100
     busy_factor = 1.0  # orders are what the seller waits for
     pages_per_poll = 1  # published page by page: the first orders go out at once
+    retention = 60 * 86400.0  # 60 days (allegro-api.md, the order journal)
 
     def __init__(
         self,

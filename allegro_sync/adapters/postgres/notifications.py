@@ -50,9 +50,23 @@ class Waker:
             self._connection = None
 
 
-async def notify(conn: asyncpg.Connection, channel: str, payload: str) -> None:
+async def notify(conn: asyncpg.Connection | asyncpg.Pool, channel: str, payload: str) -> None:
     """``NOTIFY channel, payload`` (delivered on commit when in a transaction)."""
     await conn.execute("SELECT pg_notify($1, $2)", channel, payload)
+
+
+# The pollers' channel (``daemon/pollers.py``): ``<account id>:<journal>`` polls that journal
+# of the account now and counts as activity (it is polled at its busy interval for a while);
+# ``<account id>:`` both journals; ``*`` the set of active accounts changed.
+POLL_CHANNEL = "allegro_sync_poll"
+
+
+async def wake_journal(
+    conn: asyncpg.Connection | asyncpg.Pool, account_id: int | str, journal: str = ""
+) -> None:
+    """Ask whichever replica polls this account's journal (``""``: both) to poll it now: the
+    account's offers or orders just changed through us (a command, a status, a binding)."""
+    await notify(conn, POLL_CHANNEL, f"{account_id}:{journal}")
 
 
 class Failures:

@@ -1,0 +1,390 @@
+"""Many quiet accounts under one client id (issue 21): ``python -m bench accounts``.
+
+``--accounts N`` (default 2 000) connected accounts in the emulator, ``--busy B`` (default 50) of
+them busy (a paid purchase every 1-3 s each), the rest quiet. The accounts are connected in bulk:
+each seller's authorization code is traded for tokens with the daemon's own ``OAuthClient`` and
+stored by ``handlers.accounts.connect_account`` (what the OAuth callback runs), then the daemon
+(one process, production polling settings) starts. After the warm-up (the busy accounts woken as
+"fetch now" would, buying for a few seconds) the emulator's request counters are reset and,
+for ``--quiet-window`` seconds, one quiet account after another
+gets a single purchase; the run ends when every purchase is an ``order.created``.
+
+Printed: order latency (paid purchase to ``order.created`` taken from ``allegro-sync.events.erp``)
+p50 / p99 / max for busy and quiet accounts, the Allegro requests a minute of each untouched
+quiet account (the emulator counts per seller: everything it sent, journals and all), and the
+share of the client's 9 000 requests a minute that all the accounts' idle polling takes at
+that rate. Targets: busy p99 < 2 s, quiet p99 < the order ceiling (``ORDER_POLL_CEILING``,
+75 s) + 2 s, at most 1 request a minute per quiet account (the order sweep's share included),
+idle polling within ``IDLE_POLL_BUDGET_SHARE``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import contextlib
+import hashlib
+import random
+import secrets
+import time
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import aio_pika
+import aiohttp
+import asyncpg
+
+from allegro_sync.adapters.allegro.crypto import TokenCipher
+from allegro_sync.adapters.allegro.oauth import OAuthClient, TokenSet
+from allegro_sync.adapters.allegro.order_journal import JournalStart
+from allegro_sync.adapters.postgres import migrations, notifications
+from allegro_sync.adapters.postgres import pool as pg
+from allegro_sync.handlers.accounts import connect_account
+from bench._support import (
+    RESULTS,
+    SECRET_KEY,
+    cpu_seconds,
+    daemon_env,
+    free_port,
+    start_daemon,
+    start_emulator,
+    stop,
+    throwaway_database,
+    throwaway_vhost,
+    wait_http,
+)
+
+CLIENT_BUDGET = 9000  # requests a minute of one client id
+REDIRECT = "http://127.0.0.1:9/oauth/callback"  # never opened: the code is read from Location
+TARGET_BUSY_P99 = 2.0
+TARGET_IDLE_PER_MINUTE = 1.0
+ORDER_CEILING = 75.0  # ORDER_POLL_CEILING's default
+HANDLING = 2.0  # seconds from the read to order.created at most (the busy target)
+SWEEP_INTERVAL = 600.0  # ORDER_SWEEP_INTERVAL's default: one listing per account and sweep
+JOURNAL_ROUTES = {"GET /order/events", "GET /sale/offer-events"}
+WARM_UP = 8.0  # seconds of busy purchases before the window
+BUDGET_SHARE = 0.2  # IDLE_POLL_BUDGET_SHARE's default
+
+
+@dataclass
+class Seller:
+    id: str
+    login: str
+    account_id: int = 0
+    offer_id: str = ""
+
+
+@dataclass
+class Orders:
+    """Purchases made and the ``order.created`` seen, by checkout form."""
+
+    bought: dict[str, tuple[float, bool]] = field(default_factory=dict)  # form -> (time, busy)
+    created: dict[str, float] = field(default_factory=dict)
+
+    def latencies(self, busy: bool) -> list[float]:
+        return [
+            self.created[form] - at
+            for form, (at, is_busy) in self.bought.items()
+            if is_busy == busy and form in self.created
+        ]
+
+
+async def _gather_limited(limit: int, jobs: list[Any]) -> list[Any]:
+    gate = asyncio.Semaphore(limit)
+
+    async def one(job: Any) -> Any:
+        async with gate:
+            return await job
+
+    return await asyncio.gather(*(one(j) for j in jobs))
+
+
+async def _sellers(session: aiohttp.ClientSession, emulator_url: str, count: int) -> list[Seller]:
+    async def one(n: int) -> Seller:
+        login = f"bench-many-{n}"
+        async with session.post(f"{emulator_url}/__control__/sellers", json={"login": login}) as r:
+            body = await r.json()
+        return Seller(str(body["id"]), login)
+
+    return list(await _gather_limited(32, [one(n) for n in range(count)]))
+
+
+async def _tokens(
+    session: aiohttp.ClientSession, oauth: OAuthClient, seller: Seller
+) -> tuple[Seller, TokenSet]:
+    """The browser flow without a browser: consent as the seller, trade the code (PKCE)."""
+    verifier = secrets.token_urlsafe(48)
+    challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest())
+    url = oauth.authorize_url(
+        redirect_uri=REDIRECT,
+        state=secrets.token_urlsafe(8),
+        code_challenge=challenge.rstrip(b"=").decode(),
+    )
+    async with session.get(f"{url}&seller_id={seller.id}", allow_redirects=False) as r:
+        location = r.headers["Location"]
+    code = parse_qs(urlsplit(location).query)["code"][0]
+    tokens = await oauth.exchange_code(code=code, redirect_uri=REDIRECT, code_verifier=verifier)
+    return seller, tokens
+
+
+async def connect_many(emulator_url: str, database_url: str, count: int) -> list[Seller]:
+    """``count`` sellers in the emulator, connected as accounts in the database in bulk."""
+    cipher = TokenCipher(SECRET_KEY)
+    async with aiohttp.ClientSession() as session:
+        sellers = await _sellers(session, emulator_url, count)
+        oauth = OAuthClient(session, emulator_url, "demo-client", "demo-secret")
+        pairs = await _gather_limited(32, [_tokens(session, oauth, s) for s in sellers])
+    conn = await pg.connect(database_url)  # with the JSON codecs the handlers expect
+    try:
+        for first in range(0, len(pairs), 250):
+            async with conn.transaction():
+                for seller, tokens in pairs[first : first + 250]:
+                    seller.account_id, _ = await connect_account(
+                        conn,
+                        cipher,
+                        allegro_user_id=seller.id,
+                        login=seller.login,
+                        sandbox=False,
+                        tokens=tokens,
+                        order_journal=JournalStart(None),  # a new seller: no event yet
+                    )
+        await conn.execute("UPDATE accounts SET auto_create_orders = true")
+    finally:
+        await conn.close()
+    return sellers
+
+
+async def _offers(session: aiohttp.ClientSession, emulator_url: str, sellers: list[Seller]) -> None:
+    async def one(seller: Seller) -> None:
+        async with session.post(
+            f"{emulator_url}/__control__/sellers/{seller.id}/offers",
+            json={"name": "Kubek", "stock": 100_000, "price": "19.99"},
+        ) as r:
+            seller.offer_id = str((await r.json())["id"])
+
+    await _gather_limited(16, [one(s) for s in sellers])
+
+
+async def _buy(
+    session: aiohttp.ClientSession, emulator_url: str, seller: Seller, orders: Orders, busy: bool
+) -> None:
+    body = {"offer_id": seller.offer_id, "quantity": 1, "payment_type": "ONLINE", "then": "pay"}
+    async with session.post(f"{emulator_url}/__control__/purchases", json=body) as r:
+        result = await r.json()
+        assert r.status == 201, result
+    orders.bought[str(result["checkout_form_id"])] = (time.monotonic(), busy)
+
+
+async def _take_orders(amqp_url: str, orders: Orders, stopping: asyncio.Event) -> None:
+    connection = await aio_pika.connect(amqp_url)
+    channel = await connection.channel()
+    await channel.set_qos(prefetch_count=500)
+    queue = await channel.get_queue("allegro-sync.events.erp")
+
+    async def on_message(message: aio_pika.abc.AbstractIncomingMessage) -> None:
+        await message.ack()
+        if message.routing_key == "order.created" and message.message_id:
+            orders.created[message.message_id.removeprefix("order.created:")] = time.monotonic()
+
+    await queue.consume(on_message)
+    try:
+        await stopping.wait()
+    finally:
+        await connection.close()
+
+
+async def _queue_ready(amqp_url: str) -> None:
+    for _ in range(300):
+        with contextlib.suppress(Exception):
+            connection = await aio_pika.connect(amqp_url)
+            try:
+                channel = await connection.channel()
+                await channel.get_queue("allegro-sync.events.erp")
+                return
+            finally:
+                await connection.close()
+        await asyncio.sleep(0.2)
+    raise RuntimeError("the daemon did not declare its queues")
+
+
+def _poll_ages(exposition: str, journal: str) -> list[tuple[str, float]]:
+    """Cumulative shares of ``allegro_sync_poll_age_seconds`` buckets, as the daemon saw them."""
+    buckets: list[tuple[str, float]] = []
+    prefix = f'allegro_sync_poll_age_seconds_bucket{{journal="{journal}",le="'
+    for line in exposition.splitlines():
+        if line.startswith(prefix):
+            buckets.append((line[len(prefix) :].split('"')[0], float(line.split()[-1])))
+    total = buckets[-1][1] if buckets else 0
+    wanted = {"2.0", "10.0", "60.0", "90.0", "120.0"}
+    return [(le, n / total) for le, n in buckets if le in wanted and total]
+
+
+def _quantile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+async def run(accounts: int, busy_count: int, quiet_window: float, quiet_every: float) -> int:
+    orders = Orders()
+    async with throwaway_database("bench_accounts") as database_url:
+        with throwaway_vhost("bench-accounts") as amqp_url:
+            emulator_port, http_port = free_port(), free_port()
+            emulator_url = f"http://127.0.0.1:{emulator_port}"
+            daemon_url = f"http://127.0.0.1:{http_port}"
+            emulator = start_emulator(emulator_port)
+            daemon = None
+            try:
+                await wait_http(emulator_url + "/__control__/clock")
+                await migrations.migrate(database_url)
+                started = time.monotonic()
+                sellers = await connect_many(emulator_url, database_url, accounts)
+                connected = time.monotonic() - started
+                print(f"  {accounts} accounts connected in bulk in {connected:.1f} s", flush=True)
+                busy, quiet = sellers[:busy_count], sellers[busy_count:]
+                targets = random.sample(quiet, min(len(quiet), int(quiet_window / quiet_every)))
+                async with aiohttp.ClientSession() as session:
+                    await _offers(session, emulator_url, busy + targets)
+                env = daemon_env(database_url, amqp_url, emulator_url, http_port)
+                daemon = start_daemon(env, RESULTS / "accounts-daemon.log")
+                daemon_started = time.monotonic()
+                await wait_http(daemon_url + "/healthz")
+                await _queue_ready(amqp_url)
+                stopping = asyncio.Event()
+                taker = asyncio.create_task(_take_orders(amqp_url, orders, stopping))
+
+                async def wake_busy() -> None:  # as "fetch now" would: busy from the start
+                    conn = await asyncpg.connect(database_url)
+                    for seller in busy:
+                        await notifications.wake_journal(conn, seller.account_id)
+                    await conn.close()
+
+                async with aiohttp.ClientSession() as session:
+
+                    async def busy_loop(seller: Seller) -> None:
+                        while buying.is_set():
+                            await _buy(session, emulator_url, seller, orders, True)
+                            await asyncio.sleep(random.uniform(1.0, 3.0))
+
+                    buying = asyncio.Event()
+                    buying.set()
+                    buyers = [asyncio.create_task(busy_loop(s)) for s in busy]
+                    for _ in range(int(WARM_UP)):  # the scheduler may still be starting
+                        await wake_busy()
+                        await asyncio.sleep(1.0)
+                    warm = time.monotonic()
+                    async with session.delete(f"{emulator_url}/__control__/requests") as r:
+                        assert r.status < 300
+                    orders.bought = {f: v for f, v in orders.bought.items() if v[0] >= warm}
+                    for seller in targets:
+                        await _buy(session, emulator_url, seller, orders, False)
+                        await asyncio.sleep(quiet_every)
+                    deadline = time.monotonic() + ORDER_CEILING + 20
+                    quiet_forms = [f for f, (_, b) in orders.bought.items() if not b]
+                    while time.monotonic() < deadline:
+                        if all(f in orders.created for f in quiet_forms):
+                            break
+                        await asyncio.sleep(0.5)
+                    buying.clear()
+                    await asyncio.gather(*buyers, return_exceptions=True)
+                    for _ in range(20):  # the busy accounts' last orders
+                        if all(f in orders.created for f in orders.bought):
+                            break
+                        await asyncio.sleep(0.5)
+                    async with session.get(f"{emulator_url}/__control__/requests") as r:
+                        counts = await r.json()
+                    window = time.monotonic() - warm
+                    async with session.get(f"{daemon_url}/metrics") as r:
+                        exposition = await r.text()
+                    cpu, elapsed = cpu_seconds(daemon), time.monotonic() - daemon_started
+                    stopping.set()
+                    await asyncio.gather(taker, return_exceptions=True)
+            finally:
+                if daemon is not None:
+                    stop(daemon)
+                stop(emulator)
+    by_seller: dict[str, dict[str, int]] = counts.get("by_seller", {})
+    touched = {s.id for s in busy} | {s.id for s in targets}
+    untouched = [s for s in sellers if s.id not in touched]
+    minutes = max(len(untouched), 1) * (window / 60)
+    journal_reads = sum(
+        n
+        for s in untouched
+        for route, n in by_seller.get(s.id, {}).items()
+        if route in JOURNAL_ROUTES
+    )
+    other = sum(sum(by_seller.get(s.id, {}).values()) for s in untouched) - journal_reads
+    per_minute = journal_reads / minutes
+    share = per_minute * accounts / CLIENT_BUDGET
+    busy_lat, quiet_lat = orders.latencies(True), orders.latencies(False)
+    missing = sum(1 for f in orders.bought if f not in orders.created)
+    print(
+        f"accounts: {accounts} connected accounts, {busy_count} busy; window {window:.0f} s",
+        flush=True,
+    )
+    print(
+        f"  busy  order latency p50 {_quantile(busy_lat, 0.5):.2f} s  p99"
+        f" {_quantile(busy_lat, 0.99):.2f} s  max {max(busy_lat, default=0):.2f} s"
+        f"  ({len(busy_lat)} orders)   target p99 < {TARGET_BUSY_P99} s"
+    )
+    print(
+        f"  quiet order latency p50 {_quantile(quiet_lat, 0.5):.2f} s  p99"
+        f" {_quantile(quiet_lat, 0.99):.2f} s  max {max(quiet_lat, default=0):.2f} s"
+        f"  ({len(quiet_lat)} orders)   target p99 < {ORDER_CEILING + HANDLING:.0f} s"
+        " (the order ceiling + the busy target)"
+    )
+    print(
+        f"  idle journal reads / min / quiet account {per_minute:.3f}"
+        f" ({len(untouched)} untouched accounts; other requests of theirs in the window:"
+        f" {other / minutes:.3f}/min, the order sweep's first round)"
+    )
+    print(
+        f"  idle polling of all {accounts} accounts: {per_minute * accounts:,.0f} requests/min ="
+        f" {share:.1%} of the client's {CLIENT_BUDGET}   target <= {BUDGET_SHARE:.0%}"
+    )
+    sweep = 60 / SWEEP_INTERVAL  # in steady state; its first round may fall in the window
+    print(
+        f"  + the order sweep, 1 listing per account every {SWEEP_INTERVAL:.0f} s:"
+        f" {sweep:.2f} a minute -> {per_minute + sweep:.3f} requests / min / quiet account"
+        f"   target <= {TARGET_IDLE_PER_MINUTE}"
+    )
+    total = int(counts.get("total", 0))
+    print(
+        f"  all Allegro requests in the window: {total / (window / 60):,.0f} a minute;"
+        f" daemon CPU {cpu:.0f} s in {elapsed:.0f} s"
+    )
+    ages = _poll_ages(exposition, "order")
+    if ages:
+        print(
+            "  order polls by the age of the account's previous read: "
+            + ", ".join(f"<= {le} s {share:.0%}" for le, share in ages)
+        )
+    if missing:
+        print(f"  {missing} purchases without order.created at the end")
+    ok = (
+        _quantile(busy_lat, 0.99) < TARGET_BUSY_P99
+        and _quantile(quiet_lat, 0.99) < ORDER_CEILING + HANDLING
+        and per_minute + sweep <= TARGET_IDLE_PER_MINUTE
+        and share <= BUDGET_SHARE
+        and not missing
+    )
+    return 0 if ok else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench accounts")
+    parser.add_argument("--accounts", type=int, default=2000)
+    parser.add_argument("--busy", type=int, default=50)
+    parser.add_argument("--quiet-window", type=float, default=30.0, help="seconds")
+    parser.add_argument("--quiet-every", type=float, default=0.5, help="seconds")
+    args = parser.parse_args(argv or [])
+    if args.busy >= args.accounts:
+        parser.error("--busy must be below --accounts")
+    return asyncio.run(run(args.accounts, args.busy, args.quiet_window, args.quiet_every))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
