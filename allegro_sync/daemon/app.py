@@ -44,6 +44,7 @@ from allegro_sync.daemon.api.errors import json_errors
 from allegro_sync.daemon.api.health import add_health_routes
 from allegro_sync.daemon.api.offers import add_offer_routes
 from allegro_sync.daemon.api.orders import add_order_routes
+from allegro_sync.daemon.api.shipments import add_shipment_routes
 from allegro_sync.daemon.consumer import BatchConsumer
 from allegro_sync.daemon.mail_relay import MailRelay
 from allegro_sync.daemon.offer_change_batcher import OfferChangeBatcher
@@ -289,6 +290,7 @@ class Daemon:
         add_customer_routes(app, self.pool)
         add_offer_routes(app, self.pool)
         add_order_routes(app, self.pool)
+        add_shipment_routes(app, self.pool)
         app.add_subapp(PANEL_PREFIX, create_panel_app(self._panel_deps()))
         self.http_runner = web.AppRunner(app, access_log=None)
         await self.http_runner.setup()
