@@ -56,7 +56,7 @@ from allegro_sync.handlers.invoices import record_invoice, upload_invoice
 from allegro_sync.handlers.offers import prepare_offers, refresh_offers
 from allegro_sync.handlers.order_messages import prepare_order_message, record_order_message
 from allegro_sync.handlers.orders import handle_orders, prepare_backfill, prepare_orders
-from allegro_sync.handlers.shipments import add_shipment, record_shipment
+from allegro_sync.handlers.shipments import add_shipments, record_shipment
 
 Handler = Callable[[Any, asyncpg.Connection], Awaitable[None]]
 Prepare = Callable[[Any], Awaitable[Any]]
@@ -163,7 +163,9 @@ def build_routes(
             OrderMessage, record_order_message, partial(prepare_order_message, allegro, pool)
         ),
         SHIPMENT_ADDED: Route(
-            ShipmentAdded, record_shipment, partial(add_shipment, allegro, pool, carriers)
+            ShipmentAdded,
+            record_shipment,
+            prepare_many=partial(add_shipments, allegro, pool, carriers),
         ),
     }
     return {ERP_QUEUE: erp, JOURNAL_QUEUE: journal}

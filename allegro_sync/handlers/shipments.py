@@ -28,10 +28,11 @@ that this step is done, so a retry after a failure here does only this step.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Awaitable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import Any, TypeVar
 
 import asyncpg
 import structlog
@@ -49,10 +50,14 @@ from allegro_sync.errors import BadInput, Refused, TransientError
 from allegro_sync.handlers.fulfillment import write_status
 
 log = structlog.get_logger(__name__)
+_T = TypeVar("_T")
 
 # A tracking number leaves an order in these alone (further along, or not to be sent).
 LEAVE_STATUSES = ("SENT", "PICKED_UP", "CANCELLED", "SUSPENDED", "RETURNED")
 LEASE_SECONDS = 60.0
+# A batch's tracking numbers go out this many at once: one POST each, so the client's request
+# limiter (Allegro's 150/s), not a round trip at a time, sets the pace.
+CONCURRENCY = 64
 
 
 @dataclass(frozen=True)
@@ -118,14 +123,53 @@ def allegro_body(
     return body
 
 
-async def add_shipment(
+async def add_shipments(
+    allegro: AllegroRestClient,
+    pool: asyncpg.Pool,
+    carriers: CarrierCatalog,
+    messages: list[ShipmentAdded],
+) -> list[PreparedShipment | Exception]:
+    """Put a consumer batch's tracking numbers on Allegro (the ``prepare_many`` step), once per
+    order and waybill, then set their orders' status, ``CONCURRENCY`` at a time: the tracking
+    numbers first, then the status writes (so a status write never holds up a tracking number
+    behind Allegro's request limit). A message's failure is its element, the error class
+    deciding that message's fate alone."""
+    limit = asyncio.Semaphore(CONCURRENCY)
+
+    async def guarded(step: Awaitable[_T]) -> _T | Exception:
+        async with limit:
+            try:
+                return await step
+            except Exception as exc:
+                if not isinstance(exc, (BadInput, Refused, TransientError)):
+                    log.error("shipment_failed", exc_info=exc)
+                return exc
+
+    async def finish(staged: _Staged | Exception) -> PreparedShipment | Exception:
+        if isinstance(staged, Exception):
+            return staged
+        return await guarded(_finish(allegro, pool, staged))
+
+    staged = await asyncio.gather(*(guarded(_stage(allegro, pool, carriers, m)) for m in messages))
+    return list(await asyncio.gather(*(finish(s) for s in staged)))
+
+
+@dataclass(frozen=True)
+class _Staged:
+    """The tracking number is on Allegro; the status step is left (unless ``done``)."""
+
+    prepared: PreparedShipment
+    order: asyncpg.Record
+    row_id: int
+    done: bool
+
+
+async def _stage(
     allegro: AllegroRestClient,
     pool: asyncpg.Pool,
     carriers: CarrierCatalog,
     message: ShipmentAdded,
-) -> PreparedShipment:
-    """Put the tracking number on Allegro (the ``prepare`` step), once per order and waybill;
-    raises what decides the message's fate."""
+) -> _Staged:
     form_id, waybill = message.checkout_form_id, message.waybill
     carrier, carrier_name = carrier_of(message)
     order = await pool.fetchrow(shipments.ORDER, form_id)
@@ -143,30 +187,34 @@ async def add_shipment(
     row = await pool.fetchrow(
         shipments.CLAIM, form_id, account_id, waybill, carrier, carrier_name, stored, LEASE_SECONDS
     )
-    added = row is not None
-    shipment_id: str | None = None
     if row is None:
         state = await pool.fetchrow(shipments.STATE, form_id, waybill)
-        if state["status"] != "sent":
+        if state is None or state["status"] != "sent":
             raise TransientError(f"waybill {waybill} of order {form_id} is being added meanwhile")
-        row_id: int = state["id"]
-        if state["fulfillment_at"] is not None:
-            return PreparedShipment(account_id, form_id, waybill, carrier, None, False, False)
-    else:
-        row_id = row["id"]
-        shipment_id = await _send(
-            allegro,
-            pool,
-            row,
-            account_id,
-            form_id,
-            allegro_body(carrier, waybill, carrier_name, lines),
-        )
-    marked = await _mark_sent(allegro, pool, order, row_id)
-    log.info("shipment_added", checkout_form_id=str(form_id), carrier=carrier, marked_sent=marked)
-    return PreparedShipment(
-        account_id, form_id, waybill, carrier, shipment_id or None, added, marked
+        prepared = PreparedShipment(account_id, form_id, waybill, carrier, None, False, False)
+        return _Staged(prepared, order, state["id"], state["fulfillment_at"] is not None)
+    body = allegro_body(carrier, waybill, carrier_name, lines)
+    shipment_id = await _send(allegro, pool, row, account_id, form_id, body)
+    prepared = PreparedShipment(
+        account_id, form_id, waybill, carrier, shipment_id or None, True, False
     )
+    return _Staged(prepared, order, row["id"], False)
+
+
+async def _finish(
+    allegro: AllegroRestClient, pool: asyncpg.Pool, staged: _Staged
+) -> PreparedShipment:
+    prepared = staged.prepared
+    if staged.done:
+        return prepared
+    marked = await _mark_sent(allegro, pool, staged.order, staged.row_id)
+    log.info(
+        "shipment_added",
+        checkout_form_id=str(prepared.checkout_form_id),
+        carrier=prepared.carrier_id,
+        marked_sent=marked,
+    )
+    return replace(prepared, marked_sent=marked)
 
 
 async def _send(
