@@ -56,7 +56,7 @@ from allegro_sync.handlers.invoices import record_invoice, upload_invoice
 from allegro_sync.handlers.offers import prepare_offers, refresh_offers
 from allegro_sync.handlers.order_messages import prepare_order_message, record_order_message
 from allegro_sync.handlers.orders import handle_orders, prepare_backfill, prepare_orders
-from allegro_sync.handlers.shipments import add_shipments, record_shipment
+from allegro_sync.handlers.shipments import add_shipments, record_shipments
 
 Handler = Callable[[Any, asyncpg.Connection], Awaitable[None]]
 Prepare = Callable[[Any], Awaitable[Any]]
@@ -164,8 +164,8 @@ def build_routes(
         ),
         SHIPMENT_ADDED: Route(
             ShipmentAdded,
-            record_shipment,
             prepare_many=partial(add_shipments, allegro, pool, carriers),
+            handle_many=record_shipments,
         ),
     }
     return {ERP_QUEUE: erp, JOURNAL_QUEUE: journal}

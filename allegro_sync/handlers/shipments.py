@@ -44,7 +44,7 @@ from allegro_sync.adapters.allegro.errors import (
     AllegroNotFound,
     AllegroRejected,
 )
-from allegro_sync.adapters.postgres import event_log, orders, shipments
+from allegro_sync.adapters.postgres import event_log, shipments
 from allegro_sync.contract import ShipmentAdded, ShipmentLine
 from allegro_sync.errors import BadInput, Refused, TransientError
 from allegro_sync.handlers.fulfillment import write_status
@@ -316,27 +316,29 @@ async def _refusal(
         )
 
 
-async def record_shipment(prepared: PreparedShipment, conn: asyncpg.Connection) -> None:
-    """In the batch transaction: the event log entry, once per order and waybill. No e-mail:
-    Allegro shows the buyer the tracking number (and stops a seller's mail that repeats it)."""
-    form_id, waybill = prepared.checkout_form_id, prepared.waybill
-    if await conn.fetchrow(orders.WITH_ACCOUNT, form_id) is None:
-        return  # the order was deleted with its account meanwhile
-    sent = " and marked SENT" if prepared.marked_sent else ""
-    await event_log.write(
-        conn,
-        prepared.account_id,
-        "orders",
-        "info",
-        "shipment_added",
-        f"Tracking number {waybill} ({prepared.carrier_id}) added to order {form_id} on"
-        f" Allegro{sent}",
-        details={
-            "checkout_form_id": str(form_id),
-            "waybill": waybill,
-            "carrier_id": prepared.carrier_id,
-            "allegro_shipment_id": prepared.allegro_shipment_id,
-            "marked_sent": prepared.marked_sent,
-        },
-        dedupe_key=f"shipment:{form_id}:{waybill}",
-    )
+async def record_shipments(prepared: list[PreparedShipment], conn: asyncpg.Connection) -> None:
+    """In the batch transaction: the event log entries, once per order and waybill, in one
+    statement. No e-mail: Allegro shows the buyer the tracking number (and stops a seller's
+    mail that repeats it)."""
+    entries, keys = [], []
+    for p in prepared:
+        sent = " and marked SENT" if p.marked_sent else ""
+        entries.append(
+            event_log.Entry(
+                p.account_id,
+                "orders",
+                "info",
+                "shipment_added",
+                f"Tracking number {p.waybill} ({p.carrier_id}) added to order"
+                f" {p.checkout_form_id} on Allegro{sent}",
+                {
+                    "checkout_form_id": str(p.checkout_form_id),
+                    "waybill": p.waybill,
+                    "carrier_id": p.carrier_id,
+                    "allegro_shipment_id": p.allegro_shipment_id,
+                    "marked_sent": p.marked_sent,
+                },
+            )
+        )
+        keys.append(f"shipment:{p.checkout_form_id}:{p.waybill}")
+    await event_log.write_many_once(conn, entries, keys)
