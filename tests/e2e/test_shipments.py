@@ -4,16 +4,17 @@ order SENT when the account wants it, and shows in the admin list."""
 
 from __future__ import annotations
 
+import json
 import uuid
 from typing import Any
 
 import asyncpg
 
-from allegro_sync.adapters.broker.topology import DEAD_LETTER_QUEUE
+from allegro_sync.adapters.broker.topology import DEAD_LETTER_QUEUE, ERP_EXCHANGE
 from allegro_sync.daemon.app import Daemon
 from tests.e2e.conftest import Admin, Emulator
 from tests.e2e.flows import _buy, _dead_letters, _handled, _log_codes, _send, _shop
-from tests.helpers import drain_queue, eventually
+from tests.helpers import drain_queue, eventually, publish_json
 
 
 async def _order(
@@ -204,3 +205,24 @@ async def test_a_redelivery_after_a_crash_between_persisting_and_posting_adds_on
     )
     assert stored == shipment["id"]
     assert await _status(emulator, form_id) == "SENT"
+
+
+async def test_the_same_waybill_in_many_messages_at_once_is_one_shipment(
+    admin: Admin, emulator: Emulator, db: asyncpg.Pool, amqp_url: str
+) -> None:
+    account_id, form_id = await _order(admin, emulator, db)
+    body = _shipment(form_id, carrier_id="GLS")
+    # the ERP sent it five times, under five ids, in one burst (one batch, handled at once)
+    raw = json.dumps(body).encode()
+    rows = [("shipment.added", f"burst-{n}", raw) for n in range(5)]
+    await publish_json(amqp_url, ERP_EXCHANGE, rows)
+
+    async def all_handled() -> bool:
+        seen = await db.fetchval("SELECT count(*) FROM inbox WHERE message_id LIKE 'burst-%'")
+        return bool(seen == 5)
+
+    await eventually(all_handled, timeout=30)  # those that met the lease came back once
+    assert len(await _on_allegro(emulator, form_id)) == 1
+    assert await _status(emulator, form_id) == "SENT"
+    assert (await _log_codes(db, account_id)).count("shipment_added") == 1
+    assert await drain_queue(amqp_url, DEAD_LETTER_QUEUE, wait=0.2) == []
