@@ -226,3 +226,43 @@ async def test_the_same_waybill_in_many_messages_at_once_is_one_shipment(
     assert await _status(emulator, form_id) == "SENT"
     assert (await _log_codes(db, account_id)).count("shipment_added") == 1
     assert await drain_queue(amqp_url, DEAD_LETTER_QUEUE, wait=0.2) == []
+
+
+async def test_a_refusal_by_allegro_is_dead_lettered_with_its_words_and_listed(
+    admin: Admin, emulator: Emulator, db: asyncpg.Pool, amqp_url: str
+) -> None:
+    account_id, form_id = await _order(admin, emulator, db)
+    await _send(amqp_url, "shipment.added", _shipment(form_id, waybill="GOOD-1"), "ship-good")
+    await eventually(lambda: _done(db, form_id, "GOOD-1"), timeout=20)
+    # The stored form names a line Allegro's order does not have (changed since it was read):
+    # our check passes, Allegro's refuses.
+    ghost = str(uuid.uuid4())
+    await db.execute(
+        "UPDATE orders SET form = jsonb_set(form, '{lineItems}', form -> 'lineItems'"
+        " || jsonb_build_array(jsonb_build_object('id', $2::text, 'quantity', 1)))"
+        " WHERE checkout_form_id = $1",
+        uuid.UUID(form_id),
+        ghost,
+    )
+    lines = [{"line_item_id": ghost, "quantity": 1}]
+    await _send(
+        amqp_url, "shipment.added", _shipment(form_id, waybill="BAD-1", line_items=lines), "bad"
+    )
+    [error] = await _dead_letters(amqp_url, 1)
+    assert "Allegro refused tracking number BAD-1" in error and "does not belong" in error
+    assert "shipment_refused" in await _log_codes(db, account_id)
+    assert [s["waybill"] for s in await _on_allegro(emulator, form_id)] == ["GOOD-1"]
+
+    status, page = await admin.call("GET", f"/shipments?account_id={account_id}&status=refused")
+    assert status == 200
+    [refused] = page["items"]
+    assert refused["waybill"] == "BAD-1" and "does not belong" in refused["error"]
+    status, first = await admin.call("GET", f"/shipments?checkout_form_id={form_id}&limit=1")
+    assert status == 200 and [i["waybill"] for i in first["items"]] == ["BAD-1"]  # newest first
+    status, second = await admin.call(
+        "GET",
+        "/shipments",
+        params={"checkout_form_id": form_id, "limit": "1", "cursor": first["next"]},
+    )
+    assert status == 200 and [i["waybill"] for i in second["items"]] == ["GOOD-1"]
+    assert second["next"] is None
