@@ -1,7 +1,8 @@
 """``shipment.added`` from the ERP: a tracking number on the Allegro order (issue 16, item 1).
 
 ``POST /order/checkout-forms/{id}/shipments`` with ``carrierId``, ``waybill``, ``carrierName``
-(``OTHER`` only) and ``lineItems`` (none: the whole order). Everything runs in ``prepare``; each
+(``OTHER`` only) and ``lineItems`` (none: the whole order). Everything Allegro sees runs in the
+route's ``prepare_many`` (a consumer batch at once, its POSTs before its status writes); each
 step is written to ``shipments`` at once, outside the batch transaction, because it is a fact on
 Allegro's side that a crash must not forget:
 
@@ -23,7 +24,8 @@ order is already ``SENT`` or beyond it (``PICKED_UP``), or ``CANCELLED``, ``SUSP
 ``RETURNED``: a tracking number never moves an order backwards or revives a cancelled one. The
 stored form's status decides first; a stale revision (409) reads the form and decides again.
 A refusal of the status leaves the shipment in place and is logged. ``fulfillment_at`` records
-that this step is done, so a retry after a failure here does only this step.
+that this step is done, so a retry after a failure here does only this step. The batch's
+event-log entries are then written in its transaction, once per order and waybill.
 """
 
 from __future__ import annotations
