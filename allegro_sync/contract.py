@@ -65,6 +65,7 @@ PRICE_LIST_UPSERTED = "price_list.upserted"
 ORDER_STATUS_CHANGED = "order.status_changed"
 INVOICE_ADDED = "invoice.added"
 ORDER_MESSAGE = "order.message"
+SHIPMENT_ADDED = "shipment.added"
 # allegro-sync.journal
 ORDER_EVENTS = "allegro.order_events"
 ORDER_EVENT = "allegro.order_event"
@@ -268,6 +269,38 @@ class InvoiceAdded(Message):
     invoice_number: Text
     file_name: FileName
     content_base64: Annotated[str, StringConstraints(max_length=INVOICE_BASE64_MAX_CHARS)]
+
+
+class ShipmentLine(Message):
+    """One order line a parcel carries (Allegro takes the line only; the quantity is checked
+    against the order and kept in the shipments list)."""
+
+    line_item_id: Id
+    quantity: int = Field(ge=1)
+
+
+class ShipmentAdded(Message):
+    """``shipment.added``: a tracking number to add to an order on Allegro
+    (``POST /order/checkout-forms/{id}/shipments``).
+
+    ``carrier_id`` is one of Allegro's carriers (``GET /order/carriers``: ``INPOST``, ``DPD``,
+    ``DHL``, ...) or ``OTHER`` with ``carrier_name`` (at most 30 characters); ``waybill`` at most
+    64 characters; ``line_items`` the order lines in the parcel, null (or empty) for the whole
+    order. The same waybill twice on one order adds one shipment. An unknown carrier, ``OTHER``
+    without a name, a line not on the order: dead-lettered with the reason. With the account's
+    ``mark_sent_on_tracking`` the order's fulfillment status becomes ``SENT``."""
+
+    model_config = _NO_COERCION
+
+    checkout_form_id: uuid.UUID
+    carrier_id: Annotated[
+        str, StringConstraints(min_length=1, max_length=64, strip_whitespace=True)
+    ]
+    waybill: Annotated[str, StringConstraints(min_length=1, max_length=64, strip_whitespace=True)]
+    carrier_name: (
+        Annotated[str, StringConstraints(min_length=1, max_length=30, strip_whitespace=True)] | None
+    ) = None
+    line_items: list[ShipmentLine] | None = Field(default=None, max_length=1000)
 
 
 # Allegro's message centre accepts at most 2000 characters (spec ``NewMessage.text``); an
@@ -710,6 +743,7 @@ ERP_MESSAGES: dict[str, type[Message]] = {
     ORDER_STATUS_CHANGED: OrderStatusChanged,
     INVOICE_ADDED: InvoiceAdded,
     ORDER_MESSAGE: OrderMessage,
+    SHIPMENT_ADDED: ShipmentAdded,
 }
 JOURNAL_MESSAGES: dict[str, type[Message]] = {
     ORDER_EVENTS: OrderEventsMessage,

@@ -53,6 +53,7 @@ from allegro_sync.daemon.api.offers import add_offer_routes
 from allegro_sync.daemon.api.openapi import add_openapi_route
 from allegro_sync.daemon.api.orders import add_order_routes
 from allegro_sync.daemon.api.params import no_nul_in_query
+from allegro_sync.daemon.api.shipments import add_shipment_routes
 from allegro_sync.daemon.consumer import BatchConsumer
 from allegro_sync.daemon.mail_relay import MailRelay
 from allegro_sync.daemon.offer_change_batcher import OfferChangeBatcher
@@ -358,6 +359,7 @@ class Daemon:
         add_customer_routes(app, self.http_pool, exports)
         add_offer_routes(app, self.http_pool)
         add_order_routes(app, self.http_pool)
+        add_shipment_routes(app, self.http_pool)
         add_openapi_route(app)
         app.add_subapp(PANEL_PREFIX, create_panel_app(self._panel_deps(exports)))
         self.http_runner = web.AppRunner(app, access_log=None)

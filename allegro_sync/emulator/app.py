@@ -14,6 +14,7 @@ from . import (
     offers,
     orders,
     product_offers,
+    shipments,
 )
 from .config import ClientRegistration, EmulatorConfig, Switches
 from .context import EMULATOR_KEY, Emulator
@@ -37,6 +38,7 @@ def create_app(config: EmulatorConfig | None = None) -> web.Application:
         account,
         orders,
         invoices,
+        shipments,
         messaging,
         offers,
         product_offers,

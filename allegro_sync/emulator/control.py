@@ -422,7 +422,7 @@ async def delete_faults(request: web.Request) -> web.Response:
 
 
 async def get_recorded(request: web.Request) -> web.Response:
-    """``GET /commands|invoices|fulfillments|messages``: what the emulator received."""
+    """``GET /commands|invoices|fulfillments|messages|shipments``: what the emulator received."""
     recordings = context.get(request).market.recordings
     what = request.match_info["what"]
     items: list[dict[str, Any]] = getattr(recordings, what)
@@ -529,7 +529,7 @@ def routes() -> list[web.RouteDef]:
         web.delete(f"{P}/faults", delete_faults),
         web.post(f"{P}/order-events/lose", post_lose_order_events),
         web.post(f"{P}/commands/complete", post_run_commands),
-        web.get(f"{P}/{{what:commands|invoices|fulfillments|messages}}", get_recorded),
+        web.get(f"{P}/{{what:commands|invoices|fulfillments|messages|shipments}}", get_recorded),
         web.get(f"{P}/requests", get_requests),
         web.delete(f"{P}/requests", delete_requests),
         web.post(f"{P}/device/{{action:approve|deny}}", post_device),

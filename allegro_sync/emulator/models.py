@@ -141,6 +141,7 @@ class CheckoutForm:
     message_to_seller: str | None = None
     superseded_by: str | None = None
     invoices: list[Invoice] = field(default_factory=list)
+    shipments: list[Shipment] = field(default_factory=list)
     stock_returned: bool = False
     smart: bool = False
     # a surcharge the buyer paid on top (None: none), shown once the form is paid
@@ -160,6 +161,19 @@ class Invoice:
     uploaded_at: datetime | None = None
     size: int | None = None
     sha256: str | None = None
+
+
+@dataclass
+class Shipment:
+    """A parcel tracking number on a checkout form (``lineItems``: ids; all of them when the
+    seller named none)."""
+
+    id: str
+    waybill: str
+    carrier_id: str
+    carrier_name: str | None
+    line_item_ids: list[str]
+    created_at: datetime
 
 
 @dataclass

@@ -27,6 +27,7 @@ class Recordings:
 
     commands: list[dict[str, Any]] = field(default_factory=list)
     invoices: list[dict[str, Any]] = field(default_factory=list)
+    shipments: list[dict[str, Any]] = field(default_factory=list)
     fulfillments: list[dict[str, Any]] = field(default_factory=list)
     messages: list[dict[str, Any]] = field(default_factory=list)
     requests: Counter[str] = field(default_factory=Counter)

@@ -81,8 +81,15 @@ def surcharges(form: CheckoutForm, currency: str) -> list[dict[str, Any]]:
 
 
 def line_items_sent(form: CheckoutForm) -> str:
-    """``fulfillment.shipmentSummary.lineItemsSent`` (NONE or ALL: no partial shipments)."""
-    return "ALL" if form.fulfillment_status in ("SENT", "PICKED_UP") else "NONE"
+    """``fulfillment.shipmentSummary.lineItemsSent``: ALL once the order is sent or tracking
+    numbers cover every line, SOME when they cover some, else NONE."""
+    if form.fulfillment_status in ("SENT", "PICKED_UP"):
+        return "ALL"
+    covered = {i for s in form.shipments for i in s.line_item_ids}
+    lines = {i.id for i in form.line_items}
+    if lines and lines <= covered:
+        return "ALL"
+    return "SOME" if covered & lines else "NONE"
 
 
 def checkout_form(form: CheckoutForm) -> dict[str, Any]:

@@ -106,6 +106,7 @@ class AccountPatch(BaseModel):
     address: Address | None = None
     extra_order_email_recipients: list[Email] | None = Field(default=None, max_length=20)
     order_message_channel: Literal["email", "message_centre"] | None = None
+    mark_sent_on_tracking: StrictBool | None = None
 
 
 NOT_NULLABLE = frozenset(
@@ -227,6 +228,7 @@ def account_json(row: asyncpg.Record) -> dict[str, Any]:
         "extra_order_email_recipients": list(row["extra_order_email_recipients"]),
         "allowed_extra_emails": list(row["allowed_extra_emails"]),
         "order_message_channel": row["order_message_channel"],
+        "mark_sent_on_tracking": row["mark_sent_on_tracking"],
     }
 
 

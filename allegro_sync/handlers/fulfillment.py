@@ -16,7 +16,7 @@ writes the event log in the batch transaction (no e-mail: Allegro tells the buye
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -82,22 +82,9 @@ async def set_fulfillment(
     if order is None:
         raise BadInput(f"unknown checkout form {form_id}: no such order was received")
     account_id: int = order["account_id"]
-    path = f"/order/checkout-forms/{form_id}"
     revision: str | None = order["revision"]
     try:
-        try:
-            await _put(allegro, account_id, path, status, revision)
-        except AllegroConflict:
-            # Our stored revision is stale (a buyer or another tool changed the form since):
-            # read the current one and try once more.
-            form: Mapping[str, Any] = await allegro.get(
-                account_id, path, action="read checkout form"
-            )
-            if (form.get("fulfillment") or {}).get("status") != status:
-                try:
-                    await _put(allegro, account_id, path, status, form.get("revision"))
-                except AllegroConflict as exc:
-                    raise TransientError(f"checkout form {form_id} keeps changing: {exc}") from exc
+        await write_status(allegro, account_id, form_id, status, revision)
     except (AllegroNotFound, AllegroRejected) as exc:
         # 404 (gone, not this account's) or 422 (Allegro refuses the status for this order):
         # no retry can help; the seller sees why in the event log.
@@ -105,6 +92,36 @@ async def set_fulfillment(
         raise Refused(str(exc)) from exc
     log.info("fulfillment_status_set", checkout_form_id=str(form_id), status=status)
     return PreparedFulfillment(account_id, form_id, status)
+
+
+async def write_status(
+    allegro: AllegroRestClient,
+    account_id: int,
+    form_id: uuid.UUID,
+    status: str,
+    revision: str | None,
+    *,
+    leave: Collection[str] = (),
+) -> bool:
+    """PUT ``status`` naming ``revision``; on 409 (a stale revision) read the form and try once
+    more with its revision, unless it already has the status or one of ``leave`` (a status the
+    caller must not overwrite). Whether the status was written."""
+    path = f"/order/checkout-forms/{form_id}"
+    try:
+        await _put(allegro, account_id, path, status, revision)
+        return True
+    except AllegroConflict:
+        # Our stored revision is stale (a buyer or another tool changed the form since):
+        # read the current one and try once more.
+        form: Mapping[str, Any] = await allegro.get(account_id, path, action="read checkout form")
+        current = (form.get("fulfillment") or {}).get("status")
+        if current == status or current in leave:
+            return False
+        try:
+            await _put(allegro, account_id, path, status, form.get("revision"))
+        except AllegroConflict as exc:
+            raise TransientError(f"checkout form {form_id} keeps changing: {exc}") from exc
+        return True
 
 
 async def _put(

@@ -15,6 +15,7 @@ from typing import Any
 import asyncpg
 from pydantic import BaseModel
 
+from allegro_sync.adapters.allegro.carriers import CarrierCatalog
 from allegro_sync.adapters.allegro.client import AllegroRestClient
 from allegro_sync.adapters.broker.topology import (
     BIG_ERP_MESSAGES,
@@ -36,6 +37,7 @@ from allegro_sync.contract import (
     PRICE_LIST_UPSERTED,
     PRODUCT_UPSERTED,
     RUN_EXTRAS,
+    SHIPMENT_ADDED,
     STOCK_CHANGED,
     InvoiceAdded,
     OfferEventMessage,
@@ -49,6 +51,7 @@ from allegro_sync.contract import (
     PriceChanged,
     PriceListUpserted,
     ProductUpserted,
+    ShipmentAdded,
     StockChanged,
     run_splitter,
 )
@@ -58,6 +61,7 @@ from allegro_sync.handlers.invoices import record_invoice, upload_invoice
 from allegro_sync.handlers.offers import prepare_offers, refresh_offers
 from allegro_sync.handlers.order_messages import prepare_order_message, record_order_message
 from allegro_sync.handlers.orders import handle_orders, prepare_backfill, prepare_orders
+from allegro_sync.handlers.shipments import add_shipments, record_shipments
 
 Handler = Callable[[Any, asyncpg.Connection], Awaitable[None]]
 Prepare = Callable[[Any], Awaitable[Any]]
@@ -121,8 +125,12 @@ def erp_routes() -> dict[str, Route]:
     }
 
 
-def build_routes(allegro: AllegroRestClient, pool: asyncpg.Pool) -> dict[str, Mapping[str, Route]]:
-    """Routes per consumer queue, with their dependencies bound."""
+def build_routes(
+    allegro: AllegroRestClient, pool: asyncpg.Pool, carriers: CarrierCatalog | None = None
+) -> dict[str, Mapping[str, Route]]:
+    """Routes per consumer queue, with their dependencies bound (``carriers``: Allegro's
+    carrier list, cached per daemon; a fresh cache when not given)."""
+    carriers = carriers if carriers is not None else CarrierCatalog(allegro)
     orders = partial(prepare_orders, allegro, pool)
     offers = partial(prepare_offers, allegro, pool)
     journal = {
@@ -158,6 +166,11 @@ def build_routes(allegro: AllegroRestClient, pool: asyncpg.Pool) -> dict[str, Ma
         INVOICE_ADDED: Route(InvoiceAdded, record_invoice, partial(upload_invoice, allegro, pool)),
         ORDER_MESSAGE: Route(
             OrderMessage, record_order_message, partial(prepare_order_message, allegro, pool)
+        ),
+        SHIPMENT_ADDED: Route(
+            ShipmentAdded,
+            prepare_many=partial(add_shipments, allegro, pool, carriers),
+            handle_many=record_shipments,
         ),
     }
     # invoices come through a queue of their own (topology.py); the ERP queue still knows the

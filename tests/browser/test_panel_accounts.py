@@ -12,6 +12,7 @@ from tests.browser.conftest import Panel
 from tests.e2e.conftest import Emulator
 
 ALL_SWITCHES = [name for _, _, items in SECTIONS for name, _ in items]
+DEFAULT_ON = {"do_not_renew_default", "mark_sent_on_tracking"}  # flipped, these go off
 
 
 async def test_connect_rename_switches_and_the_production_only_note(
@@ -59,7 +60,7 @@ async def test_connect_rename_switches_and_the_production_only_note(
         await expect(page.get_by_role("status")).to_have_text("Zapisano.")
     status, account = await panel.admin.call("GET", f"/accounts/{shop_id}")
     flipped = {name: account[name] for name in ALL_SWITCHES}
-    assert flipped == {name: name != "do_not_renew_default" for name in ALL_SWITCHES}
+    assert flipped == {name: name not in DEFAULT_ON for name in ALL_SWITCHES}
     await panel.screenshot("account-details")
     # the event log by category
     log = page.locator("section[aria-labelledby=h-log]")

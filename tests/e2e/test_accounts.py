@@ -47,6 +47,7 @@ async def test_browser_connect_creates_the_account_named_after_its_login(
     ):
         assert account[switch] is False, switch
     assert account["do_not_renew_default"] is True
+    assert account["mark_sent_on_tracking"] is True
     assert account["price_list"] == "default"
     assert account["warnings"] == []
     assert "token" not in json.dumps(account).lower()
@@ -315,6 +316,8 @@ async def test_settings_are_validated_and_stored(
         ({"shipping_rates_id": "nope"}, "shipping_rates_id", 422),
         ({"orders_from": "yesterday"}, "orders_from", 422),
         ({"stock_control": None}, "stock_control", 422),
+        ({"mark_sent_on_tracking": None}, "mark_sent_on_tracking", 422),
+        ({"mark_sent_on_tracking": "no"}, "mark_sent_on_tracking", 422),
     ):
         status, body = await admin.call("PATCH", path, patch)
         assert (status, body.get("field")) == (code, field), (patch, body)

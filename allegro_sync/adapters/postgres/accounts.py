@@ -29,6 +29,7 @@ SETTING_COLUMNS = (
     "address",
     "extra_order_email_recipients",
     "order_message_channel",
+    "mark_sent_on_tracking",
 )
 UPDATABLE_COLUMNS = frozenset({"name", "active", *SETTING_COLUMNS})
 

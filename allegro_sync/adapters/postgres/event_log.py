@@ -80,6 +80,31 @@ async def write_many(conn: asyncpg.Connection, entries: Sequence[Entry]) -> None
     )
 
 
+async def write_many_once(
+    conn: asyncpg.Connection, entries: Sequence[Entry], dedupe_keys: Sequence[str]
+) -> None:
+    """Add many entries in one statement, each only the first time for its dedupe key (and
+    only for an account that still exists)."""
+    if not entries:
+        return
+    await conn.execute(
+        """
+        INSERT INTO event_log (account_id, category, level, code, message, details, dedupe_key)
+        SELECT e.* FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[],
+                               $6::jsonb[], $7::text[]) AS e(a, c, l, co, m, d, k)
+          JOIN accounts ON accounts.id = e.a
+        ON CONFLICT (account_id, dedupe_key) WHERE dedupe_key IS NOT NULL DO NOTHING
+        """,
+        [e.account_id for e in entries],
+        [e.category for e in entries],
+        [e.level for e in entries],
+        [e.code for e in entries],
+        [e.message for e in entries],
+        [e.details for e in entries],
+        list(dedupe_keys),
+    )
+
+
 async def list_entries(
     conn: asyncpg.Connection,
     account_id: int,

@@ -227,6 +227,23 @@ def _schemas() -> dict[str, Any]:
             "created_at": _TIME,
         }
     )
+    shipment = _obj(
+        {
+            "id": _INT,
+            "checkout_form_id": {"type": "string", "format": "uuid"},
+            "account_id": _INT,
+            "waybill": _STR,
+            "carrier_id": _STR,
+            "carrier_name": _OPT_STR,
+            "line_items": {"type": ["array", "null"], "items": {"type": "object"}},
+            "status": {"type": "string", "enum": ["pending", "sent", "refused"]},
+            "allegro_shipment_id": _OPT_STR,
+            "error": _OPT_STR,
+            "created_at": _TIME,
+            "sent_at": _OPT_TIME,
+            "fulfillment_at": _OPT_TIME,
+        }
+    )
     error = _obj(
         {"error": _STR, "detail": _STR},
         field={"type": "string", "description": "the parameter or field at fault"},
@@ -238,12 +255,14 @@ def _schemas() -> dict[str, Any]:
         "Offer": offer,
         "Customer": customer,
         "EventLogEntry": event,
+        "Shipment": shipment,
         **dict(sorted(models.items())),
         "AccountPage": _page("Account"),
         "OrderPage": _page("Order"),
         "OfferPage": _page("Offer"),
         "CustomerPage": _page("Customer"),
         "EventLogPage": _page("EventLogEntry"),
+        "ShipmentPage": _page("Shipment"),
     }
 
 
@@ -422,6 +441,19 @@ def _paths() -> dict[str, Any]:
                     ),
                 ],
                 "responses": _responses({200: _json(_ref("OrderPage"))}, 422),
+            }
+        },
+        "/shipments": {
+            "get": {
+                "summary": "Tracking numbers sent to Allegro (`shipment.added`), newest first",
+                "parameters": [
+                    _LIMIT,
+                    _query("cursor", _STR, "`next` of the previous page"),
+                    _query("account_id", _ID),
+                    _query("checkout_form_id", {"type": "string", "format": "uuid"}),
+                    _query("status", {"type": "string", "enum": ["pending", "sent", "refused"]}),
+                ],
+                "responses": _responses({200: _json(_ref("ShipmentPage"))}, 422),
             }
         },
         "/offers": {

@@ -33,6 +33,10 @@ SECTIONS: tuple[tuple[str, str, tuple[tuple[str, str], ...]], ...] = (
             ("auto_create_orders", "Twórz automatycznie zamówienia do oferty"),
             ("send_order_emails", "Wysyłaj powiadomienia e-mail do zamówień z Allegro"),
             ("bind_offers_by_ean", "Powiąż automatycznie towary do ofert"),
+            (
+                "mark_sent_on_tracking",
+                "Oznacz zamówienie jako wysłane po dodaniu numeru przesyłki",
+            ),
         ),
     ),
     (

@@ -109,6 +109,9 @@ EN: dict[str, str] = {
     "Twórz automatycznie zamówienia do oferty": "Create orders automatically",
     "Wysyłaj powiadomienia e-mail do zamówień z Allegro": "Send e-mail notifications for Allegro orders",
     "Powiąż automatycznie towary do ofert": "Bind products to offers automatically (by EAN)",
+    "Oznacz zamówienie jako wysłane po dodaniu numeru przesyłki": (
+        "Mark the order sent when a tracking number is added"
+    ),
     "Kontroluj stany magazynowe dla oferty Allegro": "Control the stock of Allegro offers",
     "Zwiększ ilość na ofertach po synchronizacji z ERP": "Raise offer quantities after an ERP sync",
     "Wznów ofertę automatycznie po jej zamknięciu": "Renew an offer automatically once it ends",

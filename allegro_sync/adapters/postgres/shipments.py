@@ -1,0 +1,87 @@
+"""SQL for shipments (tracking numbers sent to Allegro, one row per order and waybill)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+import asyncpg
+
+from allegro_sync.adapters.postgres.pool import Db
+
+# The order a tracking number is for: its account and whether it marks orders SENT, the stored
+# revision and fulfillment status, and its lines ([{id, quantity, ...}] as the form has them).
+ORDER = """
+SELECT o.checkout_form_id, o.account_id, o.revision, a.mark_sent_on_tracking,
+       o.form -> 'fulfillment' ->> 'status' AS fulfillment_status,
+       o.form -> 'lineItems' AS line_items
+  FROM orders o JOIN accounts a ON a.id = o.account_id
+ WHERE o.checkout_form_id = $1
+"""
+# Claim the (order, waybill) row for an attempt, creating it, with a lease of ``$7`` seconds:
+# a row not yet on Allegro and not claimed by another attempt takes the message's carrier and
+# lines (a refused one starts again). Nothing returned: it is on Allegro or claimed (``STATE``).
+CLAIM = """
+INSERT INTO shipments (checkout_form_id, account_id, waybill, carrier_id, carrier_name,
+                       line_items, claimed_until)
+VALUES ($1, $2, $3, $4, $5, $6, now() + make_interval(secs => $7))
+ON CONFLICT (checkout_form_id, waybill) DO UPDATE
+   SET carrier_id = excluded.carrier_id, carrier_name = excluded.carrier_name,
+       line_items = excluded.line_items, claimed_until = excluded.claimed_until,
+       requested_at = CASE WHEN shipments.status = 'refused' THEN NULL
+                           ELSE shipments.requested_at END,
+       status = 'pending', error = NULL
+ WHERE shipments.status <> 'sent'
+   AND (shipments.claimed_until IS NULL OR shipments.claimed_until < now())
+RETURNING id, requested_at
+"""
+# The row of (order ``$1``, waybill ``$2``): whether it is on Allegro, its lease, whether the
+# fulfillment status was dealt with.
+STATE = """
+SELECT id, status, claimed_until > now() AS claimed, fulfillment_at
+  FROM shipments WHERE checkout_form_id = $1 AND waybill = $2
+"""
+# The POST is about to go out: an attempt after a crash reads Allegro's list first.
+MARK_REQUESTED = "UPDATE shipments SET requested_at = now() WHERE id = $1"
+# On Allegro under shipment id ``$2``.
+MARK_SENT = """
+UPDATE shipments SET status = 'sent', allegro_shipment_id = $2, sent_at = now(),
+       claimed_until = NULL, error = NULL
+ WHERE id = $1
+"""
+# Allegro refused it with ``$2``.
+MARK_REFUSED = """
+UPDATE shipments SET status = 'refused', error = $2, claimed_until = NULL WHERE id = $1
+"""
+# The attempt failed before an answer (a retry follows): the lease is given back.
+RELEASE = "UPDATE shipments SET claimed_until = NULL WHERE id = $1"
+# The order's fulfillment status was set to SENT, found further along, or left (setting off).
+MARK_FULFILLMENT = "UPDATE shipments SET fulfillment_at = now() WHERE id = $1"
+# The admin list: filters $1-$3 (each NULL for "any"), keyset after ($4, $5), limit $6.
+LIST = """
+SELECT id, checkout_form_id, account_id, waybill, carrier_id, carrier_name, line_items, status,
+       allegro_shipment_id, error, created_at, sent_at, fulfillment_at
+  FROM shipments
+ WHERE ($1::bigint IS NULL OR account_id = $1)
+   AND ($2::uuid IS NULL OR checkout_form_id = $2)
+   AND ($3::text IS NULL OR status = $3)
+   AND ($4::timestamptz IS NULL OR (created_at, id) < ($4, $5::bigint))
+ ORDER BY created_at DESC, id DESC
+ LIMIT $6
+"""
+
+
+async def list_page(
+    conn: Db,
+    *,
+    account_id: int | None,
+    checkout_form_id: uuid.UUID | None,
+    status: str | None,
+    after: tuple[datetime | None, int | None],
+    limit: int,
+) -> list[asyncpg.Record]:
+    """A page of ``LIST``, newest first, after the keyset ``after`` (created at, id)."""
+    rows: list[asyncpg.Record] = await conn.fetch(
+        LIST, account_id, checkout_form_id, status, *after, limit
+    )
+    return rows

@@ -1,0 +1,73 @@
+"""Admin API for shipments: the tracking numbers sent to Allegro (``shipment.added``)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+from aiohttp import web
+
+from allegro_sync.adapters.postgres import shipments
+from allegro_sync.daemon.api.params import choice_param, int_param, invalid
+
+STATUSES = ("pending", "sent", "refused")
+
+
+def _shipment_json(row: asyncpg.Record) -> dict[str, Any]:
+    def iso(value: Any) -> str | None:
+        return value.isoformat() if value is not None else None
+
+    return {
+        "id": row["id"],
+        "checkout_form_id": str(row["checkout_form_id"]),
+        "account_id": row["account_id"],
+        "waybill": row["waybill"],
+        "carrier_id": row["carrier_id"],
+        "carrier_name": row["carrier_name"],
+        "line_items": row["line_items"],
+        "status": row["status"],
+        "allegro_shipment_id": row["allegro_shipment_id"],
+        "error": row["error"],
+        "created_at": iso(row["created_at"]),
+        "sent_at": iso(row["sent_at"]),
+        "fulfillment_at": iso(row["fulfillment_at"]),
+    }
+
+
+def add_shipment_routes(app: web.Application, pool: asyncpg.Pool) -> None:
+    """``GET /shipments``."""
+
+    async def list_shipments(request: web.Request) -> web.Response:
+        limit = int_param(request, "limit", 100, low=1, high=1000)
+        assert limit is not None
+        form_id = None
+        if request.query.get("checkout_form_id"):
+            try:
+                form_id = uuid.UUID(request.query["checkout_form_id"])
+            except ValueError:
+                raise invalid("checkout_form_id", "must be a UUID") from None
+        cursor_time, cursor_id = None, None
+        if request.query.get("cursor"):
+            try:
+                raw_time, _, raw_id = request.query["cursor"].partition("|")
+                cursor_time, cursor_id = datetime.fromisoformat(raw_time), int(raw_id)
+            except ValueError:
+                raise invalid("cursor", "not a cursor this API gave out") from None
+        rows = await shipments.list_page(
+            pool,
+            account_id=int_param(request, "account_id", None),
+            checkout_form_id=form_id,
+            status=choice_param(request, "status", STATUSES),
+            after=(cursor_time, cursor_id),
+            limit=limit + 1,
+        )
+        items = [_shipment_json(r) for r in rows[:limit]]
+        next_cursor = None
+        if len(rows) > limit:
+            last = rows[limit - 1]
+            next_cursor = f"{last['created_at'].isoformat()}|{last['id']}"
+        return web.json_response({"items": items, "next": next_cursor})
+
+    app.router.add_get("/shipments", list_shipments)

@@ -1,0 +1,346 @@
+"""``shipment.added`` from the ERP: a tracking number on the Allegro order (issue 16, item 1).
+
+``POST /order/checkout-forms/{id}/shipments`` with ``carrierId``, ``waybill``, ``carrierName``
+(``OTHER`` only) and ``lineItems`` (none: the whole order). Everything Allegro sees runs in the
+route's ``prepare_many`` (a consumer batch at once, its POSTs before its status writes); each
+step is written to ``shipments`` at once, outside the batch transaction, because it is a fact on
+Allegro's side that a crash must not forget:
+
+- input that can never succeed is dead-lettered before any call: no such order, a carrier not
+  on Allegro's list (``adapters/allegro/carriers.py``: read once a day), ``OTHER`` without a
+  name, a line not on the order or more pieces than were bought;
+- the (order, waybill) row is claimed with a lease (two messages with the same waybill never
+  post at once); one already on Allegro is not posted again: the same waybill twice is one
+  shipment, and a redelivery costs no request;
+- ``requested_at`` is set just before the POST: an attempt that finds it set (a crash or a
+  lost answer in between) reads the order's shipments on Allegro first and posts only when the
+  waybill is not there;
+- Allegro's 400/422/409 (a carrier or line it refuses, a waybill used too often): dead letter
+  with Allegro's words and an event-log entry; 404 (the order is gone): refused, logged.
+
+Then, with the account's ``mark_sent_on_tracking`` (default on), the order's fulfillment status
+becomes ``SENT`` through the revision-checked write of ``handlers/fulfillment.py``, unless the
+order is already ``SENT`` or beyond it (``PICKED_UP``), or ``CANCELLED``, ``SUSPENDED``,
+``RETURNED``: a tracking number never moves an order backwards or revives a cancelled one. The
+stored form's status decides first; a stale revision (409) reads the form and decides again.
+A refusal of the status leaves the shipment in place and is logged. ``fulfillment_at`` records
+that this step is done, so a retry after a failure here does only this step. The batch's
+event-log entries are then written in its transaction, once per order and waybill.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Awaitable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import Any, TypeVar
+
+import asyncpg
+import structlog
+
+from allegro_sync.adapters.allegro.carriers import OTHER, CarrierCatalog
+from allegro_sync.adapters.allegro.client import AllegroRestClient
+from allegro_sync.adapters.allegro.errors import (
+    AllegroConflict,
+    AllegroNotFound,
+    AllegroRejected,
+)
+from allegro_sync.adapters.postgres import event_log, shipments
+from allegro_sync.contract import ShipmentAdded, ShipmentLine
+from allegro_sync.errors import BadInput, Refused, TransientError
+from allegro_sync.handlers.fulfillment import write_status
+
+log = structlog.get_logger(__name__)
+_T = TypeVar("_T")
+
+# A tracking number leaves an order in these alone (further along, or not to be sent).
+LEAVE_STATUSES = ("SENT", "PICKED_UP", "CANCELLED", "SUSPENDED", "RETURNED")
+LEASE_SECONDS = 60.0
+# A batch's tracking numbers go out this many at once: one POST each, so the client's request
+# limiter (Allegro's 150/s), not a round trip at a time, sets the pace.
+CONCURRENCY = 64
+
+
+@dataclass(frozen=True)
+class PreparedShipment:
+    """The tracking number is on Allegro; what the handler records."""
+
+    account_id: int
+    checkout_form_id: uuid.UUID
+    waybill: str
+    carrier_id: str
+    allegro_shipment_id: str | None
+    added: bool  # False: it was on Allegro already (the same waybill again, a redelivery)
+    marked_sent: bool
+
+
+def carrier_of(message: ShipmentAdded) -> tuple[str, str | None]:
+    """Allegro's carrier id (upper case) and the name to send (``OTHER`` only); BadInput for
+    ``OTHER`` without a name."""
+    carrier = message.carrier_id.upper()
+    if carrier != OTHER:
+        return carrier, None
+    if not message.carrier_name:
+        raise BadInput("carrier OTHER needs carrier_name (the carrier's name, 1-30 characters)")
+    return carrier, message.carrier_name
+
+
+def check_lines(
+    lines: Sequence[ShipmentLine] | None, ordered: Mapping[str, int]
+) -> list[ShipmentLine] | None:
+    """The parcel's lines (None: the whole order); BadInput for a line not on the order, a line
+    named twice, or more pieces than the order has."""
+    if not lines:
+        return None
+    seen: set[str] = set()
+    for line in lines:
+        if line.line_item_id not in ordered:
+            raise BadInput(f"line item {line.line_item_id} is not on the order")
+        if line.line_item_id in seen:
+            raise BadInput(f"line item {line.line_item_id} is named twice")
+        seen.add(line.line_item_id)
+        if line.quantity > ordered[line.line_item_id]:
+            raise BadInput(
+                f"line item {line.line_item_id}: quantity {line.quantity} is more than the"
+                f" {ordered[line.line_item_id]} bought"
+            )
+    return list(lines)
+
+
+def should_mark_sent(enabled: bool, current_status: str | None) -> bool:
+    """Whether a tracking number moves the order to SENT (pure)."""
+    return enabled and current_status not in LEAVE_STATUSES
+
+
+def allegro_body(
+    carrier: str, waybill: str, carrier_name: str | None, lines: Sequence[ShipmentLine] | None
+) -> dict[str, Any]:
+    """The request body of ``POST .../shipments`` (spec ``CheckoutFormAddWaybillRequest``)."""
+    body: dict[str, Any] = {"carrierId": carrier, "waybill": waybill}
+    if carrier_name is not None:
+        body["carrierName"] = carrier_name
+    if lines:
+        body["lineItems"] = [{"id": line.line_item_id} for line in lines]
+    return body
+
+
+async def add_shipments(
+    allegro: AllegroRestClient,
+    pool: asyncpg.Pool,
+    carriers: CarrierCatalog,
+    messages: list[ShipmentAdded],
+) -> list[PreparedShipment | Exception]:
+    """Put a consumer batch's tracking numbers on Allegro (the ``prepare_many`` step), once per
+    order and waybill, then set their orders' status, ``CONCURRENCY`` at a time: the tracking
+    numbers first, then the status writes (so a status write never holds up a tracking number
+    behind Allegro's request limit). A message's failure is its element, the error class
+    deciding that message's fate alone."""
+    limit = asyncio.Semaphore(CONCURRENCY)
+
+    async def guarded(step: Awaitable[_T]) -> _T | Exception:
+        async with limit:
+            try:
+                return await step
+            except Exception as exc:
+                if not isinstance(exc, (BadInput, Refused, TransientError)):
+                    log.error("shipment_failed", exc_info=exc)
+                return exc
+
+    async def finish(staged: _Staged | Exception) -> PreparedShipment | Exception:
+        if isinstance(staged, Exception):
+            return staged
+        return await guarded(_finish(allegro, pool, staged))
+
+    staged = await asyncio.gather(*(guarded(_stage(allegro, pool, carriers, m)) for m in messages))
+    return list(await asyncio.gather(*(finish(s) for s in staged)))
+
+
+@dataclass(frozen=True)
+class _Staged:
+    """The tracking number is on Allegro; the status step is left (unless ``done``)."""
+
+    prepared: PreparedShipment
+    order: asyncpg.Record
+    row_id: int
+    done: bool
+
+
+async def _stage(
+    allegro: AllegroRestClient,
+    pool: asyncpg.Pool,
+    carriers: CarrierCatalog,
+    message: ShipmentAdded,
+) -> _Staged:
+    form_id, waybill = message.checkout_form_id, message.waybill
+    carrier, carrier_name = carrier_of(message)
+    order = await pool.fetchrow(shipments.ORDER, form_id)
+    if order is None:
+        raise BadInput(f"unknown checkout form {form_id}: no such order was received")
+    account_id: int = order["account_id"]
+    ordered = {str(i.get("id")): int(i.get("quantity") or 0) for i in order["line_items"] or []}
+    lines = check_lines(message.line_items, ordered)
+    if not await carriers.knows(account_id, carrier):
+        raise BadInput(
+            f"unknown carrier {message.carrier_id!r}: not one of Allegro's carriers"
+            " (GET /order/carriers); use OTHER with carrier_name for another carrier"
+        )
+    stored = [line.model_dump() for line in lines] if lines else None
+    row = await pool.fetchrow(
+        shipments.CLAIM, form_id, account_id, waybill, carrier, carrier_name, stored, LEASE_SECONDS
+    )
+    if row is None:
+        state = await pool.fetchrow(shipments.STATE, form_id, waybill)
+        if state is None or state["status"] != "sent":
+            raise TransientError(f"waybill {waybill} of order {form_id} is being added meanwhile")
+        prepared = PreparedShipment(account_id, form_id, waybill, carrier, None, False, False)
+        return _Staged(prepared, order, state["id"], state["fulfillment_at"] is not None)
+    body = allegro_body(carrier, waybill, carrier_name, lines)
+    shipment_id = await _send(allegro, pool, row, account_id, form_id, body)
+    prepared = PreparedShipment(
+        account_id, form_id, waybill, carrier, shipment_id or None, True, False
+    )
+    return _Staged(prepared, order, row["id"], False)
+
+
+async def _finish(
+    allegro: AllegroRestClient, pool: asyncpg.Pool, staged: _Staged
+) -> PreparedShipment:
+    prepared = staged.prepared
+    if staged.done:
+        return prepared
+    marked = await _mark_sent(allegro, pool, staged.order, staged.row_id)
+    log.info(
+        "shipment_added",
+        checkout_form_id=str(prepared.checkout_form_id),
+        carrier=prepared.carrier_id,
+        marked_sent=marked,
+    )
+    return replace(prepared, marked_sent=marked)
+
+
+async def _send(
+    allegro: AllegroRestClient,
+    pool: asyncpg.Pool,
+    row: asyncpg.Record,
+    account_id: int,
+    form_id: uuid.UUID,
+    body: dict[str, Any],
+) -> str:
+    """POST the tracking number unless an earlier attempt got it there; Allegro's shipment id
+    ("" when Allegro's answer gave none)."""
+    path = f"/order/checkout-forms/{form_id}/shipments"
+    waybill = body["waybill"]
+    try:
+        found = None
+        if row["requested_at"] is not None:
+            found = await _find(allegro, account_id, path, waybill)
+        if found is None:
+            await pool.execute(shipments.MARK_REQUESTED, row["id"])
+            response = await allegro.request(
+                account_id, "POST", path, action="add tracking number", json=body
+            )
+            found = str((response.body or {}).get("id") or "")
+        await pool.execute(shipments.MARK_SENT, row["id"], found or None)
+        return found
+    except (AllegroRejected, AllegroConflict) as exc:
+        # 400/422: a carrier, waybill or line Allegro refuses; 409: the waybill is on too many
+        # orders. No retry can help: dead letter, with Allegro's words in the event log.
+        await _refusal(pool, row["id"], account_id, form_id, waybill, str(exc))
+        raise BadInput(f"Allegro refused tracking number {waybill}: {exc}") from exc
+    except AllegroNotFound as exc:
+        await _refusal(pool, row["id"], account_id, form_id, waybill, str(exc))
+        raise Refused(str(exc)) from exc
+    except BaseException:
+        await pool.execute(shipments.RELEASE, row["id"])
+        raise
+
+
+async def _find(allegro: AllegroRestClient, account_id: int, path: str, waybill: str) -> str | None:
+    """The id of the order's shipment with ``waybill`` on Allegro ("" without an id), or None."""
+    listing = await allegro.get(account_id, path, action="read tracking numbers")
+    for shipment in listing.get("shipments") or []:
+        if str(shipment.get("waybill") or "").strip() == waybill:
+            return str(shipment.get("id") or "")
+    return None
+
+
+async def _mark_sent(
+    allegro: AllegroRestClient, pool: asyncpg.Pool, order: asyncpg.Record, row_id: int
+) -> bool:
+    """The order's status to SENT when the account wants it and the order is not past it."""
+    form_id: uuid.UUID = order["checkout_form_id"]
+    written = False
+    if should_mark_sent(order["mark_sent_on_tracking"], order["fulfillment_status"]):
+        try:
+            written = await write_status(
+                allegro,
+                order["account_id"],
+                form_id,
+                "SENT",
+                order["revision"],
+                leave=LEAVE_STATUSES,
+            )
+        except (AllegroNotFound, AllegroRejected) as exc:
+            # the shipment stays; the seller sees why the status did not follow
+            async with pool.acquire() as conn:
+                await event_log.write(
+                    conn,
+                    order["account_id"],
+                    "orders",
+                    "error",
+                    "fulfillment_status_refused",
+                    f"Allegro refused status SENT for order {form_id}: {exc}",
+                    details={"checkout_form_id": str(form_id), "status": "SENT"},
+                )
+    await pool.execute(shipments.MARK_FULFILLMENT, row_id)
+    return written
+
+
+async def _refusal(
+    pool: asyncpg.Pool,
+    row_id: int,
+    account_id: int,
+    form_id: uuid.UUID,
+    waybill: str,
+    reason: str,
+) -> None:
+    await pool.execute(shipments.MARK_REFUSED, row_id, reason)
+    async with pool.acquire() as conn:
+        await event_log.write(
+            conn,
+            account_id,
+            "orders",
+            "error",
+            "shipment_refused",
+            f"Tracking number {waybill} for order {form_id} was not added: {reason}",
+            details={"checkout_form_id": str(form_id), "waybill": waybill},
+        )
+
+
+async def record_shipments(prepared: list[PreparedShipment], conn: asyncpg.Connection) -> None:
+    """In the batch transaction: the event log entries, once per order and waybill, in one
+    statement. No e-mail: Allegro shows the buyer the tracking number (and stops a seller's
+    mail that repeats it)."""
+    entries, keys = [], []
+    for p in prepared:
+        sent = " and marked SENT" if p.marked_sent else ""
+        entries.append(
+            event_log.Entry(
+                p.account_id,
+                "orders",
+                "info",
+                "shipment_added",
+                f"Tracking number {p.waybill} ({p.carrier_id}) added to order"
+                f" {p.checkout_form_id} on Allegro{sent}",
+                {
+                    "checkout_form_id": str(p.checkout_form_id),
+                    "waybill": p.waybill,
+                    "carrier_id": p.carrier_id,
+                    "allegro_shipment_id": p.allegro_shipment_id,
+                    "marked_sent": p.marked_sent,
+                },
+            )
+        )
+        keys.append(f"shipment:{p.checkout_form_id}:{p.waybill}")
+    await event_log.write_many_once(conn, entries, keys)
