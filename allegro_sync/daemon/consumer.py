@@ -153,14 +153,21 @@ class BatchConsumer:
             self._full_batch.clear()
             if self._queue is None:
                 continue
-            try:
-                declared = await self._queue.declare(timeout=2)
-            except Exception as exc:  # a reconnect: the next look will tell
-                log.debug("consumer_backlog_unknown", queue=self._queue_name, error=str(exc))
-                continue
-            if (declared.message_count or 0) >= 10 * self._batch_size:
-                self._backlog_seen = time.monotonic()
-            await asyncio.sleep(BACKLOG_LOOK_EVERY)
+            if await self._look_at_backlog():
+                await asyncio.sleep(BACKLOG_LOOK_EVERY)
+
+    async def _look_at_backlog(self) -> bool:
+        """Ask the broker how many messages wait; False when it could not tell."""
+        if self._queue is None:
+            return False
+        try:
+            declared = await self._queue.declare(timeout=2)
+        except Exception as exc:  # a reconnect: the next look will tell
+            log.debug("consumer_backlog_unknown", queue=self._queue_name, error=str(exc))
+            return False
+        if (declared.message_count or 0) >= 10 * self._batch_size:
+            self._backlog_seen = time.monotonic()
+        return True
 
     async def start(self) -> None:
         """Open channels and start consuming."""
@@ -168,6 +175,7 @@ class BatchConsumer:
         await channel.set_qos(prefetch_count=self._prefetch)
         self._publisher = await ConfirmingPublisher.open(self._connection)
         self._queue = await channel.get_queue(self._queue_name, ensure=True)
+        await self._look_at_backlog()  # a backlog waiting at start is known before the first batch
         self._consumer_tag = await self._queue.consume(self._buffer.put, no_ack=False)
         # More than one worker overlaps one batch's database work with the next one's reads;
         # handlers stay correct under that (version and read-time guards, row locks), but on a
