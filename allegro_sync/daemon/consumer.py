@@ -126,6 +126,9 @@ class BatchConsumer:
         self._concurrency = concurrency
         self._buffer: asyncio.Queue[AbstractIncomingMessage] = asyncio.Queue()
         self._queue: AbstractQueue | None = None
+        # the queue as seen from a channel of its own, for looks at its depth: a look that
+        # times out closes its channel, which must not be the one the deliveries come on
+        self._looking: AbstractQueue | None = None
         self._consumer_tag: str | None = None
         self._publisher: ConfirmingPublisher | None = None
         self._workers: list[asyncio.Task[None]] = []
@@ -158,12 +161,17 @@ class BatchConsumer:
 
     async def _look_at_backlog(self) -> bool:
         """Ask the broker how many messages wait; False when it could not tell."""
-        if self._queue is None:
-            return False
         try:
-            declared = await self._queue.declare(timeout=2)
-        except Exception as exc:  # a reconnect: the next look will tell
+            if self._looking is None or self._looking.channel.is_closed:
+                channel = await self._connection.channel()
+                self._looking = await channel.get_queue(self._queue_name, ensure=False)
+            declared = await self._looking.declare(timeout=2)
+        except Exception as exc:  # a slow broker or a reconnect: the next look will tell
             log.debug("consumer_backlog_unknown", queue=self._queue_name, error=str(exc))
+            if self._looking is not None:
+                with contextlib.suppress(Exception):
+                    await self._looking.channel.close()
+            self._looking = None
             return False
         if (declared.message_count or 0) >= 10 * self._batch_size:
             self._backlog_seen = time.monotonic()
@@ -192,6 +200,9 @@ class BatchConsumer:
         self._stopping = True
         if self._watcher is not None:
             self._watcher.cancel()
+        if self._looking is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._looking.channel.close(), 2.0)
         if self._queue is not None and self._consumer_tag is not None:
             # bounded: on a connection that is reconnecting the cancel may never be answered
             with contextlib.suppress(Exception):
