@@ -1,19 +1,25 @@
-"""``python -m bench [NAME ...] [--OPTION ...]``: run the named benchmarks of this folder
-(without names, all but the opt-in ones); options after the names go to the benchmark that takes
-them (one name then).
+"""``python -m bench [NAME ...] [--latency none,realistic] [--OPTION ...]``: run the named
+benchmarks of this folder (without names, all but the opt-in ones).
 
-A benchmark is a module ``bench/<name>.py`` with ``main() -> int`` (or ``main(argv) -> int``
-when it takes options, as ``bench accounts --accounts 500``). The soak (``python -m bench soak
---minutes N``) runs only when named.
+A benchmark is a module ``bench/<name>.py`` with one of three ``main`` signatures:
+``main(latencies) -> int`` runs at each latency profile of the emulator given (default both)
+and prints the medians side by side (orders, stock, offers); ``main(argv) -> int`` takes its own
+options, given after the names with one name only (``bench accounts --accounts 500``,
+``bench soak --minutes 30``); ``main() -> int`` takes none. The soak runs only when named.
 """
 
 from __future__ import annotations
 
+import argparse
 import importlib
 import inspect
 import pkgutil
 import sys
 from pathlib import Path
+
+from bench._support import LATENCIES
+
+OPT_IN = ("soak",)  # long: run only when named
 
 
 def available() -> list[str]:
@@ -22,13 +28,26 @@ def available() -> list[str]:
     return sorted(m.name for m in pkgutil.iter_modules([here]) if not m.name.startswith("_"))
 
 
-OPT_IN = ("soak",)  # long: run only when named
+def latencies(value: str) -> tuple[str, ...]:
+    """``none,realistic`` -> the profiles, checked."""
+    names = tuple(n.strip() for n in value.split(",") if n.strip())
+    unknown = [n for n in names if n not in LATENCIES]
+    if not names or unknown:
+        raise argparse.ArgumentTypeError(f"latency profiles are {', '.join(LATENCIES)}")
+    return names
+
+
+def _first_parameter(module: object) -> str | None:
+    parameters = list(inspect.signature(module.main).parameters)  # type: ignore[attr-defined]
+    return parameters[0] if parameters else None
 
 
 def main(argv: list[str]) -> int:
     first_option = next((i for i, a in enumerate(argv) if a.startswith("-")), len(argv))
     names = argv[:first_option] or [n for n in available() if n not in OPT_IN]
-    options = argv[first_option:]
+    parser = argparse.ArgumentParser(prog="python -m bench", add_help=False)
+    parser.add_argument("--latency", type=latencies, default=LATENCIES)
+    known, options = parser.parse_known_args(argv[first_option:])
     unknown = [n for n in names if n not in available()]
     if unknown:
         print(f"unknown benchmark(s): {', '.join(unknown)}; have: {', '.join(available())}")
@@ -39,11 +58,17 @@ def main(argv: list[str]) -> int:
     failed = 0
     for name in names:
         module = importlib.import_module(f"bench.{name}")
-        takes_options = bool(inspect.signature(module.main).parameters)
-        if options and not takes_options:
-            print(f"bench {name} takes no options")
+        takes = _first_parameter(module)
+        if options and takes != "argv":
+            print(f"bench {name} takes no options but --latency")
             return 2
-        failed |= int((module.main(options) if takes_options else module.main()) != 0)
+        if takes == "latencies":
+            result = module.main(known.latency)
+        elif takes == "argv":
+            result = module.main(options)
+        else:
+            result = module.main()
+        failed |= int(result != 0)
     return failed
 
 

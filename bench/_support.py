@@ -16,7 +16,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from pathlib import Path
 from urllib.parse import quote
 
@@ -29,6 +29,20 @@ AMQP_BASE = os.environ.get("TEST_AMQP_BASE", "amqp://guest:guest@127.0.0.1:5672/
 SECRET_KEY = "bench-secret-key-0123456789abcdef0123456789"
 ADMIN_TOKEN = "bench-admin-token-0123456789abcdef0123456789"
 RESULTS = Path(__file__).parent / "results"
+# the emulator's latency profiles each benchmark runs at (``--latency``): instant answers, and
+# Allegro's across the internet (allegro_sync/emulator/README.md, "Latency profile")
+LATENCIES = ("none", "realistic")
+Row = tuple[str, dict[str, str], str]  # label, the value per latency profile, the target
+
+
+def side_by_side(title: str, latencies: Sequence[str], rows: Sequence[Row]) -> None:
+    """A benchmark's medians, one column per latency profile, with the targets."""
+    width = max(len(label) for label, _, _ in rows)
+    print(title)
+    print(f"  {'':<{width}}  " + "".join(f"{name:>14}" for name in latencies) + "   target")
+    for label, values, target in rows:
+        cells = "".join(f"{values.get(name, '-'):>14}" for name in latencies)
+        print(f"  {label:<{width}}  {cells}   {target}".rstrip(), flush=True)
 
 
 def free_port() -> int:
@@ -71,10 +85,19 @@ def throwaway_vhost(prefix: str) -> Iterator[str]:
         subprocess.run([*ctl, "delete_vhost", name], capture_output=True, timeout=60)
 
 
-def start_emulator(port: int, *extra: str) -> subprocess.Popen[bytes]:
-    """``python -m allegro_sync.emulator`` on ``port``."""
+def start_emulator(port: int, *extra: str, latency: str = "none") -> subprocess.Popen[bytes]:
+    """``python -m allegro_sync.emulator`` on ``port`` with the ``latency`` profile."""
     return subprocess.Popen(
-        [sys.executable, "-m", "allegro_sync.emulator", "--port", str(port), *extra],
+        [
+            sys.executable,
+            "-m",
+            "allegro_sync.emulator",
+            "--port",
+            str(port),
+            "--latency",
+            latency,
+            *extra,
+        ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )

@@ -5,7 +5,8 @@ seller account (authorization-code flow against the emulator, tokens stored as t
 them) in a throwaway database, then runs ``offers import`` as a subprocess three times and prints
 the medians of: offers per second, the import process's peak RSS, and the listing requests
 Allegro answered, against the targets (>= 5 000 offers/s, < 200 MB, within 1% of
-ceil(offers / 1000)). Needs PostgreSQL (``TEST_PG_ADMIN_URL``, as the tests).
+ceil(offers / 1000)), at each of the emulator's latency profiles (``--latency``, default
+``none,realistic``) side by side. Needs PostgreSQL (``TEST_PG_ADMIN_URL``, as the tests).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from urllib.parse import parse_qs, urlsplit
 
@@ -29,6 +31,7 @@ from allegro_sync.adapters.allegro.oauth import OAuthClient, new_pkce_pair
 from allegro_sync.adapters.postgres import pool as pg
 from allegro_sync.adapters.postgres.migrations import migrate
 from allegro_sync.handlers.accounts import connect_account
+from bench._support import LATENCIES, side_by_side
 
 OFFERS = int(os.environ.get("BENCH_OFFERS", "100000"))
 RUNS = 3
@@ -125,13 +128,13 @@ def _import_once(env: dict[str, str]) -> tuple[float, float]:
     return seconds, usage.ru_maxrss / 1024
 
 
-async def _bench() -> list[Run]:
+async def _bench(latency: str) -> list[Run]:
     name = f"allegro_sync_bench_{uuid.uuid4().hex[:10]}"
     database_url = PG_ADMIN.rsplit("/", 1)[0] + "/" + name
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
     emulator = subprocess.Popen(
-        [sys.executable, "-m", "allegro_sync.emulator", "--port", str(port)],
+        [sys.executable, "-m", "allegro_sync.emulator", "--port", str(port), "--latency", latency],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -170,24 +173,27 @@ async def _bench() -> list[Run]:
     return runs
 
 
-def main() -> int:
+def main(latencies: Sequence[str] = LATENCIES) -> int:
     """Run, print the medians against the targets; 1 when a target is missed."""
-    runs = asyncio.run(_bench())
-    rate = statistics.median(OFFERS / r.seconds for r in runs)
-    rss = statistics.median(r.peak_rss_mb for r in runs)
-    requests = statistics.median(r.listing_requests for r in runs)
+    by_latency = {latency: asyncio.run(_bench(latency)) for latency in latencies}
     ceiling = math.ceil(OFFERS / 1000)
-    checks = [
-        ("offers/s", f"{rate:,.0f}", f">= {TARGET_RATE:,.0f}", rate >= TARGET_RATE),
-        ("peak RSS", f"{rss:.0f} MB", f"< {TARGET_RSS_MB:.0f} MB", rss < TARGET_RSS_MB),
-        (
-            "listing requests",
-            f"{requests:.0f}",
-            f"{ceiling} (+1%)",
-            abs(requests - ceiling) <= max(1, ceiling // 100),
-        ),
-    ]
-    print(f"bench offers: import of {OFFERS} offers, median of {len(runs)} runs")
-    for label, value, target, ok in checks:
-        print(f"  {label:<18} {value:>12}   target {target:<14} {'ok' if ok else 'MISSED'}")
-    return 0 if all(ok for *_, ok in checks) else 1
+    rates = {k: statistics.median(OFFERS / r.seconds for r in v) for k, v in by_latency.items()}
+    rss = {k: statistics.median(r.peak_rss_mb for r in v) for k, v in by_latency.items()}
+    requests = {k: statistics.median(r.listing_requests for r in v) for k, v in by_latency.items()}
+    side_by_side(
+        f"bench offers: import of {OFFERS} offers, median of {RUNS} runs per latency profile",
+        latencies,
+        [
+            ("offers/s", {k: f"{v:,.0f}" for k, v in rates.items()}, f">= {TARGET_RATE:,.0f}"),
+            ("peak RSS", {k: f"{v:.0f} MB" for k, v in rss.items()}, f"< {TARGET_RSS_MB:.0f} MB"),
+            ("listing requests", {k: f"{v:.0f}" for k, v in requests.items()}, f"{ceiling} (+1%)"),
+        ],
+    )
+    ok = all(
+        rates[k] >= TARGET_RATE
+        and rss[k] < TARGET_RSS_MB
+        and abs(requests[k] - ceiling) <= max(1, ceiling // 100)
+        for k in by_latency
+    )
+    print(f"  {'all targets met' if ok else 'a target MISSED'}")
+    return 0 if ok else 1

@@ -4,6 +4,8 @@ Starts the emulator (seller ``demo-shop`` with offers and a stream of purchases)
 connects the seller's account through the OAuth flow, switches the account's automations on,
 sends the ERP's products and stock, and prints every message the daemon publishes to the ERP
 as it flows. Stops on Ctrl-C or after DEMO_SECONDS (default 60), shutting both down cleanly.
+The emulator answers with the ``realistic`` latency profile (``DEMO_LATENCY=none`` for instant
+answers).
 """
 
 from __future__ import annotations
@@ -146,6 +148,10 @@ async def main() -> int:
             "--purchase-every",
             "3",
             "--check-contract",
+            # answers as slow as Allegro's across the internet (emulator README, "Latency
+            # profile"): what a newcomer sees is what a seller would see
+            "--latency",
+            os.environ.get("DEMO_LATENCY", "realistic"),
         ],
         stdout=(logs / "emulator.log").open("wb"),
         stderr=subprocess.STDOUT,

@@ -146,6 +146,9 @@ class BatchConsumer:
         self._max_bytes_by_key = dict(max_bytes_by_key or {})
         self._buffer: asyncio.Queue[AbstractIncomingMessage] = asyncio.Queue()
         self._queue: AbstractQueue | None = None
+        # the queue as seen from a channel of its own, for looks at its depth: a look that
+        # times out closes its channel, which must not be the one the deliveries come on
+        self._looking: AbstractQueue | None = None
         self._consumer_tag: str | None = None
         self._publisher: ConfirmingPublisher | None = None
         self._workers: list[asyncio.Task[None]] = []
@@ -173,14 +176,26 @@ class BatchConsumer:
             self._full_batch.clear()
             if self._queue is None:
                 continue
-            try:
-                declared = await self._queue.declare(timeout=2)
-            except Exception as exc:  # a reconnect: the next look will tell
-                log.debug("consumer_backlog_unknown", queue=self._queue_name, error=str(exc))
-                continue
-            if (declared.message_count or 0) >= 10 * self._batch_size:
-                self._backlog_seen = time.monotonic()
-            await asyncio.sleep(BACKLOG_LOOK_EVERY)
+            if await self._look_at_backlog():
+                await asyncio.sleep(BACKLOG_LOOK_EVERY)
+
+    async def _look_at_backlog(self) -> bool:
+        """Ask the broker how many messages wait; False when it could not tell."""
+        try:
+            if self._looking is None or self._looking.channel.is_closed:
+                channel = await self._connection.channel()
+                self._looking = await channel.get_queue(self._queue_name, ensure=False)
+            declared = await self._looking.declare(timeout=2)
+        except Exception as exc:  # a slow broker or a reconnect: the next look will tell
+            log.debug("consumer_backlog_unknown", queue=self._queue_name, error=str(exc))
+            if self._looking is not None:
+                with contextlib.suppress(Exception):
+                    await self._looking.channel.close()
+            self._looking = None
+            return False
+        if (declared.message_count or 0) >= 10 * self._batch_size:
+            self._backlog_seen = time.monotonic()
+        return True
 
     async def start(self) -> None:
         """Open channels and start consuming."""
@@ -188,6 +203,7 @@ class BatchConsumer:
         await channel.set_qos(prefetch_count=self._prefetch)
         self._publisher = await ConfirmingPublisher.open(self._connection, self._signer)
         self._queue = await channel.get_queue(self._queue_name, ensure=True)
+        await self._look_at_backlog()  # a backlog waiting at start is known before the first batch
         self._consumer_tag = await self._queue.consume(self._buffer.put, no_ack=False)
         # More than one worker overlaps one batch's database work with the next one's reads;
         # handlers stay correct under that (version and read-time guards, row locks), but on a
@@ -204,6 +220,9 @@ class BatchConsumer:
         self._stopping = True
         if self._watcher is not None:
             self._watcher.cancel()
+        if self._looking is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._looking.channel.close(), 2.0)
         if self._queue is not None and self._consumer_tag is not None:
             # bounded: on a connection that is reconnecting the cancel may never be answered
             with contextlib.suppress(Exception):

@@ -15,10 +15,13 @@ PostgreSQL notifies ``allegro_sync_offer_changes`` on commit. The batcher then:
    offers, so offers with the same target share a command, at most 1000 per command; spends the
    seller's offer-change budget; persists each command (a fresh UUID, its payload and offers)
    and marks the changes as carried by it, all in one transaction, BEFORE any request;
-3. sends the persisted commands (``PUT .../{commandId}``) at once; a restart after a crash
-   re-sends the same id, and a 409 "command id already used" means the first attempt arrived;
-4. in a loop of its own (so that reading reports never delays the next flush), follows each
-   sent command's tasks (``GET .../{commandId}/tasks``) until none is NEW; succeeded
+3. in a loop of its own (so that a slow Allegro never delays the next flush), sends the
+   persisted commands (``PUT .../{commandId}``) at once, up to ``concurrency`` in flight, each
+   as soon as a slot is free (several sellers' flushes are in flight at once; the client-wide
+   limiter keeps them within the request budget); a restart after a crash re-sends the same
+   id, and a 409 "command id already used" means the first attempt arrived;
+4. in another loop, the same way, follows each sent command's tasks
+   (``GET .../{commandId}/tasks``) until none is NEW; succeeded
    changes are done unless a newer value arrived meanwhile (it goes out in a later command);
    failed tasks go to the event log with Allegro's error and the trace-id, and are retried with
    backoff when the error is one that retrying can cure.
@@ -138,7 +141,7 @@ class OfferChangeBatcher:
         window: float = 0.25,
         max_offers: int = MAX_COMMAND,
         claim_limit: int = 50_000,
-        concurrency: int = 8,
+        concurrency: int = 32,
         sweep_interval: float = 1.0,
         halt_after_persist: bool = False,
         intake_busy: Callable[[], bool] = lambda: False,
@@ -162,14 +165,24 @@ class OfferChangeBatcher:
         self._stopping = False
         self._task: asyncio.Task[None] | None = None
         self._follower: asyncio.Task[None] | None = None
+        self._sender: asyncio.Task[None] | None = None
         self._sent = asyncio.Event()  # wakes the follower: commands were sent
+        self._persisted = asyncio.Event()  # wakes the sender: commands were persisted
         self.commands_created = 0
 
     async def start(self) -> None:
         """Start the loop (it listens for notifications itself)."""
         self._wake.set()  # look at what a previous run left behind
         self._task = asyncio.create_task(self._run(), name="offer-change-batcher")
-        self._follower = asyncio.create_task(self._follow_loop(), name="offer-command-follower")
+        self._follower = asyncio.create_task(
+            self._pipeline("sent", self._follow, self._sent, "offer_follower_failing"),
+            name="offer-command-follower",
+        )
+        if not self._halt_after_persist:  # test-only: persist, never send
+            self._sender = asyncio.create_task(
+                self._pipeline("pending", self._send, self._persisted, "offer_sender_failing"),
+                name="offer-command-sender",
+            )
 
     async def stop(self, timeout: float) -> None:
         """Finish the step in hand within ``timeout``; persisted commands survive for the next
@@ -177,7 +190,9 @@ class OfferChangeBatcher:
         self._stopping = True
         self._wake.set()
         self._sent.set()
+        self._persisted.set()
         await stop_task(self._task, timeout)
+        await stop_task(self._sender, timeout)
         await stop_task(self._follower, timeout)
         await self._waker.close()
 
@@ -208,9 +223,8 @@ class OfferChangeBatcher:
                         budget_wait = await self.flush()
                         if budget_wait > 0:
                             window_started, window_ends = now, loop.time() + budget_wait
-                next_check = await self.send_commands()
                 failures.succeeded()
-                delays = [self._sweep_interval, next_check]
+                delays = [self._sweep_interval]
                 if window_ends is not None:
                     delays.append(min(max(window_ends - loop.time(), 0.0), look_every))
                 timeout = max(min(delays), 0.005)
@@ -239,19 +253,72 @@ class OfferChangeBatcher:
             log.info("offer_changes_held_while_intake_busy", max_hold_seconds=self._max_hold)
         return True
 
-    async def _follow_loop(self) -> None:
-        failures = Failures("offer_follower_failing")
-        while not self._stopping:
-            try:
-                next_check = await self.follow_commands()
-                failures.succeeded()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                next_check = failures.pause(exc)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._sent.wait(), max(next_check, 0.005))
-            self._sent.clear()
+    async def _pipeline(
+        self,
+        state: str,
+        step: Callable[[asyncpg.Record], Awaitable[None]],
+        wake: asyncio.Event,
+        failing: str,
+    ) -> None:
+        """Run ``step`` on every command in ``state`` that is due, up to ``concurrency`` at
+        once, each as soon as a slot is free: one slow answer holds up no other."""
+        failures = Failures(failing)
+        in_flight: dict[UUID, asyncio.Task[None]] = {}
+        try:
+            while not self._stopping:
+                for command_id in [k for k, t in in_flight.items() if t.done()]:
+                    del in_flight[command_id]
+                wake.clear()
+                try:
+                    next_check = await self._start_due(state, step, in_flight)
+                    failures.succeeded()
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:
+                    next_check = failures.pause(exc)
+                if next_check <= 0 and len(in_flight) < self._concurrency:
+                    continue  # became due meanwhile
+                if len(in_flight) >= self._concurrency:
+                    next_check = self._sweep_interval  # until a slot frees up
+                woken = asyncio.ensure_future(wake.wait())
+                try:
+                    await asyncio.wait(
+                        {woken, *in_flight.values()},
+                        timeout=max(next_check, 0.005),
+                        return_when=asyncio.FIRST_COMPLETED,
+                    )
+                finally:
+                    woken.cancel()
+        finally:
+            for task in in_flight.values():
+                task.cancel()
+            if in_flight:
+                await asyncio.gather(*in_flight.values(), return_exceptions=True)
+
+    async def _start_due(
+        self,
+        state: str,
+        step: Callable[[asyncpg.Record], Awaitable[None]],
+        in_flight: dict[UUID, asyncio.Task[None]],
+    ) -> float:
+        """Start a step for each due command not in flight while slots are free; seconds until
+        the next command not in flight is due."""
+        free = self._concurrency - len(in_flight)
+        busy = list(in_flight)
+        if free > 0:
+            for row in await self._pool.fetch(store.DUE_COMMANDS_EXCEPT, state, free, busy):
+                in_flight[row["id"]] = asyncio.create_task(self._step(step, row))
+        left = await self._pool.fetchval(store.NEXT_COMMAND_CHECK_EXCEPT, state, list(in_flight))
+        return self._sweep_interval if left is None else max(left.total_seconds(), 0.0)
+
+    async def _step(self, step: Callable[[asyncpg.Record], Awaitable[None]], row: Any) -> None:
+        try:
+            await step(row)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # the others go on; this command is looked at again
+            log.warning("offer_command_step_failed", command_id=str(row["id"]), error=str(exc))
+            await asyncio.sleep(1.0)  # not at once: the slot stays taken a moment
 
     async def flush(self) -> float:
         """Claim ready changes and persist their commands; then (unless halted for a test) the
@@ -281,6 +348,7 @@ class OfferChangeBatcher:
                 await store.insert_commands(conn, commands, assigned)
         if commands:
             self.commands_created += len(commands)
+            self._persisted.set()
             log.info(
                 "offer_commands_persisted",
                 commands=len(commands),
@@ -294,31 +362,6 @@ class OfferChangeBatcher:
                 )
                 await asyncio.Event().wait()
         return budget_wait
-
-    async def send_commands(self) -> float:
-        """Send the persisted commands that are due (new ones, and re-sends whose backoff ran
-        out); seconds until the next one is due."""
-        return await self._work("pending", self._send)
-
-    async def follow_commands(self) -> float:
-        """Read the reports of sent commands that are due; seconds until the next is due."""
-        return await self._work("sent", self._follow)
-
-    async def _work(
-        self, state: str, step: Callable[[asyncpg.Record], Awaitable[None]], batch: int = 200
-    ) -> float:
-        rows = await self._pool.fetch(store.DUE_COMMANDS, state, batch)
-        limit = asyncio.Semaphore(self._concurrency)
-
-        async def one(row: asyncpg.Record) -> None:
-            async with limit:
-                await step(row)
-
-        await asyncio.gather(*(one(r) for r in rows))
-        if len(rows) == batch:
-            return 0.0
-        left = await self._pool.fetchval(store.NEXT_COMMAND_CHECK, state)
-        return self._sweep_interval if left is None else max(left.total_seconds(), 0.0)
 
     async def _send(self, row: asyncpg.Record) -> None:
         command_id: UUID = row["id"]

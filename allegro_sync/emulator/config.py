@@ -140,6 +140,9 @@ class EmulatorConfig:
     start_time: datetime | None = None
     frozen_clock: bool = False
     public_url: str | None = None
+    # The latency profile (latency.py): "none" answers at once; "realistic" delays each
+    # request by its endpoint group's distribution. The control API switches it at run time.
+    latency: str = "none"
 
     @property
     def host_suffix(self) -> str:

@@ -13,6 +13,7 @@ from . import bulk
 from .clock import Clock
 from .config import EmulatorConfig
 from .faults import FaultInjector
+from .latency import LatencyProfile
 from .limits import ChangeBudget, ClientRateLimiter
 from .state import Marketplace
 from .tokens import TokenStore
@@ -60,6 +61,7 @@ class Emulator:
     limiter: ClientRateLimiter
     budget: ChangeBudget
     faults: FaultInjector
+    latency: LatencyProfile
     codes: dict[str, AuthorizationCode] = field(default_factory=dict)
     devices: dict[str, DeviceAuthorization] = field(default_factory=dict)
     devices_by_user_code: dict[str, DeviceAuthorization] = field(default_factory=dict)
@@ -95,6 +97,7 @@ class Emulator:
                 config.offer_changes_per_minute,
             ),
             faults=FaultInjector(config.seed),
+            latency=LatencyProfile(config.seed, config.latency),
             parallel=ParallelLimiter(config.switches.max_parallel_requests_per_user),
             minting=MintLimiter(
                 clock,

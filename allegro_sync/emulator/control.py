@@ -17,6 +17,7 @@ from .bulk import long_lived_allocation
 from .clock import iso
 from .commands import execute
 from .errors import dumps
+from .latency import PROFILES, parse_groups
 from .models import CheckoutForm, Offer, Seller
 from .offer_ops import OfferRuleError, create_offer, create_seller, end_offer
 from .orders import ORDER_EVENT_TYPES
@@ -421,6 +422,36 @@ async def delete_faults(request: web.Request) -> web.Response:
     return ok({"ok": True})
 
 
+async def get_latency(request: web.Request) -> web.Response:
+    """``GET /latency``: the active profile, its groups and the delays drawn lately."""
+    return ok(context.get(request).latency.describe())
+
+
+async def post_latency(request: web.Request) -> web.Response:
+    """``POST /latency {profile?, groups?, seed?}``: switch to a named profile (``none``,
+    ``realistic``) or, with ``groups``, a custom one (``{group: {median_ms, p99_ms?}}``); the
+    generators start again from ``seed`` (default: the emulator's). 400 for a bad field, the
+    profile unchanged."""
+    latency = context.get(request).latency
+    body = await _body(request)
+    unknown = set(body) - {"profile", "groups", "seed"}
+    if unknown:
+        return bad(f"unknown fields: {', '.join(sorted(unknown))}")
+    seed = body.get("seed")
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+        return bad("seed must be an integer")
+    try:
+        if "groups" in body:
+            latency.set(str(body.get("profile", "custom")), parse_groups(body["groups"]), seed)
+        elif body.get("profile") in PROFILES:
+            latency.set(str(body["profile"]), seed=seed)
+        else:
+            return bad(f"profile must be one of {', '.join(PROFILES)} (or give groups)")
+    except ValueError as err:
+        return bad(str(err))
+    return ok(latency.describe())
+
+
 async def get_recorded(request: web.Request) -> web.Response:
     """``GET /commands|invoices|fulfillments|messages|shipments``: what the emulator received."""
     recordings = context.get(request).market.recordings
@@ -527,6 +558,8 @@ def routes() -> list[web.RouteDef]:
         web.post(f"{P}/clock", post_clock),
         web.post(f"{P}/faults", post_faults),
         web.delete(f"{P}/faults", delete_faults),
+        web.get(f"{P}/latency", get_latency),
+        web.post(f"{P}/latency", post_latency),
         web.post(f"{P}/order-events/lose", post_lose_order_events),
         web.post(f"{P}/commands/complete", post_run_commands),
         web.get(f"{P}/{{what:commands|invoices|fulfillments|messages|shipments}}", get_recorded),

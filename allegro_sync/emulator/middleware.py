@@ -1,4 +1,5 @@
-"""Cross-cutting HTTP behaviour: trace-id, injected faults, media types, error rendering."""
+"""Cross-cutting HTTP behaviour: trace-id, the latency profile, injected faults, media types,
+error rendering."""
 
 from __future__ import annotations
 
@@ -100,10 +101,21 @@ async def faults_and_counting(request: web.Request, handler: Handler) -> web.Str
     if user is not None and not emulator.parallel.enter(user):
         raise rate_limited(None)
     try:
-        response = await _with_faults(emulator, request, handler)
+        # the profile's delay (latency.py): half on the request's way, half on the answer's
+        travel = emulator.latency.delay(request.method, canonical) / 2
+        if travel:
+            await asyncio.sleep(travel)
+        try:
+            response = await _with_faults(emulator, request, handler)
+        except (ApiError, OAuthError, web.HTTPException):
+            if travel:
+                await asyncio.sleep(travel)  # an error answer travels as slowly
+            raise
         delay = emulator.faults.faults.endpoint_latency_ms.get(f"{request.method} {canonical}")
         if delay:
             await asyncio.sleep(delay / 1000)  # computed already: the answer travels slowly
+        if travel:
+            await asyncio.sleep(travel)
         return response
     finally:
         if user is not None:

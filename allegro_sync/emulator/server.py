@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import os
 
 from aiohttp import web
 
@@ -14,6 +15,7 @@ from .app import create_app
 from .config import ClientRegistration, EmulatorConfig, default_clients
 from .context import EMULATOR_KEY
 from .demo import purchase_stream, seed_demo
+from .latency import PROFILES
 
 logger = logging.getLogger("allegro_sync.emulator")
 
@@ -60,6 +62,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--purchase-every", type=float, default=5.0, help="seconds between demo purchases"
     )
     parser.add_argument(
+        "--latency",
+        choices=sorted(PROFILES),
+        default=os.environ.get("EMULATOR_LATENCY", "none"),
+        help="latency profile: none answers at once, realistic as Allegro across the internet"
+        " (default: $EMULATOR_LATENCY or none)",
+    )
+    parser.add_argument(
         "--check-contract",
         action="store_true",
         help="log every request and answer that Allegro's OpenAPI spec does not allow",
@@ -71,11 +80,17 @@ def config_from(args: argparse.Namespace) -> EmulatorConfig:
     clients = default_clients()
     if len(args.client_id) != len(args.client_secret):
         raise SystemExit("--client-id and --client-secret must be given the same number of times")
+    if args.latency not in PROFILES:  # argparse leaves a default from the environment unchecked
+        raise SystemExit(f"EMULATOR_LATENCY must be one of {', '.join(sorted(PROFILES))}")
     uris = tuple(args.redirect_uri) or default_clients()["demo-client"].redirect_uris
     for cid, secret in zip(args.client_id, args.client_secret, strict=True):
         clients[cid] = ClientRegistration(secret, uris, device_grant=True)
     return EmulatorConfig(
-        seed=args.seed, sandbox=args.sandbox, access_token_ttl=args.token_ttl, clients=clients
+        seed=args.seed,
+        sandbox=args.sandbox,
+        access_token_ttl=args.token_ttl,
+        clients=clients,
+        latency=args.latency,
     )
 
 
@@ -91,7 +106,7 @@ async def _serve(args: argparse.Namespace) -> None:
     await site.start()
     print(
         f"allegro emulator on http://{args.host}:{args.port} "
-        f"({'sandbox' if args.sandbox else 'production'})",
+        f"({'sandbox' if args.sandbox else 'production'}, latency {args.latency})",
         flush=True,
     )
     if args.demo:

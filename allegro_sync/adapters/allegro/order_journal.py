@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -18,6 +21,8 @@ from allegro_sync.contract import ORDER_EVENTS
 PAGE_SIZE = 1000
 EVENT_STATS = "/order/event-stats"
 READ_JOURNAL = "read order journal"
+# a page read ahead is used only this soon (the poller asks for it at once after a full page)
+READ_AHEAD_SECONDS = 10.0
 
 
 @dataclass(frozen=True)
@@ -50,7 +55,12 @@ async def read_journal_start(
 class OrderJournal:
     """New accounts start at the journal's latest event when they were connected (stored then,
     ``read_journal_start``); ``before_poll`` runs the backfill of an orders-from date in the
-    past."""
+    past.
+
+    After a full page the next one is read ahead, while the poller enriches and publishes the
+    one in hand (against an Allegro that takes its time, the reads of a backlog then overlap):
+    the poller asks for it next anyway, so this costs no request more; the journal only ever
+    grows, so a page read a moment early holds the same events."""
 
     name = "order"
     routing_key = ORDER_EVENTS
@@ -71,6 +81,7 @@ class OrderJournal:
         self._allegro = allegro
         self._backfill = backfill
         self._page_size = page_size
+        self._ahead: dict[int, tuple[str | None, float, asyncio.Task[Page]]] = {}
 
     async def start_cursor(self, account_id: int) -> str | None:
         """Where a journal without a stored cursor starts: its latest event. Accounts connected
@@ -80,6 +91,31 @@ class OrderJournal:
         return latest_event_id(stats)
 
     async def read(self, account_id: int, cursor: str | None) -> Page:
+        page = await self._read_ahead(account_id, cursor)
+        if page is None:
+            page = await self._read(account_id, cursor)
+        if page.full:
+            task = asyncio.create_task(self._read(account_id, page.cursor))
+            task.add_done_callback(_retrieve)
+            self._ahead[account_id] = (page.cursor, time.monotonic(), task)
+        return page
+
+    async def _read_ahead(self, account_id: int, cursor: str | None) -> Page | None:
+        """The page read ahead from ``cursor``, if one is (None: read it now; a failed read
+        ahead is read again, so its error surfaces there)."""
+        ahead = self._ahead.pop(account_id, None)
+        if ahead is None:
+            return None
+        at, started, task = ahead
+        if at != cursor or time.monotonic() - started > READ_AHEAD_SECONDS:
+            task.cancel()
+            return None
+        try:
+            return await task
+        except Exception:
+            return None
+
+    async def _read(self, account_id: int, cursor: str | None) -> Page:
         params: dict[str, Any] = {"limit": self._page_size}
         if cursor is not None:
             params["from"] = cursor
@@ -124,6 +160,12 @@ class OrderJournal:
             else:
                 extras.append({})  # the handler reads it (or finds it gone)
         return extras
+
+
+def _retrieve(task: asyncio.Task[Page]) -> None:
+    """A read ahead nobody awaited (the poller stopped): its error is not worth a warning."""
+    with contextlib.suppress(asyncio.CancelledError, Exception):
+        task.exception()
 
 
 def _time(value: Any) -> datetime | None:

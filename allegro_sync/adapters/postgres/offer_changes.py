@@ -124,17 +124,18 @@ UPDATE offer_changes AS c
  WHERE c.offer_id = a.offer_id AND c.kind = a.kind
 """
 
-# Commands in one state ('pending': to send, 'sent': to follow) whose time has come.
-DUE_COMMANDS = """
+# Commands in one state ('pending': to send, 'sent': to follow) whose time has come, leaving
+# out those a pipeline has in flight ($3).
+DUE_COMMANDS_EXCEPT = """
 SELECT id, account_id, kind, payload, offers, state, attempts
   FROM offer_commands
- WHERE state = $1 AND next_check_at <= now()
+ WHERE state = $1 AND next_check_at <= now() AND id <> ALL($3::uuid[])
  ORDER BY next_check_at
  LIMIT $2
 """
-
-NEXT_COMMAND_CHECK = """
-SELECT min(next_check_at) - now() FROM offer_commands WHERE state = $1
+# When the next of them (not in flight) is due.
+NEXT_COMMAND_CHECK_EXCEPT = """
+SELECT min(next_check_at) - now() FROM offer_commands WHERE state = $1 AND id <> ALL($2::uuid[])
 """
 # Allegro does not know the command (a PUT lost on the way): send it again.
 RESEND = "UPDATE offer_commands SET state = 'pending' WHERE id = $1"
