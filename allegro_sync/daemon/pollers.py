@@ -427,7 +427,7 @@ class PollerSupervisor:
 
     async def reconcile(self) -> None:
         """Keep this replica's fair share of shards, then a slot per active account of the
-        owned shards and journal (new ones spread over their first interval)."""
+        owned shards and journal (new ones read once at once, paced by the idle budget)."""
         daemons = 1
         if self._instance is not None:
             daemons += await replicas.other_daemons(self._pool, self._instance)
@@ -509,9 +509,11 @@ class PollerSupervisor:
                     slot.last_activity = now  # just connected or switched on: busy for a while
                     slot.busy = True
                     self._schedule(slot, now)
-                else:  # taken on with the shard or at start: spread over the first interval
-                    spread = self._timing.ceiling(journal.name)
-                    self._schedule(slot, now + random.uniform(0.0, spread))
+                else:
+                    # taken on at start or with a shard: read once now, paced by the idle
+                    # budget (a restart or a rebalance must not leave purchases made meanwhile
+                    # waiting up to a ceiling); the quiet curve takes over from that read
+                    self._schedule(slot, now)
         self._kick.set()
 
     def _remove(self, slot: Slot) -> None:
