@@ -78,6 +78,8 @@ log = structlog.get_logger(__name__)
 # The journal's runs are the pollers' own (100 events with their checkout forms, some hundred
 # kilobytes); a body past this is no run of ours.
 JOURNAL_MESSAGE_MAX_BYTES = 16 * 1024 * 1024
+# Seconds past SHUTDOWN_TIMEOUT a part of the daemon gets to stop before it is left behind.
+STOP_GRACE = 5.0
 
 
 class Service(Protocol):
@@ -404,13 +406,20 @@ class Daemon:
     async def stop(self) -> None:
         """Stop intake first, drain in-flight work within the timeout, then close everything."""
         timeout = self.settings.shutdown_timeout
+        # Every step is bounded: a part that does not stop in time is named in the log and left
+        # behind, so the process still exits (a supervisor's SIGKILL is the only other way out).
         for service in reversed(self.services):
             try:
-                await service.stop(timeout)
+                await asyncio.wait_for(service.stop(timeout), timeout + STOP_GRACE)
+            except TimeoutError:
+                log.error("service_stop_timed_out", service=type(service).__name__)
             except Exception:
                 log.exception("service_stop_failed", service=type(service).__name__)
         if self.http_runner is not None:
-            await self.http_runner.cleanup()
+            try:
+                await asyncio.wait_for(self.http_runner.cleanup(), timeout + STOP_GRACE)
+            except TimeoutError:
+                log.error("service_stop_timed_out", service="http")
         if self.http_session is not None:
             await self.http_session.close()
         if self.amqp is not None:
