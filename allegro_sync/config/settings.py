@@ -121,9 +121,14 @@ class Settings(DatabaseSettings):
     # The invoice queue's prefetch: bodies of up to MAX_INVOICE_MESSAGE_BYTES each in memory.
     invoice_consumer_prefetch: int = Field(default=4, ge=1, le=100)
     shutdown_timeout: float = Field(default=10.0, gt=0)
-    # Offer changes (issue 7): Allegro's limits and the batcher's coalescing window.
+    # Offer changes (issue 7): Allegro's limits and the batcher's coalescing window. The
+    # client id's requests a minute are shared by every replica on the database (issue 18);
+    # the two after it cap this replica alone; the last is each replica's part of every budget
+    # while PostgreSQL cannot be reached.
+    client_requests_per_minute: int = Field(default=9000, ge=60)
     allegro_requests_per_minute: int = Field(default=9000, ge=60)
     offer_change_budget_share: float = Field(default=1.0, gt=0, le=1)
+    limits_fallback_share: float = Field(default=0.2, gt=0, le=1)
     offer_batch_window: float = Field(default=0.25, gt=0, le=0.25)
     offer_batch_max_hold: float = Field(default=30.0, ge=0, le=300)
     renewal_sweep_interval: float = Field(default=300.0, gt=0)

@@ -22,7 +22,7 @@ from aiohttp import web
 from allegro_sync.adapters.allegro.client import AllegroRestClient
 from allegro_sync.adapters.allegro.crypto import TokenCipher
 from allegro_sync.adapters.allegro.journal import Journal
-from allegro_sync.adapters.allegro.limits import ChangeBudgets, RequestLimiter
+from allegro_sync.adapters.allegro.limits import BucketStore, ChangeBudgets, RequestLimiter
 from allegro_sync.adapters.allegro.oauth import OAuthClient
 from allegro_sync.adapters.allegro.offer_journal import OfferJournal
 from allegro_sync.adapters.allegro.order_journal import OrderJournal
@@ -40,6 +40,7 @@ from allegro_sync.adapters.mail.smtp import SmtpMailer, parse_smtp_url
 from allegro_sync.adapters.postgres import migrations
 from allegro_sync.adapters.postgres import pool as pg
 from allegro_sync.adapters.postgres.event_log import Category
+from allegro_sync.adapters.postgres.rate_buckets import PgBucketStore
 from allegro_sync.config.settings import Settings
 from allegro_sync.config.user_agent import default_user_agent
 from allegro_sync.contract import INVOICE_ADDED
@@ -103,12 +104,19 @@ class AllegroStack:
     oauth: Callable[[bool], OAuthClient]
     tokens: TokenManager
     allegro: AllegroRestClient
+    limiter: RequestLimiter | None
 
 
 def build_allegro_stack(
-    settings: Settings, pool: asyncpg.Pool, session: aiohttp.ClientSession, metrics: Metrics
+    settings: Settings,
+    pool: asyncpg.Pool,
+    session: aiohttp.ClientSession,
+    metrics: Metrics,
+    limits: BucketStore | None = None,
 ) -> AllegroStack:
-    """Wire OAuth, tokens and the REST client; dead credentials and refusals go to the log."""
+    """Wire OAuth, tokens and the REST client; dead credentials and refusals go to the log.
+    ``limits``: the client id's request budget shared with the other replicas (None: this
+    process keeps to ``ALLEGRO_REQUESTS_PER_MINUTE`` alone, as a one-off command does)."""
     cipher = TokenCipher(*settings.secret_keys())
 
     def oauth(sandbox: bool) -> OAuthClient:
@@ -136,9 +144,34 @@ def build_allegro_stack(
         api_url=settings.api_url,
         metrics=metrics,
         on_forbidden=on_forbidden,
-        limiter=RequestLimiter(settings.allegro_requests_per_minute),
+        limiter=request_limiter(settings, limits),
     )
-    return AllegroStack(cipher, oauth, tokens, allegro)
+    return AllegroStack(cipher, oauth, tokens, allegro, allegro.limiter)
+
+
+def request_limiter(settings: Settings, limits: BucketStore | None) -> RequestLimiter:
+    """The client-wide request budget: shared through ``limits``, capped by this replica's
+    own setting; without ``limits`` the cap alone."""
+    if limits is None:
+        return RequestLimiter(
+            min(settings.client_requests_per_minute, settings.allegro_requests_per_minute)
+        )
+    return RequestLimiter(
+        settings.client_requests_per_minute,
+        store=limits,
+        cap_per_minute=settings.allegro_requests_per_minute,
+        fallback_share=settings.limits_fallback_share,
+    )
+
+
+def change_budgets(settings: Settings, limits: BucketStore | None) -> ChangeBudgets:
+    """The sellers' offer-change budgets, shared through ``limits``, capped by this replica's
+    ``OFFER_CHANGE_BUDGET_SHARE``."""
+    return ChangeBudgets(
+        share=settings.offer_change_budget_share,
+        store=limits,
+        fallback_share=settings.limits_fallback_share,
+    )
 
 
 def poller_settings(settings: Settings) -> PollerSettings:
@@ -146,7 +179,7 @@ def poller_settings(settings: Settings) -> PollerSettings:
     return PollerSettings(
         ceilings={"order": settings.order_poll_ceiling, "offer": settings.offer_poll_ceiling},
         idle_budget_per_minute=settings.idle_poll_budget_share
-        * settings.allegro_requests_per_minute,
+        * min(settings.client_requests_per_minute, settings.allegro_requests_per_minute),
     )
 
 
@@ -169,7 +202,10 @@ class Daemon:
     oauth: Callable[[bool], OAuthClient] | None = None
     poller_timing: PollerSettings | None = None  # None: from the settings (poller_settings)
     instance: str = field(default_factory=replicas.instance_name)
-    limits_warning: str | None = None  # set at start when other daemons share the limits
+    # Allegro's limits shared with the other replicas (rate_buckets), closed last
+    limits: PgBucketStore | None = None
+    limiter: RequestLimiter | None = None
+    budgets: ChangeBudgets | None = None
 
     async def start(self) -> None:
         """Migrate, declare the topology, then start HTTP, the relay and the consumers."""
@@ -187,7 +223,7 @@ class Daemon:
             statement_timeout=settings.http_statement_timeout,
             idle_in_transaction_timeout=settings.http_idle_in_transaction_timeout,
         )
-        await self._check_shared_limits()
+        self.limits = PgBucketStore(dsn, application_name=self.instance)
         self.amqp = await broker.connect(settings.amqp_url)
         channel = await self.amqp.channel()
         await declare_topology(channel)
@@ -282,12 +318,13 @@ class Daemon:
             )
             for queue_name, routes in build_routes(self.allegro, self.pool).items()
         }
+        assert self.budgets is not None
         self.services.append(
             OfferChangeBatcher(
                 dsn=dsn,
                 pool=self.pool,
                 allegro=self.allegro,
-                budgets=ChangeBudgets(share=settings.offer_change_budget_share),
+                budgets=self.budgets,
                 window=settings.offer_batch_window,
                 halt_after_persist=settings.offer_batcher_halt_after_persist,
                 intake_busy=consumers[ERP_QUEUE].backlogged,
@@ -301,24 +338,14 @@ class Daemon:
         await self._start_http()
         log.info("daemon_started", http=f"http://{settings.http_host}:{settings.http_port}")
 
-    async def _check_shared_limits(self) -> None:
-        """Warn when other daemons on this database and this one's settings would together go
-        over Allegro's limits (each daemon keeps to its own share only)."""
-        assert self.pool is not None
-        others = await replicas.other_daemons(self.pool, self.instance)
-        problems = replicas.unshared_limits(
-            daemons=others + 1,
-            requests_per_minute=self.settings.allegro_requests_per_minute,
-            budget_share=self.settings.offer_change_budget_share,
-        )
-        if problems:
-            self.limits_warning = "; ".join(problems)
-            log.warning("limits_not_shared", other_daemons=others, fix=self.limits_warning)
-
     def _build_allegro(self) -> None:
         assert self.pool is not None
         self.http_session = new_http_session(self.settings.user_agent)
-        stack = build_allegro_stack(self.settings, self.pool, self.http_session, self.metrics)
+        stack = build_allegro_stack(
+            self.settings, self.pool, self.http_session, self.metrics, self.limits
+        )
+        self.limiter = stack.limiter
+        self.budgets = change_budgets(self.settings, self.limits)
         self.cipher, self.oauth, self.tokens, self.allegro = (
             stack.cipher,
             stack.oauth,
@@ -425,6 +452,10 @@ class Daemon:
         if self.amqp is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self.amqp.close(), timeout)
+        for limits in (self.limiter, self.budgets, self.limits):
+            if limits is not None:  # unspent leases back to the shared buckets, then its pool
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(limits.close(), timeout)
         for pool in (self.http_pool, self.pool):
             if pool is not None:
                 with contextlib.suppress(Exception):

@@ -1,11 +1,9 @@
-"""Other daemons on the same database: replicas must split Allegro's limits between them.
+"""Other daemons on the same database.
 
-Allegro's limits belong to the client id (9 000 requests a minute) and to each seller (the
-offer-change budgets); every daemon keeps to the share its settings give it, in its own memory.
-A daemon names its pool's database connections ``allegro-sync daemon <host> <instance>``, so at
-start it sees the other daemons (``pg_stat_activity``) and warns when the settings would let all
-of them together go over the limits (Allegro answers with 429s and blocks the client id for a
-minute).
+A daemon names its database connections ``allegro-sync daemon <host> <instance>``, so each sees
+how many replicas run (``pg_stat_activity``): the journal pollers split the shards of accounts
+by it. Allegro's limits need no dividing: the replicas share them in PostgreSQL
+(``adapters/allegro/limits.py``, table ``rate_buckets``).
 """
 
 from __future__ import annotations
@@ -18,7 +16,6 @@ import asyncpg
 from allegro_sync.adapters.postgres import pool as pg
 
 DAEMON_PREFIX = "allegro-sync daemon "
-CLIENT_REQUESTS_PER_MINUTE = 9000
 
 
 def instance_name() -> str:
@@ -29,20 +26,3 @@ def instance_name() -> str:
 async def other_daemons(pool: asyncpg.Pool, own: str) -> int:
     """How many other daemons have connections to this database now."""
     return await pg.count_applications(pool, DAEMON_PREFIX + "%", own)
-
-
-def unshared_limits(*, daemons: int, requests_per_minute: int, budget_share: float) -> list[str]:
-    """What to change so that ``daemons`` daemons, all with these settings (replicas share one
-    configuration), stay inside Allegro's limits together (nothing: an empty list)."""
-    problems = []
-    if requests_per_minute * daemons > CLIENT_REQUESTS_PER_MINUTE:
-        problems.append(
-            f"ALLEGRO_SYNC_ALLEGRO_REQUESTS_PER_MINUTE is {requests_per_minute}; with {daemons}"
-            f" daemons on one client id it must be at most {CLIENT_REQUESTS_PER_MINUTE // daemons}"
-        )
-    if budget_share * daemons > 1 + 1e-9:
-        problems.append(
-            f"ALLEGRO_SYNC_OFFER_CHANGE_BUDGET_SHARE is {budget_share:g}; with {daemons} daemons"
-            f" it must be at most {1 / daemons:.3g}"
-        )
-    return problems

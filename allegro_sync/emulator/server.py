@@ -69,6 +69,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         " (default: $EMULATOR_LATENCY or none)",
     )
     parser.add_argument(
+        "--rate-limit-per-minute",
+        type=int,
+        default=9000,
+        help="requests a minute per client id before it is blocked (Allegro: 9000)",
+    )
+    parser.add_argument(
         "--check-contract",
         action="store_true",
         help="log every request and answer that Allegro's OpenAPI spec does not allow",
@@ -91,6 +97,7 @@ def config_from(args: argparse.Namespace) -> EmulatorConfig:
         access_token_ttl=args.token_ttl,
         clients=clients,
         latency=args.latency,
+        rate_limit_per_minute=args.rate_limit_per_minute,
     )
 
 

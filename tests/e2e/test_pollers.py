@@ -97,21 +97,3 @@ async def test_two_replicas_share_the_shards_and_one_takes_over(
     await eventually(all_taken, timeout=20)
     cursors = await db.fetchval("SELECT count(*) FROM journal_cursors")
     assert cursors == 2 * len(accounts)
-
-
-async def test_a_daemon_that_finds_others_warns_when_the_limits_are_not_shared(
-    daemon: Daemon, emulator: Emulator, amqp_url: str
-) -> None:
-    """Each daemon keeps to its own share of Allegro's limits: a second one started with the
-    single-daemon defaults says which settings to divide."""
-    assert daemon.limits_warning is None  # alone on its database
-    second = Daemon(daemon_settings(daemon.settings.database_url, amqp_url, emulator.url))
-    await second.start()
-    try:
-        warning = second.limits_warning or ""
-        assert "ALLEGRO_SYNC_ALLEGRO_REQUESTS_PER_MINUTE is 9000" in warning
-        assert "at most 4500" in warning
-        assert "ALLEGRO_SYNC_OFFER_CHANGE_BUDGET_SHARE is 1; with 2 daemons" in warning
-        assert "at most 0.5" in warning
-    finally:
-        await second.stop()

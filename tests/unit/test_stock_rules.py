@@ -128,13 +128,19 @@ def test_budgets_never_exceed_a_sliding_minute() -> None:
     assert 0 < spent <= 9000
 
 
-def test_a_429_pauses_and_doubles_until_a_success() -> None:
+def test_a_429_pauses_and_doubles_while_429s_continue() -> None:
     now = [0.0]
     limiter = RequestLimiter(clock=lambda: now[0])
     assert limiter.note_rate_limited() == 1.0
+    assert limiter.blocked_for() == 1.0
+    now[0] = 0.5  # a request in flight when the pause began: the pause stays, from now
+    assert limiter.note_rate_limited() == 1.0
+    assert limiter.blocked_for() == 1.0
+    now[0] = 2.0  # 429s go on right after the pause: twice as long
     assert limiter.note_rate_limited() == 2.0
-    assert limiter.blocked_for() == 2.0
-    limiter.note_ok()
+    now[0] = 4.5
+    assert limiter.note_rate_limited() == 4.0
+    now[0] = 100.0  # long after: a short pause again
     assert limiter.note_rate_limited() == 1.0
 
 

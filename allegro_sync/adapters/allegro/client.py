@@ -78,6 +78,11 @@ class AllegroRestClient:
         # Every request of the process passes the client-wide limiter (allegro-api.md 3).
         self._limiter = limiter
 
+    @property
+    def limiter(self) -> RequestLimiter | None:
+        """The client-wide limiter every request passes."""
+        return self._limiter
+
     async def me_with_token(self, *, sandbox: bool, access_token: str) -> dict[str, Any]:
         """``GET /me`` with a token not yet stored (while connecting an account)."""
         return await self.get_with_token(
@@ -218,12 +223,9 @@ class AllegroRestClient:
                     trace_id=trace_id,
                 )
             self._metrics.allegro_requests.labels(action, f"{status // 100}xx").inc()
-            if self._limiter is not None:
-                if status == 429:
-                    pause = self._limiter.note_rate_limited()
-                    log.warning("allegro_rate_limited", action=action, pause_seconds=pause)
-                elif status < 400:
-                    self._limiter.note_ok()
+            if self._limiter is not None and status == 429:
+                pause = self._limiter.note_rate_limited()
+                log.warning("allegro_rate_limited", action=action, pause_seconds=pause)
             if status == 401 and retry_after_refresh:
                 auth = await self._tokens.refresh(account_id, seen_generation=auth.generation)
                 continue

@@ -1,0 +1,207 @@
+"""Allegro's limits shared by replicas through real PostgreSQL (issue 18): two limiters, each
+with its own store and pool on one database, as two daemons would have them.
+
+A budget of 1 200 requests a minute (20 a second) keeps the runs short; the windows measured are
+10 s, for which the same bucket maths gives the bound ``capacity + rate * (10 + lease_ttl)``
+(the minute's is the limit itself)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from collections.abc import Callable
+from urllib.parse import urlsplit
+
+import pytest
+
+from allegro_sync.adapters.allegro.limits import (
+    LEASE_TTL,
+    ChangeBudgets,
+    RequestLimiter,
+    window_rate,
+)
+from allegro_sync.adapters.postgres.rate_buckets import PgBucketStore
+from tests.helpers import TcpProxy
+from tests.integration.test_poller_outages import through
+
+PER_MINUTE = 1200
+CAPACITY = PER_MINUTE / 60
+RATE = window_rate(PER_MINUTE, 60, CAPACITY, LEASE_TTL)
+
+
+def worst(stamps: list[float], window: float) -> int:
+    """Most requests in any sliding ``window`` seconds."""
+    best, inside = 0, deque[float]()
+    for at in sorted(stamps):
+        inside.append(at)
+        while inside[0] <= at - window:
+            inside.popleft()
+        best = max(best, len(inside))
+    return best
+
+
+async def busy(
+    limiter: RequestLimiter, stamps: list[float], until: float, *, bulk: bool, workers: int = 8
+) -> None:
+    """``workers`` callers asking for requests back to back until ``until``."""
+
+    async def worker() -> None:
+        while time.monotonic() < until:
+            await limiter.acquire(bulk=bulk)
+            stamps.append(time.monotonic())
+
+    await asyncio.gather(*(worker() for _ in range(workers)))
+
+
+async def trickle(limiter: RequestLimiter, stamps: list[float], until: float, every: float) -> None:
+    while time.monotonic() < until:
+        started = time.monotonic()
+        await limiter.acquire(bulk=False)
+        stamps.append(time.monotonic())
+        await asyncio.sleep(max(0.0, every - (time.monotonic() - started)))
+
+
+@pytest.fixture
+async def stores(database_url: str) -> list[PgBucketStore]:
+    made = [PgBucketStore(database_url), PgBucketStore(database_url)]
+    yield made  # type: ignore[misc]
+    for store in made:
+        await store.close()
+
+
+def replica(store: PgBucketStore, **options: float) -> RequestLimiter:
+    return RequestLimiter(PER_MINUTE, store=store, **options)  # type: ignore[arg-type]
+
+
+async def test_two_busy_replicas_share_the_budget_and_never_exceed_it(
+    stores: list[PgBucketStore],
+) -> None:
+    first, second = replica(stores[0]), replica(stores[1])
+    a: list[float] = []
+    b: list[float] = []
+    seconds = 15.0
+    until = time.monotonic() + seconds
+    await asyncio.gather(busy(first, a, until, bulk=True), busy(second, b, until, bulk=True))
+    both = a + b
+    bound = CAPACITY + RATE * (10 + LEASE_TTL)
+    assert worst(both, 10) <= bound
+    # together they use the budget: at least 0.9 of the refill over the run
+    assert len(both) >= 0.9 * RATE * seconds
+    assert min(len(a), len(b)) >= 0.2 * len(both)  # and neither is starved
+    await first.close()
+    await second.close()
+
+
+async def test_a_lone_busy_replica_gets_nearly_the_whole_budget(
+    stores: list[PgBucketStore],
+) -> None:
+    """The other replica only polls now and then: its idle share is not lost."""
+    busy_one, quiet_one = replica(stores[0]), replica(stores[1])
+    a: list[float] = []
+    b: list[float] = []
+    seconds = 12.0
+    until = time.monotonic() + seconds
+    await asyncio.gather(busy(busy_one, a, until, bulk=True), trickle(quiet_one, b, until, 1.0))
+    assert len(b) >= seconds * 0.5
+    refill = RATE * seconds
+    assert len(a) >= 0.9 * refill - len(b)  # divided by hand it would have had half
+    assert worst(a + b, 10) <= CAPACITY + RATE * (10 + LEASE_TTL)
+    await busy_one.close()
+    await quiet_one.close()
+
+
+async def test_a_429_seen_by_one_replica_pauses_the_other(stores: list[PgBucketStore]) -> None:
+    seen, other = replica(stores[0], first_pause=3.0), replica(stores[1], first_pause=3.0)
+    b: list[float] = []
+    until = time.monotonic() + 8.0
+    running = asyncio.create_task(busy(other, b, until, bulk=False, workers=4))
+    await asyncio.sleep(1.5)  # the other is busy and holds a lease
+    await seen.acquire(bulk=False)
+    blocked_at = time.monotonic()
+    assert seen.note_rate_limited() == 3.0
+    await running
+    # within a lease's round trip the other stops, and starts again once the pause is over
+    during = [t for t in b if blocked_at + 0.8 < t < blocked_at + 2.8]
+    assert during == []
+    assert [t for t in b if t > blocked_at + 3.0]
+    assert other.blocked_for() == 0
+    await seen.close()
+    await other.close()
+
+
+async def test_order_traffic_passes_while_bulk_is_throttled(stores: list[PgBucketStore]) -> None:
+    """Both replicas flood the budget with bulk; orders on either still get through quickly."""
+    first, second = replica(stores[0]), replica(stores[1])
+    bulk: list[float] = []
+    waits: list[float] = []
+    until = time.monotonic() + 8.0
+
+    async def orders(limiter: RequestLimiter) -> None:
+        await asyncio.sleep(2.0)  # the bulk callers have drained the bucket to its reserve
+        while time.monotonic() < until - 0.5:
+            started = time.monotonic()
+            await limiter.acquire(bulk=False)
+            waits.append(time.monotonic() - started)
+            await asyncio.sleep(0.5)
+
+    await asyncio.gather(
+        busy(first, bulk, until, bulk=True, workers=16),
+        busy(second, bulk, until, bulk=True, workers=16),
+        orders(first),
+        orders(second),
+    )
+    assert len(waits) >= 10
+    assert max(waits) < 0.5, waits  # a lease's round trip, not the bulk queue
+    assert len(bulk) >= 0.8 * RATE * 8  # bulk still had the rest
+    await first.close()
+    await second.close()
+
+
+async def test_change_budgets_are_shared_by_replicas(stores: list[PgBucketStore]) -> None:
+    """One seller's 9 000 quantity changes a minute: two batchers asking for full commands
+    together get at most the minute bucket's capacity at once, then its refill."""
+    clock: Callable[[], float] = time.monotonic
+    first = ChangeBudgets(store=stores[0], clock=clock)
+    second = ChangeBudgets(store=stores[1], clock=clock)
+    spent = 0
+    until = time.monotonic() + 3.0
+    while time.monotonic() < until:
+        for budgets in (first, second):
+            if budgets.try_spend(5, "quantity", 1000) == 0:
+                spent += 1000
+        await asyncio.sleep(0.02)
+    minute_rate = (9000 - 1000) / (60 + LEASE_TTL)
+    assert 1000 <= spent <= 1000 + minute_rate * 3.0 + 1000  # not 2 x 1000 at once, each
+    await first.close()
+    await second.close()
+
+
+async def test_an_unreachable_database_falls_back_to_a_local_share_and_recovers(
+    database_url: str,
+) -> None:
+    port = urlsplit(database_url).port or 5432
+    proxy = TcpProxy("127.0.0.1", port)
+    await proxy.start()
+    store = PgBucketStore(through(database_url, proxy))
+    limiter = RequestLimiter(PER_MINUTE, store=store, fallback_share=0.25)
+    try:
+        await limiter.acquire(bulk=False)
+        assert limiter.shared
+        await proxy.stop()
+        stamps: list[float] = []
+        await busy(limiter, stamps, time.monotonic() + 6.0, bulk=False, workers=4)
+        assert not limiter.shared
+        # the local share (300 a minute: 5 a second, capacity 5) after the leases held ran out
+        assert worst(stamps, 4) <= 5 + 5 * 4 + RATE * 1.0
+        assert len(stamps) >= 10  # requests still go, slowly
+        await proxy.start()
+        deadline = time.monotonic() + 20
+        while not limiter.shared and time.monotonic() < deadline:
+            await limiter.acquire(bulk=False)
+            await asyncio.sleep(0.05)
+        assert limiter.shared
+    finally:
+        await limiter.close()
+        await store.close()
+        await proxy.stop()

@@ -1,0 +1,128 @@
+"""The maths of the shared limits (adapters/allegro/limits.py): buckets sized so that no sliding
+window exceeds Allegro's limit even when leased tokens are spent late, leases that expire, the
+429 pause rule, and the local parts (caps, fallback) of the limiters."""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+
+import pytest
+
+from allegro_sync.adapters.allegro.limits import (
+    DEFAULT_BUDGETS,
+    MAX_COMMAND,
+    Budget,
+    ChangeBudgets,
+    Leases,
+    RequestLimiter,
+    TokenBucket,
+    change_buckets,
+    next_pause,
+    window_rate,
+)
+
+
+def worst_window(spends: list[tuple[float, int]], window: float) -> int:
+    """The most spent in any sliding ``window`` (closed on the right, as Allegro counts)."""
+    best, total, inside = 0, 0, deque[tuple[float, int]]()
+    for at, n in sorted(spends):
+        inside.append((at, n))
+        total += n
+        while inside[0][0] <= at - window:
+            total -= inside.popleft()[1]
+        best = max(best, total)
+    return best
+
+
+@pytest.mark.parametrize(("limit", "hold"), [(9000, 2.0), (1200, 2.0), (9000, 0.0), (600, 5.0)])
+def test_a_bucket_spent_late_never_exceeds_a_sliding_minute(limit: int, hold: float) -> None:
+    """Greedy leases every 10 ms, each lot spent at the last moment of its hold: the worst
+    minute still stays within the limit, and the steady rate uses most of it."""
+    capacity = limit / 60
+    now = [0.0]
+    bucket = TokenBucket(capacity, window_rate(limit, 60, capacity, hold), lambda: now[0])
+    spends = []
+    while now[0] < 300:
+        available = math.floor(bucket.tokens + (now[0] - bucket.stamp) * bucket.rate)
+        take = min(available, int(capacity))
+        if take > 0 and bucket.wait_for(take) == 0:
+            bucket.take(take)
+            # the first lease is spent at once (a burst), later ones at the end of their hold
+            spends.append((now[0] + (hold if now[0] > 0 else 0.0), take))
+        now[0] = round(now[0] + 0.01, 2)
+    worst = worst_window(spends, 60)
+    assert worst <= limit
+    assert worst >= 0.9 * limit
+
+
+def test_window_rate_leaves_room_for_the_capacity_and_the_hold() -> None:
+    rate = window_rate(9000, 60, 150, 2.0)
+    assert 150 + rate * 62 == pytest.approx(9000)
+    assert rate * 60 >= 0.9 * 9000  # steady: 95 % of the limit
+
+
+def test_change_buckets_hold_an_hour_and_a_minute_with_one_full_command() -> None:
+    hour, minute = change_buckets(DEFAULT_BUDGETS["quantity"], hold=2.0)
+    assert hour[0] + hour[1] * 3602 == pytest.approx(250_000)
+    assert minute[0] + minute[1] * 62 == pytest.approx(9_000)
+    assert min(hour[0], minute[0]) >= MAX_COMMAND
+    listing_like = change_buckets(Budget(74_700, 2_490))
+    assert (
+        listing_like[1][0] == MAX_COMMAND and listing_like[1][0] + listing_like[1][1] * 60 <= 2490
+    )
+
+
+def test_the_pause_stays_while_it_runs_doubles_while_429s_go_on_and_starts_again() -> None:
+    rule = {"first": 1.0, "most": 8.0}
+    assert next_pause(10.0, 0.0, 0.0, **rule) == 1.0  # the first 429
+    assert next_pause(10.5, 11.0, 1.0, **rule) == 1.0  # in flight during the pause
+    assert next_pause(11.5, 11.0, 1.0, **rule) == 2.0  # just after it: they go on
+    assert next_pause(20.0, 19.0, 8.0, **rule) == 8.0  # at most ``most``
+    assert next_pause(30.0, 11.0, 2.0, **rule) == 1.0  # long after: short again
+
+
+def test_leased_tokens_expire_and_are_spent_oldest_first() -> None:
+    now = [0.0]
+    leases = Leases(2.0, lambda: now[0])
+    leases.add(5, asked_at=0.0)
+    now[0] = 1.0
+    leases.add(3, asked_at=1.0)
+    assert leases.take(6) and leases.available() == 2  # the older lot went first
+    now[0] = 2.5  # the first lot (empty now) expired, the second holds 2
+    assert leases.available() == 2 and not leases.take(3)
+    now[0] = 3.0
+    assert leases.available() == 0
+    leases.add(4, asked_at=3.0)
+    assert leases.drain() == 4 and leases.available() == 0
+
+
+async def test_a_local_limiter_keeps_order_traffic_ahead_of_bulk() -> None:
+    """Alone (no store): bulk may not take the bucket's reserve, orders may."""
+    now = [0.0]
+    limiter = RequestLimiter(600, clock=lambda: now[0])  # 10 a second, capacity 10
+    for _ in range(8):
+        await limiter.acquire(bulk=True)  # down to the reserve (0.2 of the capacity)
+    taken_by_orders = 0
+    for _ in range(2):
+        await limiter.acquire(bulk=False)
+        taken_by_orders += 1
+    assert taken_by_orders == 2
+
+
+def test_the_per_replica_cap_is_the_budget_of_a_limiter_alone() -> None:
+    now = [0.0]
+    capped = RequestLimiter(9000, cap_per_minute=600, clock=lambda: now[0])
+    assert capped._bucket.capacity == 10  # the cap's bucket, not the client's
+
+
+def test_change_budgets_alone_never_exceed_a_sliding_minute_or_the_share() -> None:
+    now = [0.0]
+    budgets = ChangeBudgets(share=0.5, clock=lambda: now[0])
+    spends = []
+    for _ in range(1200):  # two minutes in 0.1 s steps, always asking for a full command
+        if budgets.try_spend(7, "quantity", 500) == 0:
+            spends.append((now[0], 500))
+        now[0] += 0.1
+    assert 0 < worst_window(spends, 60) <= 4500
+    assert budgets.largest_now(7, "quantity") <= 500
