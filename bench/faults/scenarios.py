@@ -1,5 +1,6 @@
-"""The scenarios: reliability.md's fault matrix, the cluster losing a node, partitions, and the
-daemon offline for longer than the offer journal keeps its events.
+"""The scenarios: the fault matrix (SIGKILLs, restarts, Allegro storms, poison, duplicates,
+replicas), the cluster losing a node, partitions, and the daemon offline for longer than the
+offer journal keeps its events.
 
 Each scenario runs on the suite's own PostgreSQL instance and RabbitMQ node (or cluster), in a
 database and a virtual host of its own, and answers an ``Outcome``. Sizes scale with
@@ -27,14 +28,14 @@ from bench.faults.workloads import Outcome, run_orders, run_stock, until
 class Scale:
     """Burst sizes."""
 
-    purchases: int = 5000
+    purchases: int = 3000
     order_sellers: int = 5
     products: int = 1000
-    versions: int = 20
+    versions: int = 10
     stock_sellers: int = 4
     order_kills: int = 10
     stock_kills: int = 5
-    hang_seconds: float = 100.0  # longer than the heartbeat (30 s) and the commands' 60 s
+    hang_seconds: float = 90.0  # longer than the heartbeat (30 s) and the commands' 60 s
 
 
 @dataclass

@@ -57,9 +57,10 @@ class Daemon:
     def start(self) -> None:
         self.log.parent.mkdir(parents=True, exist_ok=True)
         command = [sys.executable, "-m", "allegro_sync.daemon.cli", "--log-level", "INFO", "run"]
-        self.process = subprocess.Popen(
-            command, env=self.env, stdout=self.log.open("ab"), stderr=subprocess.STDOUT
-        )
+        with self.log.open("ab") as log:
+            self.process = subprocess.Popen(
+                command, env=self.env, stdout=log, stderr=subprocess.STDOUT
+            )
 
     def kill(self) -> None:
         """SIGKILL: no chance to clean up."""
