@@ -12,7 +12,7 @@ LOCK   := requirements-dev.lock
 # `LOCK_ARGS='--upgrade-package aiohttp'` moves one. Plain `make lock` keeps the pins it can.
 LOCK_ARGS ?=
 
-.PHONY: venv lock services browser lint test test-fast demo bench clean
+.PHONY: venv lock services browser lint test test-fast demo bench faults clean
 
 # The lock installs pip and setuptools too, so the project itself is installed without build
 # isolation: nothing unpinned is fetched. `pip check` catches a lock older than pyproject.toml.
@@ -59,6 +59,11 @@ demo: venv services
 
 bench: venv services
 	$(BIN)/python -m bench
+
+# The fault suite (bench/faults, README "Fault suite"): PostgreSQL and RabbitMQ nodes of its own,
+# about half an hour; not part of `make test`. `make faults FAULTS="cluster-orders --quick"`.
+faults: venv
+	$(BIN)/python -m bench.faults $(FAULTS)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -25,7 +25,9 @@ OPT_IN = ("soak",)  # long: run only when named
 def available() -> list[str]:
     """The benchmark modules of this folder."""
     here = str(Path(__file__).parent)
-    return sorted(m.name for m in pkgutil.iter_modules([here]) if not m.name.startswith("_"))
+    # packages (the fault suite, ``python -m bench.faults``) are not benchmarks
+    modules = pkgutil.iter_modules([here])
+    return sorted(m.name for m in modules if not m.name.startswith("_") and not m.ispkg)
 
 
 def latencies(value: str) -> tuple[str, ...]:

@@ -169,8 +169,10 @@ class Settings(DatabaseSettings):
     @field_validator("amqp_url")
     @classmethod
     def _amqp_scheme(cls, value: str) -> str:
-        if not value.startswith(("amqp://", "amqps://")):
-            raise ValueError("must be an amqp:// or amqps:// URL")
+        # several nodes of one cluster: URLs separated by commas, tried in turn
+        urls = [part.strip() for part in value.split(",") if part.strip()]
+        if not urls or not all(url.startswith(("amqp://", "amqps://")) for url in urls):
+            raise ValueError("must be an amqp:// or amqps:// URL, or several separated by commas")
         return value
 
     @field_validator("user_agent")

@@ -54,6 +54,8 @@ def test_missing_setting_is_named(env: pytest.MonkeyPatch, name: str) -> None:
         ("ALLEGRO_SYNC_HTTP_PORT", "70000"),
         ("ALLEGRO_SYNC_DATABASE_URL", "mysql://localhost/x"),
         ("ALLEGRO_SYNC_AMQP_URL", "http://localhost"),
+        ("ALLEGRO_SYNC_AMQP_URL", "amqp://node-1/,http://node-2/"),
+        ("ALLEGRO_SYNC_AMQP_URL", " , "),
         ("ALLEGRO_SYNC_SECRET_KEY", "short"),
         ("ALLEGRO_SYNC_ALLEGRO_API_URL", "not a url"),
     ],
@@ -62,6 +64,14 @@ def test_malformed_setting_is_named(env: pytest.MonkeyPatch, name: str, value: s
     env.setenv(name, value)
     with pytest.raises(SettingsError, match=f"^setting {name} is invalid: "):
         load_settings(Settings)
+
+
+def test_amqp_url_takes_the_nodes_of_a_cluster(env: pytest.MonkeyPatch) -> None:
+    from allegro_sync.adapters.broker.connection import broker_urls
+
+    env.setenv("ALLEGRO_SYNC_AMQP_URL", "amqp://u:p@node-1:5672/, amqps://u:p@node-2:5671/,")
+    settings = load_settings(Settings)
+    assert broker_urls(settings.amqp_url) == ["amqp://u:p@node-1:5672/", "amqps://u:p@node-2:5671/"]
 
 
 def test_dotenv_file_is_read(env: pytest.MonkeyPatch, tmp_path: Path) -> None:
