@@ -5,7 +5,8 @@ A benchmark is a module ``bench/<name>.py`` with one of three ``main`` signature
 ``main(latencies) -> int`` runs at each latency profile of the emulator given (default both)
 and prints the medians side by side (orders, stock, offers); ``main(argv) -> int`` takes its own
 options, given after the names with one name only (``bench accounts --accounts 500``,
-``bench soak --minutes 30``); ``main() -> int`` takes none. The soak runs only when named.
+``bench soak --minutes 30``), and ``--latency`` too where the module says ``TAKES_LATENCY``
+(accounts); ``main() -> int`` takes none. The soak runs only when named.
 """
 
 from __future__ import annotations
@@ -44,6 +45,10 @@ def _first_parameter(module: object) -> str | None:
     return parameters[0] if parameters else None
 
 
+def _takes_latency(module: object) -> bool:
+    return bool(getattr(module, "TAKES_LATENCY", False))
+
+
 def main(argv: list[str]) -> int:
     first_option = next((i for i, a in enumerate(argv) if a.startswith("-")), len(argv))
     names = argv[:first_option] or [n for n in available() if n not in OPT_IN]
@@ -66,8 +71,9 @@ def main(argv: list[str]) -> int:
             return 2
         if takes == "latencies":
             result = module.main(known.latency)
-        elif takes == "argv":
-            result = module.main(options)
+        elif takes == "argv":  # and the profiles, to one that takes them (TAKES_LATENCY)
+            profiles = ["--latency", ",".join(known.latency)]
+            result = module.main([*options, *profiles] if _takes_latency(module) else options)
         else:
             result = module.main()
         failed |= int(result != 0)

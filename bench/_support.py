@@ -17,6 +17,7 @@ import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
@@ -163,6 +164,69 @@ def start_daemon(
             stderr=subprocess.DEVNULL,
         )
     return process
+
+
+@dataclass
+class Stack:
+    """A benchmark's throwaway services (``services``): database, virtual host, emulator, and
+    the daemon against them once started (``start_daemon``; one at a time)."""
+
+    database_url: str
+    amqp_url: str
+    emulator_url: str
+    daemon_url: str
+    env: dict[str, str]  # the daemon's; a benchmark may add to it before starting one
+    emulator: subprocess.Popen[bytes]
+    log: Path
+    daemon: subprocess.Popen[bytes] | None = None
+
+    async def start_daemon(self, *, profile: bool = False, wait: bool = True) -> None:
+        """``allegro-sync run`` (see ``start_daemon``); with ``wait``, until /healthz answers."""
+        self.daemon = start_daemon(self.env, self.log, profile=profile)
+        if wait:
+            await self.daemon_ready()
+
+    async def daemon_ready(self) -> None:
+        """Until the daemon's /healthz answers: every part of it runs."""
+        await wait_http(self.daemon_url + "/healthz")
+
+    def stop_daemon(self) -> int:
+        """SIGTERM the daemon and wait; its exit code."""
+        if self.daemon is None:
+            return 0
+        code = stop(self.daemon)
+        self.daemon = None
+        return code
+
+
+@contextlib.asynccontextmanager
+async def services(
+    name: str, *, latency: str = "none", log: str | None = None
+) -> AsyncIterator[Stack]:
+    """A throwaway database (empty: the daemon, or ``migrate``, fills it) and virtual host named
+    after ``name``, the emulator at ``latency`` answering, and the daemon's environment against
+    them (its log ``bench/results/<log>``, default ``<name>-daemon.log``); afterwards the
+    daemon, if one runs, and the emulator are stopped and the database and host dropped."""
+    async with throwaway_database(f"bench_{name}") as database_url:
+        with throwaway_vhost(f"bench-{name}") as amqp_url:
+            emulator_port, http_port = free_port(), free_port()
+            emulator_url = f"http://127.0.0.1:{emulator_port}"
+            emulator = start_emulator(emulator_port, latency=latency)
+            stack = Stack(
+                database_url=database_url,
+                amqp_url=amqp_url,
+                emulator_url=emulator_url,
+                daemon_url=f"http://127.0.0.1:{http_port}",
+                env=daemon_env(database_url, amqp_url, emulator_url, http_port),
+                emulator=emulator,
+                log=RESULTS / (log or f"{name}-daemon.log"),
+            )
+            try:
+                await wait_http(emulator_url + "/__control__/clock")
+                yield stack
+            finally:
+                stack.stop_daemon()
+                stop(emulator)
 
 
 async def allegro_requests(emulator_url: str) -> dict[str, int]:

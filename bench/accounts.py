@@ -28,6 +28,8 @@ import hashlib
 import random
 import secrets
 import time
+from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -43,19 +45,15 @@ from allegro_sync.adapters.postgres import migrations, notifications
 from allegro_sync.adapters.postgres import pool as pg
 from allegro_sync.handlers.accounts import connect_account
 from bench._support import (
-    RESULTS,
+    LATENCIES,
     SECRET_KEY,
+    Row,
     cpu_seconds,
-    daemon_env,
-    free_port,
-    start_daemon,
-    start_emulator,
-    stop,
-    throwaway_database,
-    throwaway_vhost,
-    wait_http,
+    services,
+    side_by_side,
 )
 
+TAKES_LATENCY = True  # ``python -m bench accounts --latency none,realistic`` (default both)
 CLIENT_BUDGET = 9000  # requests a minute of one client id
 REDIRECT = "http://127.0.0.1:9/oauth/callback"  # never opened: the code is read from Location
 TARGET_BUSY_P99 = 2.0
@@ -228,84 +226,100 @@ def _quantile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-async def run(accounts: int, busy_count: int, quiet_window: float, quiet_every: float) -> int:
+@dataclass
+class Result:
+    """One run's figures (see the module docstring)."""
+
+    busy_p50: float
+    busy_p99: float
+    busy_orders: int
+    quiet_p50: float
+    quiet_p99: float
+    quiet_orders: int
+    idle_per_minute: float  # journal reads a minute of an untouched quiet account
+    idle_share: float  # of the client's budget, all accounts' idle polling at that rate
+    requests_per_minute: float  # all Allegro requests in the window
+    missing: int
+
+    def ok(self) -> bool:
+        return (
+            self.busy_p99 < TARGET_BUSY_P99
+            and self.quiet_p99 < ORDER_CEILING + HANDLING
+            and self.idle_per_minute + 60 / SWEEP_INTERVAL <= TARGET_IDLE_PER_MINUTE
+            and self.idle_share <= BUDGET_SHARE
+            and not self.missing
+        )
+
+
+async def run(
+    accounts: int, busy_count: int, quiet_window: float, quiet_every: float, latency: str = "none"
+) -> Result:
     orders = Orders()
-    async with throwaway_database("bench_accounts") as database_url:
-        with throwaway_vhost("bench-accounts") as amqp_url:
-            emulator_port, http_port = free_port(), free_port()
-            emulator_url = f"http://127.0.0.1:{emulator_port}"
-            daemon_url = f"http://127.0.0.1:{http_port}"
-            emulator = start_emulator(emulator_port)
-            daemon = None
-            try:
-                await wait_http(emulator_url + "/__control__/clock")
-                await migrations.migrate(database_url)
-                started = time.monotonic()
-                sellers = await connect_many(emulator_url, database_url, accounts)
-                connected = time.monotonic() - started
-                print(f"  {accounts} accounts connected in bulk in {connected:.1f} s", flush=True)
-                busy, quiet = sellers[:busy_count], sellers[busy_count:]
-                targets = random.sample(quiet, min(len(quiet), int(quiet_window / quiet_every)))
-                async with aiohttp.ClientSession() as session:
-                    await _offers(session, emulator_url, busy + targets)
-                env = daemon_env(database_url, amqp_url, emulator_url, http_port)
-                daemon = start_daemon(env, RESULTS / "accounts-daemon.log")
-                daemon_started = time.monotonic()
-                await wait_http(daemon_url + "/healthz")
-                await _queue_ready(amqp_url)
-                stopping = asyncio.Event()
-                taker = asyncio.create_task(_take_orders(amqp_url, orders, stopping))
+    async with services("accounts", latency=latency, log=f"accounts-daemon-{latency}.log") as stack:
+        emulator_url, daemon_url = stack.emulator_url, stack.daemon_url
+        database_url, amqp_url = stack.database_url, stack.amqp_url
+        await migrations.migrate(database_url)
+        started = time.monotonic()
+        sellers = await connect_many(emulator_url, database_url, accounts)
+        connected = time.monotonic() - started
+        print(f"  {accounts} accounts connected in bulk in {connected:.1f} s", flush=True)
+        busy, quiet = sellers[:busy_count], sellers[busy_count:]
+        targets = random.sample(quiet, min(len(quiet), int(quiet_window / quiet_every)))
+        async with aiohttp.ClientSession() as session:
+            await _offers(session, emulator_url, busy + targets)
+        await stack.start_daemon()
+        assert stack.daemon is not None
+        daemon_started = time.monotonic()
+        await _queue_ready(amqp_url)
+        stopping = asyncio.Event()
+        taker = asyncio.create_task(_take_orders(amqp_url, orders, stopping))
 
-                async def wake_busy() -> None:  # as "fetch now" would: busy from the start
-                    conn = await asyncpg.connect(database_url)
-                    for seller in busy:
-                        await notifications.wake_journal(conn, seller.account_id)
-                    await conn.close()
+        async def wake_busy() -> None:  # as "fetch now" would: busy from the start
+            conn = await asyncpg.connect(database_url)
+            for seller in busy:
+                await notifications.wake_journal(conn, seller.account_id)
+            await conn.close()
 
-                async with aiohttp.ClientSession() as session:
+        async with aiohttp.ClientSession() as session:
 
-                    async def busy_loop(seller: Seller) -> None:
-                        while buying.is_set():
-                            await _buy(session, emulator_url, seller, orders, True)
-                            await asyncio.sleep(random.uniform(1.0, 3.0))
+            async def busy_loop(seller: Seller) -> None:
+                while buying.is_set():
+                    await _buy(session, emulator_url, seller, orders, True)
+                    await asyncio.sleep(random.uniform(1.0, 3.0))
 
-                    buying = asyncio.Event()
-                    buying.set()
-                    buyers = [asyncio.create_task(busy_loop(s)) for s in busy]
-                    for _ in range(int(WARM_UP)):  # the scheduler may still be starting
-                        await wake_busy()
-                        await asyncio.sleep(1.0)
-                    warm = time.monotonic()
-                    async with session.delete(f"{emulator_url}/__control__/requests") as r:
-                        assert r.status < 300
-                    orders.bought = {f: v for f, v in orders.bought.items() if v[0] >= warm}
-                    for seller in targets:
-                        await _buy(session, emulator_url, seller, orders, False)
-                        await asyncio.sleep(quiet_every)
-                    deadline = time.monotonic() + ORDER_CEILING + 20
-                    quiet_forms = [f for f, (_, b) in orders.bought.items() if not b]
-                    while time.monotonic() < deadline:
-                        if all(f in orders.created for f in quiet_forms):
-                            break
-                        await asyncio.sleep(0.5)
-                    buying.clear()
-                    await asyncio.gather(*buyers, return_exceptions=True)
-                    for _ in range(20):  # the busy accounts' last orders
-                        if all(f in orders.created for f in orders.bought):
-                            break
-                        await asyncio.sleep(0.5)
-                    async with session.get(f"{emulator_url}/__control__/requests") as r:
-                        counts = await r.json()
-                    window = time.monotonic() - warm
-                    async with session.get(f"{daemon_url}/metrics") as r:
-                        exposition = await r.text()
-                    cpu, elapsed = cpu_seconds(daemon), time.monotonic() - daemon_started
-                    stopping.set()
-                    await asyncio.gather(taker, return_exceptions=True)
-            finally:
-                if daemon is not None:
-                    stop(daemon)
-                stop(emulator)
+            buying = asyncio.Event()
+            buying.set()
+            buyers = [asyncio.create_task(busy_loop(s)) for s in busy]
+            for _ in range(int(WARM_UP)):  # the scheduler may still be starting
+                await wake_busy()
+                await asyncio.sleep(1.0)
+            warm = time.monotonic()
+            async with session.delete(f"{emulator_url}/__control__/requests") as r:
+                assert r.status < 300
+            orders.bought = {f: v for f, v in orders.bought.items() if v[0] >= warm}
+            for seller in targets:
+                await _buy(session, emulator_url, seller, orders, False)
+                await asyncio.sleep(quiet_every)
+            deadline = time.monotonic() + ORDER_CEILING + 20
+            quiet_forms = [f for f, (_, b) in orders.bought.items() if not b]
+            while time.monotonic() < deadline:
+                if all(f in orders.created for f in quiet_forms):
+                    break
+                await asyncio.sleep(0.5)
+            buying.clear()
+            await asyncio.gather(*buyers, return_exceptions=True)
+            for _ in range(20):  # the busy accounts' last orders
+                if all(f in orders.created for f in orders.bought):
+                    break
+                await asyncio.sleep(0.5)
+            async with session.get(f"{emulator_url}/__control__/requests") as r:
+                counts = await r.json()
+            window = time.monotonic() - warm
+            async with session.get(f"{daemon_url}/metrics") as r:
+                exposition = await r.text()
+            cpu, elapsed = cpu_seconds(stack.daemon), time.monotonic() - daemon_started
+            stopping.set()
+            await asyncio.gather(taker, return_exceptions=True)
     by_seller: dict[str, dict[str, int]] = counts.get("by_seller", {})
     touched = {s.id for s in busy} | {s.id for s in targets}
     untouched = [s for s in sellers if s.id not in touched]
@@ -321,8 +335,10 @@ async def run(accounts: int, busy_count: int, quiet_window: float, quiet_every: 
     share = per_minute * accounts / CLIENT_BUDGET
     busy_lat, quiet_lat = orders.latencies(True), orders.latencies(False)
     missing = sum(1 for f in orders.bought if f not in orders.created)
+    busy_requests = sum(sum(by_seller.get(s.id, {}).values()) for s in busy) / (window / 60)
     print(
-        f"accounts: {accounts} connected accounts, {busy_count} busy; window {window:.0f} s",
+        f"accounts ({latency}): {accounts} connected accounts, {busy_count} busy;"
+        f" window {window:.0f} s",
         flush=True,
     )
     print(
@@ -353,8 +369,20 @@ async def run(accounts: int, busy_count: int, quiet_window: float, quiet_every: 
     )
     total = int(counts.get("total", 0))
     print(
-        f"  all Allegro requests in the window: {total / (window / 60):,.0f} a minute;"
+        f"  all Allegro requests in the window: {total / (window / 60):,.0f} a minute"
+        f" (the {busy_count} busy accounts: {busy_requests:,.0f});"
         f" daemon CPU {cpu:.0f} s in {elapsed:.0f} s"
+    )
+    busy_routes: dict[str, int] = defaultdict(int)
+    for s in busy:
+        for route, n in by_seller.get(s.id, {}).items():
+            busy_routes[route] += n
+    print(
+        "  a busy account's requests a minute: "
+        + ", ".join(
+            f"{route} {n / len(busy) / (window / 60):.1f}"
+            for route, n in sorted(busy_routes.items(), key=lambda i: -i[1])
+        )
     )
     ages = _poll_ages(exposition, "order")
     if ages:
@@ -364,14 +392,18 @@ async def run(accounts: int, busy_count: int, quiet_window: float, quiet_every: 
         )
     if missing:
         print(f"  {missing} purchases without order.created at the end")
-    ok = (
-        _quantile(busy_lat, 0.99) < TARGET_BUSY_P99
-        and _quantile(quiet_lat, 0.99) < ORDER_CEILING + HANDLING
-        and per_minute + sweep <= TARGET_IDLE_PER_MINUTE
-        and share <= BUDGET_SHARE
-        and not missing
+    return Result(
+        _quantile(busy_lat, 0.5),
+        _quantile(busy_lat, 0.99),
+        len(busy_lat),
+        _quantile(quiet_lat, 0.5),
+        _quantile(quiet_lat, 0.99),
+        len(quiet_lat),
+        per_minute,
+        share,
+        total / (window / 60),
+        missing,
     )
-    return 0 if ok else 1
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -380,10 +412,41 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--busy", type=int, default=50)
     parser.add_argument("--quiet-window", type=float, default=30.0, help="seconds")
     parser.add_argument("--quiet-every", type=float, default=0.5, help="seconds")
+    parser.add_argument("--latency", default=",".join(LATENCIES), help="none,realistic")
     args = parser.parse_args(argv or [])
     if args.busy >= args.accounts:
         parser.error("--busy must be below --accounts")
-    return asyncio.run(run(args.accounts, args.busy, args.quiet_window, args.quiet_every))
+    profiles = [n.strip() for n in args.latency.split(",") if n.strip()]
+    if not profiles or any(n not in LATENCIES for n in profiles):
+        parser.error(f"latency profiles are {', '.join(LATENCIES)}")
+    results = {
+        latency: asyncio.run(
+            run(args.accounts, args.busy, args.quiet_window, args.quiet_every, latency)
+        )
+        for latency in profiles
+    }
+
+    def row(label: str, pick: Callable[[Result], str], target: str) -> Row:
+        return label, {name: pick(r) for name, r in results.items()}, target
+
+    side_by_side(
+        f"accounts: {args.accounts} connected, {args.busy} busy (one run per profile)",
+        list(results),
+        [
+            row("busy p50, s", lambda r: f"{r.busy_p50:.2f}", ""),
+            row("busy p99, s", lambda r: f"{r.busy_p99:.2f}", f"< {TARGET_BUSY_P99}"),
+            row("quiet p50, s", lambda r: f"{r.quiet_p50:.1f}", ""),
+            row("quiet p99, s", lambda r: f"{r.quiet_p99:.1f}", f"< {ORDER_CEILING + HANDLING}"),
+            row(
+                "quiet account req/min",
+                lambda r: f"{r.idle_per_minute + 60 / SWEEP_INTERVAL:.3f}",
+                f"<= {TARGET_IDLE_PER_MINUTE}",
+            ),
+            row("idle share of budget", lambda r: f"{r.idle_share:.1%}", f"<= {BUDGET_SHARE:.0%}"),
+            row("all requests / min", lambda r: f"{r.requests_per_minute:,.0f}", "<= 9,000"),
+        ],
+    )
+    return 0 if all(r.ok() for r in results.values()) else 1
 
 
 if __name__ == "__main__":

@@ -26,20 +26,12 @@ import asyncpg
 from bench._support import (
     ADMIN_TOKEN,
     LATENCIES,
-    RESULTS,
     allegro_requests,
     connect_seller,
     cpu_seconds,
-    daemon_env,
-    free_port,
     raw_broker_rates,
+    services,
     side_by_side,
-    start_daemon,
-    start_emulator,
-    stop,
-    throwaway_database,
-    throwaway_vhost,
-    wait_http,
 )
 
 SELLERS = int(os.environ.get("BENCH_SELLERS", "10"))
@@ -148,46 +140,39 @@ async def _trace(emulator_url: str, database_url: str, started: float) -> None:
 
 
 async def _run(index: int, latency: str) -> Run:
-    async with throwaway_database("bench_orders") as database_url:
-        with throwaway_vhost("bench-orders") as amqp_url:
-            raw_publish, raw_consume = await raw_broker_rates(amqp_url)
-            emulator_port, http_port = free_port(), free_port()
-            emulator_url = f"http://127.0.0.1:{emulator_port}"
-            daemon_url = f"http://127.0.0.1:{http_port}"
-            emulator = start_emulator(emulator_port, latency=latency)
-            env = daemon_env(database_url, amqp_url, emulator_url, http_port)
-            log = RESULTS / f"orders-daemon-{latency}-{index}.log"
-            try:
-                await wait_http(emulator_url + "/__control__/clock")
-                daemon = start_daemon(env, log)
-                await wait_http(daemon_url + "/healthz")
-                sellers = await _connect_sellers(emulator_url, daemon_url)
-                await _journals_started(database_url, len(sellers))
-                assert stop(daemon) == 0
-                await _purchase(emulator_url, sellers)
-                expected = (PURCHASES // len(sellers)) * len(sellers)
-                started = time.perf_counter()
-                daemon = start_daemon(env, log, profile=True)
-                waiting = asyncio.create_task(_await_orders(amqp_url, expected))
-                await wait_http(daemon_url + "/healthz")
-                ready = time.perf_counter()
-                if os.environ.get("BENCH_TRACE"):
-                    tracing = asyncio.create_task(_trace(emulator_url, database_url, started))
-                    await waiting
-                    tracing.cancel()
-                await waiting
-                elapsed = time.perf_counter() - started
-                elapsed_ready = time.perf_counter() - ready
-                cpu = cpu_seconds(daemon)
-                by_path = await allegro_requests(emulator_url)
-                requests = sum(by_path.values())
-                stop(daemon)
-                split = ", ".join(
-                    f"{k} {v}" for k, v in sorted(by_path.items(), key=lambda i: -i[1])
-                )
-                print(f"  Allegro requests by endpoint: {split}", flush=True)
-            finally:
-                stop(emulator)
+    log = f"orders-daemon-{latency}-{index}.log"
+    async with services("orders", latency=latency, log=log) as stack:
+        raw_publish, raw_consume = await raw_broker_rates(stack.amqp_url)
+        emulator_url, daemon_url, database_url = (
+            stack.emulator_url,
+            stack.daemon_url,
+            stack.database_url,
+        )
+        await stack.start_daemon()
+        sellers = await _connect_sellers(emulator_url, daemon_url)
+        await _journals_started(database_url, len(sellers))
+        assert stack.stop_daemon() == 0
+        await _purchase(emulator_url, sellers)
+        expected = (PURCHASES // len(sellers)) * len(sellers)
+        started = time.perf_counter()
+        await stack.start_daemon(profile=True, wait=False)
+        waiting = asyncio.create_task(_await_orders(stack.amqp_url, expected))
+        await stack.daemon_ready()
+        ready = time.perf_counter()
+        if os.environ.get("BENCH_TRACE"):
+            tracing = asyncio.create_task(_trace(emulator_url, database_url, started))
+            await waiting
+            tracing.cancel()
+        await waiting
+        elapsed = time.perf_counter() - started
+        elapsed_ready = time.perf_counter() - ready
+        assert stack.daemon is not None
+        cpu = cpu_seconds(stack.daemon)
+        by_path = await allegro_requests(emulator_url)
+        requests = sum(by_path.values())
+        stack.stop_daemon()
+        split = ", ".join(f"{k} {v}" for k, v in sorted(by_path.items(), key=lambda i: -i[1]))
+        print(f"  Allegro requests by endpoint: {split}", flush=True)
     return Run(
         expected / elapsed,
         expected / elapsed_ready,

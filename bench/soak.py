@@ -47,17 +47,10 @@ from aiosmtpd.controller import Controller
 from allegro_sync.daemon.pollers import WAKE_CHANNEL
 from bench._support import (
     ADMIN_TOKEN,
-    RESULTS,
     connect_seller,
     cpu_seconds,
-    daemon_env,
     free_port,
-    start_daemon,
-    start_emulator,
-    stop,
-    throwaway_database,
-    throwaway_vhost,
-    wait_http,
+    services,
 )
 
 SELLERS = int(os.environ.get("BENCH_SELLERS", "4"))
@@ -502,41 +495,31 @@ def summary(samples: list[Sample], load: Load, warmup: float) -> bool:
 async def soak(minutes: float) -> bool:
     duration = minutes * 60
     warmup = min(300.0, max(30.0, duration / 6))
-    async with throwaway_database("bench_soak") as database_url:
-        with throwaway_vhost("bench-soak") as amqp_url:
-            emulator_port, http_port = free_port(), free_port()
-            emulator_url = f"http://127.0.0.1:{emulator_port}"
-            daemon_url = f"http://127.0.0.1:{http_port}"
-            emulator = start_emulator(emulator_port)
-            env = daemon_env(database_url, amqp_url, emulator_url, http_port)
-            smtp_port = free_port()
-            mail = Controller(MailSink(), hostname="127.0.0.1", port=smtp_port)
-            mail.start()
-            env["ALLEGRO_SYNC_SMTP_URL"] = f"smtp://127.0.0.1:{smtp_port}"
+    async with services("soak") as stack:
+        smtp_port = free_port()
+        mail = Controller(MailSink(), hostname="127.0.0.1", port=smtp_port)
+        mail.start()
+        try:
+            stack.env["ALLEGRO_SYNC_SMTP_URL"] = f"smtp://127.0.0.1:{smtp_port}"
             for name, value in RETENTION.items():
-                env[name] = os.environ.get(f"BENCH_{name}", value)
-            log = RESULTS / "soak-daemon.log"
-            try:
-                await wait_http(emulator_url + "/__control__/clock")
-                daemon = start_daemon(env, log)
-                try:
-                    await wait_http(daemon_url + "/healthz")
-                    order_offers = await setup(emulator_url, daemon_url, database_url, env)
-                    return await run_load(
-                        database_url,
-                        amqp_url,
-                        emulator_url,
-                        daemon_url,
-                        daemon,
-                        order_offers,
-                        duration,
-                        warmup,
-                    )
-                finally:
-                    stop(daemon)
-            finally:
-                stop(emulator)
-                mail.stop()
+                stack.env[name] = os.environ.get(f"BENCH_{name}", value)
+            await stack.start_daemon()
+            assert stack.daemon is not None
+            order_offers = await setup(
+                stack.emulator_url, stack.daemon_url, stack.database_url, stack.env
+            )
+            return await run_load(
+                stack.database_url,
+                stack.amqp_url,
+                stack.emulator_url,
+                stack.daemon_url,
+                stack.daemon,
+                order_offers,
+                duration,
+                warmup,
+            )
+        finally:
+            mail.stop()
 
 
 async def run_load(

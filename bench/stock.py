@@ -44,20 +44,12 @@ from allegro_sync.daemon.pollers import WAKE_CHANNEL
 from bench._support import (
     ADMIN_TOKEN,
     LATENCIES,
-    RESULTS,
     allegro_requests,
     connect_seller,
     cpu_seconds,
-    daemon_env,
-    free_port,
     raw_broker_rates,
+    services,
     side_by_side,
-    start_daemon,
-    start_emulator,
-    stop,
-    throwaway_database,
-    throwaway_vhost,
-    wait_http,
 )
 
 SELLERS = int(os.environ.get("BENCH_SELLERS", "40"))
@@ -313,71 +305,60 @@ async def _latencies(conn: asyncpg.Connection, sent: list[tuple[int, float]]) ->
 
 
 async def _run(index: int, latency: str) -> Run:
-    async with throwaway_database("bench_stock") as database_url:
-        with throwaway_vhost("bench-stock") as amqp_url:
-            _, raw_consume = await raw_broker_rates(amqp_url)
-            emulator_port, http_port = free_port(), free_port()
-            emulator_url = f"http://127.0.0.1:{emulator_port}"
-            emulator = start_emulator(emulator_port, latency=latency)
-            env = daemon_env(database_url, amqp_url, emulator_url, http_port)
-            log = RESULTS / f"stock-daemon-{latency}-{index}.log"
-            try:
-                await wait_http(emulator_url + "/__control__/clock")
-                daemon = start_daemon(env, log)
-                await wait_http(f"http://127.0.0.1:{http_port}/healthz")
-                await _setup(emulator_url, f"http://127.0.0.1:{http_port}", database_url, env)
-                assert stop(daemon) == 0
-                burst = [_message(i % PRODUCTS, i // PRODUCTS + 1) for i in range(MESSAGES)]
-                await _publish(amqp_url, burst)
-                async with (
-                    aiohttp.ClientSession() as session,
-                    session.delete(f"{emulator_url}/__control__/requests") as r,
-                ):
-                    assert r.status < 300
-                emulator_cpu = cpu_seconds(emulator)
-                daemon = start_daemon(env, log, profile=True)
-                conn = await asyncpg.connect(database_url)
-                try:
-                    await _settled(conn, MESSAGES)
-                    span = await conn.fetchval(
-                        "SELECT extract(epoch FROM max(processed_at) - min(processed_at))"
-                        " FROM inbox WHERE consumer = 'allegro-sync.erp'"
-                        " AND message_id LIKE 'stock:%'"
-                    )
-                    burst_seconds = await conn.fetchval(
-                        "SELECT extract(epoch FROM (SELECT max(done_at) FROM offer_commands)"
-                        " - (SELECT min(processed_at) FROM inbox"
-                        " WHERE consumer = 'allegro-sync.erp' AND message_id LIKE 'stock:%'))"
-                    )
-                    commands, ideal, ideal_value = await _commands_vs_ideal(conn)
-                    by_path = await allegro_requests(emulator_url)
-                    split = ", ".join(
-                        f"{path} {n}" for path, n in sorted(by_path.items(), key=lambda i: -i[1])
-                    )
-                    print(f"  Allegro requests of the burst: {split}", flush=True)
-                    print(
-                        f"  CPU seconds of the burst: daemon {cpu_seconds(daemon):.1f},"
-                        f" emulator {cpu_seconds(emulator) - emulator_cpu:.1f}",
-                        flush=True,
-                    )
-                    base = MESSAGES // PRODUCTS + 1
-                    await _echo_read(conn)
-                    sequence = await _steady(
-                        conn, amqp_url, emulator_url, "sequence", base, MESSAGES
-                    )
-                    scattered = await _steady(
-                        conn,
-                        amqp_url,
-                        emulator_url,
-                        "random",
-                        base + STEADY_WARMUP + STEADY_SECONDS,
-                        MESSAGES + sequence.messages,
-                    )
-                finally:
-                    await conn.close()
-                stop(daemon)
-            finally:
-                stop(emulator)
+    log = f"stock-daemon-{latency}-{index}.log"
+    async with services("stock", latency=latency, log=log) as stack:
+        _, raw_consume = await raw_broker_rates(stack.amqp_url)
+        emulator_url, amqp_url = stack.emulator_url, stack.amqp_url
+        await stack.start_daemon()
+        await _setup(emulator_url, stack.daemon_url, stack.database_url, stack.env)
+        assert stack.stop_daemon() == 0
+        burst = [_message(i % PRODUCTS, i // PRODUCTS + 1) for i in range(MESSAGES)]
+        await _publish(amqp_url, burst)
+        async with (
+            aiohttp.ClientSession() as session,
+            session.delete(f"{emulator_url}/__control__/requests") as r,
+        ):
+            assert r.status < 300
+        emulator_cpu = cpu_seconds(stack.emulator)
+        await stack.start_daemon(profile=True, wait=False)
+        assert stack.daemon is not None
+        conn = await asyncpg.connect(stack.database_url)
+        try:
+            await _settled(conn, MESSAGES)
+            span = await conn.fetchval(
+                "SELECT extract(epoch FROM max(processed_at) - min(processed_at))"
+                " FROM inbox WHERE consumer = 'allegro-sync.erp'"
+                " AND message_id LIKE 'stock:%'"
+            )
+            burst_seconds = await conn.fetchval(
+                "SELECT extract(epoch FROM (SELECT max(done_at) FROM offer_commands)"
+                " - (SELECT min(processed_at) FROM inbox"
+                " WHERE consumer = 'allegro-sync.erp' AND message_id LIKE 'stock:%'))"
+            )
+            commands, ideal, ideal_value = await _commands_vs_ideal(conn)
+            by_path = await allegro_requests(emulator_url)
+            split = ", ".join(
+                f"{path} {n}" for path, n in sorted(by_path.items(), key=lambda i: -i[1])
+            )
+            print(f"  Allegro requests of the burst: {split}", flush=True)
+            print(
+                f"  CPU seconds of the burst: daemon {cpu_seconds(stack.daemon):.1f},"
+                f" emulator {cpu_seconds(stack.emulator) - emulator_cpu:.1f}",
+                flush=True,
+            )
+            base = MESSAGES // PRODUCTS + 1
+            await _echo_read(conn)
+            sequence = await _steady(conn, amqp_url, emulator_url, "sequence", base, MESSAGES)
+            scattered = await _steady(
+                conn,
+                amqp_url,
+                emulator_url,
+                "random",
+                base + STEADY_WARMUP + STEADY_SECONDS,
+                MESSAGES + sequence.messages,
+            )
+        finally:
+            await conn.close()
     return Run(
         MESSAGES / float(span),
         raw_consume,

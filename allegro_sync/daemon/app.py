@@ -328,6 +328,7 @@ class Daemon:
                 window=settings.offer_batch_window,
                 halt_after_persist=settings.offer_batcher_halt_after_persist,
                 intake_busy=consumers[ERP_QUEUE].backlogged,
+                intake_deep=consumers[ERP_QUEUE].deeply_backlogged,
                 max_hold=settings.offer_batch_max_hold,
             )
         )

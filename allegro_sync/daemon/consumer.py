@@ -155,6 +155,7 @@ class BatchConsumer:
         self._in_flight: set[asyncio.Task[None]] = set()
         self._stopping = False
         self._backlog_seen = -BACKLOG_MEMORY
+        self._backlog_depth = 0  # messages waiting at the last look that saw a backlog
         self._full_batch = asyncio.Event()
         self._watcher: asyncio.Task[None] | None = None
         self.stats = ConsumerStats()
@@ -168,6 +169,13 @@ class BatchConsumer:
         if since < BACKLOG_MEMORY:
             return True
         return since < BACKLOG_TAIL and (not self._buffer.empty() or bool(self._in_flight))
+
+    def deeply_backlogged(self, batches: int = 20) -> bool:
+        """Whether at least ``batches`` batches' worth of messages waited in the broker at a
+        look in the last second: a backlog of seconds of work (a catalogue re-sent), not the
+        lag of a steady flow that the consumer keeps up with."""
+        since = time.monotonic() - self._backlog_seen
+        return since < BACKLOG_MEMORY and self._backlog_depth >= batches * self._batch_size
 
     async def _watch_backlog(self) -> None:
         while True:
@@ -195,6 +203,7 @@ class BatchConsumer:
             return False
         if (declared.message_count or 0) >= 10 * self._batch_size:
             self._backlog_seen = time.monotonic()
+            self._backlog_depth = declared.message_count or 0
         return True
 
     async def start(self) -> None:

@@ -9,7 +9,11 @@ PostgreSQL notifies ``allegro_sync_offer_changes`` on commit. The batcher then:
    are held for up to ``max_hold`` seconds instead: the intake gets the machine, and an offer
    changed again meanwhile goes out once, with its latest value (fewer commands, fewer Allegro
    requests, less of the seller's offer-change budget, and fewer journal echoes to read back).
-   A group that fills a command is sent at once all the same;
+   A hold starts only on a deep backlog (``intake_deep``: twenty batches or more, seconds of
+   work); once started it lasts while the intake is backlogged (``keep_holding``). A steady
+   flow that the consumer keeps up with, a few batches behind now and then on a busy machine,
+   starts none: holding it would only turn its lag into a backlog (the changes wait, the
+   commands go out in bursts). A group that fills a command is sent at once all the same;
 2. claims the ready changes (``FOR UPDATE SKIP LOCKED``: replicas share the work), groups them by
    (account, kind, value): a command sets ONE quantity / ONE price / ONE action for all its
    offers, so offers with the same target share a command, at most 1000 per command; spends the
@@ -128,6 +132,23 @@ def backoff(attempt: int, *, first: float = 0.5, cap: float = 30.0) -> float:
     return float(min(cap, first * 2**attempt))
 
 
+def keep_holding(
+    *,
+    held: bool,
+    waited: float,
+    max_hold: float,
+    busy: Callable[[], bool],
+    deep: Callable[[], bool],
+) -> bool:
+    """Whether the partial groups of a flush window wait on: not past ``max_hold``, and the
+    intake backlogged (``busy``); a hold not yet ``held`` in this window starts only on a deep
+    backlog (``deep``), so a steady flow's lag never starts one, while a burst, once held, is
+    held to its end (its last batches are still a backlog, but no longer a deep one)."""
+    if waited >= max_hold or not busy():
+        return False
+    return held or deep()
+
+
 class OfferChangeBatcher:
     """Coalesces desired offer changes into batch commands and follows them (a daemon service)."""
 
@@ -145,6 +166,7 @@ class OfferChangeBatcher:
         sweep_interval: float = 1.0,
         halt_after_persist: bool = False,
         intake_busy: Callable[[], bool] = lambda: False,
+        intake_deep: Callable[[], bool] = lambda: True,
         max_hold: float = 30.0,
     ) -> None:
         self._dsn = dsn
@@ -158,6 +180,7 @@ class OfferChangeBatcher:
         self._sweep_interval = sweep_interval
         self._halt_after_persist = halt_after_persist
         self._intake_busy = intake_busy
+        self._intake_deep = intake_deep
         self._max_hold = max_hold
         self._held = False  # logged once per hold
         self._waker = Waker(dsn, CHANNEL)
@@ -244,9 +267,14 @@ class OfferChangeBatcher:
         log.info("offer_batcher_stopped", commands=self.commands_created)
 
     def _holding(self, waited: float) -> bool:
-        """Whether partial groups wait on: the intake is backlogged and they have not waited
-        ``max_hold`` yet."""
-        if waited >= self._max_hold or not self._intake_busy():
+        """Whether partial groups wait on (``keep_holding``)."""
+        if not keep_holding(
+            held=self._held,
+            waited=waited,
+            max_hold=self._max_hold,
+            busy=self._intake_busy,
+            deep=self._intake_deep,
+        ):
             return False
         if not self._held:
             self._held = True

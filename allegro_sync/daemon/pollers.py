@@ -13,7 +13,12 @@ and a replica that dies takes its locks with it (its connection closes) for the 
 pair follows its activity (``next_interval``): the journal's busy interval while events come,
 then a quarter of the time it has been quiet, up to the journal's ceiling (``PollerSettings``:
 75 s for orders, 15 minutes for offers by default; the offer journal keeps 24 hours, so it is
-read a hundred times within its retention). A full page is read again at once. Idle polls
+read a hundred times within its retention). Quiet means no event that is activity
+(``Journal.is_activity``): the offer journal's stock and price changes are echoes of purchases
+(which the order journal carries) and of our own commands (which wake the journal when sent
+and when done), so an account busy with orders keeps its offer journal on the quiet curve; a
+page that held echoes only is read again within ``echo_interval`` (30 s), its echoes of one
+offer coalesced into one listing read. A full page is read again at once. Idle polls
 (of a journal backing off: quiet for longer than 4 busy intervals) take a token from the
 idle budget (``idle_budget_per_minute``,
 the ``IDLE_POLL_BUDGET_SHARE`` of the client's requests a minute); when it runs short, due idle
@@ -176,6 +181,8 @@ class PollerSettings:
     ceilings: dict[str, float] = field(default_factory=_default_ceilings)
     default_ceiling: float = 75.0  # a journal without its own ceiling
     quiet_divisor: float = 4.0
+    # a page of echoes only (``Journal.is_activity``): read again within this, not at once
+    echo_interval: float = 30.0
     idle_budget_per_minute: float = 1800.0  # IDLE_POLL_BUDGET_SHARE x requests a minute
     max_concurrent: int = 64  # polls in flight at once
     supervise_interval: float = 5.0  # accounts and shards looked at again
@@ -644,16 +651,17 @@ class PollerSupervisor:
             slot.failing = False
         slot.backoff = 0.0
         slot.last_read = now
-        if page.events or page.full:
+        if any(journal.is_activity(event) for event in page.events):
             slot.last_activity = now
+        if page.full:
             slot.busy = True
-            return 0.0 if page.full else busy
+            return 0.0
         quiet_for = math.inf if slot.last_activity is None else now - slot.last_activity
+        ceiling = self._timing.ceiling(journal.name)
+        if page.events:  # echoes only (or activity: then the busy interval anyway)
+            ceiling = min(ceiling, self._timing.echo_interval)
         interval = next_interval(
-            busy=busy,
-            ceiling=self._timing.ceiling(journal.name),
-            quiet_for=quiet_for,
-            divisor=self._timing.quiet_divisor,
+            busy=busy, ceiling=ceiling, quiet_for=quiet_for, divisor=self._timing.quiet_divisor
         )
         # still at its busy interval (events a moment ago): a busy poll, not held to the budget
         slot.busy = interval <= busy

@@ -188,3 +188,39 @@ async def test_fetch_now_reads_a_quiet_accounts_order_at_once(
     [created] = await buyer.wait_for("order.created", timeout=10)
     assert created["checkout_form_id"] == form_id
     assert time.monotonic() - bought < 3.0
+
+
+@pytest.mark.parametrize("ceiling", [4.0])
+async def test_purchases_keep_the_order_journal_busy_and_leave_the_offer_journal_quiet(
+    admin: Admin, emulator: Emulator, db: asyncpg.Pool, daemon: Daemon, ceiling: float
+) -> None:
+    """An account that only sells: every purchase echoes on the offer journal as a stock change,
+    which is not activity there (the order journal has the purchase). The order journal is read
+    at its busy interval, the offer journal on its quiet curve, and the echoes still reach the
+    mirror within the offer ceiling."""
+    buyer = Erp(daemon.settings.amqp_url)
+    _, account, offers = await _shop(admin, emulator, db, auto_create_orders=True)
+    await quiet(daemon, account["id"], "offer", ceiling)
+    polls = scheduler(daemon)
+    polls.poll_log = []
+    since = time.monotonic()
+    for _ in range(12):
+        await _buy(emulator, offers[0])  # 2 pieces each
+        await asyncio.sleep(0.5)
+    window = time.monotonic() - since
+    log, polls.poll_log = polls.poll_log, None
+    starts = {
+        journal: [s for a, j, s, _ in log if a == account["id"] and j == journal and s >= since]
+        for journal in ("order", "offer")
+    }
+    created = await buyer.wait_for("order.created", count=12, timeout=30)
+    assert len(created) == 12
+    assert len(starts["order"]) >= 15, starts  # busy: 0.1 s while purchases come
+    # before, every poll that found an echo kept it at its busy interval (0.3 s): 20 reads
+    assert len(starts["offer"]) <= window / ceiling + 2, starts["offer"]
+
+    async def mirrored() -> bool:
+        stock = await db.fetchval("SELECT stock FROM offers WHERE id = $1", offers[0])
+        return bool(stock == 50 - 2 * 12)
+
+    await eventually(mirrored, timeout=ceiling + 10)

@@ -30,6 +30,9 @@ class TickingJournal:
     pages_per_poll = 1
     retention = 86400.0
 
+    def is_activity(self, event: dict[str, Any]) -> bool:
+        return True
+
     def subject(self, event: dict[str, Any]) -> str | None:
         return None
 

@@ -10,6 +10,7 @@ from typing import Any, cast
 
 import pytest
 
+from allegro_sync.adapters.allegro.journal import Page
 from allegro_sync.adapters.allegro.offer_journal import OfferJournal
 from allegro_sync.adapters.allegro.order_journal import OrderJournal
 from allegro_sync.config.settings import Settings, SettingsError, load_settings
@@ -209,3 +210,81 @@ def test_a_wake_before_the_journal_is_polled_here_is_kept_for_its_first_poll() -
     sup._start_ready()
     assert (7, "order", False) in sup.started
     assert all(account == 7 for account, _, _ in sup.started)
+
+
+def test_stock_and_price_changes_are_echoes_other_offer_events_and_order_events_activity() -> None:
+    offers = OfferJournal(cast(Any, None), cast(Any, None))
+    orders = OrderJournal(cast(Any, None), cast(Any, None))
+    assert not offers.is_activity({"type": "OFFER_STOCK_CHANGED", "offer": {"id": "1"}})
+    assert not offers.is_activity({"type": "OFFER_PRICE_CHANGED", "offer": {"id": "1"}})
+    for kind in ("OFFER_ACTIVATED", "OFFER_CHANGED", "OFFER_ENDED", "OFFER_ARCHIVED"):
+        assert offers.is_activity({"type": kind, "offer": {"id": "1"}})
+    assert orders.is_activity({"type": "BOUGHT", "order": {"checkoutForm": {"id": "x"}}})
+
+
+class PagePoller:
+    """A poller whose next read gives ``events`` (the scheduler's decision after it)."""
+
+    def __init__(self, journal: Any, events: list[dict[str, Any]], full: bool = False) -> None:
+        self.account_id = 1
+        self.journal = journal
+        self.events = events
+        self.full = full
+
+    async def poll_once(self) -> Page:
+        return Page(self.events, "c", full=self.full)
+
+
+async def _decide(
+    sup: Recording, journal: str, events: list[dict[str, Any]], **state: Any
+) -> tuple[float | None, Slot]:
+    slot = add(sup, 1, journal, **state)
+    reading: Any = slot.poller.journal
+    if journal == "order":  # its before_poll runs the backfill: none here
+
+        async def no_backfill(account_id: int) -> None:
+            return None
+
+        reading = OrderJournal(cast(Any, None), no_backfill)
+    slot.poller = cast(Any, PagePoller(reading, events))
+    busy = sup._timing.busy_interval * slot.poller.journal.busy_factor
+    return await sup._poll_and_decide(slot, busy), slot
+
+
+async def test_an_account_busy_with_purchases_keeps_its_offer_journal_off_the_busy_interval() -> (
+    None
+):
+    """The offer journal of an account that only sells: its purchases' stock echoes are read
+    within the echo interval (30 s), not every 3 s; the order journal stays at 1 s."""
+    clock = Clock()
+    sup = scheduler(clock, per_minute=1800)
+    echoes = [{"id": str(n), "type": "OFFER_STOCK_CHANGED", "offer": {"id": "9"}} for n in range(5)]
+    interval, slot = await _decide(sup, "offer", echoes)
+    assert interval == sup._timing.echo_interval == 30.0
+    assert not slot.busy and slot.last_activity is None  # an idle poll next, on the budget
+    # the echoes keep coming: still 30 s, never the busy interval
+    interval, _ = await _decide(sup, "offer", echoes, last_activity=clock.now - 3600)
+    assert interval == 30.0
+    # no event at all: the quiet curve up to the ceiling
+    interval, _ = await _decide(sup, "offer", [], last_activity=clock.now - 3600)
+    assert interval == 900.0
+    # an offer edited or created is activity: the busy interval
+    edited = [*echoes, {"id": "6", "type": "OFFER_CHANGED", "offer": {"id": "9"}}]
+    interval, slot = await _decide(sup, "offer", edited, last_activity=clock.now - 3600)
+    assert interval == 3.0 and slot.busy and slot.last_activity == clock.now
+    # a command of ours wakes it: busy for a while, echoes or not
+    interval, _ = await _decide(sup, "offer", echoes, last_activity=clock.now - 1)
+    assert interval == 3.0
+    bought = [{"id": "1", "type": "BOUGHT", "order": {"checkoutForm": {"id": "f"}}}]
+    interval, slot = await _decide(sup, "order", bought, last_activity=None)
+    assert interval == 1.0 and slot.busy
+
+
+async def test_a_full_page_of_echoes_is_read_on_at_once() -> None:
+    clock = Clock()
+    sup = scheduler(clock, per_minute=1800)
+    slot = add(sup, 1, "offer")
+    events = [{"id": "1", "type": "OFFER_STOCK_CHANGED", "offer": {"id": "9"}}]
+    slot.poller = cast(Any, PagePoller(slot.poller.journal, events, full=True))
+    assert await sup._poll_and_decide(slot, 3.0) == 0.0
+    assert slot.busy and slot.last_activity is None

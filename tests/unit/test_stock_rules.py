@@ -8,7 +8,7 @@ from decimal import Decimal
 import pytest
 
 from allegro_sync.adapters.allegro.limits import ChangeBudgets, RequestLimiter
-from allegro_sync.daemon.offer_change_batcher import command_payload, group_changes
+from allegro_sync.daemon.offer_change_batcher import command_payload, group_changes, keep_holding
 from allegro_sync.handlers.prices import decide_price, mirror_may_reprice
 from allegro_sync.handlers.renewal import Refusal, RenewalFacts, decide_renewal
 from allegro_sync.handlers.stock import (
@@ -181,3 +181,24 @@ def test_plan_stock_is_the_rule_of_erp_messages_and_reconciliation() -> None:
     assert [(c.offer_id, c.kind, c.value) for c in plan.changes] == [("o1", "publication", "END")]
     assert plan.drops == [("o1", "quantity")]
     assert plan.restocked_ended == ["o2"]
+
+
+def test_a_hold_starts_on_a_deep_backlog_only_and_lasts_while_the_intake_is_busy() -> None:
+    """A steady flow a few batches behind (busy, not deep) is never held; a burst (deep) is held
+    until its intake is drained, its last batches included, or ``max_hold``."""
+
+    def hold(*, held: bool, waited: float, busy: bool, deep: bool) -> bool:
+        return keep_holding(
+            held=held, waited=waited, max_hold=30.0, busy=lambda: busy, deep=lambda: deep
+        )
+
+    # a steady flow's lag: the intake backlogged now and then, never deeply: sent at once
+    assert not hold(held=False, waited=0.25, busy=True, deep=False)
+    assert not hold(held=False, waited=5.0, busy=True, deep=False)
+    # a burst: held from its start while deep, and on while only busy (its last batches)
+    assert hold(held=False, waited=0.25, busy=True, deep=True)
+    assert hold(held=True, waited=12.0, busy=True, deep=False)
+    # the intake drained, or held for max_hold: sent
+    assert not hold(held=True, waited=12.0, busy=False, deep=False)
+    assert not hold(held=True, waited=30.0, busy=True, deep=True)
+    assert not hold(held=False, waited=0.25, busy=False, deep=True)

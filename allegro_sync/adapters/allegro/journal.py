@@ -33,6 +33,12 @@ class Journal(Protocol):
     pages_per_poll: int  # full pages read in one poll and coalesced together before publishing
     retention: float  # seconds the journal keeps its events: a cursor older than this is lost
 
+    def is_activity(self, event: dict[str, Any]) -> bool:
+        """Whether the event says the account is busy on this journal (polled at its busy
+        interval while such events come); False for an echo of a change seen elsewhere (the
+        offer journal's stock and price changes: purchases, which the order journal carries, and
+        our own commands, which wake the journal themselves)."""
+
     def subject(self, event: dict[str, Any]) -> str | None:
         """What the event is about (events of one subject in a page are coalesced); None for
         an event that stands alone."""

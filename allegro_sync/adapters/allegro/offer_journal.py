@@ -22,6 +22,11 @@ from allegro_sync.adapters.allegro.journal import JournalGap, Page
 from allegro_sync.contract import OFFER_EVENTS
 
 PAGE_SIZE = 1000  # the most the journal gives per request
+# Echoes, not activity (``is_activity``): a purchase changes the offer's stock (the order journal
+# carries the purchase), a batch command of ours its stock or price (the command wakes this
+# journal when it is sent and when it is done). A seller's own edit of stock or price in
+# Allegro's panel looks the same and is read at the echo interval (``PollerSettings``).
+ECHO_EVENTS = frozenset({"OFFER_STOCK_CHANGED", "OFFER_PRICE_CHANGED"})
 
 # Reconciles after a gap, from the journal's latest event on (sweeps the listing, tells the
 # event log); injected by the composition root, as the order journal's backfill is.
@@ -51,6 +56,12 @@ class OfferJournal:
         self._recover = recover
         self._page_size = page_size
 
+    def is_activity(self, event: dict[str, Any]) -> bool:
+        """An offer created, edited, activated, ended or archived; not a stock or price change
+        (``ECHO_EVENTS``): an account busy only with purchases or with our own commands keeps
+        its offer journal off the busy interval."""
+        return str(event.get("type")) not in ECHO_EVENTS
+
     def subject(self, event: dict[str, Any]) -> str | None:
         """The offer: its events in a page become one message (the handler reads the offer's
         current state from the listing, whatever the event's type)."""
@@ -72,8 +83,13 @@ class OfferJournal:
         if cursor is not None:
             params["from"] = cursor
         try:
+            # bulk: not urgent, it leaves the limiter's last tokens to order traffic
             body = await self._allegro.get(
-                account_id, "/sale/offer-events", action="read offer journal", params=params
+                account_id,
+                "/sale/offer-events",
+                action="read offer journal",
+                params=params,
+                bulk=True,
             )
         except (AllegroRejected, AllegroNotFound) as exc:
             # A cursor Allegro no longer takes (out of the 24 hours, or unknown): 400 or 404, in

@@ -133,6 +133,10 @@ class OrderJournal:
     async def before_poll(self, account_id: int) -> None:
         await self._backfill(account_id)
 
+    def is_activity(self, event: dict[str, Any]) -> bool:
+        """Every order event: purchases are what this journal is about."""
+        return True
+
     def subject(self, event: dict[str, Any]) -> str | None:
         """The checkout form: its events in a page become one message."""
         form_id = ((event.get("order") or {}).get("checkoutForm") or {}).get("id")
