@@ -2,9 +2,9 @@
 sweeps the checkout forms of every active account (``handlers/order_sweep.py``), so that a
 form whose journal event Allegro never wrote still becomes an order.
 
-One replica: the holder of an advisory lock on a connection of its own (when the connection
-dies the lock goes with it and another replica takes over at its next interval). The first
-round runs at start, so a restart after a downtime covers it at once.
+One replica: ``daemon/leader.py`` (when the lock's connection dies another replica takes over
+at its next interval). The first round runs at start, so a restart after a downtime covers it
+at once.
 
 Its cost stays visible: ``allegro_sync_order_sweep_requests`` (a histogram of the Allegro
 requests of each account's sweep; one per 100 forms changed since the last one) beside
@@ -15,7 +15,6 @@ failing and when it comes back, not at every round; its window waits for the nex
 
 from __future__ import annotations
 
-import asyncio
 import zlib
 from datetime import UTC, datetime, timedelta
 
@@ -26,8 +25,7 @@ from allegro_sync.adapters.allegro.client import AllegroRestClient
 from allegro_sync.adapters.allegro.errors import AllegroError, AllegroUnavailable
 from allegro_sync.adapters.broker.publisher import ConfirmingPublisher
 from allegro_sync.adapters.postgres import accounts
-from allegro_sync.adapters.postgres.advisory_locks import AdvisoryLocks
-from allegro_sync.adapters.postgres.notifications import repeat_every, stop_task
+from allegro_sync.daemon.leader import Leader
 from allegro_sync.errors import CredentialsDead
 from allegro_sync.handlers.order_sweep import SweepResult, sweep_orders
 from allegro_sync.metrics import Metrics
@@ -56,41 +54,32 @@ class OrderSweeper:
         self._allegro = allegro
         self._publisher = publisher
         self._metrics = metrics
-        self._interval = interval
         self._lag = timedelta(seconds=lag)
-        self._locks = AdvisoryLocks(dsn)
-        self._generation: int | None = None
+        self._leader = Leader(
+            dsn=dsn,
+            key=LOCK_KEY,
+            name="order-sweeper",
+            interval=interval,
+            failing_event="order_sweep_failing",
+        )
         self._failing: set[int] = set()  # accounts Allegro does not answer for
-        self._stopping = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         """Start the loop (the first round at once)."""
-        self._task = asyncio.create_task(self._run(), name="order-sweeper")
+        self._leader.start(self.run_once)
 
     async def stop(self, timeout: float) -> None:
         """Finish the account in hand within ``timeout``, then give the lock back."""
-        self._stopping.set()
-        await stop_task(self._task, timeout)
-        await self._drop()
-
-    async def _run(self) -> None:
-        await repeat_every(
-            self._interval,
-            self._stopping,
-            self.run_once,
-            on_failure=self._drop,
-            failing_event="order_sweep_failing",
-        )
+        await self._leader.stop(timeout)
 
     async def run_once(self) -> list[SweepResult] | None:
         """One round if this replica leads: each active account's sweep (None: another
         replica leads)."""
-        if not await self._lead():
+        if not await self._leader.lead():
             return None
         results = []
         for account_id in await accounts.active_ids(self._pool):
-            if self._stopping.is_set():
+            if self._leader.stopping.is_set():
                 break
             result = await self._sweep(account_id)
             if result is not None:
@@ -142,15 +131,3 @@ class OrderSweeper:
                 requests=result.requests,
             )
         return result
-
-    async def _lead(self) -> bool:
-        if self._generation is not None and await self._locks.holds(self._generation):
-            return True
-        self._generation = await self._locks.try_lock(LOCK_KEY)
-        if self._generation is None:
-            await self._drop()  # no idle backend per follower: connect again next interval
-        return self._generation is not None
-
-    async def _drop(self) -> None:
-        self._generation = None
-        await self._locks.close()

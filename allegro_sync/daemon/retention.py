@@ -21,8 +21,7 @@ versions, an order announced once, a mail's or message's dedupe key while it is 
 
 Each batch is one short statement of its own (``<table>.prune``: at most ``batch`` rows, found
 through the oldest-first indexes of migration 0013), with a pause between batches, so pruning
-never holds many row locks or the table for long. One replica: the holder of an advisory lock
-on a connection of its own, as the order sweeper does. Metric:
+never holds many row locks or the table for long. One replica: ``daemon/leader.py``. Metric:
 ``allegro_sync_retention_pruned_total`` by table; one log line per round that deleted rows.
 """
 
@@ -45,8 +44,7 @@ from allegro_sync.adapters.postgres import (
     offer_changes,
     order_messages,
 )
-from allegro_sync.adapters.postgres.advisory_locks import AdvisoryLocks
-from allegro_sync.adapters.postgres.notifications import repeat_every, stop_task
+from allegro_sync.daemon.leader import Leader
 from allegro_sync.metrics import Metrics
 
 log = structlog.get_logger(__name__)
@@ -99,13 +97,15 @@ class RetentionService:
         self._pool = pool
         self._metrics = metrics
         self._rules = list(rules)
-        self._interval = interval
         self._batch = batch
         self._pause = pause
-        self._locks = AdvisoryLocks(dsn)
-        self._generation: int | None = None
-        self._stopping = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
+        self._leader = Leader(
+            dsn=dsn,
+            key=LOCK_KEY,
+            name="retention",
+            interval=interval,
+            failing_event="retention_failing",
+        )
 
     async def start(self) -> None:
         """Start the loop (the first round at once)."""
@@ -117,31 +117,20 @@ class RetentionService:
                     retry_window=RETRY_WINDOW,
                     effect="a message redelivered after its inbox row went is handled again",
                 )
-        self._task = asyncio.create_task(self._run(), name="retention")
+        self._leader.start(self.run_once)
 
     async def stop(self, timeout: float) -> None:
         """Finish the batch in hand within ``timeout``, then give the lock back."""
-        self._stopping.set()
-        await stop_task(self._task, timeout)
-        await self._drop()
-
-    async def _run(self) -> None:
-        await repeat_every(
-            self._interval,
-            self._stopping,
-            self.run_once,
-            on_failure=self._drop,
-            failing_event="retention_failing",
-        )
+        await self._leader.stop(timeout)
 
     async def run_once(self) -> dict[str, int] | None:
         """One round if this replica leads: rows deleted per table (None: another replica
         leads)."""
         pruned: dict[str, int] = {}
         for rule in self._rules:
-            if self._stopping.is_set():
+            if self._leader.stopping.is_set():
                 break
-            if not await self._lead():  # also between tables: the lock may have gone
+            if not await self._leader.lead():  # also between tables: the lock may have gone
                 return pruned or None
             pruned[rule.table] = await self._prune(rule)
         if any(pruned.values()):
@@ -156,19 +145,8 @@ class RetentionService:
             total += deleted
             if deleted:
                 counter.inc(deleted)
-            if deleted < self._batch or self._stopping.is_set():
+            stopping = self._leader.stopping
+            if deleted < self._batch or stopping.is_set():
                 return total
             with contextlib.suppress(TimeoutError):  # let other work have the table
-                await asyncio.wait_for(self._stopping.wait(), self._pause)
-
-    async def _lead(self) -> bool:
-        if self._generation is not None and await self._locks.holds(self._generation):
-            return True
-        self._generation = await self._locks.try_lock(LOCK_KEY)
-        if self._generation is None:
-            await self._drop()  # no idle backend per follower: connect again next interval
-        return self._generation is not None
-
-    async def _drop(self) -> None:
-        self._generation = None
-        await self._locks.close()
+                await asyncio.wait_for(stopping.wait(), self._pause)

@@ -17,9 +17,11 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PlainSerializer,
     StrictBool,
     StringConstraints,
     ValidationError,
+    WithJsonSchema,
 )
 
 from allegro_sync.adapters.allegro.client import AllegroRestClient
@@ -189,47 +191,100 @@ def decide_changes(account: asyncpg.Record, given: dict[str, Any], now: datetime
     return changes
 
 
+def _iso(value: datetime) -> str:
+    return value.isoformat()
+
+
+# A timestamp in the account view: ISO 8601 with its offset, as ``datetime.isoformat`` writes it.
+Timestamp = Annotated[
+    datetime,
+    PlainSerializer(_iso, return_type=str),
+    WithJsonSchema({"type": "string", "format": "date-time"}),
+]
+
+
+class AccountView(BaseModel):
+    """The public representation of an account (design.md section 4); never any token. The
+    admin API and the CLI answer with it, and the admin OpenAPI document's ``Account`` schema
+    is made from it (``daemon/api/openapi.py``)."""
+
+    model_config = ConfigDict(extra="forbid", title="Account")
+
+    id: int
+    allegro_user_id: str
+    login: str
+    name: str
+    sandbox: bool
+    active: bool
+    deactivation_reason: str | None
+    created_at: Timestamp
+    warnings: list[str]
+    orders_from: Timestamp | None
+    orders_from_editable: bool
+    auto_create_orders: bool
+    send_order_emails: bool
+    bind_offers_by_ean: bool
+    stock_control: bool
+    raise_quantity_on_erp_sync: bool
+    auto_renew: bool
+    renew_with_current_price: bool
+    do_not_renew_default: bool
+    send_customer_card: bool
+    only_customers_with_nip: bool
+    sync_prices: bool
+    price_list: str
+    default_category_id: str | None
+    after_sales: dict[str, Any]
+    shipping_rates_id: str | None
+    address: dict[str, Any] | None
+    extra_order_email_recipients: list[str]
+    allowed_extra_emails: list[str]
+    order_message_channel: Literal["email", "message_centre"]
+    mark_sent_on_tracking: bool
+
+
 def account_json(row: asyncpg.Record) -> dict[str, Any]:
-    """The public representation (design.md section 4); never any token."""
+    """The account's ``AccountView`` as JSON values."""
     warnings = [SANDBOX_STOCK_WARNING] if row["sandbox"] else []
     after_sales = row["after_sales"] or {
         "return_policy_id": None,
         "implied_warranty_id": None,
         "warranty_id": None,
     }
-    return {
-        "id": row["id"],
-        "allegro_user_id": row["allegro_user_id"],
-        "login": row["login"],
-        "name": row["name"],
-        "sandbox": row["sandbox"],
-        "active": row["active"],
-        "deactivation_reason": row["deactivation_reason"],
-        "created_at": row["created_at"].isoformat(),
-        "warnings": warnings,
-        "orders_from": row["orders_from"].isoformat() if row["orders_from"] else None,
-        "orders_from_editable": bool(row["recently_added"]),
-        "auto_create_orders": row["auto_create_orders"],
-        "send_order_emails": row["send_order_emails"],
-        "bind_offers_by_ean": row["bind_offers_by_ean"],
-        "stock_control": row["stock_control"],
-        "raise_quantity_on_erp_sync": row["raise_quantity_on_erp_sync"],
-        "auto_renew": row["auto_renew"],
-        "renew_with_current_price": row["renew_with_current_price"],
-        "do_not_renew_default": row["do_not_renew_default"],
-        "send_customer_card": row["send_customer_card"],
-        "only_customers_with_nip": row["only_customers_with_nip"],
-        "sync_prices": row["sync_prices"],
-        "price_list": row["price_list"],
-        "default_category_id": row["default_category_id"],
-        "after_sales": after_sales,
-        "shipping_rates_id": row["shipping_rates_id"],
-        "address": row["address"],
-        "extra_order_email_recipients": list(row["extra_order_email_recipients"]),
-        "allowed_extra_emails": list(row["allowed_extra_emails"]),
-        "order_message_channel": row["order_message_channel"],
-        "mark_sent_on_tracking": row["mark_sent_on_tracking"],
-    }
+    view = AccountView(
+        id=row["id"],
+        allegro_user_id=row["allegro_user_id"],
+        login=row["login"],
+        name=row["name"],
+        sandbox=row["sandbox"],
+        active=row["active"],
+        deactivation_reason=row["deactivation_reason"],
+        created_at=row["created_at"],
+        warnings=warnings,
+        orders_from=row["orders_from"],
+        orders_from_editable=bool(row["recently_added"]),
+        auto_create_orders=row["auto_create_orders"],
+        send_order_emails=row["send_order_emails"],
+        bind_offers_by_ean=row["bind_offers_by_ean"],
+        stock_control=row["stock_control"],
+        raise_quantity_on_erp_sync=row["raise_quantity_on_erp_sync"],
+        auto_renew=row["auto_renew"],
+        renew_with_current_price=row["renew_with_current_price"],
+        do_not_renew_default=row["do_not_renew_default"],
+        send_customer_card=row["send_customer_card"],
+        only_customers_with_nip=row["only_customers_with_nip"],
+        sync_prices=row["sync_prices"],
+        price_list=row["price_list"],
+        default_category_id=row["default_category_id"],
+        after_sales=after_sales,
+        shipping_rates_id=row["shipping_rates_id"],
+        address=row["address"],
+        extra_order_email_recipients=list(row["extra_order_email_recipients"]),
+        allowed_extra_emails=list(row["allowed_extra_emails"]),
+        order_message_channel=row["order_message_channel"],
+        mark_sent_on_tracking=row["mark_sent_on_tracking"],
+    )
+    return view.model_dump(mode="json")
 
 
 async def order_journal_start(

@@ -256,6 +256,25 @@ async def emulator_offer(emulator: Emulator, offer_id: str) -> dict[str, Any]:
     return found
 
 
+async def stock_set(
+    daemon: Daemon,
+    db: asyncpg.Pool,
+    emulator: Emulator,
+    seller: dict[str, Any],
+    offer_id: str,
+    change: tuple[str, dict[str, Any]],
+) -> dict[str, Any]:
+    """The ERP sends ``change`` (a ``stock_changed``); once settled, the seller's one batch
+    command set its quantity and the offer shows it. The command."""
+    await erp(daemon, db, change)
+    await settled(daemon, db)
+    [command] = await commands(emulator, seller)
+    quantity = change[1]["quantity"]
+    assert command["body"]["modification"]["value"] == quantity
+    assert (await emulator_offer(emulator, offer_id))["stock"] == quantity
+    return command
+
+
 class Erp:
     """The ERP side: every message the daemon published to ``allegro-sync.events``."""
 

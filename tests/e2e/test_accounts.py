@@ -549,3 +549,28 @@ async def test_tokens_never_reach_the_logs(
     assert "token_refreshed" in logs and "account_credentials_dead" in logs  # logging happened
     for secret in (access, refresh, access[:40], refresh[:40], "demo-secret", ADMIN_TOKEN):
         assert secret not in logs
+
+
+async def test_reads_with_a_token_not_yet_stored_wait_for_the_request_limit(
+    admin: Admin, emulator: Emulator, daemon: Daemon, database_url: str
+) -> None:
+    """``GET /me`` while connecting an account takes its slot of the client-wide limit like any
+    other request: with 60 requests a minute (one a second, a burst of one) and the burst spent
+    by a stored account's read, two more reads with a fresh token take about two seconds."""
+    account = await admin.connect(emulator, await emulator.seller("paced"))
+    slow = daemon.settings.model_copy(update={"allegro_requests_per_minute": 60})
+    pool = await pg.create_pool(database_url, min_size=1, max_size=2)
+    session = new_http_session()
+    try:
+        stack = build_allegro_stack(slow, pool, session, Metrics())
+        token = (await stack.tokens.current(account["id"])).access_token
+        await stack.allegro.get(account["id"], "/me", action="read account")
+        started = asyncio.get_running_loop().time()
+        for _ in range(2):
+            me = await stack.allegro.me_with_token(sandbox=False, access_token=token)
+            assert me["login"] == "paced"
+        # one slot a second: the second read waits about two, never less than one and a half
+        assert asyncio.get_running_loop().time() - started >= 1.5
+    finally:
+        await session.close()
+        await pool.close()

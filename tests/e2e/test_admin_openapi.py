@@ -10,6 +10,7 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -69,6 +70,51 @@ async def test_the_document_describes_exactly_the_routes(daemon: Daemon, admin: 
     assert served == json.loads(DOCUMENT.read_text("utf-8")) == document
     async with admin.session.get(admin.url + "/openapi.json") as response:
         assert response.status == 401  # the admin token guards it as every admin route
+
+
+JSON_TYPES = {
+    bool: "boolean",
+    int: "integer",
+    float: "number",
+    str: "string",
+    list: "array",
+    dict: "object",
+    type(None): "null",
+}
+
+
+def allowed_types(schema: dict[str, Any]) -> set[str]:
+    """The JSON types a property's schema lets through (``type`` or the ``anyOf`` of them)."""
+    if "anyOf" in schema:
+        return set().union(*(allowed_types(one) for one in schema["anyOf"]))
+    kind = schema["type"]
+    return {kind} if isinstance(kind, str) else set(kind)
+
+
+async def test_an_account_as_served_has_the_documented_keys_and_types(
+    admin: Admin, emulator: Emulator
+) -> None:
+    connected = await admin.connect(emulator, await emulator.seller("opisany"))
+    status, _ = await admin.call(
+        "PATCH",
+        f"/accounts/{connected['id']}",
+        {"orders_from": (datetime.now(UTC) - timedelta(days=3)).isoformat()},
+    )
+    assert status == 200
+    status, served = await admin.call("GET", f"/accounts/{connected['id']}")
+    assert status == 200
+    schema = admin_openapi()["components"]["schemas"]["Account"]
+    assert set(served) == set(schema["properties"]) == set(schema["required"])
+    wrong = {
+        key: (JSON_TYPES[type(value)], sorted(allowed_types(schema["properties"][key])))
+        for key, value in served.items()
+        if JSON_TYPES[type(value)] not in allowed_types(schema["properties"][key])
+    }
+    assert wrong == {}
+    for key in ("created_at", "orders_from"):  # date-times as the document says
+        prop = schema["properties"][key]
+        assert "date-time" in {one.get("format") for one in prop.get("anyOf", [prop])}
+        assert datetime.fromisoformat(served[key]).tzinfo is not None
 
 
 @dataclass

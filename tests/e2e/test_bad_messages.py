@@ -27,6 +27,7 @@ from tests.e2e.flows import (
     price_changed,
     settled,
     stock_changed,
+    stock_set,
 )
 from tests.helpers import eventually, publish_json, rabbitmq_list
 
@@ -68,11 +69,7 @@ async def test_numbers_and_text_the_database_refuses_are_dead_lettered_at_once(
     # nothing was written, nothing went to Allegro; a good message still flows
     assert await db.fetchval("SELECT count(*) FROM product_stock") == 0
     assert await db.fetchval("SELECT count(*) FROM products WHERE id LIKE 'P%9'") == 0
-    await erp(daemon, db, stock_changed("P1", 4, 1))
-    await settled(daemon, db)
-    [command] = await commands(emulator, seller)
-    assert command["body"]["modification"]["value"] == 4
-    assert (await emulator_offer(emulator, ids["a"]))["stock"] == 4
+    await stock_set(daemon, db, emulator, seller, ids["a"], stock_changed("P1", 4, 1))
 
 
 async def test_prices_must_be_positive_text_in_the_offers_currency(

@@ -23,6 +23,7 @@ from tests.e2e.flows import (
     products,
     settled,
     stock_changed,
+    stock_set,
     switch,
 )
 from tests.helpers import eventually, publish_json
@@ -62,11 +63,7 @@ async def test_an_increase_needs_raise_quantity(
     assert (await emulator_offer(emulator, ids["a"]))["stock"] == 10
 
     await switch(admin, account_id, raise_quantity_on_erp_sync=True)
-    await erp(daemon, db, stock_changed("P1", 30, 2))
-    await settled(daemon, db)
-    [command] = await commands(emulator, seller)
-    assert command["body"]["modification"]["value"] == 30
-    assert (await emulator_offer(emulator, ids["a"]))["stock"] == 30
+    await stock_set(daemon, db, emulator, seller, ids["a"], stock_changed("P1", 30, 2))
 
 
 async def test_stock_zero_ends_the_offer_instead_of_a_quantity_below_one(

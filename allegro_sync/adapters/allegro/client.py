@@ -110,6 +110,8 @@ class AllegroRestClient:
     async def _get_with_token_once(
         self, *, sandbox: bool, access_token: str, path: str, action: str
     ) -> dict[str, Any]:
+        if self._limiter is not None:  # an account being connected: order traffic, not bulk
+            await self._limiter.acquire(bulk=False)
         try:
             async with self._session.get(
                 self._api_url(sandbox) + path,
@@ -133,6 +135,7 @@ class AllegroRestClient:
                 trace_id=trace_id,
             )
         self._metrics.allegro_requests.labels(action, f"{status // 100}xx").inc()
+        self._note_limit(status, action)
         code, message = _describe(payload)
         text = f"read {path}: Allegro answered {status} {code}: {message}"
         if status >= 500:
@@ -223,9 +226,7 @@ class AllegroRestClient:
                     trace_id=trace_id,
                 )
             self._metrics.allegro_requests.labels(action, f"{status // 100}xx").inc()
-            if self._limiter is not None and status == 429:
-                pause = self._limiter.note_rate_limited()
-                log.warning("allegro_rate_limited", action=action, pause_seconds=pause)
+            self._note_limit(status, action)
             if status == 401 and retry_after_refresh:
                 auth = await self._tokens.refresh(account_id, seen_generation=auth.generation)
                 continue
@@ -233,6 +234,14 @@ class AllegroRestClient:
                 return Response(status, payload, response_headers)
             raise await self._error(account_id, path, action, status, payload, trace_id)
         raise AssertionError("unreachable")
+
+    def _note_limit(self, status: int, action: str) -> None:
+        """Tell the limiter how Allegro answered: a 429 pauses every request of the client."""
+        if self._limiter is None:
+            return
+        if status == 429:
+            pause = self._limiter.note_rate_limited()
+            log.warning("allegro_rate_limited", action=action, pause_seconds=pause)
 
     async def _error(
         self,

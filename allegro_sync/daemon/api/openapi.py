@@ -2,8 +2,9 @@
 ``docs/admin-openapi.json`` (``scripts/admin_openapi.py`` writes it; tests keep both equal to
 the routes and fuzz the API against it).
 
-Request bodies are the pydantic models the handlers validate with, so the document cannot drift
-from what is accepted. Every error is ``{"error", "detail", ...}`` (``errors.py``). The panel
+Request bodies are the pydantic models the handlers validate with, and the account is the model
+the API answers with (``AccountView``), so the document cannot drift from what is accepted or
+returned. Every error is ``{"error", "detail", ...}`` (``errors.py``). The panel
 (``/panel/``) is HTML for people and not described here.
 """
 
@@ -18,7 +19,7 @@ from allegro_sync.contract import CUSTOMER_TYPES
 from allegro_sync.daemon.api.params import BIGINT_MAX
 from allegro_sync.export.filters import MAX_Q
 from allegro_sync.export.formats import EXPORT_FORMATS
-from allegro_sync.handlers.accounts import AccountPatch
+from allegro_sync.handlers.accounts import AccountPatch, AccountView
 from allegro_sync.handlers.offer_settings import OfferPatch
 
 PATH = "/openapi.json"
@@ -122,43 +123,8 @@ def _schemas() -> dict[str, Any]:
         schema = model.model_json_schema(ref_template=REF + "{model}")
         models.update(schema.pop("$defs", {}))
         models[model.__name__] = schema
-    flags = (
-        "auto_create_orders",
-        "send_order_emails",
-        "bind_offers_by_ean",
-        "stock_control",
-        "raise_quantity_on_erp_sync",
-        "auto_renew",
-        "renew_with_current_price",
-        "do_not_renew_default",
-        "send_customer_card",
-        "only_customers_with_nip",
-        "sync_prices",
-    )
-    account = _obj(
-        {
-            "id": _INT,
-            "allegro_user_id": _STR,
-            "login": _STR,
-            "name": _STR,
-            "sandbox": _BOOL,
-            "active": _BOOL,
-            "deactivation_reason": _OPT_STR,
-            "created_at": _TIME,
-            "warnings": {"type": "array", "items": _STR},
-            "orders_from": _OPT_TIME,
-            "orders_from_editable": _BOOL,
-            **dict.fromkeys(flags, _BOOL),
-            "price_list": _STR,
-            "default_category_id": _OPT_STR,
-            "after_sales": {"type": "object"},
-            "shipping_rates_id": _OPT_STR,
-            "address": {"type": ["object", "null"]},
-            "extra_order_email_recipients": {"type": "array", "items": _STR},
-            "allowed_extra_emails": {"type": "array", "items": _STR},
-            "order_message_channel": {"type": "string", "enum": ["email", "message_centre"]},
-        }
-    )
+    # The account view's own model: the response and its schema cannot drift apart.
+    account = AccountView.model_json_schema(mode="serialization", ref_template=REF + "{model}")
     order = _obj(
         {
             "checkout_form_id": {"type": "string", "format": "uuid"},
