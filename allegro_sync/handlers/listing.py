@@ -48,7 +48,7 @@ from allegro_sync.contract import (
     OfferListed,
     OfferListFailed,
 )
-from allegro_sync.errors import BadInput
+from allegro_sync.errors import BadInput, CredentialsDead
 from allegro_sync.handlers.listing_body import (
     ListingTerms,
     build_offer_body,
@@ -177,6 +177,10 @@ async def _load(conn: Any, account_id: int, product_id: str) -> tuple[Any, Any]:
         raise ListingRefused("allegro_sync.no_product", f"no product {product_id!r}")
     if not product["ean"]:
         raise ListingRefused("allegro_sync.no_ean", f"product {product_id!r} has no EAN")
+    if not account["active"]:
+        raise ListingRefused(
+            "allegro_sync.account_inactive", f"account {account_id} is switched off"
+        )
     return product, account
 
 
@@ -196,6 +200,11 @@ async def advance_listing(deps: ListingDeps, row: asyncpg.Record) -> str:
         return await _post(deps, row)
     except ListingRefused as exc:
         error = {"code": exc.code, "message": exc.message, "userMessage": exc.message}
+        await _fail(deps.pool, row, [error], None)
+        return "failed"
+    except CredentialsDead as exc:  # the account was switched off and its log says why
+        message = f"the account's Allegro authorisation is gone: {exc}"
+        error = {"code": "allegro_sync.credentials_dead", "message": message}
         await _fail(deps.pool, row, [error], None)
         return "failed"
     except (AllegroRateLimited, AllegroUnavailable) as exc:

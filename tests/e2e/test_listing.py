@@ -450,3 +450,17 @@ async def test_a_429_from_allegro_is_waited_out_and_one_offer_is_listed(
     assert received["by_path"]["POST /sale/product-offers"] >= 2
     assert await db.fetchval("SELECT count(*) FROM offers WHERE account_id = $1", account_id) == 1
     assert len((await emulator.control("GET", f"/offers/{row['offer_id']}"))["id"]) > 0
+
+
+async def test_an_account_switched_off_lists_nothing(
+    daemon: Daemon, admin: Admin, emulator: Emulator, db: asyncpg.Pool
+) -> None:
+    _, account_id = await shop(admin, emulator, "sklep-wylaczony")
+    await product(daemon, db, "P15", GTIN)
+    await switch(admin, account_id, active=False)
+    erp_side = Erp(daemon.settings.amqp_url)
+    await send(daemon, offer_list("P15", account_id), "list-P15")
+    [failed] = await erp_side.wait_for("offer.list_failed")
+    assert [e["code"] for e in failed["errors"]] == ["allegro_sync.account_inactive"]
+    received = await emulator.control("GET", "/requests")
+    assert "POST /sale/product-offers" not in received["by_path"]
