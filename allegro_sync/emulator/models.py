@@ -56,6 +56,10 @@ class Offer:
     archived: bool = False
     starting_at: datetime | None = None
     sales: list[tuple[datetime, int]] = field(default_factory=list)
+    # What POST /sale/product-offers set beyond the fields above (catalogue product, offer
+    # parameters, images, description, after-sales ids, shipping rates, location, GPSR, tax);
+    # empty for offers made otherwise.
+    details: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass

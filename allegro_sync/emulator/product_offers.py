@@ -37,6 +37,27 @@ from .views import product_offer
 GTIN_LENGTHS = (8, 10, 12, 13, 14)
 
 
+def check_write_limit(emulator: Emulator, seller: Seller) -> None:
+    """429 in Allegro's format when the seller is over its product-offer write limit."""
+    if emulator.offer_writes is None:
+        return
+    wait = emulator.offer_writes.try_write(seller.id)
+    if wait is not None:
+        seconds = max(1, math.ceil(wait))
+        headers = (
+            {"Retry-After": str(seconds)} if emulator.config.switches.send_retry_after else None
+        )
+        raise ApiError(
+            429,
+            "TooManyRequestsException",
+            "Too many product-offer writes for this seller: at most "
+            f"{emulator.offer_writes.per_minute} a minute and {emulator.offer_writes.per_hour} "
+            "an hour",
+            user_message="Przekroczony limit zapytań.",
+            headers=headers,
+        )
+
+
 def own_offer(request: web.Request, seller: Seller) -> Offer:
     """The seller's visible offer from the path; 404 when gone, 403 when someone else's."""
     offer = context.get(request).market.visible_offer(request.match_info["offer_id"])
@@ -174,6 +195,7 @@ async def patch_product_offer(request: web.Request) -> web.Response:
     emulator = context.get(request)
     market = emulator.market
     offer = own_offer(request, seller)  # sweeps, so a finished edit is no longer pending
+    check_write_limit(emulator, seller)
     if offer.id in market.pending_edits:
         raise ApiError(
             409,

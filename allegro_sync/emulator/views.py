@@ -290,7 +290,8 @@ def offer_listing(market: Marketplace, offer: Offer, seller: Seller) -> dict[str
 
 
 def product_offer(market: Marketplace, offer: Offer, seller: Seller) -> dict[str, Any]:
-    """``GET /sale/product-offers/{id}``; the EAN is product parameter 225693."""
+    """``GET /sale/product-offers/{id}``; the EAN is product parameter 225693. An offer
+    created through ``POST /sale/product-offers`` shows what it was created with."""
     product_params = []
     if offer.ean:
         product_params.append(
@@ -302,8 +303,34 @@ def product_offer(market: Marketplace, offer: Offer, seller: Seller) -> dict[str
                 "rangeValue": None,
             }
         )
+    d = offer.details
     # The same EAN maps to the same catalogue product, as on Allegro.
-    product_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"allegro-product:{offer.ean or offer.id}"))
+    product_id = d.get("product_id") or str(
+        uuid.uuid5(uuid.NAMESPACE_URL, f"allegro-product:{offer.ean or offer.id}")
+    )
+    params = [
+        {
+            "id": str(p.get("id") or ""),
+            "name": p.get("name"),
+            "values": list(p.get("values") or []),
+            "valuesIds": p.get("valuesIds"),
+            "rangeValue": None,
+        }
+        for p in d.get("parameters") or []
+    ] or [
+        {
+            "id": "11323",
+            "name": "Stan",
+            "values": ["Nowy"],
+            "valuesIds": ["11323_1"],
+            "rangeValue": None,
+        }
+    ]
+    after = d.get("after_sales") or {
+        "impliedWarranty": {"id": seller.implied_warranties[0]["id"]},
+        "returnPolicy": {"id": seller.return_policies[0]["id"]},
+    }
+    producer = d.get("responsible_producer")
     return {
         "id": offer.id,
         "name": offer.name,
@@ -311,26 +338,20 @@ def product_offer(market: Marketplace, offer: Offer, seller: Seller) -> dict[str
             {
                 "product": {
                     "id": product_id,
-                    "publication": {"status": "LISTED"},
+                    "publication": {"status": d.get("product_status") or "LISTED"},
                     "parameters": product_params,
                 },
                 "quantity": {"value": 1},
                 "responsiblePerson": None,
-                "responsibleProducer": None,
-                "safetyInformation": None,
-                "marketedBeforeGPSRObligation": None,
+                "responsibleProducer": {"id": producer.get("id") or producer.get("name")}
+                if isinstance(producer, dict)
+                else None,
+                "safetyInformation": d.get("safety_information"),
+                "marketedBeforeGPSRObligation": d.get("marketed_before_gpsr"),
             }
         ],
         "category": {"id": offer.category_id},
-        "parameters": [
-            {
-                "id": "11323",
-                "name": "Stan",
-                "values": ["Nowy"],
-                "valuesIds": ["11323_1"],
-                "rangeValue": None,
-            }
-        ],
+        "parameters": params,
         "sellingMode": {
             "format": offer.format,
             "price": money(offer.price, offer.currency),
@@ -348,28 +369,29 @@ def product_offer(market: Marketplace, offer: Offer, seller: Seller) -> dict[str
             "marketplaces": {"base": {"id": "allegro-pl"}, "additional": []},
         },
         "delivery": {
-            "handlingTime": "PT24H",
-            "shippingRates": {"id": seller.shipping_rates[0]["id"]},
+            "handlingTime": d.get("handling_time") or "PT24H",
+            "shippingRates": {"id": d.get("shipping_rates_id") or seller.shipping_rates[0]["id"]},
             "shipmentDate": None,
         },
         "afterSalesServices": {
-            "impliedWarranty": {"id": seller.implied_warranties[0]["id"]},
-            "returnPolicy": {"id": seller.return_policies[0]["id"]},
-            "warranty": None,
+            "impliedWarranty": after.get("impliedWarranty"),
+            "returnPolicy": after.get("returnPolicy"),
+            "warranty": after.get("warranty"),
         },
         "payments": {"invoice": "VAT"},
-        "location": {
+        "location": d.get("location")
+        or {
             "city": "Poznań",
             "countryCode": "PL",
             "postCode": "60-166",
             "province": "WIELKOPOLSKIE",
         },
-        "images": [offer.image_url] if offer.image_url else [],
-        "description": {"sections": []},
+        "images": list(d.get("images") or ([offer.image_url] if offer.image_url else [])),
+        "description": d.get("description") or {"sections": []},
         "external": {"id": offer.external_id} if offer.external_id else None,
-        "taxSettings": None,
+        "taxSettings": d.get("tax_settings"),
         "b2b": {"buyableOnlyByBusiness": False},
-        "language": "pl-PL",
+        "language": d.get("language") or "pl-PL",
         "validation": {"errors": [], "warnings": [], "validatedAt": iso(offer.updated_at)},
         "createdAt": iso(offer.created_at),
         "updatedAt": iso(offer.updated_at),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from allegro_sync.errors import Refused, TransientError
 
 
@@ -9,12 +11,20 @@ class AllegroError(Exception):
     """Base of Allegro failures; ``trace_id`` is Allegro's, for support requests."""
 
     def __init__(
-        self, message: str, *, status: int = 0, code: str = "", trace_id: str | None = None
+        self,
+        message: str,
+        *,
+        status: int = 0,
+        code: str = "",
+        trace_id: str | None = None,
+        errors: list[dict[str, Any]] | None = None,
     ) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
         self.trace_id = trace_id
+        # Allegro's error objects ({code, message, path, userMessage, ...}) when it sent some
+        self.errors = errors or []
 
 
 class AllegroUnavailable(AllegroError, TransientError):

@@ -452,6 +452,8 @@ DEFAULT_BUDGETS = {
     "price": Budget(150_000, 9_000),
     "quantity": Budget(250_000, 9_000),
     "publication": Budget(250_000, 9_000),
+    # POST / PATCH /sale/product-offers per seller (allegro-2026.md 1)
+    "listing": Budget(per_hour=74_700, per_minute=2_490),
 }
 MAX_COMMAND = 1000
 
