@@ -472,6 +472,11 @@ def change_buckets(
     )
 
 
+# Changes leased at least at once for a spend smaller than this (up to this many, as many as the
+# budget has); they expire unspent after the lease's ttl.
+SMALL_LEASE = 4
+
+
 class ChangeBudgets:
     """Per-(account, kind) offer-change budgets as a pair of token buckets (hour, minute).
 
@@ -582,17 +587,23 @@ class ChangeBudgets:
         not_before = self._not_before.get(key, 0.0)
         if now < not_before:
             return not_before - now
-        task = asyncio.get_running_loop().create_task(self._lease(key, want))
+        # A writer that spends one change at a time (a listing) leases a few at once, so that
+        # a step spending two (a refused POST, then a product proposal) finds the second held
+        # instead of waiting for another round trip; a whole command still leases all or none.
+        small = want < SMALL_LEASE
+        task = asyncio.get_running_loop().create_task(
+            self._lease(key, SMALL_LEASE if small else want, whole=not small)
+        )
         self._asking[key] = task
         task.add_done_callback(lambda _: self._asking.pop(key, None))
         return 0.02
 
-    async def _lease(self, key: tuple[int, str], want: int) -> None:
+    async def _lease(self, key: tuple[int, str], want: int, *, whole: bool) -> None:
         assert self._store is not None
         asked_at = self._clock()
         try:
             grant = await asyncio.wait_for(
-                self._store.lease(self.specs(*key), want, reserve=0.0, whole=True), STORE_TIMEOUT
+                self._store.lease(self.specs(*key), want, reserve=0.0, whole=whole), STORE_TIMEOUT
             )
         except asyncio.CancelledError:
             raise
