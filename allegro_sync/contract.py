@@ -78,6 +78,7 @@ ORDER_CREATED = "order.created"
 ORDER_CANCELLED = "order.cancelled"
 OFFER_BOUND = "offer.bound"
 ACCOUNT_DISABLED = "account.disabled"
+OFFER_UPDATE_FAILED = "offer.update_failed"
 
 # Text of the ERP's messages holds no control character (C0, DEL, C1): a NUL is refused by
 # PostgreSQL, a CR or LF would end up in a header, a file name or a log line. As a pattern, so
@@ -733,6 +734,29 @@ class AccountDisabled(Message):
     reason: str
 
 
+class AllegroErrorEntry(Message):
+    """One entry of Allegro's ``errors`` list, as Allegro gave it."""
+
+    code: str
+    message: str
+    path: str | None = None
+    user_message: str | None = None
+
+
+class OfferUpdateFailed(Message):
+    """``offer.update_failed``: Allegro refused to take a product's change onto an offer
+    that follows it (``update_offers_from_products``); message id
+    ``offer.update_failed:<offer_id>:<trace_id or time>``. ``fields`` are those the edit
+    carried (name, description, images, parameters)."""
+
+    account_id: int
+    offer_id: str
+    product_id: str
+    fields: list[str]
+    errors: list[AllegroErrorEntry]
+    trace_id: str | None
+
+
 # --- the exchanges' messages, by routing key -------------------------------------------------
 
 ERP_MESSAGES: dict[str, type[Message]] = {
@@ -758,4 +782,5 @@ EVENTS: dict[str, type[Message]] = {
     ORDER_CANCELLED: OrderCancelled,
     OFFER_BOUND: OfferBound,
     ACCOUNT_DISABLED: AccountDisabled,
+    OFFER_UPDATE_FAILED: OfferUpdateFailed,
 }

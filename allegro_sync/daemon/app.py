@@ -57,6 +57,7 @@ from allegro_sync.daemon.api.shipments import add_shipment_routes
 from allegro_sync.daemon.consumer import BatchConsumer
 from allegro_sync.daemon.mail_relay import MailRelay
 from allegro_sync.daemon.offer_change_batcher import OfferChangeBatcher
+from allegro_sync.daemon.offer_updater import OfferUpdater
 from allegro_sync.daemon.order_sweeper import OrderSweeper
 from allegro_sync.daemon.outbox_relay import OutboxRelay
 from allegro_sync.daemon.panel import PREFIX as PANEL_PREFIX
@@ -282,12 +283,16 @@ class Daemon:
             )
             for queue_name, routes in build_routes(self.allegro, self.pool).items()
         }
+        budgets = ChangeBudgets(share=settings.offer_change_budget_share)
+        self.services.append(
+            OfferUpdater(dsn=dsn, pool=self.pool, allegro=self.allegro, budgets=budgets)
+        )
         self.services.append(
             OfferChangeBatcher(
                 dsn=dsn,
                 pool=self.pool,
                 allegro=self.allegro,
-                budgets=ChangeBudgets(share=settings.offer_change_budget_share),
+                budgets=budgets,
                 window=settings.offer_batch_window,
                 halt_after_persist=settings.offer_batcher_halt_after_persist,
                 intake_busy=consumers[ERP_QUEUE].backlogged,

@@ -22,7 +22,7 @@ from .models import CheckoutForm, Offer, Seller
 from .offer_ops import OfferRuleError, create_offer, create_seller, end_offer
 from .orders import ORDER_EVENT_TYPES
 from .sales import SaleError, cancel, fill_in, merge_and_pay, pay, purchase
-from .views import checkout_form
+from .views import checkout_form, offer_images
 
 P = "/__control__"
 
@@ -70,6 +70,9 @@ def _offer_json(offer: Offer) -> dict[str, Any]:
         "image_url": offer.image_url,
         "external_id": offer.external_id,
         "ean": offer.ean,
+        "images": offer_images(offer),
+        "description": offer.description,
+        "product_parameters": offer.product_parameters,
         "ended_at": iso(offer.ended_at),
         "ended_by": offer.ended_by,
         "archived": offer.archived,
@@ -453,7 +456,8 @@ async def post_latency(request: web.Request) -> web.Response:
 
 
 async def get_recorded(request: web.Request) -> web.Response:
-    """``GET /commands|invoices|fulfillments|messages|shipments``: what the emulator received."""
+    """``GET /commands|invoices|fulfillments|messages|shipments|edits``: what the emulator
+    received (``edits``: the bodies of accepted ``PATCH /sale/product-offers/{id}``)."""
     recordings = context.get(request).market.recordings
     what = request.match_info["what"]
     items: list[dict[str, Any]] = getattr(recordings, what)
@@ -562,7 +566,9 @@ def routes() -> list[web.RouteDef]:
         web.post(f"{P}/latency", post_latency),
         web.post(f"{P}/order-events/lose", post_lose_order_events),
         web.post(f"{P}/commands/complete", post_run_commands),
-        web.get(f"{P}/{{what:commands|invoices|fulfillments|messages|shipments}}", get_recorded),
+        web.get(
+            f"{P}/{{what:commands|invoices|fulfillments|messages|shipments|edits}}", get_recorded
+        ),
         web.get(f"{P}/requests", get_requests),
         web.delete(f"{P}/requests", delete_requests),
         web.post(f"{P}/device/{{action:approve|deny}}", post_device),

@@ -56,6 +56,11 @@ class Offer:
     archived: bool = False
     starting_at: datetime | None = None
     sales: list[tuple[datetime, int]] = field(default_factory=list)
+    # What a PATCH set: the gallery (None: the one image of ``image_url``), the description
+    # sections, and product parameters besides the EAN (``productSet[0].product.parameters``).
+    images: list[str] | None = None
+    description: dict[str, Any] | None = None
+    product_parameters: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass

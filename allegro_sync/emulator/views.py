@@ -289,6 +289,13 @@ def offer_listing(market: Marketplace, offer: Offer, seller: Seller) -> dict[str
     }
 
 
+def offer_images(offer: Offer) -> list[str]:
+    """The offer's gallery: what a PATCH set, else its one image."""
+    if offer.images is not None:
+        return list(offer.images)
+    return [offer.image_url] if offer.image_url else []
+
+
 def product_offer(market: Marketplace, offer: Offer, seller: Seller) -> dict[str, Any]:
     """``GET /sale/product-offers/{id}``; the EAN is product parameter 225693."""
     product_params = []
@@ -304,6 +311,17 @@ def product_offer(market: Marketplace, offer: Offer, seller: Seller) -> dict[str
         )
     # The same EAN maps to the same catalogue product, as on Allegro.
     product_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"allegro-product:{offer.ean or offer.id}"))
+    product_params += [
+        {
+            "id": p.get("id"),
+            "name": p.get("name"),
+            "values": list(p.get("values") or []),
+            "valuesIds": None,
+            "rangeValue": None,
+        }
+        for p in offer.product_parameters
+        if p.get("id") != EAN_PARAMETER_ID
+    ]
     return {
         "id": offer.id,
         "name": offer.name,
@@ -364,8 +382,8 @@ def product_offer(market: Marketplace, offer: Offer, seller: Seller) -> dict[str
             "postCode": "60-166",
             "province": "WIELKOPOLSKIE",
         },
-        "images": [offer.image_url] if offer.image_url else [],
-        "description": {"sections": []},
+        "images": offer_images(offer),
+        "description": offer.description or {"sections": []},
         "external": {"id": offer.external_id} if offer.external_id else None,
         "taxSettings": None,
         "b2b": {"buyableOnlyByBusiness": False},

@@ -172,9 +172,12 @@ class AllegroRestClient:
         data: bytes | None = None,
         content_type: str | None = None,
         bulk: bool = False,
+        redirects: bool = True,
     ) -> Response:
         """One request; a 401 triggers one token refresh and one retry. ``bulk`` marks traffic
-        that yields to orders under the client-wide limit (batch commands and their reports)."""
+        that yields to orders under the client-wide limit (batch commands and their reports).
+        ``redirects=False`` returns a 3xx as it came (an operation's 303 "done" costs one
+        request, not two)."""
         auth = await self._tokens.current(account_id)
         for retry_after_refresh in (True, False):
             if self._limiter is not None:
@@ -195,6 +198,7 @@ class AllegroRestClient:
                     data=body,
                     headers=headers,
                     timeout=self._timeout,
+                    allow_redirects=redirects,
                 ) as http:
                     status = http.status
                     trace_id = http.headers.get("trace-id")
@@ -256,7 +260,26 @@ class AllegroRestClient:
             return AllegroNotFound(text, status=status, code=code, trace_id=trace_id)
         if status == 409:
             return AllegroConflict(text, status=status, code=code, trace_id=trace_id)
-        return AllegroRejected(text, status=status, code=code, trace_id=trace_id)
+        return AllegroRejected(
+            text, status=status, code=code, trace_id=trace_id, errors=error_entries(payload)
+        )
+
+
+def error_entries(payload: Any) -> list[dict[str, str | None]]:
+    """Allegro's ``errors`` list ({code, message, path, userMessage}), at most 20 entries."""
+    errors = payload.get("errors") if isinstance(payload, dict) else None
+    if not isinstance(errors, list):
+        return []
+    entries = []
+    for entry in errors[:20]:
+        if isinstance(entry, dict):
+            entries.append(
+                {
+                    key: None if entry.get(key) is None else str(entry[key])[:2000]
+                    for key in ("code", "message", "path", "userMessage")
+                }
+            )
+    return entries
 
 
 def _describe(payload: Any) -> tuple[str, str]:

@@ -9,12 +9,20 @@ class AllegroError(Exception):
     """Base of Allegro failures; ``trace_id`` is Allegro's, for support requests."""
 
     def __init__(
-        self, message: str, *, status: int = 0, code: str = "", trace_id: str | None = None
+        self,
+        message: str,
+        *,
+        status: int = 0,
+        code: str = "",
+        trace_id: str | None = None,
+        errors: list[dict[str, str | None]] | None = None,
     ) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
         self.trace_id = trace_id
+        # Allegro's ``errors`` list as given ({code, message, path, userMessage}), when it gave one
+        self.errors = errors or []
 
 
 class AllegroUnavailable(AllegroError, TransientError):

@@ -134,6 +134,7 @@ def _schemas() -> dict[str, Any]:
         "send_customer_card",
         "only_customers_with_nip",
         "sync_prices",
+        "update_offers_from_products",
     )
     account = _obj(
         {
