@@ -8,12 +8,15 @@ from . import (
     account,
     commands,
     control,
+    images,
     invoices,
+    listing,
     messaging,
     oauth,
     offers,
     orders,
     product_offers,
+    products,
     shipments,
 )
 from .config import ClientRegistration, EmulatorConfig, Switches
@@ -42,6 +45,9 @@ def create_app(config: EmulatorConfig | None = None) -> web.Application:
         messaging,
         offers,
         product_offers,
+        listing,
+        products,
+        images,
         commands,
         control,
     ):

@@ -104,6 +104,9 @@ class Switches:
     # PATCH /sale/product-offers/{id}: True answers every edit 202 + Location + Retry-After
     # and finishes it asynchronously (the harder case); False answers 200 with the edit done.
     patch_always_async: bool = True
+    # POST /sale/product-offers: True answers 202 + Location + Retry-After and publishes when
+    # the operation is done (the harder case); False answers 201 with the offer created.
+    create_offer_async: bool = True
     # UNCONFIRMED per-user parallelism limit (leaky bucket, section 3): more than this many
     # requests in flight for one user -> 429. 0 = off (it would make ordinary tests flaky).
     max_parallel_requests_per_user: int = 0
@@ -135,6 +138,11 @@ class EmulatorConfig:
     invoice_scan_seconds: float = 5.0
     # How long (emulated clock) an asynchronous PATCH of a product offer stays IN_PROGRESS.
     patch_processing_seconds: float = 1.0
+    # How long an asynchronous POST /sale/product-offers stays IN_PROGRESS.
+    create_processing_seconds: float = 1.0
+    # Per-seller product-offer writes (POST and PATCH /sale/product-offers, allegro-2026.md 1).
+    offer_writes_per_minute: int = 2490
+    offer_writes_per_hour: int = 74_700
     clients: dict[str, ClientRegistration] = field(default_factory=default_clients)
     switches: Switches = field(default_factory=Switches)
     start_time: datetime | None = None

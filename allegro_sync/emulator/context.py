@@ -14,7 +14,8 @@ from .clock import Clock
 from .config import EmulatorConfig
 from .faults import FaultInjector
 from .latency import LatencyProfile
-from .limits import ChangeBudget, ClientRateLimiter
+from .limits import ChangeBudget, ClientRateLimiter, WriteLimit
+from .products import Catalogue
 from .state import Marketplace
 from .tokens import TokenStore
 from .user_limits import MintLimiter, ParallelLimiter
@@ -70,6 +71,10 @@ class Emulator:
     # Only consulted when the matching switch is on (limit > 0).
     parallel: ParallelLimiter = field(default_factory=lambda: ParallelLimiter(0))
     minting: MintLimiter | None = None
+    catalogue: Catalogue = field(default_factory=Catalogue)
+    # Links of images uploaded through POST /sale/images -> when they expire (timestamp).
+    uploaded_images: dict[str, float] = field(default_factory=dict)
+    offer_writes: WriteLimit | None = None
 
     @classmethod
     def build(cls, config: EmulatorConfig) -> Emulator:
@@ -103,6 +108,9 @@ class Emulator:
                 clock,
                 config.switches.max_tokens_per_user,
                 config.switches.token_mint_window_seconds,
+            ),
+            offer_writes=WriteLimit(
+                clock, config.offer_writes_per_minute, config.offer_writes_per_hour
             ),
         )
 

@@ -68,3 +68,29 @@ class ChangeBudget:
             return False
         spent.append((now, changes))
         return True
+
+
+class WriteLimit:
+    """Per-seller writes in a sliding minute and hour (product-offer POST and PATCH: 2 490 a
+    minute, 74 700 an hour, allegro-2026.md 1); a refused write is not counted."""
+
+    def __init__(self, clock: Clock, per_minute: int, per_hour: int) -> None:
+        self._clock = clock
+        self.per_minute = per_minute
+        self.per_hour = per_hour
+        self._writes: dict[str, deque[float]] = {}
+
+    def try_write(self, seller_id: str) -> float | None:
+        """Count one write; None when allowed, else the seconds until one would be."""
+        now = self._clock.timestamp()
+        writes = self._writes.setdefault(seller_id, deque())
+        while writes and writes[0] <= now - 3600:
+            writes.popleft()
+        if len(writes) >= self.per_hour:
+            return writes[0] + 3600 - now
+        if len(writes) >= self.per_minute:
+            last_minute = [at for at in writes if at > now - 60]
+            if len(last_minute) >= self.per_minute:
+                return last_minute[len(last_minute) - self.per_minute] + 60 - now
+        writes.append(now)
+        return None

@@ -50,6 +50,8 @@ def check_media_types(request: web.Request) -> None:
         expected = "application/pdf" if request.path.endswith("/file") else None
         ctype = request.headers.get("Content-Type", "").split(";")[0].strip().lower()
         ok = ctype == expected if expected else ctype in (VND_JSON, BETA_JSON)
+        if request.path == "/sale/images":  # a link as JSON, or the image's bytes
+            ok = ctype in (VND_JSON, "image/jpeg", "image/png", "image/webp")
         if not ok:
             raise ApiError(
                 415,

@@ -56,11 +56,11 @@ class Offer:
     archived: bool = False
     starting_at: datetime | None = None
     sales: list[tuple[datetime, int]] = field(default_factory=list)
-    # What a PATCH set: the gallery (None: the one image of ``image_url``), the description
-    # sections, and product parameters besides the EAN (``productSet[0].product.parameters``).
-    images: list[str] | None = None
-    description: dict[str, Any] | None = None
-    product_parameters: list[dict[str, Any]] = field(default_factory=list)
+    # What POST /sale/product-offers set beyond the fields above (catalogue product, offer
+    # parameters, images, description, after-sales ids, shipping rates, location, GPSR, tax);
+    # empty for offers made otherwise. A PATCH sets ``images``, ``description`` and
+    # ``product_parameters`` (``productSet[0].product.parameters`` besides the EAN) here too.
+    details: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass

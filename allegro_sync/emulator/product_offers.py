@@ -23,8 +23,10 @@ from .catalog import EAN_PARAMETER_ID
 from .clock import iso
 from .context import Emulator
 from .errors import ApiError, access_denied, json_response, validation
+from .images import on_image_host
 from .models import Offer, OfferOperation, Seller
 from .offer_ops import (
+    DETAIL_FIELDS,
     LIVE,
     OfferRuleError,
     activate_offer,
@@ -45,6 +47,27 @@ MAX_DESCRIPTION_BYTES = 40_000
 MAX_SECTION_ITEMS = 2
 # A host that cannot resolve (RFC 2606 ``.invalid``): Allegro cannot download the image.
 UNREACHABLE_SUFFIX = ".invalid"
+
+
+def check_write_limit(emulator: Emulator, seller: Seller) -> None:
+    """429 in Allegro's format when the seller is over its product-offer write limit."""
+    if emulator.offer_writes is None:
+        return
+    wait = emulator.offer_writes.try_write(seller.id)
+    if wait is not None:
+        seconds = max(1, math.ceil(wait))
+        headers = (
+            {"Retry-After": str(seconds)} if emulator.config.switches.send_retry_after else None
+        )
+        raise ApiError(
+            429,
+            "TooManyRequestsException",
+            "Too many product-offer writes for this seller: at most "
+            f"{emulator.offer_writes.per_minute} a minute and {emulator.offer_writes.per_hour} "
+            "an hour",
+            user_message="Przekroczony limit zapytań.",
+            headers=headers,
+        )
 
 
 def own_offer(request: web.Request, seller: Seller) -> Offer:
@@ -90,7 +113,10 @@ def _images(value: Any, path: str = "images") -> list[str]:
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise validation(f"Invalid image URL: {url}", f"{path}[{n}]")
-        if parts.hostname.endswith(UNREACHABLE_SUFFIX):
+        # as POST /sale/product-offers: Allegro fetches https links (and its own host's)
+        if parts.hostname.endswith(UNREACHABLE_SUFFIX) or not (
+            parts.scheme == "https" or on_image_host(url)
+        ):
             raise ApiError(
                 422,
                 "OfferImagesNotAvailableException",
@@ -217,8 +243,8 @@ def _parse_edit(body: dict[str, Any]) -> dict[str, Any]:
 def _apply(emulator: Emulator, offer: Offer, edit: dict[str, Any], asynchronous: bool) -> bool:
     """Apply an edit; True when ending the offer for empty stock is left to the operation."""
     market = emulator.market
-    changeable = ("name", "external_id", "ean", "description", "images", "image_url")
-    fields: dict[str, Any] = {k: edit[k] for k in (*changeable, "product_parameters") if k in edit}
+    changeable = ("name", "external_id", "ean", "image_url", *DETAIL_FIELDS)
+    fields: dict[str, Any] = {k: edit[k] for k in changeable if k in edit}
     try:
         if edit.get("status") == "ACTIVE" and offer.status not in LIVE:
             # Raise the stock first, so "stock 5 + ACTIVE" revives a sold-out offer.
@@ -281,6 +307,7 @@ async def patch_product_offer(request: web.Request) -> web.Response:
     emulator = context.get(request)
     market = emulator.market
     offer = own_offer(request, seller)  # sweeps, so a finished edit is no longer pending
+    check_write_limit(emulator, seller)
     if offer.id in market.pending_edits:
         raise ApiError(
             409,

@@ -290,14 +290,15 @@ def offer_listing(market: Marketplace, offer: Offer, seller: Seller) -> dict[str
 
 
 def offer_images(offer: Offer) -> list[str]:
-    """The offer's gallery: what a PATCH set, else its one image."""
-    if offer.images is not None:
-        return list(offer.images)
+    """The offer's gallery: what a listing or a PATCH set, else its one image."""
+    if offer.details.get("images"):
+        return list(offer.details["images"])
     return [offer.image_url] if offer.image_url else []
 
 
 def product_offer(market: Marketplace, offer: Offer, seller: Seller) -> dict[str, Any]:
-    """``GET /sale/product-offers/{id}``; the EAN is product parameter 225693."""
+    """``GET /sale/product-offers/{id}``; the EAN is product parameter 225693. An offer
+    created through ``POST /sale/product-offers`` shows what it was created with."""
     product_params = []
     if offer.ean:
         product_params.append(
@@ -309,8 +310,34 @@ def product_offer(market: Marketplace, offer: Offer, seller: Seller) -> dict[str
                 "rangeValue": None,
             }
         )
+    d = offer.details
     # The same EAN maps to the same catalogue product, as on Allegro.
-    product_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"allegro-product:{offer.ean or offer.id}"))
+    product_id = d.get("product_id") or str(
+        uuid.uuid5(uuid.NAMESPACE_URL, f"allegro-product:{offer.ean or offer.id}")
+    )
+    params = [
+        {
+            "id": str(p.get("id") or ""),
+            "name": p.get("name"),
+            "values": list(p.get("values") or []),
+            "valuesIds": p.get("valuesIds"),
+            "rangeValue": None,
+        }
+        for p in d.get("parameters") or []
+    ] or [
+        {
+            "id": "11323",
+            "name": "Stan",
+            "values": ["Nowy"],
+            "valuesIds": ["11323_1"],
+            "rangeValue": None,
+        }
+    ]
+    after = d.get("after_sales") or {
+        "impliedWarranty": {"id": seller.implied_warranties[0]["id"]},
+        "returnPolicy": {"id": seller.return_policies[0]["id"]},
+    }
+    producer = d.get("responsible_producer")
     product_params += [
         {
             "id": p.get("id"),
@@ -319,7 +346,7 @@ def product_offer(market: Marketplace, offer: Offer, seller: Seller) -> dict[str
             "valuesIds": None,
             "rangeValue": None,
         }
-        for p in offer.product_parameters
+        for p in d.get("product_parameters") or []
         if p.get("id") != EAN_PARAMETER_ID
     ]
     return {
@@ -329,26 +356,20 @@ def product_offer(market: Marketplace, offer: Offer, seller: Seller) -> dict[str
             {
                 "product": {
                     "id": product_id,
-                    "publication": {"status": "LISTED"},
+                    "publication": {"status": d.get("product_status") or "LISTED"},
                     "parameters": product_params,
                 },
                 "quantity": {"value": 1},
                 "responsiblePerson": None,
-                "responsibleProducer": None,
-                "safetyInformation": None,
-                "marketedBeforeGPSRObligation": None,
+                "responsibleProducer": {"id": producer.get("id") or producer.get("name")}
+                if isinstance(producer, dict)
+                else None,
+                "safetyInformation": d.get("safety_information"),
+                "marketedBeforeGPSRObligation": d.get("marketed_before_gpsr"),
             }
         ],
         "category": {"id": offer.category_id},
-        "parameters": [
-            {
-                "id": "11323",
-                "name": "Stan",
-                "values": ["Nowy"],
-                "valuesIds": ["11323_1"],
-                "rangeValue": None,
-            }
-        ],
+        "parameters": params,
         "sellingMode": {
             "format": offer.format,
             "price": money(offer.price, offer.currency),
@@ -366,28 +387,29 @@ def product_offer(market: Marketplace, offer: Offer, seller: Seller) -> dict[str
             "marketplaces": {"base": {"id": "allegro-pl"}, "additional": []},
         },
         "delivery": {
-            "handlingTime": "PT24H",
-            "shippingRates": {"id": seller.shipping_rates[0]["id"]},
+            "handlingTime": d.get("handling_time") or "PT24H",
+            "shippingRates": {"id": d.get("shipping_rates_id") or seller.shipping_rates[0]["id"]},
             "shipmentDate": None,
         },
         "afterSalesServices": {
-            "impliedWarranty": {"id": seller.implied_warranties[0]["id"]},
-            "returnPolicy": {"id": seller.return_policies[0]["id"]},
-            "warranty": None,
+            "impliedWarranty": after.get("impliedWarranty"),
+            "returnPolicy": after.get("returnPolicy"),
+            "warranty": after.get("warranty"),
         },
         "payments": {"invoice": "VAT"},
-        "location": {
+        "location": d.get("location")
+        or {
             "city": "Poznań",
             "countryCode": "PL",
             "postCode": "60-166",
             "province": "WIELKOPOLSKIE",
         },
         "images": offer_images(offer),
-        "description": offer.description or {"sections": []},
+        "description": d.get("description") or {"sections": []},
         "external": {"id": offer.external_id} if offer.external_id else None,
-        "taxSettings": None,
+        "taxSettings": d.get("tax_settings"),
         "b2b": {"buyableOnlyByBusiness": False},
-        "language": "pl-PL",
+        "language": d.get("language") or "pl-PL",
         "validation": {"errors": [], "warnings": [], "validatedAt": iso(offer.updated_at)},
         "createdAt": iso(offer.created_at),
         "updatedAt": iso(offer.updated_at),
