@@ -73,6 +73,7 @@ def _offer_json(offer: Offer) -> dict[str, Any]:
         "images": offer_images(offer),
         "description": offer.details.get("description"),
         "product_parameters": offer.details.get("product_parameters") or [],
+        "parameters": offer.details.get("parameters") or [],
         "ended_at": iso(offer.ended_at),
         "ended_by": offer.ended_by,
         "archived": offer.archived,

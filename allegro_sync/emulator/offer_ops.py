@@ -237,7 +237,7 @@ def set_price(market: Marketplace, offer: Offer, price: Decimal) -> None:
         )
 
 
-DETAIL_FIELDS = frozenset({"description", "images", "product_parameters"})
+DETAIL_FIELDS = frozenset({"description", "images", "parameters", "product_parameters"})
 
 
 def change_offer_fields(market: Marketplace, offer: Offer, changes: dict[str, Any]) -> None:

@@ -153,15 +153,18 @@ def _description(value: Any) -> dict[str, Any]:
 
 
 def _product_parameters(body: dict[str, Any]) -> list[dict[str, Any]] | None:
-    """``productSet[0].product.parameters``: each with ``id`` or ``name`` and ``values``."""
+    """``productSet[0].product.parameters`` (None when not given)."""
     product_set = body.get("productSet")
     if not isinstance(product_set, list) or not product_set:
         return None
     product = (product_set[0] or {}).get("product") if isinstance(product_set[0], dict) else None
     if not isinstance(product, dict) or "parameters" not in product:
         return None
-    parameters = product["parameters"]
-    path = "productSet[0].product.parameters"
+    return _parameters(product["parameters"], "productSet[0].product.parameters")
+
+
+def _parameters(parameters: Any, path: str) -> list[dict[str, Any]]:
+    """Parameters as Allegro takes them: each with ``id`` or ``name`` and ``values``."""
     if not isinstance(parameters, list):
         raise validation("parameters must be a list", path)
     out = []
@@ -232,6 +235,8 @@ def _parse_edit(body: dict[str, Any]) -> dict[str, Any]:
     parameters = _product_parameters(body)
     if parameters is not None:
         edit["product_parameters"] = parameters
+    if "parameters" in body:  # the offer's parameters
+        edit["parameters"] = _parameters(body["parameters"], "parameters")
     status = (body.get("publication") or {}).get("status")
     if status is not None:
         if status not in ("ACTIVE", "ENDED"):

@@ -32,6 +32,7 @@ from allegro_sync.handlers import catalog
 
 # The product fields an offer follows, in the order a PATCH carries them.
 FOLLOWED_FIELDS = ("name", "description", "images", "parameters")
+MAX_NAME = 75  # Allegro's longest offer title (as the listing cuts it)
 
 
 async def upsert_product(message: ProductUpserted, conn: asyncpg.Connection) -> None:
@@ -49,12 +50,13 @@ def patch_body(product: Mapping[str, Any], fields: Collection[str]) -> dict[str,
     - ``name``: the offer's title;
     - ``description``: Allegro's ``{"sections": [...]}`` (the product keeps that shape);
     - ``images``: the gallery, URLs (Allegro downloads external ones);
-    - ``parameters``: product parameters, in ``productSet[0].product`` named by the product's
-      GTIN (as a listing names it), each ``{"id"}`` or ``{"name"}`` with ``values``.
+    - ``parameters``: the offer's ``parameters``, as the listing sends them (each ``{"id"}`` or
+      ``{"name"}`` with ``values``; Allegro takes what describes a catalogue product from the
+      catalogue).
     """
     body: dict[str, Any] = {}
     if "name" in fields and product.get("name"):
-        body["name"] = product["name"]
+        body["name"] = str(product["name"])[:MAX_NAME]
     if "description" in fields and product.get("description"):
         body["description"] = product["description"]
     if "images" in fields:
@@ -64,10 +66,9 @@ def patch_body(product: Mapping[str, Any], fields: Collection[str]) -> dict[str,
         if images:
             body["images"] = list(images)
     if "parameters" in fields and product.get("parameters"):
-        catalogue: dict[str, Any] = {"parameters": allegro_parameters(product["parameters"])}
-        if product.get("ean"):
-            catalogue = {"id": product["ean"], "idType": "GTIN", **catalogue}
-        body["productSet"] = [{"product": catalogue}]
+        parameters = allegro_parameters(product["parameters"])
+        if parameters:
+            body["parameters"] = parameters
     return body
 
 
@@ -80,6 +81,8 @@ def allegro_parameters(parameters: list[Mapping[str, Any]]) -> list[dict[str, An
             entry["id"] = str(parameter["id"])
         elif parameter.get("name"):
             entry["name"] = str(parameter["name"])
+        else:
+            continue
         entry["values"] = [str(v) for v in parameter.get("values") or []]
         out.append(entry)
     return out
@@ -87,8 +90,7 @@ def allegro_parameters(parameters: list[Mapping[str, Any]]) -> list[dict[str, An
 
 def sent_fields(body: Mapping[str, Any]) -> list[str]:
     """The followed fields a PATCH body carries."""
-    names = {"productSet": "parameters"}
-    return sorted(names.get(key, key) for key in body)
+    return sorted(body)
 
 
 async def record_refusal(

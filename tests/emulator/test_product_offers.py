@@ -123,15 +123,13 @@ PRODUCT_EDIT = {
         ]
     },
     "images": ["https://img.example/kubek-1.jpg", "https://img.example/kubek-2.jpg"],
+    "parameters": [{"id": "224017", "values": ["KUB-300"]}, {"name": "Kolor", "values": ["biały"]}],
     "productSet": [
         {
             "product": {
                 "id": "5901234123457",
                 "idType": "GTIN",
-                "parameters": [
-                    {"id": "224017", "values": ["KUB-300"]},
-                    {"name": "Kolor", "values": ["biały"]},
-                ],
+                "parameters": [{"id": "225693", "values": ["5901234123457"]}],
             }
         }
     ],
@@ -146,13 +144,13 @@ async def test_product_fields_are_taken_and_shown(emu: Harness) -> None:
     assert po["name"] == PRODUCT_EDIT["name"]
     assert po["description"] == PRODUCT_EDIT["description"]
     assert po["images"] == PRODUCT_EDIT["images"]
-    params = {
-        p["id"] or p["name"]: p["values"] for p in po["productSet"][0]["product"]["parameters"]
-    }
-    assert params == {"225693": ["5901234123457"], "224017": ["KUB-300"], "Kolor": ["biały"]}
+    (ean,) = po["productSet"][0]["product"]["parameters"]
+    assert (ean["id"], ean["values"]) == ("225693", ["5901234123457"])
+    params = {p["id"] or p["name"]: p["values"] for p in po["parameters"]}
+    assert params == {"224017": ["KUB-300"], "Kolor": ["biały"]}
     (edit,) = (await emu.control("GET", "/edits"))["edits"]
     assert edit["offer_id"] == oid
-    assert edit["fields"] == ["description", "images", "name", "productSet"]
+    assert edit["fields"] == ["description", "images", "name", "parameters", "productSet"]
 
 
 async def test_product_fields_are_validated_as_allegro_does(emu: Harness) -> None:
@@ -165,6 +163,7 @@ async def test_product_fields_are_validated_as_allegro_does(emu: Harness) -> Non
             "images",
         ),
         ({"images": ["ftp://img.example/1.jpg"]}, "VALIDATION_ERROR", "images[0]"),
+        ({"images": ["http://img.example/1.jpg"]}, "OfferImagesNotAvailableException", "images[0]"),
         (
             {"images": ["https://img.example/1.jpg", "https://cdn.shop.invalid/2.jpg"]},
             "OfferImagesNotAvailableException",
@@ -194,6 +193,11 @@ async def test_product_fields_are_validated_as_allegro_does(emu: Harness) -> Non
             {"productSet": [{"product": {"parameters": [{"id": "224017", "values": []}]}}]},
             "ParameterValidationException",
             "productSet[0].product.parameters[0].values",
+        ),
+        (
+            {"parameters": [{"name": "Kolor"}]},
+            "ParameterValidationException",
+            "parameters[0].values",
         ),
     ]
     for body, code, where in cases:

@@ -26,21 +26,13 @@ def test_only_the_changed_fields_are_sent() -> None:
     assert patch_body(PRODUCT, {"name"}) == {"name": PRODUCT["name"]}
     assert patch_body(PRODUCT, {"images"}) == {"images": PRODUCT["images"]}
     assert patch_body(PRODUCT, {"description"}) == {"description": PRODUCT["description"]}
-    body = patch_body(PRODUCT, {"parameters"})
-    assert body == {
-        "productSet": [
-            {
-                "product": {
-                    "id": "5901234123457",
-                    "idType": "GTIN",
-                    "parameters": [
-                        {"id": "224017", "values": ["KUB-300"]},
-                        {"name": "Kolor", "values": ["biały"]},
-                    ],
-                }
-            }
+    assert patch_body(PRODUCT, {"parameters"}) == {
+        "parameters": [
+            {"id": "224017", "values": ["KUB-300"]},
+            {"name": "Kolor", "values": ["biały"]},
         ]
     }
+    assert patch_body({**PRODUCT, "name": "x" * 80}, {"name"}) == {"name": "x" * 75}
     everything = patch_body(PRODUCT, {"name", "description", "images", "parameters"})
     assert sent_fields(everything) == ["description", "images", "name", "parameters"]
     assert "stock" not in everything and "sellingMode" not in everything
@@ -51,8 +43,8 @@ def test_cleared_fields_are_not_sent_and_one_image_is_a_gallery() -> None:
     assert patch_body(cleared, {"description", "parameters"}) == {}
     assert patch_body(cleared, {"images"}) == {"images": ["https://img.example/1.jpg"]}
     assert patch_body({**cleared, "image_url": None}, {"images"}) == {}
-    no_ean = patch_body({**PRODUCT, "ean": None}, {"parameters"})
-    assert "id" not in no_ean["productSet"][0]["product"]
+    nameless = {**PRODUCT, "parameters": [{"id": None, "name": None, "values": ["a"]}]}
+    assert patch_body(nameless, {"parameters"}) == {}
 
 
 def test_operation_paths_come_only_from_the_offers_own_operations() -> None:
