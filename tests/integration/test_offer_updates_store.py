@@ -77,3 +77,19 @@ async def test_an_edit_in_flight_keeps_its_fields_and_what_came_meanwhile_waits(
     (row,) = [r for r in await offer_updates.claim_due(db, 10, LEASE) if r["offer_id"] == first]
     await offer_updates.finish(db, first)
     assert first not in await _rows(db)
+
+
+async def test_edits_no_longer_wanted_are_dropped_before_they_leave(db: asyncpg.Pool) -> None:
+    follower = await _offers(db, follows=True)
+    async with db.acquire() as conn:
+        await offer_updates.queue_for_product(conn, "P1", ["name"])
+    await db.execute("UPDATE offers SET product_id = NULL WHERE id = $1", f"{follower}-1")
+    assert [r["offer_id"] for r in await offer_updates.claim_due(db, 10, LEASE)] == [
+        f"{follower}-2"
+    ]
+    async with db.acquire() as conn:
+        await offer_updates.queue_for_product(conn, "P1", ["images"])
+    await db.execute("UPDATE accounts SET update_offers_from_products = false")
+    await offer_updates.postpone(db, f"{follower}-2", 0)  # its edit came back (a 409)
+    assert await offer_updates.claim_due(db, 10, LEASE) == []
+    assert await offer_updates.waiting(db) == 0

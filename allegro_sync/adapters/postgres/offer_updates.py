@@ -33,6 +33,17 @@ ON CONFLICT (offer_id) DO UPDATE
 RETURNING offer_id
 """
 
+# Edits no longer wanted before they leave: the account stopped following products (or was
+# switched off), or the offer is no longer bound to that product. One in flight finishes.
+DROP_STALE = """
+DELETE FROM offer_updates u
+ WHERE u.sending IS NULL
+   AND (NOT EXISTS (SELECT 1 FROM accounts a
+                     WHERE a.id = u.account_id AND a.update_offers_from_products AND a.active)
+        OR NOT EXISTS (SELECT 1 FROM offers o
+                        WHERE o.id = u.offer_id AND o.product_id = u.product_id))
+"""
+
 # Due rows, leased for ``$2`` seconds: a row without an operation moves its waiting fields into
 # ``sending`` (added to what a crashed or refused attempt left there).
 CLAIM_DUE = """
@@ -100,7 +111,8 @@ async def queue_for_product(
 
 
 async def claim_due(db: Db, limit: int, lease: timedelta) -> list[asyncpg.Record]:
-    """Lease up to ``limit`` due rows."""
+    """Lease up to ``limit`` due rows (after dropping the edits no longer wanted)."""
+    await db.execute(DROP_STALE)
     rows: list[asyncpg.Record] = await db.fetch(CLAIM_DUE, limit, lease.total_seconds())
     return rows
 
