@@ -183,7 +183,7 @@ def check_request(
         }
         if not accepted & (media | {"*/*"}):
             out.append(Violation("header Accept", f"none of {sorted(media)}"))
-    body_spec = op.request_body
+    body_spec = spec.resolve(op.request_body)  # a body may be a shared requestBodies entry
     if body_spec is None:
         if raw:
             out.append(Violation("", "a body where the spec declares none"))

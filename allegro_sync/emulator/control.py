@@ -14,6 +14,7 @@ from aiohttp import web
 
 from . import context
 from .bulk import long_lived_allocation
+from .catalog import category_dto
 from .clock import iso
 from .commands import execute
 from .errors import dumps
@@ -77,7 +78,34 @@ def _offer_json(offer: Offer) -> dict[str, Any]:
         "ended_at": iso(offer.ended_at),
         "ended_by": offer.ended_by,
         "archived": offer.archived,
+        "category_id": offer.category_id,
+        # what POST /sale/product-offers set (after-sales ids, shipping rates, location, ...)
+        "details": offer.details,
     }
+
+
+async def post_products(request: web.Request) -> web.Response:
+    """``POST /products {"products": [{gtin, name, category_id, brand?}]}``: catalogue
+    products (LISTED) beside the seeded ones."""
+    body = await _body(request)
+    items = body.get("products")
+    if not isinstance(items, list) or not items:
+        return bad("products must be a non-empty list")
+    catalogue = context.get(request).catalogue
+    added = []
+    for item in items:
+        if not isinstance(item, dict) or not str(item.get("gtin", "")).isdigit():
+            return bad("each product needs a numeric gtin")
+        if category_dto(str(item.get("category_id"))) is None:
+            return bad(f"no category {item.get('category_id')!r}")
+        product = catalogue.add(
+            str(item["gtin"]),
+            str(item.get("name") or f"Produkt {item['gtin']}"),
+            str(item["category_id"]),
+            brand=item.get("brand"),
+        )
+        added.append(product.id)
+    return ok({"ids": added}, 201)
 
 
 async def post_seller(request: web.Request) -> web.Response:
@@ -549,6 +577,7 @@ def routes() -> list[web.RouteDef]:
     """Control routes."""
     return [
         web.post(f"{P}/sellers", post_seller),
+        web.post(f"{P}/products", post_products),
         web.post(f"{P}/sellers/{{seller_id}}/offers", post_offers),
         web.post(f"{P}/sellers/{{seller_id}}/block", post_block),
         web.post(f"{P}/sellers/{{seller_id}}/unblock", post_unblock),

@@ -55,7 +55,7 @@ def refuse_off_spec(request: web.Request, body: Any) -> None:
     found = spec.operation(request.method, request.path)
     if found is None:
         return
-    content = (found[0].request_body or {}).get("content") or {}
+    content = (spec.resolve(found[0].request_body) or {}).get("content") or {}
     ctype = request.headers.get("Content-Type", "").split(";")[0].strip().lower()
     media = content.get(ctype)
     if not media or "schema" not in media:
