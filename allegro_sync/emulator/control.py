@@ -194,6 +194,14 @@ async def get_offer(request: web.Request) -> web.Response:
     return ok(_offer_json(offer))
 
 
+async def get_seller_offers(request: web.Request) -> web.Response:
+    """``GET /sellers/{id}/offers``: every offer of the seller, in creation order (archived
+    ones too), as the emulator holds them."""
+    market = context.get(request).market
+    ids = market.offers_by_seller.get(request.match_info["seller_id"], [])
+    return ok({"offers": [_offer_json(market.offers[i]) for i in ids]})
+
+
 async def post_end_offer(request: web.Request) -> web.Response:
     """``POST /offers/{id}/end`` (as the seller ending it in the browser)."""
     market = context.get(request).market
@@ -579,6 +587,7 @@ def routes() -> list[web.RouteDef]:
         web.post(f"{P}/sellers", post_seller),
         web.post(f"{P}/products", post_products),
         web.post(f"{P}/sellers/{{seller_id}}/offers", post_offers),
+        web.get(f"{P}/sellers/{{seller_id}}/offers", get_seller_offers),
         web.post(f"{P}/sellers/{{seller_id}}/block", post_block),
         web.post(f"{P}/sellers/{{seller_id}}/unblock", post_unblock),
         web.post(f"{P}/sellers/{{seller_id}}/revoke-tokens", post_revoke),
