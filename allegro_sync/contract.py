@@ -53,6 +53,7 @@ from pydantic import (
     StringConstraints,
     WithJsonSchema,
     field_serializer,
+    model_validator,
 )
 
 # --- routing keys ---------------------------------------------------------------------------
@@ -218,13 +219,118 @@ _FROM_TO = ConfigDict(populate_by_name=True, serialize_by_alias=True)
 # --- erp.events -----------------------------------------------------------------------------
 
 
+# What a product carries for listing it on Allegro (``offer.list``), in Allegro's own limits:
+# a description of at most 40 000 bytes (spec ``StandardizedDescription``), at most 16 images,
+# safety information of at most 5 000 characters (``TextSafetyInformation``).
+DESCRIPTION_MAX_BYTES = 40_000
+PRODUCT_IMAGES_MAX = 16
+HttpsUrl = Annotated[
+    str,
+    StringConstraints(
+        min_length=9, max_length=2000, strip_whitespace=True, pattern=r"^https://\S+$"
+    ),
+]
+ParameterValue = Annotated[
+    str, StringConstraints(min_length=1, max_length=1000), _ONE_LINE, _ONE_LINE_DOC
+]
+
+
+class DescriptionText(Message):
+    """A text item of a description section: HTML of Allegro's few tags (p, h1, h2, ul, ol, li,
+    b), checked by Allegro when the offer is listed."""
+
+    type: Literal["TEXT"]
+    content: Annotated[str, StringConstraints(min_length=1, max_length=DESCRIPTION_MAX_BYTES)]
+
+
+class DescriptionImage(Message):
+    """An image item of a description section."""
+
+    type: Literal["IMAGE"]
+    url: HttpsUrl
+
+
+class DescriptionSection(Message):
+    """One row of a description: one or two items."""
+
+    items: list[Annotated[DescriptionText | DescriptionImage, Field(discriminator="type")]] = Field(
+        min_length=1, max_length=2
+    )
+
+
+class Description(Message):
+    """A description in Allegro's sections (``StandardizedDescription``)."""
+
+    sections: list[DescriptionSection] = Field(min_length=1, max_length=100)
+
+
+class ProductParameter(Message):
+    """A product parameter: Allegro's parameter id, or its name, and the values."""
+
+    id: Id | None = None
+    name: Name | None = None
+    values: list[ParameterValue] = Field(min_length=1, max_length=100)
+
+    @model_validator(mode="after")
+    def _named(self) -> ProductParameter:
+        if self.id is None and self.name is None:
+            raise ValueError("a parameter needs its Allegro id or its name")
+        return self
+
+
+class SafetyInformation(Message):
+    """GPSR safety information as text (Allegro's ``TextSafetyInformation``)."""
+
+    type: Literal["TEXT"]
+    description: Annotated[
+        str, StringConstraints(min_length=1, max_length=5000, strip_whitespace=True)
+    ]
+
+
+class TaxRate(Message):
+    """A VAT rate for a country (``"23.00"``, ``PL``)."""
+
+    model_config = _NO_COERCION
+
+    rate: Annotated[str, StringConstraints(pattern=r"^(100|[0-9]{1,2})(\.[0-9]{1,2})?$")]
+    country_code: Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}$")]
+
+
+class TaxSettings(Message):
+    """An offer's tax settings (Allegro's ``OfferTaxSettings``)."""
+
+    rates: list[TaxRate] = Field(min_length=1, max_length=30)
+    subject: Status | None = None
+    exemption: Status | None = None
+
+
 class ProductUpserted(Message):
-    """``product.upserted``: the ERP created or changed a product."""
+    """``product.upserted``: the ERP created or changed a product.
+
+    Beyond the id, EAN and name, a product may carry what listing it on Allegro needs
+    (``offer.list``): ``description`` (plain text, or Allegro's sections), ``images`` (https
+    URLs, the first is the main image), ``parameters`` (by Allegro's id or name),
+    ``category_id``, ``responsible_producer_id`` (GPSR: the id of a responsible producer set
+    up on the seller's Allegro account), ``safety_information`` and ``tax_settings``. A field
+    the message leaves out keeps its stored value (an ERP that sends only the first four
+    fields changes nothing else); null clears it. ``image_url`` is the older single image,
+    taken as ``images`` when ``images`` is left out."""
 
     product_id: Id
     ean: Ean | None
     name: Name
     image_url: Url | None = None
+    description: (
+        Annotated[str, StringConstraints(min_length=1, max_length=DESCRIPTION_MAX_BYTES)]
+        | Description
+        | None
+    ) = None
+    images: list[HttpsUrl] | None = Field(default=None, max_length=PRODUCT_IMAGES_MAX)
+    parameters: list[ProductParameter] | None = Field(default=None, max_length=200)
+    category_id: Id | None = None
+    responsible_producer_id: Id | None = None
+    safety_information: SafetyInformation | None = None
+    tax_settings: TaxSettings | None = None
 
 
 class StockChanged(Message):

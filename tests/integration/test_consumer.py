@@ -19,6 +19,7 @@ from pydantic import BaseModel
 
 from allegro_sync.adapters.broker.topology import DEAD_LETTER_QUEUE, ERP_EXCHANGE, ERP_QUEUE
 from allegro_sync.adapters.postgres import pool as pg
+from allegro_sync.contract import ProductUpserted
 from allegro_sync.daemon.consumer import BatchConsumer
 from allegro_sync.errors import TransientError
 from allegro_sync.handlers import catalog, stock
@@ -125,11 +126,12 @@ class LooseStock(BaseModel):
     version: int
 
 
-class LooseProduct(BaseModel):
+class LooseProduct(ProductUpserted):
+    """``product.upserted`` whose text may hold what the database refuses."""
+
     product_id: str
     ean: str | None = None
     name: str
-    image_url: str | None = None
 
 
 async def test_values_only_the_database_refuses_are_dead_lettered_at_once(

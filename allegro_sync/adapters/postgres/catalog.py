@@ -6,12 +6,45 @@ import asyncpg
 
 from allegro_sync.adapters.postgres.pool import Db
 
-# Create or update a product.
+# Create or update a product. $5..$11 are the listing data; $12 names those of them the
+# message carried (the others keep their stored values). Returns the content fields that an
+# existing product changed (``changed``; empty for a new product). ``old`` is read in the
+# statement's snapshot (no FOR UPDATE: that would follow the row to the version written here).
 UPSERT_PRODUCT = """
-INSERT INTO products (id, ean, name, image_url) VALUES ($1, $2, $3, $4)
-ON CONFLICT (id) DO UPDATE
-   SET ean = EXCLUDED.ean, name = EXCLUDED.name, image_url = EXCLUDED.image_url,
-       updated_at = now()
+WITH old AS MATERIALIZED (
+    SELECT name, description, images, parameters FROM products WHERE id = $1
+), new AS (
+    INSERT INTO products (id, ean, name, image_url, description, images, parameters, category_id,
+                          responsible_producer_id, safety_information, tax_settings)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+    ON CONFLICT (id) DO UPDATE
+       SET ean = EXCLUDED.ean, name = EXCLUDED.name, image_url = EXCLUDED.image_url,
+           description = CASE WHEN 'description' = ANY($12::text[])
+                              THEN EXCLUDED.description ELSE products.description END,
+           images = CASE WHEN 'images' = ANY($12::text[])
+                         THEN EXCLUDED.images ELSE products.images END,
+           parameters = CASE WHEN 'parameters' = ANY($12::text[])
+                             THEN EXCLUDED.parameters ELSE products.parameters END,
+           category_id = CASE WHEN 'category_id' = ANY($12::text[])
+                              THEN EXCLUDED.category_id ELSE products.category_id END,
+           responsible_producer_id = CASE WHEN 'responsible_producer_id' = ANY($12::text[])
+                                          THEN EXCLUDED.responsible_producer_id
+                                          ELSE products.responsible_producer_id END,
+           safety_information = CASE WHEN 'safety_information' = ANY($12::text[])
+                                     THEN EXCLUDED.safety_information
+                                     ELSE products.safety_information END,
+           tax_settings = CASE WHEN 'tax_settings' = ANY($12::text[])
+                               THEN EXCLUDED.tax_settings ELSE products.tax_settings END,
+           updated_at = now()
+    RETURNING name, description, images, parameters
+)
+SELECT array_remove(ARRAY[
+           CASE WHEN old.name IS DISTINCT FROM new.name THEN 'name' END,
+           CASE WHEN old.description IS DISTINCT FROM new.description THEN 'description' END,
+           CASE WHEN old.images IS DISTINCT FROM new.images THEN 'images' END,
+           CASE WHEN old.parameters IS DISTINCT FROM new.parameters THEN 'parameters' END
+       ], NULL) AS changed
+  FROM new JOIN old ON true
 """
 # Create or rename a price list.
 UPSERT_PRICE_LIST = """
@@ -36,6 +69,18 @@ ON CONFLICT (product_id, price_list) DO UPDATE
  WHERE product_prices.version < EXCLUDED.version
 RETURNING true
 """
+
+
+async def get_listing_product(conn: Db, product_id: str) -> asyncpg.Record | None:
+    """Everything stored of a product that listing it needs, or None (jsonb decoded)."""
+    return await conn.fetchrow(
+        """
+        SELECT id, ean, name, image_url, images, description, parameters, category_id,
+               responsible_producer_id, safety_information, tax_settings
+          FROM products WHERE id = $1
+        """,
+        product_id,
+    )
 
 
 async def get_product(conn: Db, product_id: str) -> asyncpg.Record | None:
