@@ -1,13 +1,13 @@
 """Offers that follow their product (issue 17 item 4, account setting
 ``update_offers_from_products``).
 
-``upsert_product`` stores the ERP's product (``handlers/catalog.py``) and, when its name,
-description, images or parameters changed, queues those field names for every offer bound to it
-on the accounts that follow products (``adapters/postgres/offer_updates.py``), in the consumer's
-transaction: nothing waits there for Allegro. ``daemon/offer_updater.py`` sends them later, one
-``PATCH /sale/product-offers/{offerId}`` per offer with only the queued fields (``patch_body``),
-their values read from the product when the request leaves, so several changes coalesce into one
-edit. Stock and price never go this way: the batcher carries them.
+``upsert_product`` stores the ERP's product (``handlers/catalog.store_product``) and, when
+its name, description, images or parameters changed, queues those field names for every offer
+bound to it on the accounts that follow products (``adapters/postgres/offer_updates.py``), in
+the consumer's transaction: nothing waits there for Allegro. ``daemon/offer_updater.py`` sends
+them later, one ``PATCH /sale/product-offers/{offerId}`` per offer with only the queued fields
+(``patch_body``), their values read from the product when the request leaves, so several
+changes coalesce into one edit. Stock and price never go this way: the batcher carries them.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ MAX_NAME = 75  # Allegro's longest offer title (as the listing cuts it)
 
 async def upsert_product(message: ProductUpserted, conn: asyncpg.Connection) -> None:
     """Store the product; queue what changed for the offers that follow it."""
-    changed = await catalog.upsert_product(message, conn)
+    changed = await catalog.store_product(message, conn)
     followed = [f for f in FOLLOWED_FIELDS if f in changed]
     if followed:
         await offer_updates.queue_for_product(conn, message.product_id, followed)
