@@ -50,6 +50,7 @@ from pydantic import (
     ConfigDict,
     Field,
     Strict,
+    StrictBool,
     StringConstraints,
     WithJsonSchema,
     field_serializer,
@@ -67,6 +68,7 @@ ORDER_STATUS_CHANGED = "order.status_changed"
 INVOICE_ADDED = "invoice.added"
 ORDER_MESSAGE = "order.message"
 SHIPMENT_ADDED = "shipment.added"
+OFFER_LIST = "offer.list"
 # allegro-sync.journal
 ORDER_EVENTS = "allegro.order_events"
 ORDER_EVENT = "allegro.order_event"
@@ -78,6 +80,8 @@ OFFER_TOUCHED = "allegro.offer_touched"
 ORDER_CREATED = "order.created"
 ORDER_CANCELLED = "order.cancelled"
 OFFER_BOUND = "offer.bound"
+OFFER_LISTED = "offer.listed"
+OFFER_LIST_FAILED = "offer.list_failed"
 ACCOUNT_DISABLED = "account.disabled"
 OFFER_UPDATE_FAILED = "offer.update_failed"
 
@@ -349,6 +353,23 @@ class PriceChanged(Message):
     price: Price
     currency: Currency
     version: Version
+
+
+class OfferList(Message):
+    """``offer.list``: list the product on the account (``POST /sale/product-offers``), Buy Now
+    at ``price`` with ``quantity`` in stock; ``category_id`` null takes the product's category,
+    else the account's default; ``publish`` false makes a draft (INACTIVE). Idempotent by
+    (product, account): one offer however often it is sent."""
+
+    model_config = _NO_COERCION
+
+    product_id: Id
+    account_id: Annotated[int, Strict(), Field(ge=1, le=INT8_MAX)]
+    price: Price
+    currency: Currency
+    quantity: Quantity
+    category_id: Id | None = None
+    publish: StrictBool
 
 
 class PriceListUpserted(Message):
@@ -831,6 +852,38 @@ class OfferBound(Message):
     ean: str | None
 
 
+class OfferListed(Message):
+    """``offer.listed``: a product was listed (message id ``offer.listed:<account_id>:
+    <product_id>``); ``status`` is the offer's publication status (ACTIVE, ACTIVATING or
+    INACTIVE for a draft)."""
+
+    account_id: int
+    product_id: str
+    offer_id: str
+    status: str
+
+
+class ListingError(Message):
+    """One of Allegro's error objects (or the daemon's, code ``allegro_sync.*``)."""
+
+    code: str | None = None
+    message: str | None = None
+    details: str | None = None
+    path: str | None = None
+    userMessage: str | None = None
+
+
+class OfferListFailed(Message):
+    """``offer.list_failed``: Allegro refused to list the product (message id
+    ``offer.list_failed:<account_id>:<product_id>:<listing attempt>``); ``errors`` are
+    Allegro's error objects, ``trace_id`` Allegro's, for its support."""
+
+    product_id: str
+    account_id: int
+    errors: list[ListingError]
+    trace_id: str | None
+
+
 class AccountDisabled(Message):
     """``account.disabled``: an account was switched off (dead credentials, a blocked seller);
     message id ``account.disabled:<account_id>:<when>``."""
@@ -838,15 +891,6 @@ class AccountDisabled(Message):
     account_id: int
     login: str
     reason: str
-
-
-class AllegroErrorEntry(Message):
-    """One entry of Allegro's ``errors`` list, as Allegro gave it."""
-
-    code: str
-    message: str
-    path: str | None = None
-    user_message: str | None = None
 
 
 class OfferUpdateFailed(Message):
@@ -859,7 +903,7 @@ class OfferUpdateFailed(Message):
     offer_id: str
     product_id: str
     fields: list[str]
-    errors: list[AllegroErrorEntry]
+    errors: list[ListingError]
     trace_id: str | None
 
 
@@ -874,6 +918,7 @@ ERP_MESSAGES: dict[str, type[Message]] = {
     INVOICE_ADDED: InvoiceAdded,
     ORDER_MESSAGE: OrderMessage,
     SHIPMENT_ADDED: ShipmentAdded,
+    OFFER_LIST: OfferList,
 }
 JOURNAL_MESSAGES: dict[str, type[Message]] = {
     ORDER_EVENTS: OrderEventsMessage,
@@ -887,6 +932,8 @@ EVENTS: dict[str, type[Message]] = {
     ORDER_CREATED: OrderCreated,
     ORDER_CANCELLED: OrderCancelled,
     OFFER_BOUND: OfferBound,
+    OFFER_LISTED: OfferListed,
+    OFFER_LIST_FAILED: OfferListFailed,
     ACCOUNT_DISABLED: AccountDisabled,
     OFFER_UPDATE_FAILED: OfferUpdateFailed,
 }

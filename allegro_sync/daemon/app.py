@@ -55,6 +55,7 @@ from allegro_sync.daemon.api.orders import add_order_routes
 from allegro_sync.daemon.api.params import no_nul_in_query
 from allegro_sync.daemon.api.shipments import add_shipment_routes
 from allegro_sync.daemon.consumer import BatchConsumer
+from allegro_sync.daemon.listing_service import ListingService
 from allegro_sync.daemon.mail_relay import MailRelay
 from allegro_sync.daemon.offer_change_batcher import OfferChangeBatcher
 from allegro_sync.daemon.offer_updater import OfferUpdater
@@ -69,6 +70,7 @@ from allegro_sync.daemon.retention import RetentionService, retention_rules
 from allegro_sync.daemon.runtime import tune_garbage_collector
 from allegro_sync.daemon.token_refresher import TokenRefresher
 from allegro_sync.handlers import accounts
+from allegro_sync.handlers.listing import ListingDeps
 from allegro_sync.handlers.offers import make_gap_recovery
 from allegro_sync.handlers.orders import make_backfill
 from allegro_sync.handlers.registry import build_routes
@@ -283,7 +285,11 @@ class Daemon:
             )
             for queue_name, routes in build_routes(self.allegro, self.pool).items()
         }
+        # one budget per seller and kind for every writer (the batcher's commands, listings, edits)
         budgets = ChangeBudgets(share=settings.offer_change_budget_share)
+        self.services.append(
+            ListingService(dsn=dsn, deps=ListingDeps(self.allegro, self.pool, budgets))
+        )
         self.services.append(
             OfferUpdater(dsn=dsn, pool=self.pool, allegro=self.allegro, budgets=budgets)
         )

@@ -1,4 +1,5 @@
-"""``allegro-sync offers ...``: import every offer into the mirror, bind all offers by EAN.
+"""``allegro-sync offers ...``: import every offer into the mirror, bind all offers by EAN,
+list a product (``offers list``, ``cli_listing.py``).
 
 ``offers import [--account ID]`` reads the listing (pages of 1000) of one account or of every
 active account. ``offers bind --by-ean [--account ID] [--dry-run]`` binds the mirrored offers
@@ -26,6 +27,7 @@ from allegro_sync.adapters.postgres import pool as pg
 from allegro_sync.config.settings import Settings
 from allegro_sync.daemon.app import build_allegro_stack, new_http_session
 from allegro_sync.daemon.cli_errors import REFUSALS, CliError, report
+from allegro_sync.daemon.cli_listing import add_list_command, run_list
 from allegro_sync.daemon.progress import Progress
 from allegro_sync.handlers import bulk_binding
 from allegro_sync.handlers.offers import Outcome, sweep_offers
@@ -34,7 +36,9 @@ from allegro_sync.metrics import Metrics
 
 def add_offers_command(commands: Any) -> None:
     """Register ``offers`` and its sub-commands."""
-    parser = commands.add_parser("offers", help="the offer mirror: import, bind by EAN")
+    parser = commands.add_parser(
+        "offers", help="the offer mirror: import, bind by EAN, list products"
+    )
     sub = parser.add_subparsers(dest="offers_command", required=True, metavar="ACTION")
     imp = sub.add_parser("import", help="read every offer from Allegro into the mirror")
     imp.add_argument("--account", type=int, metavar="ID", help="only this account")
@@ -44,6 +48,7 @@ def add_offers_command(commands: Any) -> None:
     )
     bind.add_argument("--account", type=int, metavar="ID", help="only this account")
     bind.add_argument("--dry-run", action="store_true", help="count only; change nothing")
+    add_list_command(sub)
 
 
 async def run_offers(args: argparse.Namespace, settings: Settings) -> int:
@@ -52,6 +57,8 @@ async def run_offers(args: argparse.Namespace, settings: Settings) -> int:
     session = new_http_session(settings.user_agent)
     try:
         stack = build_allegro_stack(settings, pool, session, Metrics())
+        if args.offers_command == "list":
+            return await run_list(args, pool, stack.allegro)
         account_ids = await _accounts(pool, args.account)
         for account_id in account_ids:
             if args.offers_command == "import":

@@ -195,7 +195,7 @@ class OfferUpdater:
                 row["operation_url"],
                 action="read offer edit operation",
                 bulk=True,
-                redirects=False,
+                follow_redirects=False,
             )
         except AllegroUnavailable:
             await offer_updates.retry_follow(self._pool, offer_id, backoff(row["attempts"]))

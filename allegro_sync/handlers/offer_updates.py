@@ -24,7 +24,7 @@ from allegro_sync.adapters.broker.topology import EVENTS_EXCHANGE
 from allegro_sync.adapters.postgres import event_log, offer_updates, outbox
 from allegro_sync.contract import (
     OFFER_UPDATE_FAILED,
-    AllegroErrorEntry,
+    ListingError,
     OfferUpdateFailed,
     ProductUpserted,
 )
@@ -104,16 +104,10 @@ async def record_refusal(
 ) -> None:
     """Allegro refused the edit: the event log says so and the ERP gets
     ``offer.update_failed`` with Allegro's errors, in one transaction; the row is done."""
-    errors = [
-        AllegroErrorEntry(
-            code=e.get("code") or "",
-            message=e.get("message") or "",
-            path=e.get("path"),
-            user_message=e.get("userMessage"),
-        )
-        for e in error.errors
-    ] or [AllegroErrorEntry(code=error.code, message=str(error))]
-    text = "; ".join(e.user_message or e.message for e in errors)
+    errors = [ListingError.model_validate(e) for e in error.errors] or [
+        ListingError(code=error.code, message=str(error))
+    ]
+    text = "; ".join(e.userMessage or e.message or e.code or "" for e in errors)
     await event_log.write(
         conn,
         account_id,

@@ -27,6 +27,7 @@ from allegro_sync.contract import (
     INVOICE_ADDED,
     OFFER_EVENT,
     OFFER_EVENTS,
+    OFFER_LIST,
     OFFER_TOUCHED,
     ORDER_BACKFILL,
     ORDER_EVENT,
@@ -42,6 +43,7 @@ from allegro_sync.contract import (
     InvoiceAdded,
     OfferEventMessage,
     OfferEventsMessage,
+    OfferList,
     OfferTouched,
     OrderBackfillMessage,
     OrderEventMessage,
@@ -58,6 +60,7 @@ from allegro_sync.contract import (
 from allegro_sync.handlers import catalog, offer_updates, prices, stock
 from allegro_sync.handlers.fulfillment import record_fulfillment, set_fulfillment
 from allegro_sync.handlers.invoices import record_invoice, upload_invoice
+from allegro_sync.handlers.listing import handle_offer_list
 from allegro_sync.handlers.offers import prepare_offers, refresh_offers
 from allegro_sync.handlers.order_messages import prepare_order_message, record_order_message
 from allegro_sync.handlers.orders import handle_orders, prepare_backfill, prepare_orders
@@ -122,6 +125,8 @@ def erp_routes() -> dict[str, Route]:
         PRICE_LIST_UPSERTED: Route(PriceListUpserted, catalog.upsert_price_list),
         STOCK_CHANGED: Route(StockChanged, handle_many=stock.propagate_stock),
         PRICE_CHANGED: Route(PriceChanged, handle_many=prices.propagate_price),
+        # the intent only: the listing service asks Allegro (handlers/listing.py)
+        OFFER_LIST: Route(OfferList, handle_offer_list),
     }
 
 

@@ -172,17 +172,20 @@ class AllegroRestClient:
         data: bytes | None = None,
         content_type: str | None = None,
         bulk: bool = False,
-        redirects: bool = True,
+        upload_host: bool = False,
+        follow_redirects: bool = True,
     ) -> Response:
         """One request; a 401 triggers one token refresh and one retry. ``bulk`` marks traffic
-        that yields to orders under the client-wide limit (batch commands and their reports).
-        ``redirects=False`` returns a 3xx as it came (an operation's 303 "done" costs one
-        request, not two)."""
+        that yields to orders under the client-wide limit (batch commands and their reports);
+        ``upload_host`` sends it to Allegro's upload host (image uploads);
+        ``follow_redirects=False`` returns a 3xx as it is (an operation's 303 when done)."""
         auth = await self._tokens.current(account_id)
         for retry_after_refresh in (True, False):
             if self._limiter is not None:
                 await self._limiter.acquire(bulk=bulk)
             base = self._api_url(auth.sandbox)
+            if upload_host:
+                base = upload_base(base)
             headers = {"Authorization": f"Bearer {auth.access_token}", "Accept": MEDIA_TYPE}
             body: bytes | None = data
             if json is not None:
@@ -198,7 +201,7 @@ class AllegroRestClient:
                     data=body,
                     headers=headers,
                     timeout=self._timeout,
-                    allow_redirects=redirects,
+                    allow_redirects=follow_redirects,
                 ) as http:
                     status = http.status
                     trace_id = http.headers.get("trace-id")
@@ -261,25 +264,26 @@ class AllegroRestClient:
         if status == 409:
             return AllegroConflict(text, status=status, code=code, trace_id=trace_id)
         return AllegroRejected(
-            text, status=status, code=code, trace_id=trace_id, errors=error_entries(payload)
+            text, status=status, code=code, trace_id=trace_id, errors=error_objects(payload)
         )
 
 
-def error_entries(payload: Any) -> list[dict[str, str | None]]:
-    """Allegro's ``errors`` list ({code, message, path, userMessage}), at most 20 entries."""
+def error_objects(payload: Any) -> list[dict[str, Any]]:
+    """Allegro's error objects of an ``{"errors": [...]}`` answer, the fields it documents."""
     errors = payload.get("errors") if isinstance(payload, dict) else None
-    if not isinstance(errors, list):
-        return []
-    entries = []
-    for entry in errors[:20]:
-        if isinstance(entry, dict):
-            entries.append(
-                {
-                    key: None if entry.get(key) is None else str(entry[key])[:2000]
-                    for key in ("code", "message", "path", "userMessage")
-                }
-            )
-    return entries
+    keep = ("code", "message", "details", "path", "userMessage")
+    return [
+        {key: e.get(key) for key in keep}
+        for e in (errors if isinstance(errors, list) else [])
+        if isinstance(e, dict)
+    ][:50]
+
+
+def upload_base(api_base: str) -> str:
+    """Allegro's upload host beside an API base (``POST /sale/images`` is served there:
+    ``https://upload.allegro.pl``, ``https://upload.allegro.pl.allegrosandbox.pl``); a base
+    that is not Allegro's (the emulator) serves both."""
+    return api_base.replace("://api.allegro.pl", "://upload.allegro.pl", 1)
 
 
 def _describe(payload: Any) -> tuple[str, str]:

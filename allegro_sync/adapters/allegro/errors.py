@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from allegro_sync.errors import Refused, TransientError
 
 
@@ -15,13 +17,13 @@ class AllegroError(Exception):
         status: int = 0,
         code: str = "",
         trace_id: str | None = None,
-        errors: list[dict[str, str | None]] | None = None,
+        errors: list[dict[str, Any]] | None = None,
     ) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
         self.trace_id = trace_id
-        # Allegro's ``errors`` list as given ({code, message, path, userMessage}), when it gave one
+        # Allegro's error objects ({code, message, path, userMessage, ...}) when it sent some
         self.errors = errors or []
 
 

@@ -124,9 +124,9 @@ DEFAULT_BUDGETS = {
     "price": Budget(150_000, 9_000),
     "quantity": Budget(250_000, 9_000),
     "publication": Budget(250_000, 9_000),
-    # POST / PATCH /sale/product-offers, per seller (allegro-2026.md 1): one write at a time,
-    # so a small burst leaves the steady rate at 2 440 a minute (0.98 of the limit)
-    "listing": Budget(74_700, 2_490, burst=50),
+    # POST / PATCH /sale/product-offers per seller (allegro-2026.md 1): one write at a time, so
+    # a small burst leaves the steady rate at 2 440 a minute (0.98 of the limit)
+    "listing": Budget(per_hour=74_700, per_minute=2_490, burst=50),
 }
 MAX_COMMAND = 1000
 

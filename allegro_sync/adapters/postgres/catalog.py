@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 import asyncpg
 
 from allegro_sync.adapters.postgres.pool import Db
@@ -91,3 +93,25 @@ async def get_product(conn: Db, product_id: str) -> asyncpg.Record | None:
 async def price_list_exists(conn: Db, price_list: str) -> bool:
     """Whether the ERP announced this price list."""
     return bool(await conn.fetchval("SELECT true FROM price_lists WHERE id = $1", price_list))
+
+
+async def listing_price(
+    conn: Db, product_id: str, price_list: str | None
+) -> tuple[Decimal, str] | None:
+    """The product's (price, currency) on a price list, or None."""
+    if price_list is None:
+        return None
+    row = await conn.fetchrow(
+        "SELECT price, currency FROM product_prices WHERE product_id = $1 AND price_list = $2",
+        product_id,
+        price_list,
+    )
+    return None if row is None else (row["price"], row["currency"])
+
+
+async def erp_stock(conn: Db, product_id: str) -> int | None:
+    """The product's ERP stock, or None when the ERP never sent it."""
+    value = await conn.fetchval(
+        "SELECT quantity FROM product_stock WHERE product_id = $1", product_id
+    )
+    return None if value is None else int(value)

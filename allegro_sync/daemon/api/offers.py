@@ -1,4 +1,9 @@
-"""``GET /offers`` and ``PATCH /offers/{id}`` (design.md section 4; O3, P2, S3).
+"""``GET /offers``, ``POST /offers`` and ``PATCH /offers/{id}`` (design.md section 4; O3, P2,
+S3; issue 17).
+
+``POST /offers`` lists a product (the body of ``offer.list``): it answers with the listing's
+state, 202 while the listing service is at it, 200 once listed (the same body again lists
+nothing new).
 
 The list pages by offer id: ``next`` is the cursor to pass back as ``cursor``. A PATCH binds an
 offer to a product by hand (or unbinds it with ``null``) and changes its flags; a binding by hand
@@ -11,10 +16,14 @@ from typing import Any
 
 import asyncpg
 from aiohttp import web
+from pydantic import ValidationError
 
 from allegro_sync.adapters.postgres import offers as store
+from allegro_sync.contract import OfferList
 from allegro_sync.daemon.api.errors import ApiError
 from allegro_sync.daemon.api.params import bool_param, choice_param, int_param, invalid, json_body
+from allegro_sync.errors import BadInput
+from allegro_sync.handlers.listing import listing_json, request_listing
 from allegro_sync.handlers.offer_settings import OfferChangeError, parse_offer_change
 from allegro_sync.handlers.offer_settings import change_offer as apply_offer_change
 
@@ -88,5 +97,24 @@ def add_offer_routes(app: web.Application, pool: asyncpg.Pool) -> None:
             raise _api_error(exc) from None
         return web.json_response(offer_json(row))
 
+    async def list_product(request: web.Request) -> web.Response:
+        body = await json_body(request)
+        if not isinstance(body, dict):
+            raise invalid("body", "expected a JSON object")
+        try:
+            message = OfferList.model_validate(body)
+        except ValidationError as exc:
+            error = exc.errors()[0]
+            field = ".".join(str(p) for p in error["loc"]) or "body"
+            raise invalid(field, error["msg"]) from None
+        try:
+            async with pool.acquire() as conn, conn.transaction():
+                row = await request_listing(message, conn)
+        except BadInput as exc:
+            raise ApiError(422, "not_listable", str(exc)) from None
+        status = 200 if row["state"] == "listed" else 202
+        return web.json_response(listing_json(row), status=status)
+
     app.router.add_get("/offers", list_offers)
+    app.router.add_post("/offers", list_product)
     app.router.add_patch("/offers/{id}", change_offer)

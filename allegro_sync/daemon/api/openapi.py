@@ -14,7 +14,7 @@ from typing import Any
 from aiohttp import web
 
 from allegro_sync.adapters.postgres.event_log import CATEGORIES
-from allegro_sync.contract import CUSTOMER_TYPES
+from allegro_sync.contract import CUSTOMER_TYPES, OfferList
 from allegro_sync.daemon.api.params import BIGINT_MAX
 from allegro_sync.export.filters import MAX_Q
 from allegro_sync.export.formats import EXPORT_FORMATS
@@ -118,7 +118,7 @@ def _customer_filters() -> list[dict[str, Any]]:
 
 def _schemas() -> dict[str, Any]:
     models: dict[str, Any] = {}
-    for model in (AccountPatch, OfferPatch):
+    for model in (AccountPatch, OfferPatch, OfferList):
         schema = model.model_json_schema(ref_template=REF + "{model}")
         models.update(schema.pop("$defs", {}))
         models[model.__name__] = schema
@@ -245,6 +245,32 @@ def _schemas() -> dict[str, Any]:
             "fulfillment_at": _OPT_TIME,
         }
     )
+    listing = _obj(
+        {
+            "id": _INT,
+            "account_id": _INT,
+            "product_id": _STR,
+            "state": {
+                "type": "string",
+                "enum": ["pending", "posting", "following", "listed", "failed"],
+            },
+            "offer_id": _OPT_STR,
+            "offer_status": _OPT_STR,
+            "price": _STR,
+            "currency": _STR,
+            "quantity": _INT,
+            "category_id": _OPT_STR,
+            "publish": _BOOL,
+            "errors": {
+                "type": ["array", "null"],
+                "items": {"type": "object"},
+                "description": "Allegro's error objects of a refusal",
+            },
+            "trace_id": _OPT_STR,
+            "attempts": _INT,
+            "updated_at": _TIME,
+        }
+    )
     error = _obj(
         {"error": _STR, "detail": _STR},
         field={"type": "string", "description": "the parameter or field at fault"},
@@ -257,6 +283,7 @@ def _schemas() -> dict[str, Any]:
         "Customer": customer,
         "EventLogEntry": event,
         "Shipment": shipment,
+        "Listing": listing,
         **dict(sorted(models.items())),
         "AccountPage": _page("Account"),
         "OrderPage": _page("Order"),
@@ -476,7 +503,15 @@ def _paths() -> dict[str, Any]:
                     _query("text", {"type": "string", "maxLength": 200}),
                 ],
                 "responses": _responses({200: _json(_ref("OfferPage"))}, 422),
-            }
+            },
+            "post": {
+                "summary": "List a product on an account (the body of `offer.list`); the "
+                "listing's state: 202 while it is being listed, 200 once listed",
+                "requestBody": _body(_ref("OfferList")),
+                "responses": _responses(
+                    {200: _json(_ref("Listing")), 202: _json(_ref("Listing"))}, *_BODY_ERRORS
+                ),
+            },
         },
         "/offers/{id}": {
             "parameters": [{"name": "id", "in": "path", "required": True, "schema": _STR}],
