@@ -49,6 +49,7 @@ from allegro_sync.daemon.api.auth import bearer_auth
 from allegro_sync.daemon.api.customers import ExportGate, add_customer_routes
 from allegro_sync.daemon.api.errors import json_errors
 from allegro_sync.daemon.api.health import add_health_routes
+from allegro_sync.daemon.api.listing_jobs import add_listing_job_routes
 from allegro_sync.daemon.api.offers import add_offer_routes
 from allegro_sync.daemon.api.openapi import add_openapi_route
 from allegro_sync.daemon.api.orders import add_order_routes
@@ -371,6 +372,7 @@ class Daemon:
         )
         add_customer_routes(app, self.http_pool, exports)
         add_offer_routes(app, self.http_pool)
+        add_listing_job_routes(app, self.http_pool)
         add_order_routes(app, self.http_pool)
         add_shipment_routes(app, self.http_pool)
         add_openapi_route(app)
