@@ -83,6 +83,7 @@ OFFER_BOUND = "offer.bound"
 OFFER_LISTED = "offer.listed"
 OFFER_LIST_FAILED = "offer.list_failed"
 ACCOUNT_DISABLED = "account.disabled"
+OFFER_UPDATE_FAILED = "offer.update_failed"
 
 # Text of the ERP's messages holds no control character (C0, DEL, C1): a NUL is refused by
 # PostgreSQL, a CR or LF would end up in a header, a file name or a log line. As a pattern, so
@@ -892,6 +893,20 @@ class AccountDisabled(Message):
     reason: str
 
 
+class OfferUpdateFailed(Message):
+    """``offer.update_failed``: Allegro refused to take a product's change onto an offer
+    that follows it (``update_offers_from_products``); message id
+    ``offer.update_failed:<offer_id>:<trace_id or time>``. ``fields`` are those the edit
+    carried (name, description, images, parameters)."""
+
+    account_id: int
+    offer_id: str
+    product_id: str
+    fields: list[str]
+    errors: list[ListingError]
+    trace_id: str | None
+
+
 # --- the exchanges' messages, by routing key -------------------------------------------------
 
 ERP_MESSAGES: dict[str, type[Message]] = {
@@ -920,4 +935,5 @@ EVENTS: dict[str, type[Message]] = {
     OFFER_LISTED: OfferListed,
     OFFER_LIST_FAILED: OfferListFailed,
     ACCOUNT_DISABLED: AccountDisabled,
+    OFFER_UPDATE_FAILED: OfferUpdateFailed,
 }

@@ -50,6 +50,7 @@ from allegro_sync.daemon.api.auth import bearer_auth
 from allegro_sync.daemon.api.customers import ExportGate, add_customer_routes
 from allegro_sync.daemon.api.errors import json_errors
 from allegro_sync.daemon.api.health import add_health_routes
+from allegro_sync.daemon.api.listing_jobs import add_listing_job_routes
 from allegro_sync.daemon.api.offers import add_offer_routes
 from allegro_sync.daemon.api.openapi import add_openapi_route
 from allegro_sync.daemon.api.orders import add_order_routes
@@ -59,6 +60,7 @@ from allegro_sync.daemon.consumer import BatchConsumer
 from allegro_sync.daemon.listing_service import ListingService
 from allegro_sync.daemon.mail_relay import MailRelay
 from allegro_sync.daemon.offer_change_batcher import OfferChangeBatcher
+from allegro_sync.daemon.offer_updater import OfferUpdater
 from allegro_sync.daemon.order_sweeper import OrderSweeper
 from allegro_sync.daemon.outbox_relay import OutboxRelay
 from allegro_sync.daemon.panel import PREFIX as PANEL_PREFIX
@@ -321,9 +323,12 @@ class Daemon:
             for queue_name, routes in build_routes(self.allegro, self.pool).items()
         }
         assert self.budgets is not None
-        # one budget per seller and kind for every writer (the batcher's commands, listings)
+        # one budget per seller and kind for every writer (the batcher's commands, listings, edits)
         self.services.append(
             ListingService(dsn=dsn, deps=ListingDeps(self.allegro, self.pool, self.budgets))
+        )
+        self.services.append(
+            OfferUpdater(dsn=dsn, pool=self.pool, allegro=self.allegro, budgets=self.budgets)
         )
         self.services.append(
             OfferChangeBatcher(
@@ -394,6 +399,7 @@ class Daemon:
         )
         add_customer_routes(app, self.http_pool, exports)
         add_offer_routes(app, self.http_pool)
+        add_listing_job_routes(app, self.http_pool)
         add_order_routes(app, self.http_pool)
         add_shipment_routes(app, self.http_pool)
         add_openapi_route(app)

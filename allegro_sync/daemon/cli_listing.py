@@ -6,7 +6,8 @@ product's or the account's default unless ``--category``; ``--draft`` lists it I
 ``--dry-run`` prints the body of ``POST /sale/product-offers`` that would be sent and changes
 nothing. Otherwise the listing is recorded (as ``offer.list`` would) and taken to its end
 here, or by a running daemon if it holds it: one line says the offer (exit 0) or Allegro's
-refusal (exit 1).
+refusal (exit 1). ``offers list --all-unlisted --account ID`` lists every unlisted product of
+the account instead (``cli_listing_jobs.py``).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from allegro_sync.adapters.allegro.limits import ChangeBudgets
 from allegro_sync.adapters.postgres import accounts, catalog, listings
 from allegro_sync.contract import OfferList
 from allegro_sync.daemon.cli_errors import CliError
+from allegro_sync.daemon.cli_listing_jobs import list_all_unlisted
 from allegro_sync.errors import BadInput
 from allegro_sync.handlers.listing import (
     DONE_STATES,
@@ -43,7 +45,12 @@ WAIT_FOR_DAEMON = 600.0
 def add_list_command(sub: Any) -> None:
     """Register ``offers list``."""
     cmd = sub.add_parser("list", help="list a product on an account (POST /sale/product-offers)")
-    cmd.add_argument("product", metavar="PRODUCT", help="the ERP's product id")
+    cmd.add_argument("product", metavar="PRODUCT", nargs="?", help="the ERP's product id")
+    cmd.add_argument(
+        "--all-unlisted",
+        action="store_true",
+        help="every product with an EAN and no offer on the account (a listing job)",
+    )
     cmd.add_argument("--account", type=int, metavar="ID", required=True, help="the account")
     cmd.add_argument("--dry-run", action="store_true", help="print the request; change nothing")
     cmd.add_argument("--price", metavar="AMOUNT", help="instead of the price list's price")
@@ -94,6 +101,12 @@ async def _terms(conn: Any, args: argparse.Namespace) -> OfferList:
 
 async def run_list(args: argparse.Namespace, pool: asyncpg.Pool, allegro: AllegroRestClient) -> int:
     """``offers list``; the exit code."""
+    if args.all_unlisted or args.product is None:
+        if args.product is not None or not args.all_unlisted:
+            raise CliError("give either PRODUCT or --all-unlisted")
+        return await list_all_unlisted(
+            pool, args.account, dry_run=args.dry_run, publish=not args.draft
+        )
     async with pool.acquire() as conn:
         message = await _terms(conn, args)
         if args.dry_run:

@@ -23,7 +23,7 @@ from .models import CheckoutForm, Offer, Seller
 from .offer_ops import OfferRuleError, create_offer, create_seller, end_offer
 from .orders import ORDER_EVENT_TYPES
 from .sales import SaleError, cancel, fill_in, merge_and_pay, pay, purchase
-from .views import checkout_form
+from .views import checkout_form, offer_images
 
 P = "/__control__"
 
@@ -71,6 +71,10 @@ def _offer_json(offer: Offer) -> dict[str, Any]:
         "image_url": offer.image_url,
         "external_id": offer.external_id,
         "ean": offer.ean,
+        "images": offer_images(offer),
+        "description": offer.details.get("description"),
+        "product_parameters": offer.details.get("product_parameters") or [],
+        "parameters": offer.details.get("parameters") or [],
         "ended_at": iso(offer.ended_at),
         "ended_by": offer.ended_by,
         "archived": offer.archived,
@@ -188,6 +192,14 @@ async def get_offer(request: web.Request) -> web.Response:
     if offer is None:
         return bad("unknown offer", 404)
     return ok(_offer_json(offer))
+
+
+async def get_seller_offers(request: web.Request) -> web.Response:
+    """``GET /sellers/{id}/offers``: every offer of the seller, in creation order (archived
+    ones too), as the emulator holds them."""
+    market = context.get(request).market
+    ids = market.offers_by_seller.get(request.match_info["seller_id"], [])
+    return ok({"offers": [_offer_json(market.offers[i]) for i in ids]})
 
 
 async def post_end_offer(request: web.Request) -> web.Response:
@@ -481,7 +493,8 @@ async def post_latency(request: web.Request) -> web.Response:
 
 
 async def get_recorded(request: web.Request) -> web.Response:
-    """``GET /commands|invoices|fulfillments|messages|shipments``: what the emulator received."""
+    """``GET /commands|invoices|fulfillments|messages|shipments|edits``: what the emulator
+    received (``edits``: the bodies of accepted ``PATCH /sale/product-offers/{id}``)."""
     recordings = context.get(request).market.recordings
     what = request.match_info["what"]
     items: list[dict[str, Any]] = getattr(recordings, what)
@@ -574,6 +587,7 @@ def routes() -> list[web.RouteDef]:
         web.post(f"{P}/sellers", post_seller),
         web.post(f"{P}/products", post_products),
         web.post(f"{P}/sellers/{{seller_id}}/offers", post_offers),
+        web.get(f"{P}/sellers/{{seller_id}}/offers", get_seller_offers),
         web.post(f"{P}/sellers/{{seller_id}}/block", post_block),
         web.post(f"{P}/sellers/{{seller_id}}/unblock", post_unblock),
         web.post(f"{P}/sellers/{{seller_id}}/revoke-tokens", post_revoke),
@@ -591,7 +605,9 @@ def routes() -> list[web.RouteDef]:
         web.post(f"{P}/latency", post_latency),
         web.post(f"{P}/order-events/lose", post_lose_order_events),
         web.post(f"{P}/commands/complete", post_run_commands),
-        web.get(f"{P}/{{what:commands|invoices|fulfillments|messages|shipments}}", get_recorded),
+        web.get(
+            f"{P}/{{what:commands|invoices|fulfillments|messages|shipments|edits}}", get_recorded
+        ),
         web.get(f"{P}/requests", get_requests),
         web.delete(f"{P}/requests", delete_requests),
         web.post(f"{P}/device/{{action:approve|deny}}", post_device),

@@ -58,7 +58,8 @@ class Offer:
     sales: list[tuple[datetime, int]] = field(default_factory=list)
     # What POST /sale/product-offers set beyond the fields above (catalogue product, offer
     # parameters, images, description, after-sales ids, shipping rates, location, GPSR, tax);
-    # empty for offers made otherwise.
+    # empty for offers made otherwise. A PATCH sets ``images``, ``description`` and
+    # ``product_parameters`` (``productSet[0].product.parameters`` besides the EAN) here too.
     details: dict[str, Any] = field(default_factory=dict)
 
 

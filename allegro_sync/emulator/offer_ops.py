@@ -237,10 +237,17 @@ def set_price(market: Marketplace, offer: Offer, price: Decimal) -> None:
         )
 
 
+DETAIL_FIELDS = frozenset({"description", "images", "parameters", "product_parameters"})
+
+
 def change_offer_fields(market: Marketplace, offer: Offer, changes: dict[str, Any]) -> None:
-    """Name / external id / EAN / image edits: one OFFER_CHANGED event for a live offer."""
+    """Name / external id / EAN / image edits, and the product data kept in ``details``
+    (description, images, product parameters): one OFFER_CHANGED event for a live offer."""
     for key, value in changes.items():
-        setattr(offer, key, value)
+        if key in DETAIL_FIELDS:
+            offer.details[key] = value
+        else:
+            setattr(offer, key, value)
     offer.updated_at = market.now()
     if changes and offer.status in LIVE:
         market.emit_offer_event(offer, "OFFER_CHANGED", {})

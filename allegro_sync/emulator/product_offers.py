@@ -8,10 +8,12 @@ another PATCH meanwhile gets 409 ``OfferConflictException``. Stock 0 on a live o
 
 from __future__ import annotations
 
+import json
 import math
 from datetime import timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
+from urllib.parse import urlsplit
 
 from aiohttp import web
 
@@ -21,8 +23,10 @@ from .catalog import EAN_PARAMETER_ID
 from .clock import iso
 from .context import Emulator
 from .errors import ApiError, access_denied, json_response, validation
+from .images import on_image_host
 from .models import Offer, OfferOperation, Seller
 from .offer_ops import (
+    DETAIL_FIELDS,
     LIVE,
     OfferRuleError,
     activate_offer,
@@ -35,6 +39,14 @@ from .orders import read_json
 from .views import product_offer
 
 GTIN_LENGTHS = (8, 10, 12, 13, 14)
+# Allegro's gallery: at most 16 images, product images included (allegro-api.md 8.2)
+MAX_IMAGES = 16
+# "The description section cannot have more than 40000 bytes in length." (the spec's
+# StandardizedDescription); items per section: one, or two side by side
+MAX_DESCRIPTION_BYTES = 40_000
+MAX_SECTION_ITEMS = 2
+# A host that cannot resolve (RFC 2606 ``.invalid``): Allegro cannot download the image.
+UNREACHABLE_SUFFIX = ".invalid"
 
 
 def check_write_limit(emulator: Emulator, seller: Seller) -> None:
@@ -86,6 +98,100 @@ def _ean_from(body: dict[str, Any]) -> str | None:
     return None
 
 
+def _images(value: Any, path: str = "images") -> list[str]:
+    """A gallery as Allegro takes it: URLs it can download, at most 16."""
+    if not isinstance(value, list) or not all(isinstance(url, str) for url in value):
+        raise validation("images must be a list of URLs", path)
+    if len(value) > MAX_IMAGES:
+        raise ApiError(
+            422,
+            "GallerySizeException",
+            f"The gallery may have at most {MAX_IMAGES} images",
+            path=path,
+        )
+    for n, url in enumerate(value):
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise validation(f"Invalid image URL: {url}", f"{path}[{n}]")
+        # as POST /sale/product-offers: Allegro fetches https links (and its own host's)
+        if parts.hostname.endswith(UNREACHABLE_SUFFIX) or not (
+            parts.scheme == "https" or on_image_host(url)
+        ):
+            raise ApiError(
+                422,
+                "OfferImagesNotAvailableException",
+                f"The image could not be downloaded: {url}",
+                path=f"{path}[{n}]",
+            )
+    return list(value)
+
+
+def _description(value: Any) -> dict[str, Any]:
+    """``{"sections": [{"items": [TEXT {content} | IMAGE {url}]}]}``, at most 40 000 bytes."""
+    sections = value.get("sections") if isinstance(value, dict) else None
+    if not isinstance(sections, list):
+        raise validation("description.sections must be a list", "description.sections")
+    for s, section in enumerate(sections):
+        items = section.get("items") if isinstance(section, dict) else None
+        path = f"description.sections[{s}].items"
+        if not isinstance(items, list) or not 1 <= len(items) <= MAX_SECTION_ITEMS:
+            raise validation(f"A section has 1 or {MAX_SECTION_ITEMS} items", path)
+        for i, item in enumerate(items):
+            kind = item.get("type") if isinstance(item, dict) else None
+            if kind == "TEXT" and isinstance(item.get("content"), str) and item["content"]:
+                continue
+            if kind == "IMAGE" and isinstance(item.get("url"), str):
+                _images([item["url"]], f"{path}[{i}].url")
+                continue
+            raise validation("An item is TEXT with content or IMAGE with url", f"{path}[{i}]")
+    if len(json.dumps(sections, ensure_ascii=False).encode()) > MAX_DESCRIPTION_BYTES:
+        raise validation(
+            f"The description cannot have more than {MAX_DESCRIPTION_BYTES} bytes",
+            "description",
+        )
+    return {"sections": sections}
+
+
+def _product_parameters(body: dict[str, Any]) -> list[dict[str, Any]] | None:
+    """``productSet[0].product.parameters`` (None when not given)."""
+    product_set = body.get("productSet")
+    if not isinstance(product_set, list) or not product_set:
+        return None
+    product = (product_set[0] or {}).get("product") if isinstance(product_set[0], dict) else None
+    if not isinstance(product, dict) or "parameters" not in product:
+        return None
+    return _parameters(product["parameters"], "productSet[0].product.parameters")
+
+
+def _parameters(parameters: Any, path: str) -> list[dict[str, Any]]:
+    """Parameters as Allegro takes them: each with ``id`` or ``name`` and ``values``."""
+    if not isinstance(parameters, list):
+        raise validation("parameters must be a list", path)
+    out = []
+    for n, parameter in enumerate(parameters):
+        if not isinstance(parameter, dict):
+            raise validation("A parameter is an object", f"{path}[{n}]")
+        pid, name = parameter.get("id"), parameter.get("name")
+        if not (isinstance(pid, str) and pid) and not (isinstance(name, str) and name):
+            raise validation("A parameter needs its id or name", f"{path}[{n}]")
+        values = parameter.get("values")
+        if (
+            not isinstance(values, list)
+            or not values
+            or not all(isinstance(v, str) and v for v in values)
+        ):
+            raise ApiError(
+                422,
+                "ParameterValidationException",
+                "A parameter needs at least one value",
+                path=f"{path}[{n}].values",
+            )
+        out.append(
+            {"id": pid if isinstance(pid, str) and pid else None, "name": name, "values": values}
+        )
+    return out
+
+
 def _parse_edit(body: dict[str, Any]) -> dict[str, Any]:
     """Validate the whole body before anything changes: field name -> new value."""
     edit: dict[str, Any] = {}
@@ -121,6 +227,16 @@ def _parse_edit(body: dict[str, Any]) -> dict[str, Any]:
         if not isinstance(stock, int) or isinstance(stock, bool) or stock < 0:
             raise validation("stock.available must be >= 0", "stock.available")
         edit["stock"] = stock
+    if "description" in body:
+        edit["description"] = _description(body["description"])
+    if "images" in body:
+        edit["images"] = _images(body["images"])
+        edit["image_url"] = edit["images"][0] if edit["images"] else None
+    parameters = _product_parameters(body)
+    if parameters is not None:
+        edit["product_parameters"] = parameters
+    if "parameters" in body:  # the offer's parameters
+        edit["parameters"] = _parameters(body["parameters"], "parameters")
     status = (body.get("publication") or {}).get("status")
     if status is not None:
         if status not in ("ACTIVE", "ENDED"):
@@ -132,7 +248,8 @@ def _parse_edit(body: dict[str, Any]) -> dict[str, Any]:
 def _apply(emulator: Emulator, offer: Offer, edit: dict[str, Any], asynchronous: bool) -> bool:
     """Apply an edit; True when ending the offer for empty stock is left to the operation."""
     market = emulator.market
-    fields: dict[str, Any] = {k: edit[k] for k in ("name", "external_id", "ean") if k in edit}
+    changeable = ("name", "external_id", "ean", "image_url", *DETAIL_FIELDS)
+    fields: dict[str, Any] = {k: edit[k] for k in changeable if k in edit}
     try:
         if edit.get("status") == "ACTIVE" and offer.status not in LIVE:
             # Raise the stock first, so "stock 5 + ACTIVE" revives a sold-out offer.
@@ -209,6 +326,9 @@ async def patch_product_offer(request: web.Request) -> web.Response:
     edit = _parse_edit(body)
     asynchronous = market.config.switches.patch_always_async
     end_later = _apply(emulator, offer, edit, asynchronous)
+    market.recordings.edits.append(
+        {"offer_id": offer.id, "seller_id": seller.id, "fields": sorted(body), "body": body}
+    )
     dto = product_offer(market, offer, seller)
     if not asynchronous:
         return json_response(dto)

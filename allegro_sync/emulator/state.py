@@ -30,6 +30,7 @@ class Recordings:
     shipments: list[dict[str, Any]] = field(default_factory=list)
     fulfillments: list[dict[str, Any]] = field(default_factory=list)
     messages: list[dict[str, Any]] = field(default_factory=list)
+    edits: list[dict[str, Any]] = field(default_factory=list)
     requests: Counter[str] = field(default_factory=Counter)
     requests_by_client: Counter[str] = field(default_factory=Counter)
     # authenticated REST calls per (seller, METHOD /route) (user tokens only), e.g. a quiet

@@ -289,6 +289,13 @@ def offer_listing(market: Marketplace, offer: Offer, seller: Seller) -> dict[str
     }
 
 
+def offer_images(offer: Offer) -> list[str]:
+    """The offer's gallery: what a listing or a PATCH set, else its one image."""
+    if offer.details.get("images"):
+        return list(offer.details["images"])
+    return [offer.image_url] if offer.image_url else []
+
+
 def product_offer(market: Marketplace, offer: Offer, seller: Seller) -> dict[str, Any]:
     """``GET /sale/product-offers/{id}``; the EAN is product parameter 225693. An offer
     created through ``POST /sale/product-offers`` shows what it was created with."""
@@ -331,6 +338,17 @@ def product_offer(market: Marketplace, offer: Offer, seller: Seller) -> dict[str
         "returnPolicy": {"id": seller.return_policies[0]["id"]},
     }
     producer = d.get("responsible_producer")
+    product_params += [
+        {
+            "id": p.get("id"),
+            "name": p.get("name"),
+            "values": list(p.get("values") or []),
+            "valuesIds": None,
+            "rangeValue": None,
+        }
+        for p in d.get("product_parameters") or []
+        if p.get("id") != EAN_PARAMETER_ID
+    ]
     return {
         "id": offer.id,
         "name": offer.name,
@@ -386,7 +404,7 @@ def product_offer(market: Marketplace, offer: Offer, seller: Seller) -> dict[str
             "postCode": "60-166",
             "province": "WIELKOPOLSKIE",
         },
-        "images": list(d.get("images") or ([offer.image_url] if offer.image_url else [])),
+        "images": offer_images(offer),
         "description": d.get("description") or {"sections": []},
         "external": {"id": offer.external_id} if offer.external_id else None,
         "taxSettings": d.get("tax_settings"),

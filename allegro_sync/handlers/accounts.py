@@ -109,6 +109,7 @@ class AccountPatch(BaseModel):
     extra_order_email_recipients: list[Email] | None = Field(default=None, max_length=20)
     order_message_channel: Literal["email", "message_centre"] | None = None
     mark_sent_on_tracking: StrictBool | None = None
+    update_offers_from_products: StrictBool | None = None
 
 
 NOT_NULLABLE = frozenset(
@@ -241,6 +242,7 @@ class AccountView(BaseModel):
     allowed_extra_emails: list[str]
     order_message_channel: Literal["email", "message_centre"]
     mark_sent_on_tracking: bool
+    update_offers_from_products: bool
 
 
 def account_json(row: asyncpg.Record) -> dict[str, Any]:
@@ -283,6 +285,7 @@ def account_json(row: asyncpg.Record) -> dict[str, Any]:
         allowed_extra_emails=list(row["allowed_extra_emails"]),
         order_message_channel=row["order_message_channel"],
         mark_sent_on_tracking=row["mark_sent_on_tracking"],
+        update_offers_from_products=row["update_offers_from_products"],
     )
     return view.model_dump(mode="json")
 

@@ -57,7 +57,7 @@ from allegro_sync.contract import (
     StockChanged,
     run_splitter,
 )
-from allegro_sync.handlers import catalog, prices, stock
+from allegro_sync.handlers import catalog, offer_updates, prices, stock
 from allegro_sync.handlers.fulfillment import record_fulfillment, set_fulfillment
 from allegro_sync.handlers.invoices import record_invoice, upload_invoice
 from allegro_sync.handlers.listing import handle_offer_list
@@ -121,7 +121,7 @@ def erp_routes() -> dict[str, Route]:
     are handled per consumer batch: recorded version-guarded and propagated to bound offers as
     desired values for the offer-change batcher (S1-S5, P1-P2)."""
     return {
-        PRODUCT_UPSERTED: Route(ProductUpserted, catalog.upsert_product),
+        PRODUCT_UPSERTED: Route(ProductUpserted, offer_updates.upsert_product),
         PRICE_LIST_UPSERTED: Route(PriceListUpserted, catalog.upsert_price_list),
         STOCK_CHANGED: Route(StockChanged, handle_many=stock.propagate_stock),
         PRICE_CHANGED: Route(PriceChanged, handle_many=prices.propagate_price),

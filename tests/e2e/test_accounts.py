@@ -44,6 +44,7 @@ async def test_browser_connect_creates_the_account_named_after_its_login(
         "send_customer_card",
         "only_customers_with_nip",
         "sync_prices",
+        "update_offers_from_products",
     ):
         assert account[switch] is False, switch
     assert account["do_not_renew_default"] is True
@@ -318,6 +319,8 @@ async def test_settings_are_validated_and_stored(
         ({"stock_control": None}, "stock_control", 422),
         ({"mark_sent_on_tracking": None}, "mark_sent_on_tracking", 422),
         ({"mark_sent_on_tracking": "no"}, "mark_sent_on_tracking", 422),
+        ({"update_offers_from_products": None}, "update_offers_from_products", 422),
+        ({"update_offers_from_products": 1}, "update_offers_from_products", 422),
     ):
         status, body = await admin.call("PATCH", path, patch)
         assert (status, body.get("field")) == (code, field), (patch, body)

@@ -107,3 +107,103 @@ async def test_patch_validation(emu: Harness) -> None:
         "PATCH", f"/sale/product-offers/{oid}", token, {"name": "Nowa nazwa oferty B"}
     )
     assert status == 202
+
+
+PRODUCT_EDIT = {
+    "name": "Kubek ceramiczny biały 300 ml",
+    "description": {
+        "sections": [
+            {"items": [{"type": "TEXT", "content": "<p>Kubek na kawę.</p>"}]},
+            {
+                "items": [
+                    {"type": "IMAGE", "url": "https://img.example/kubek-2.jpg"},
+                    {"type": "TEXT", "content": "<p>Do zmywarki.</p>"},
+                ]
+            },
+        ]
+    },
+    "images": ["https://img.example/kubek-1.jpg", "https://img.example/kubek-2.jpg"],
+    "parameters": [{"id": "224017", "values": ["KUB-300"]}, {"name": "Kolor", "values": ["biały"]}],
+    "productSet": [
+        {
+            "product": {
+                "id": "5901234123457",
+                "idType": "GTIN",
+                "parameters": [{"id": "225693", "values": ["5901234123457"]}],
+            }
+        }
+    ],
+}
+
+
+async def test_product_fields_are_taken_and_shown(emu: Harness) -> None:
+    token, oid = await _offer(emu, ean="5901234123457")
+    status, _, _ = await emu.api("PATCH", f"/sale/product-offers/{oid}", token, PRODUCT_EDIT)
+    assert status == 202
+    _, po, _ = await emu.api("GET", f"/sale/product-offers/{oid}", token)
+    assert po["name"] == PRODUCT_EDIT["name"]
+    assert po["description"] == PRODUCT_EDIT["description"]
+    assert po["images"] == PRODUCT_EDIT["images"]
+    (ean,) = po["productSet"][0]["product"]["parameters"]
+    assert (ean["id"], ean["values"]) == ("225693", ["5901234123457"])
+    params = {p["id"] or p["name"]: p["values"] for p in po["parameters"]}
+    assert params == {"224017": ["KUB-300"], "Kolor": ["biały"]}
+    (edit,) = (await emu.control("GET", "/edits"))["edits"]
+    assert edit["offer_id"] == oid
+    assert edit["fields"] == ["description", "images", "name", "parameters", "productSet"]
+
+
+async def test_product_fields_are_validated_as_allegro_does(emu: Harness) -> None:
+    token, oid = await _offer(emu)
+    path = f"/sale/product-offers/{oid}"
+    cases: list[tuple[dict[str, Any], str, str]] = [
+        (
+            {"images": [f"https://img.example/{n}.jpg" for n in range(17)]},
+            "GallerySizeException",
+            "images",
+        ),
+        ({"images": ["ftp://img.example/1.jpg"]}, "VALIDATION_ERROR", "images[0]"),
+        ({"images": ["http://img.example/1.jpg"]}, "OfferImagesNotAvailableException", "images[0]"),
+        (
+            {"images": ["https://img.example/1.jpg", "https://cdn.shop.invalid/2.jpg"]},
+            "OfferImagesNotAvailableException",
+            "images[1]",
+        ),
+        (
+            {"description": {"sections": [{"items": []}]}},
+            "VALIDATION_ERROR",
+            "description.sections[0].items",
+        ),
+        (
+            {"description": {"sections": [{"items": [{"type": "VIDEO", "url": "x"}]}]}},
+            "VALIDATION_ERROR",
+            "description.sections[0].items[0].type",
+        ),
+        (
+            {"description": {"sections": [{"items": [{"type": "TEXT", "content": "x" * 40_001}]}]}},
+            "VALIDATION_ERROR",
+            "description",
+        ),
+        (
+            {"productSet": [{"product": {"parameters": [{"values": ["a"]}]}}]},
+            "VALIDATION_ERROR",
+            "productSet[0].product.parameters[0]",
+        ),
+        (
+            {"productSet": [{"product": {"parameters": [{"id": "224017", "values": []}]}}]},
+            "ParameterValidationException",
+            "productSet[0].product.parameters[0].values",
+        ),
+        (
+            {"parameters": [{"name": "Kolor"}]},
+            "ParameterValidationException",
+            "parameters[0].values",
+        ),
+    ]
+    for body, code, where in cases:
+        status, err, _ = await emu.api("PATCH", path, token, body)
+        assert status == 422, body
+        assert (err["errors"][0]["code"], err["errors"][0]["path"]) == (code, where)
+    assert (await emu.control("GET", "/edits"))["count"] == 0  # nothing was taken
+    _, po, _ = await emu.api("GET", path, token)
+    assert po["description"] == {"sections": []}

@@ -11,6 +11,7 @@ PACKAGE = Path(__file__).resolve().parents[2] / "allegro_sync"
 DAEMON = PACKAGE / "daemon"
 # The pollers, and the daemon modules that held SQL of their own before it moved out.
 SERVICES = ("app", "cli_offers", "mail_relay", "offer_change_batcher", "outbox_relay", "pollers")
+SERVICES += ("offer_updater", "cli_listing_jobs")
 SERVICES += ("order_sweeper", "renewal_service", "replicas", "retention", "token_refresher")
 SQL_FREE = sorted([*(DAEMON / "api").glob("*.py"), *(DAEMON / f"{name}.py" for name in SERVICES)])
 STATEMENT = re.compile(r"\s*\(?\s*(SELECT|INSERT|UPDATE|DELETE|WITH|MERGE|LOCK|TRUNCATE|COPY)\s")

@@ -30,6 +30,7 @@ SETTING_COLUMNS = (
     "extra_order_email_recipients",
     "order_message_channel",
     "mark_sent_on_tracking",
+    "update_offers_from_products",
 )
 UPDATABLE_COLUMNS = frozenset({"name", "active", *SETTING_COLUMNS})
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -25,6 +26,22 @@ ON CONFLICT (product_id, account_id) DO UPDATE
        updated_at = now()
  WHERE listings.state = 'failed'
 RETURNING *, true AS requested
+"""
+
+# The same for many products of one account at once (a listing job), in product order.
+REQUEST_MANY = """
+INSERT INTO listings (account_id, product_id, price, currency, quantity, category_id, publish,
+                      external_id)
+SELECT $1, u.product_id, u.price, u.currency, u.quantity, NULL, $2, u.external_id
+  FROM unnest($3::text[], $4::numeric[], $5::text[], $6::int[], $7::text[])
+           AS u (product_id, price, currency, quantity, external_id)
+ ORDER BY u.product_id
+ON CONFLICT (product_id, account_id) DO UPDATE
+   SET price = EXCLUDED.price, currency = EXCLUDED.currency, quantity = EXCLUDED.quantity,
+       category_id = EXCLUDED.category_id, publish = EXCLUDED.publish, state = 'pending',
+       errors = NULL, trace_id = NULL, attempts = 0, due_at = now(), claimed_until = NULL,
+       updated_at = now()
+ WHERE listings.state = 'failed'
 """
 
 # Due open listings, leased for ``$2`` seconds so that another replica (or the CLI) skips them.
@@ -69,6 +86,32 @@ async def request(
     existing = await get(conn, account_id, product_id)
     assert existing is not None
     return existing, False
+
+
+async def request_many(
+    conn: asyncpg.Connection,
+    *,
+    account_id: int,
+    product_ids: Sequence[str],
+    prices: Sequence[Decimal],
+    currencies: Sequence[str],
+    quantities: Sequence[int],
+    publish: bool,
+    external_ids: Sequence[str],
+) -> None:
+    """Ask for the listings of many products of one account (each with the product's or the
+    account's default category), as ``request`` does one by one."""
+    if product_ids:
+        await conn.execute(
+            REQUEST_MANY,
+            account_id,
+            publish,
+            list(product_ids),
+            list(prices),
+            list(currencies),
+            list(quantities),
+            list(external_ids),
+        )
 
 
 async def get(conn: Db, account_id: int, product_id: str) -> asyncpg.Record | None:

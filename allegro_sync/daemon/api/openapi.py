@@ -16,6 +16,7 @@ from aiohttp import web
 
 from allegro_sync.adapters.postgres.event_log import CATEGORIES
 from allegro_sync.contract import CUSTOMER_TYPES, OfferList
+from allegro_sync.daemon.api.listing_jobs import ListingJobRequest
 from allegro_sync.daemon.api.params import BIGINT_MAX
 from allegro_sync.export.filters import MAX_Q
 from allegro_sync.export.formats import EXPORT_FORMATS
@@ -119,7 +120,7 @@ def _customer_filters() -> list[dict[str, Any]]:
 
 def _schemas() -> dict[str, Any]:
     models: dict[str, Any] = {}
-    for model in (AccountPatch, OfferPatch, OfferList):
+    for model in (AccountPatch, OfferPatch, OfferList, ListingJobRequest):
         schema = model.model_json_schema(ref_template=REF + "{model}")
         models.update(schema.pop("$defs", {}))
         models[model.__name__] = schema
@@ -236,6 +237,42 @@ def _schemas() -> dict[str, Any]:
             "updated_at": _TIME,
         }
     )
+    listing_job = _obj(
+        {
+            "id": _INT,
+            "account_id": _INT,
+            "publish": _BOOL,
+            "state": {"type": "string", "enum": ["running", "done"]},
+            "total": _INT,
+            "done": _INT,
+            "pending": _INT,
+            "listed": _INT,
+            "failed": _INT,
+            "skipped": _INT,
+            "created_at": _TIME,
+            "finished_at": _OPT_TIME,
+        },
+        failures={
+            "type": "array",
+            "items": _obj(
+                {
+                    "product_id": _STR,
+                    "skipped": _OPT_STR,
+                    "errors": {"type": ["array", "null"], "items": {"type": "object"}},
+                }
+            ),
+        },
+    )
+    listing_dry_run = _obj(
+        {
+            "account_id": _INT,
+            "dry_run": _BOOL,
+            "total": _INT,
+            "would_list": _INT,
+            "would_skip": _INT,
+            "product_ids": {"type": "array", "items": _STR},
+        }
+    )
     error = _obj(
         {"error": _STR, "detail": _STR},
         field={"type": "string", "description": "the parameter or field at fault"},
@@ -249,6 +286,8 @@ def _schemas() -> dict[str, Any]:
         "EventLogEntry": event,
         "Shipment": shipment,
         "Listing": listing,
+        "ListingJob": listing_job,
+        "ListingJobDryRun": listing_dry_run,
         **dict(sorted(models.items())),
         "AccountPage": _page("Account"),
         "OrderPage": _page("Order"),
@@ -484,6 +523,38 @@ def _paths() -> dict[str, Any]:
                 "summary": "Bind an offer to a product by hand, or change its flags",
                 "requestBody": _body(_ref("OfferPatch")),
                 "responses": _responses({200: _json(_ref("Offer"))}, *_BODY_ERRORS, 404),
+            },
+        },
+        "/offers/listing-jobs": {
+            "post": {
+                "summary": "List every product with an EAN and no offer on the account",
+                "description": "202 with the job (its listings are carried out by the daemon"
+                " within the seller's write budget); with `dry_run`, 200 with what it would do.",
+                "requestBody": _body(_ref("ListingJobRequest")),
+                "responses": _responses(
+                    {202: _json(_ref("ListingJob")), 200: _json(_ref("ListingJobDryRun"))},
+                    *_BODY_ERRORS,
+                    404,
+                    409,
+                ),
+            },
+            "get": {
+                "summary": "Listing jobs, newest first",
+                "parameters": [
+                    _query("account_id", _ID),
+                    _query("limit", {"type": "integer", "minimum": 1, "maximum": 100}),
+                ],
+                "responses": _responses(
+                    {200: _json(_obj({"items": {"type": "array", "items": _ref("ListingJob")}}))},
+                    422,
+                ),
+            },
+        },
+        "/offers/listing-jobs/{id}": {
+            "parameters": [_ACCOUNT_ID],
+            "get": {
+                "summary": "A listing job's progress and its latest refusals and skips",
+                "responses": _responses({200: _json(_ref("ListingJob"))}, 404),
             },
         },
         "/customers": {

@@ -69,6 +69,16 @@ SECTIONS: tuple[tuple[str, str, tuple[tuple[str, str], ...]], ...] = (
         "Ceny w Allegro",
         (("sync_prices", "Zmień cenę na ofercie po zmianie ceny towaru"),),
     ),
+    (
+        "listing",
+        "Wystawianie ofert",
+        (
+            (
+                "update_offers_from_products",
+                "Aktualizuj oferty po zmianie nazwy, opisu, zdjęć lub parametrów towaru",
+            ),
+        ),
+    ),
 )
 SECTION_FIELDS = {key: tuple(name for name, _ in items) for key, _, items in SECTIONS}
 PRODUCTION_ONLY = frozenset({"stock_control"})

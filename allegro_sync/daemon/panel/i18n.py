@@ -124,6 +124,10 @@ EN: dict[str, str] = {
         "Send only customer cards with a tax id (NIP) to the ERP"
     ),
     "Zmień cenę na ofercie po zmianie ceny towaru": "Change the offer price when the product price changes",
+    "Wystawianie ofert": "Listing offers",
+    "Aktualizuj oferty po zmianie nazwy, opisu, zdjęć lub parametrów towaru": (
+        "Update the offers when the product's name, description, images or parameters change"
+    ),
     "! Wymaga kont produkcyjnych": "! Needs a production account",
     "Zapisz": "Save",
     "Parametry wystawiania": "Listing parameters",
