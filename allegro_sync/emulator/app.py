@@ -13,6 +13,7 @@ from . import (
     oauth,
     offers,
     orders,
+    parcels,
     product_offers,
     shipments,
 )
@@ -39,6 +40,7 @@ def create_app(config: EmulatorConfig | None = None) -> web.Application:
         orders,
         invoices,
         shipments,
+        parcels,
         messaging,
         offers,
         product_offers,

@@ -17,9 +17,11 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    Strict,
     StrictBool,
     StringConstraints,
     ValidationError,
+    model_validator,
 )
 
 from allegro_sync.adapters.allegro.client import AllegroRestClient
@@ -78,6 +80,42 @@ class Address(BaseModel):
     country_code: Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}$")] = "PL"
 
 
+class ShippingSender(BaseModel):
+    """The sender printed on labels of parcels sent with Allegro, and the pickup address."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: Text | None = None
+    company: Text | None = None
+    street: Text
+    postal_code: Annotated[
+        str, StringConstraints(strip_whitespace=True, min_length=1, max_length=16)
+    ]
+    city: Text
+    country_code: Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}$")] = "PL"
+    phone: Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^\+?[0-9 ]{6,20}$")]
+    email: Email
+
+    @model_validator(mode="after")
+    def _named(self) -> ShippingSender:
+        if not self.name and not self.company:
+            raise ValueError("a sender needs a name or a company")
+        return self
+
+
+Size = Annotated[float, Strict(), Field(gt=0, le=1000)]
+
+
+class DefaultPackage(BaseModel):
+    """The package of a parcel whose request names none (centimetres, kilograms)."""
+
+    model_config = ConfigDict(extra="forbid")
+    type: Literal["PACKAGE", "DOX", "PALLET", "OTHER"] = "PACKAGE"
+    length: Size
+    width: Size
+    height: Size
+    weight: Size
+
+
 class AccountPatch(BaseModel):
     """What ``PATCH /accounts/{id}`` accepts; unknown keys and wrong types are refused."""
 
@@ -107,13 +145,23 @@ class AccountPatch(BaseModel):
     extra_order_email_recipients: list[Email] | None = Field(default=None, max_length=20)
     order_message_channel: Literal["email", "message_centre"] | None = None
     mark_sent_on_tracking: StrictBool | None = None
+    shipping_sender: ShippingSender | None = None
+    default_package: DefaultPackage | None = None
 
 
 NOT_NULLABLE = frozenset(
     name
     for name, field in AccountPatch.model_fields.items()
     if name
-    not in {"orders_from", "default_category_id", "after_sales", "shipping_rates_id", "address"}
+    not in {
+        "orders_from",
+        "default_category_id",
+        "after_sales",
+        "shipping_rates_id",
+        "address",
+        "shipping_sender",
+        "default_package",
+    }
 )
 
 
@@ -229,6 +277,8 @@ def account_json(row: asyncpg.Record) -> dict[str, Any]:
         "allowed_extra_emails": list(row["allowed_extra_emails"]),
         "order_message_channel": row["order_message_channel"],
         "mark_sent_on_tracking": row["mark_sent_on_tracking"],
+        "shipping_sender": row["shipping_sender"],
+        "default_package": row["default_package"],
     }
 
 

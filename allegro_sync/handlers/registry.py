@@ -38,6 +38,8 @@ from allegro_sync.contract import (
     PRODUCT_UPSERTED,
     RUN_EXTRAS,
     SHIPMENT_ADDED,
+    SHIPMENT_CANCEL,
+    SHIPMENT_REQUESTED,
     STOCK_CHANGED,
     InvoiceAdded,
     OfferEventMessage,
@@ -52,6 +54,8 @@ from allegro_sync.contract import (
     PriceListUpserted,
     ProductUpserted,
     ShipmentAdded,
+    ShipmentCancel,
+    ShipmentRequested,
     StockChanged,
     run_splitter,
 )
@@ -61,6 +65,7 @@ from allegro_sync.handlers.invoices import record_invoice, upload_invoice
 from allegro_sync.handlers.offers import prepare_offers, refresh_offers
 from allegro_sync.handlers.order_messages import prepare_order_message, record_order_message
 from allegro_sync.handlers.orders import handle_orders, prepare_backfill, prepare_orders
+from allegro_sync.handlers.parcels import cancel_shipment, request_shipment
 from allegro_sync.handlers.shipments import add_shipments, record_shipments
 
 Handler = Callable[[Any, asyncpg.Connection], Awaitable[None]]
@@ -122,6 +127,9 @@ def erp_routes() -> dict[str, Route]:
         PRICE_LIST_UPSERTED: Route(PriceListUpserted, catalog.upsert_price_list),
         STOCK_CHANGED: Route(StockChanged, handle_many=stock.propagate_stock),
         PRICE_CHANGED: Route(PriceChanged, handle_many=prices.propagate_price),
+        # parcels: stored with their command id here, sent by daemon/parcel_service.py
+        SHIPMENT_REQUESTED: Route(ShipmentRequested, request_shipment),
+        SHIPMENT_CANCEL: Route(ShipmentCancel, cancel_shipment),
     }
 
 

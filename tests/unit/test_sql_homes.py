@@ -12,6 +12,7 @@ DAEMON = PACKAGE / "daemon"
 # The pollers, and the daemon modules that held SQL of their own before it moved out.
 SERVICES = ("app", "cli_offers", "mail_relay", "offer_change_batcher", "outbox_relay", "pollers")
 SERVICES += ("order_sweeper", "renewal_service", "replicas", "retention", "token_refresher")
+SERVICES += ("parcel_service",)
 SQL_FREE = sorted([*(DAEMON / "api").glob("*.py"), *(DAEMON / f"{name}.py" for name in SERVICES)])
 STATEMENT = re.compile(r"\s*\(?\s*(SELECT|INSERT|UPDATE|DELETE|WITH|MERGE|LOCK|TRUNCATE|COPY)\s")
 

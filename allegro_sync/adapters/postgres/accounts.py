@@ -30,6 +30,8 @@ SETTING_COLUMNS = (
     "extra_order_email_recipients",
     "order_message_channel",
     "mark_sent_on_tracking",
+    "shipping_sender",
+    "default_package",
 )
 UPDATABLE_COLUMNS = frozenset({"name", "active", *SETTING_COLUMNS})
 
