@@ -69,6 +69,8 @@ INVOICE_ADDED = "invoice.added"
 ORDER_MESSAGE = "order.message"
 SHIPMENT_ADDED = "shipment.added"
 OFFER_LIST = "offer.list"
+SHIPMENT_REQUESTED = "shipment.requested"
+SHIPMENT_CANCEL = "shipment.cancel"
 # allegro-sync.journal
 ORDER_EVENTS = "allegro.order_events"
 ORDER_EVENT = "allegro.order_event"
@@ -84,6 +86,9 @@ OFFER_LISTED = "offer.listed"
 OFFER_LIST_FAILED = "offer.list_failed"
 ACCOUNT_DISABLED = "account.disabled"
 OFFER_UPDATE_FAILED = "offer.update_failed"
+SHIPMENT_CREATED = "shipment.created"
+SHIPMENT_FAILED = "shipment.failed"
+SHIPMENT_CANCELLED = "shipment.cancelled"
 
 # Text of the ERP's messages holds no control character (C0, DEL, C1): a NUL is refused by
 # PostgreSQL, a CR or LF would end up in a header, a file name or a log line. As a pattern, so
@@ -429,6 +434,74 @@ class ShipmentAdded(Message):
         Annotated[str, StringConstraints(min_length=1, max_length=30, strip_whitespace=True)] | None
     ) = None
     line_items: list[ShipmentLine] | None = Field(default=None, max_length=1000)
+
+
+# A package's size in centimetres and weight in kilograms: JSON numbers greater than 0.
+Centimetres = Annotated[float, Strict(), Field(gt=0, le=1000)]
+Kilograms = Annotated[float, Strict(), Field(gt=0, le=1000)]
+
+
+class Package(Message):
+    """One package of a parcel (Allegro's ``PackageRequestDto``): its type, size (cm) and
+    weight (kg)."""
+
+    model_config = _NO_COERCION
+
+    type: Literal["PACKAGE", "DOX", "PALLET", "OTHER"]
+    length: Centimetres
+    width: Centimetres
+    height: Centimetres
+    weight: Kilograms
+
+
+class Amount(Message):
+    """An amount with its currency (insurance, cash on delivery)."""
+
+    model_config = _NO_COERCION
+
+    amount: Price
+    currency: Currency
+
+
+class CashOnDelivery(Amount):
+    """Cash on delivery: the amount, and the account it is paid to when the carrier needs one."""
+
+    owner_name: Name | None = None
+    iban: Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}[0-9A-Z]{13,32}$")] | None = None
+
+
+class ShipmentRequested(Message):
+    """``shipment.requested``: a parcel to send with Allegro ("Wysyłam z Allegro"): a create
+    command of ``/shipment-management``, followed until it ends, then its label. The message id
+    is the request's idempotency key: the same id again is the same parcel.
+
+    ``delivery_method_id`` null: the method the buyer chose on the order. ``packages`` empty or
+    null: the account's ``default_package``. The sender is the account's ``shipping_sender``, the
+    receiver the order's delivery address. The outcome comes back as ``shipment.created`` (with
+    the label) or ``shipment.failed`` (with Allegro's errors). An unknown order, an account
+    without a sender, no package: dead-lettered with the reason."""
+
+    model_config = _NO_COERCION
+
+    checkout_form_id: uuid.UUID
+    delivery_method_id: Id | None = None
+    packages: list[Package] | None = Field(default=None, max_length=50)
+    insurance: Amount | None = None
+    cash_on_delivery: CashOnDelivery | None = None
+    reference: (
+        Annotated[str, StringConstraints(min_length=1, max_length=100, strip_whitespace=True)]
+        | None
+    ) = None
+    label_format: Literal["PDF", "ZPL"] = "PDF"
+
+
+class ShipmentCancel(Message):
+    """``shipment.cancel``: cancel a parcel made with ``shipment.requested`` (its
+    ``shipment_id`` from ``shipment.created``). Answered by ``shipment.cancelled``, or
+    ``shipment.failed`` with ``operation`` ``cancel`` when Allegro refuses. An unknown
+    shipment: dead-lettered."""
+
+    shipment_id: Id
 
 
 # Allegro's message centre accepts at most 2000 characters (spec ``NewMessage.text``); an
@@ -842,6 +915,39 @@ class OrderCancelled(Message):
     account_id: int
 
 
+class ShipmentCreated(Message):
+    """``shipment.created``: Allegro made the parcel of a ``shipment.requested`` (message id
+    ``shipment.created:<shipment_id>``); its label, base64, in ``label_format``."""
+
+    checkout_form_id: str
+    shipment_id: str
+    waybill: str | None
+    carrier_id: str | None
+    label_format: Literal["PDF", "ZPL"]
+    label_base64: str
+
+
+class ShipmentFailed(Message):
+    """``shipment.failed``: Allegro refused a parcel (``operation`` ``create``, message id
+    ``shipment.failed:<command id>``) or its cancel (``cancel``, ``shipment_id`` set), with
+    Allegro's words (``reason``), its error list and its trace id."""
+
+    checkout_form_id: str
+    shipment_id: str | None
+    operation: Literal["create", "cancel"]
+    reason: str
+    errors: list[dict[str, Any]]
+    trace_id: str | None
+
+
+class ShipmentCancelled(Message):
+    """``shipment.cancelled``: Allegro cancelled the parcel (message id
+    ``shipment.cancelled:<shipment_id>``)."""
+
+    checkout_form_id: str
+    shipment_id: str
+
+
 class OfferBound(Message):
     """``offer.bound``: an offer was bound to a product (message id
     ``offer.bound:<offer_id>:<product_id>``)."""
@@ -919,6 +1025,8 @@ ERP_MESSAGES: dict[str, type[Message]] = {
     ORDER_MESSAGE: OrderMessage,
     SHIPMENT_ADDED: ShipmentAdded,
     OFFER_LIST: OfferList,
+    SHIPMENT_REQUESTED: ShipmentRequested,
+    SHIPMENT_CANCEL: ShipmentCancel,
 }
 JOURNAL_MESSAGES: dict[str, type[Message]] = {
     ORDER_EVENTS: OrderEventsMessage,
@@ -936,4 +1044,7 @@ EVENTS: dict[str, type[Message]] = {
     OFFER_LIST_FAILED: OfferListFailed,
     ACCOUNT_DISABLED: AccountDisabled,
     OFFER_UPDATE_FAILED: OfferUpdateFailed,
+    SHIPMENT_CREATED: ShipmentCreated,
+    SHIPMENT_FAILED: ShipmentFailed,
+    SHIPMENT_CANCELLED: ShipmentCancelled,
 }

@@ -55,6 +55,7 @@ from allegro_sync.daemon.api.offers import add_offer_routes
 from allegro_sync.daemon.api.openapi import add_openapi_route
 from allegro_sync.daemon.api.orders import add_order_routes
 from allegro_sync.daemon.api.params import no_nul_in_query
+from allegro_sync.daemon.api.parcels import add_parcel_routes
 from allegro_sync.daemon.api.shipments import add_shipment_routes
 from allegro_sync.daemon.consumer import BatchConsumer
 from allegro_sync.daemon.listing_service import ListingService
@@ -65,6 +66,7 @@ from allegro_sync.daemon.order_sweeper import OrderSweeper
 from allegro_sync.daemon.outbox_relay import OutboxRelay
 from allegro_sync.daemon.panel import PREFIX as PANEL_PREFIX
 from allegro_sync.daemon.panel import PanelDeps, create_panel_app, new_auth
+from allegro_sync.daemon.parcel_service import ParcelService
 from allegro_sync.daemon.pollers import PollerSettings, PollerSupervisor
 from allegro_sync.daemon.reconciler import Reconciler
 from allegro_sync.daemon.renewal_service import RenewalService
@@ -302,6 +304,7 @@ class Daemon:
                 mail_from=settings.mail_from,
             )
         )
+        self.services.append(ParcelService(dsn=dsn, pool=self.pool, allegro=self.allegro))
         consumers = {
             queue_name: BatchConsumer(
                 connection=self.amqp,
@@ -402,6 +405,7 @@ class Daemon:
         add_listing_job_routes(app, self.http_pool)
         add_order_routes(app, self.http_pool)
         add_shipment_routes(app, self.http_pool)
+        add_parcel_routes(app, self.http_pool, self.allegro)
         add_openapi_route(app)
         app.add_subapp(PANEL_PREFIX, create_panel_app(self._panel_deps(exports)))
         self.http_runner = web.AppRunner(app, access_log=None)

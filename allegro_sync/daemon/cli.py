@@ -57,6 +57,9 @@ def build_parser() -> argparse.ArgumentParser:
     from allegro_sync.daemon.cli_offers import add_offers_command
 
     add_offers_command(commands)
+    from allegro_sync.daemon.cli_shipments import add_shipments_command
+
+    add_shipments_command(commands)
     from allegro_sync.daemon.cli_secrets import add_secrets_command
 
     add_secrets_command(commands)
@@ -113,6 +116,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         from allegro_sync.daemon.cli_offers import run_offers
 
         return asyncio.run(run_offers(args, load_settings(Settings)))
+    if args.command == "shipments":
+        from allegro_sync.daemon.cli_shipments import run_shipments
+
+        return asyncio.run(run_shipments(args, load_settings(Settings)))
     if args.command == "secrets":
         from allegro_sync.daemon.cli_secrets import run_secrets
 

@@ -13,6 +13,7 @@ from .config import EmulatorConfig
 from .ids import IdFactory
 from .journals import Journal, JournalEvent
 from .models import CheckoutForm, Command, Offer, OfferOperation, Seller
+from .parcel_models import ParcelDesk
 from .timers import Timers
 
 ORDER_RETENTION = timedelta(days=60)
@@ -72,6 +73,8 @@ class Marketplace:
         # Per order event type, how many of the next such events are never written to the
         # journal (Allegro lost READY_FOR_PROCESSING events, AA#8623); the forms change anyway.
         self.lost_order_events: Counter[str] = Counter()
+        # "Wysyłam z Allegro": shipment-management commands, parcels, pickups (parcels.py)
+        self.parcels = ParcelDesk()
 
     def has_archived(self, seller_id: str) -> bool:
         """Whether any of the seller's offers is archived (listings must then skip some)."""

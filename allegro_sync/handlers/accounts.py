@@ -18,10 +18,12 @@ from pydantic import (
     ConfigDict,
     Field,
     PlainSerializer,
+    Strict,
     StrictBool,
     StringConstraints,
     ValidationError,
     WithJsonSchema,
+    model_validator,
 )
 
 from allegro_sync.adapters.allegro.client import AllegroRestClient
@@ -80,6 +82,42 @@ class Address(BaseModel):
     country_code: Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}$")] = "PL"
 
 
+class ShippingSender(BaseModel):
+    """The sender printed on labels of parcels sent with Allegro, and the pickup address."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: Text | None = None
+    company: Text | None = None
+    street: Text
+    postal_code: Annotated[
+        str, StringConstraints(strip_whitespace=True, min_length=1, max_length=16)
+    ]
+    city: Text
+    country_code: Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}$")] = "PL"
+    phone: Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^\+?[0-9 ]{6,20}$")]
+    email: Email
+
+    @model_validator(mode="after")
+    def _named(self) -> ShippingSender:
+        if not self.name and not self.company:
+            raise ValueError("a sender needs a name or a company")
+        return self
+
+
+Size = Annotated[float, Strict(), Field(gt=0, le=1000)]
+
+
+class DefaultPackage(BaseModel):
+    """The package of a parcel whose request names none (centimetres, kilograms)."""
+
+    model_config = ConfigDict(extra="forbid")
+    type: Literal["PACKAGE", "DOX", "PALLET", "OTHER"] = "PACKAGE"
+    length: Size
+    width: Size
+    height: Size
+    weight: Size
+
+
 class AccountPatch(BaseModel):
     """What ``PATCH /accounts/{id}`` accepts; unknown keys and wrong types are refused."""
 
@@ -110,13 +148,23 @@ class AccountPatch(BaseModel):
     order_message_channel: Literal["email", "message_centre"] | None = None
     mark_sent_on_tracking: StrictBool | None = None
     update_offers_from_products: StrictBool | None = None
+    shipping_sender: ShippingSender | None = None
+    default_package: DefaultPackage | None = None
 
 
 NOT_NULLABLE = frozenset(
     name
     for name, field in AccountPatch.model_fields.items()
     if name
-    not in {"orders_from", "default_category_id", "after_sales", "shipping_rates_id", "address"}
+    not in {
+        "orders_from",
+        "default_category_id",
+        "after_sales",
+        "shipping_rates_id",
+        "address",
+        "shipping_sender",
+        "default_package",
+    }
 )
 
 
@@ -243,6 +291,8 @@ class AccountView(BaseModel):
     order_message_channel: Literal["email", "message_centre"]
     mark_sent_on_tracking: bool
     update_offers_from_products: bool
+    shipping_sender: dict[str, Any] | None
+    default_package: dict[str, Any] | None
 
 
 def account_json(row: asyncpg.Record) -> dict[str, Any]:
@@ -286,6 +336,8 @@ def account_json(row: asyncpg.Record) -> dict[str, Any]:
         order_message_channel=row["order_message_channel"],
         mark_sent_on_tracking=row["mark_sent_on_tracking"],
         update_offers_from_products=row["update_offers_from_products"],
+        shipping_sender=row["shipping_sender"],
+        default_package=row["default_package"],
     )
     return view.model_dump(mode="json")
 

@@ -39,6 +39,8 @@ from allegro_sync.contract import (
     PRODUCT_UPSERTED,
     RUN_EXTRAS,
     SHIPMENT_ADDED,
+    SHIPMENT_CANCEL,
+    SHIPMENT_REQUESTED,
     STOCK_CHANGED,
     InvoiceAdded,
     OfferEventMessage,
@@ -54,6 +56,8 @@ from allegro_sync.contract import (
     PriceListUpserted,
     ProductUpserted,
     ShipmentAdded,
+    ShipmentCancel,
+    ShipmentRequested,
     StockChanged,
     run_splitter,
 )
@@ -64,6 +68,7 @@ from allegro_sync.handlers.listing import handle_offer_list
 from allegro_sync.handlers.offers import prepare_offers, refresh_offers
 from allegro_sync.handlers.order_messages import prepare_order_message, record_order_message
 from allegro_sync.handlers.orders import handle_orders, prepare_backfill, prepare_orders
+from allegro_sync.handlers.parcels import cancel_shipment, request_shipment
 from allegro_sync.handlers.shipments import add_shipments, record_shipments
 
 Handler = Callable[[Any, asyncpg.Connection], Awaitable[None]]
@@ -127,6 +132,9 @@ def erp_routes() -> dict[str, Route]:
         PRICE_CHANGED: Route(PriceChanged, handle_many=prices.propagate_price),
         # the intent only: the listing service asks Allegro (handlers/listing.py)
         OFFER_LIST: Route(OfferList, handle_offer_list),
+        # parcels: stored with their command id here, sent by daemon/parcel_service.py
+        SHIPMENT_REQUESTED: Route(ShipmentRequested, request_shipment),
+        SHIPMENT_CANCEL: Route(ShipmentCancel, cancel_shipment),
     }
 
 

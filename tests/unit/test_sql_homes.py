@@ -13,6 +13,7 @@ DAEMON = PACKAGE / "daemon"
 SERVICES = ("app", "cli_offers", "mail_relay", "offer_change_batcher", "outbox_relay", "pollers")
 SERVICES += ("offer_updater", "cli_listing_jobs")
 SERVICES += ("order_sweeper", "renewal_service", "replicas", "retention", "token_refresher")
+SERVICES += ("parcel_service",)
 SQL_FREE = sorted([*(DAEMON / "api").glob("*.py"), *(DAEMON / f"{name}.py" for name in SERVICES)])
 STATEMENT = re.compile(r"\s*\(?\s*(SELECT|INSERT|UPDATE|DELETE|WITH|MERGE|LOCK|TRUNCATE|COPY)\s")
 

@@ -182,11 +182,14 @@ class AllegroRestClient:
         bulk: bool = False,
         upload_host: bool = False,
         follow_redirects: bool = True,
+        accept: str | None = None,
     ) -> Response:
         """One request; a 401 triggers one token refresh and one retry. ``bulk`` marks traffic
         that yields to orders under the client-wide limit (batch commands and their reports);
         ``upload_host`` sends it to Allegro's upload host (image uploads);
-        ``follow_redirects=False`` returns a 3xx as it is (an operation's 303 when done)."""
+        ``follow_redirects=False`` returns a 3xx as it is (an operation's 303 when done);
+        ``accept``: a file's media type (a label, a protocol): a success's body is then its
+        bytes, as they came; errors are still Allegro's JSON."""
         auth = await self._tokens.current(account_id)
         for retry_after_refresh in (True, False):
             if self._limiter is not None:
@@ -194,7 +197,10 @@ class AllegroRestClient:
             base = self._api_url(auth.sandbox)
             if upload_host:
                 base = upload_base(base)
-            headers = {"Authorization": f"Bearer {auth.access_token}", "Accept": MEDIA_TYPE}
+            headers = {
+                "Authorization": f"Bearer {auth.access_token}",
+                "Accept": f"{accept}, {MEDIA_TYPE}" if accept else MEDIA_TYPE,
+            }
             body: bytes | None = data
             if json is not None:
                 body = _encode(json)
@@ -217,8 +223,11 @@ class AllegroRestClient:
                     garbled: str | None = None
                     if status != 204:
                         raw = await http.read()
-                        payload = _decode(raw)
-                        garbled = not_allegro_json(method, status, raw, payload)
+                        if accept and status < 300 and not _is_json(http.content_type):
+                            payload = raw
+                        else:
+                            payload = _decode(raw)
+                            garbled = not_allegro_json(method, status, raw, payload)
                     response_headers = dict(http.headers)
             except (aiohttp.ClientError, TimeoutError) as exc:
                 self._metrics.allegro_requests.labels(action, "error").inc()
@@ -261,6 +270,10 @@ class AllegroRestClient:
     ) -> AllegroError:
         code, message = _describe(payload)
         text = f"{action}: Allegro answered {status} {code}: {message}".rstrip(": ")
+        if status in (400, 422):
+            return AllegroRejected(
+                text, status=status, code=code, trace_id=trace_id, errors=_errors(payload)
+            )
         if status == 429:
             return AllegroRateLimited(text, status=status, code=code, trace_id=trace_id)
         if status >= 500:
@@ -311,6 +324,13 @@ def _describe(payload: Any) -> tuple[str, str]:
     return "", ""
 
 
+def _errors(payload: Any) -> list[dict[str, Any]]:
+    """Allegro's error list (``{"errors": [...]}``), each entry an object; [] when none."""
+    if isinstance(payload, dict) and isinstance(payload.get("errors"), list):
+        return [e for e in payload["errors"] if isinstance(e, dict)]
+    return []
+
+
 def not_allegro_json(method: str, status: int, raw: bytes, payload: Any) -> str | None:
     """Why an answer is not one of Allegro's (None when it is one).
 
@@ -341,6 +361,10 @@ def _query(params: Params | None) -> list[tuple[str, str]] | None:
         else:
             pairs.append((key, str(value)))
     return pairs
+
+
+def _is_json(content_type: str) -> bool:
+    return content_type.endswith("json")
 
 
 def _encode(body: Any) -> bytes:

@@ -52,7 +52,20 @@ class AllegroConflict(AllegroError):
 
 
 class AllegroRejected(AllegroError):
-    """400 / 422 / 413 and other refusals of the request itself."""
+    """400 / 422 / 413 and other refusals of the request itself; ``errors``: Allegro's list
+    (400 and 422)."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int = 0,
+        code: str = "",
+        trace_id: str | None = None,
+        errors: list[dict[str, Any]] | None = None,
+    ) -> None:
+        super().__init__(message, status=status, code=code, trace_id=trace_id)
+        self.errors = errors or []
 
 
 class OAuthError(AllegroError):

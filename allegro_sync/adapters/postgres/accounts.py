@@ -31,6 +31,8 @@ SETTING_COLUMNS = (
     "order_message_channel",
     "mark_sent_on_tracking",
     "update_offers_from_products",
+    "shipping_sender",
+    "default_package",
 )
 UPDATABLE_COLUMNS = frozenset({"name", "active", *SETTING_COLUMNS})
 

@@ -85,3 +85,13 @@ async def list_page(
         LIST, account_id, checkout_form_id, status, *after, limit
     )
     return rows
+
+
+# A parcel Allegro made (``adapters/postgres/parcels.py``) carries its own tracking number: it
+# is listed with the others, and a ``shipment.added`` with the same waybill adds nothing.
+ADD_PARCEL = """
+INSERT INTO shipments (checkout_form_id, account_id, waybill, carrier_id, status,
+                       allegro_shipment_id, sent_at, fulfillment_at)
+VALUES ($1, $2, $3, $4, 'sent', $5, now(), now())
+ON CONFLICT (checkout_form_id, waybill) DO NOTHING
+"""

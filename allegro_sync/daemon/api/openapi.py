@@ -15,6 +15,7 @@ from typing import Any
 from aiohttp import web
 
 from allegro_sync.adapters.postgres.event_log import CATEGORIES
+from allegro_sync.adapters.postgres.parcels import STATUSES as PARCEL_STATUSES
 from allegro_sync.contract import CUSTOMER_TYPES, OfferList
 from allegro_sync.daemon.api.listing_jobs import ListingJobRequest
 from allegro_sync.daemon.api.params import BIGINT_MAX
@@ -209,6 +210,47 @@ def _schemas() -> dict[str, Any]:
             "created_at": _TIME,
             "sent_at": _OPT_TIME,
             "fulfillment_at": _OPT_TIME,
+        },
+        parcel={
+            "type": ["object", "null"],
+            "description": "the parcel sent with Allegro that carries this tracking number",
+            "properties": {
+                "id": _INT,
+                "status": {"type": "string", "enum": list(PARCEL_STATUSES)},
+                "label_format": {"type": "string", "enum": ["PDF", "ZPL"]},
+                "command_id": {"type": "string", "format": "uuid"},
+                "pickup_id": _OPT_STR,
+                "created_at": _TIME,
+            },
+        },
+    )
+    parcel_request = _obj(
+        {
+            "account_id": {"type": "integer", "minimum": 1},
+            "shipment_ids": {
+                "type": "array",
+                "minItems": 1,
+                "maxItems": 100,
+                "items": {"type": "string", "minLength": 1, "maxLength": 100},
+            },
+        }
+    )
+    pickup_request = {
+        **parcel_request,
+        "properties": {
+            **parcel_request["properties"],
+            "date": {"type": ["string", "null"], "format": "date"},
+        },
+    }
+    pickup = _obj(
+        {
+            "pickup_id": _STR,
+            "carrier_pickup_id": _OPT_STR,
+            "command_id": _STR,
+            "date": _STR,
+            "min_time": _OPT_STR,
+            "max_time": _OPT_STR,
+            "shipment_ids": {"type": "array", "items": _STR},
         }
     )
     listing = _obj(
@@ -288,6 +330,9 @@ def _schemas() -> dict[str, Any]:
         "Listing": listing,
         "ListingJob": listing_job,
         "ListingJobDryRun": listing_dry_run,
+        "ParcelsRequest": parcel_request,
+        "PickupRequest": pickup_request,
+        "Pickup": pickup,
         **dict(sorted(models.items())),
         "AccountPage": _page("Account"),
         "OrderPage": _page("Order"),
@@ -486,6 +531,38 @@ def _paths() -> dict[str, Any]:
                     _query("status", {"type": "string", "enum": ["pending", "sent", "refused"]}),
                 ],
                 "responses": _responses({200: _json(_ref("ShipmentPage"))}, 422),
+            }
+        },
+        "/shipments/{id}/label": {
+            "parameters": [{"name": "id", "in": "path", "required": True, "schema": _STR}],
+            "get": {
+                "summary": "The label of a parcel sent with Allegro (its Allegro shipment id)",
+                "responses": _responses(
+                    {
+                        200: {
+                            "application/pdf": {"schema": _STR},
+                            "application/x-zpl": {"schema": _STR},
+                        }
+                    },
+                    404,
+                    409,
+                ),
+            },
+        },
+        "/shipments/protocol": {
+            "post": {
+                "summary": "The handover protocol (a PDF) of an account's parcels",
+                "requestBody": _body(_ref("ParcelsRequest")),
+                "responses": _responses(
+                    {200: {"application/pdf": {"schema": _STR}}}, *_BODY_ERRORS, 409, 503
+                ),
+            }
+        },
+        "/shipments/pickup": {
+            "post": {
+                "summary": "Order a courier pickup of an account's parcels",
+                "requestBody": _body(_ref("PickupRequest")),
+                "responses": _responses({200: _json(_ref("Pickup"))}, *_BODY_ERRORS, 409, 503),
             }
         },
         "/offers": {

@@ -9,8 +9,9 @@ from typing import Any
 import asyncpg
 from aiohttp import web
 
-from allegro_sync.adapters.postgres import shipments
+from allegro_sync.adapters.postgres import parcels, shipments
 from allegro_sync.daemon.api.params import choice_param, int_param, invalid
+from allegro_sync.daemon.api.parcels import parcel_json
 
 STATUSES = ("pending", "sent", "refused")
 
@@ -63,7 +64,14 @@ def add_shipment_routes(app: web.Application, pool: asyncpg.Pool) -> None:
             after=(cursor_time, cursor_id),
             limit=limit + 1,
         )
-        items = [_shipment_json(r) for r in rows[:limit]]
+        page = rows[:limit]
+        found = await parcels.by_shipments(
+            pool, [r["allegro_shipment_id"] for r in page if r["allegro_shipment_id"]]
+        )
+        items = [
+            {**_shipment_json(r), "parcel": parcel_json(found.get(r["allegro_shipment_id"]))}
+            for r in page
+        ]
         next_cursor = None
         if len(rows) > limit:
             last = rows[limit - 1]
