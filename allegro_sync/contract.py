@@ -78,6 +78,7 @@ ORDER_CREATED = "order.created"
 ORDER_CANCELLED = "order.cancelled"
 OFFER_BOUND = "offer.bound"
 ACCOUNT_DISABLED = "account.disabled"
+SHIPMENT_STATUS_CHANGED = "shipment.status_changed"
 
 # Text of the ERP's messages holds no control character (C0, DEL, C1): a NUL is refused by
 # PostgreSQL, a CR or LF would end up in a header, a file name or a log line. As a pattern, so
@@ -733,6 +734,33 @@ class AccountDisabled(Message):
     reason: str
 
 
+# The carrier's statuses of a parcel (spec ``ParcelTrackingStatus.code``).
+DELIVERY_STATUSES = (
+    "PENDING",
+    "IN_TRANSIT",
+    "RELEASED_FOR_DELIVERY",
+    "AVAILABLE_FOR_PICKUP",
+    "NOTICE_LEFT",
+    "ISSUE",
+    "DELIVERED",
+    "RETURNED",
+)
+
+
+class ShipmentStatusChanged(Message):
+    """``shipment.status_changed``: the carrier's tracking of a tracking number on Allegro
+    shows a new status (``GET /order/carriers/{carrierId}/tracking``), once per change; message
+    id ``shipment.status_changed:<checkout_form_id>:<waybill>:<status>:<occurred_at>``.
+    ``status`` is the carrier's code (``DELIVERY_STATUSES``; ``DELIVERED`` and ``RETURNED`` end
+    the tracking), ``occurred_at`` when the carrier saw it."""
+
+    checkout_form_id: uuid.UUID
+    waybill: str
+    carrier_id: str
+    status: str
+    occurred_at: datetime
+
+
 # --- the exchanges' messages, by routing key -------------------------------------------------
 
 ERP_MESSAGES: dict[str, type[Message]] = {
@@ -758,4 +786,5 @@ EVENTS: dict[str, type[Message]] = {
     ORDER_CANCELLED: OrderCancelled,
     OFFER_BOUND: OfferBound,
     ACCOUNT_DISABLED: AccountDisabled,
+    SHIPMENT_STATUS_CHANGED: ShipmentStatusChanged,
 }

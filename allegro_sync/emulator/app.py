@@ -15,6 +15,7 @@ from . import (
     orders,
     product_offers,
     shipments,
+    tracking,
 )
 from .config import ClientRegistration, EmulatorConfig, Switches
 from .context import EMULATOR_KEY, Emulator
@@ -39,6 +40,7 @@ def create_app(config: EmulatorConfig | None = None) -> web.Application:
         orders,
         invoices,
         shipments,
+        tracking,
         messaging,
         offers,
         product_offers,

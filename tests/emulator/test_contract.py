@@ -58,6 +58,7 @@ def test_every_route_the_emulator_serves_is_an_operation_of_the_spec() -> None:
         "offer_id": "7610768778",
         "operation_id": "c0ffee00-0000-4000-8000-000000000003",
         "invoice_id": "c0ffee00-0000-4000-8000-000000000004",
+        "carrierId": "INPOST",
     }
     kinds = (
         "return-policies",
