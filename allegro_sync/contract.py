@@ -339,9 +339,10 @@ class OrderMessage(Message):
 
 
 class CheckoutFormRef(Message):
-    """The checkout form an order event is about."""
+    """The checkout form an order event is about, and its revision after the event."""
 
     id: uuid.UUID
+    revision: str | None = None
 
 
 class OrderOfferRef(Message):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import signal
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -69,6 +70,7 @@ from allegro_sync.daemon.runtime import tune_garbage_collector
 from allegro_sync.daemon.shipment_tracker import ShipmentTracker
 from allegro_sync.daemon.token_refresher import TokenRefresher
 from allegro_sync.handlers import accounts
+from allegro_sync.handlers.fulfillment import echo_candidates
 from allegro_sync.handlers.offers import make_gap_recovery
 from allegro_sync.handlers.orders import make_backfill
 from allegro_sync.handlers.registry import build_routes
@@ -210,7 +212,9 @@ class Daemon:
         journal_publisher = await ConfirmingPublisher.open(self.amqp, signer)
         journals: list[Journal] = [
             OrderJournal(
-                self.allegro, backfill=make_backfill(self.allegro, self.pool, journal_publisher)
+                self.allegro,
+                backfill=make_backfill(self.allegro, self.pool, journal_publisher),
+                echoes=functools.partial(echo_candidates, self.pool),
             ),
             OfferJournal(self.allegro, recover=make_gap_recovery(self.allegro)),
         ]

@@ -280,6 +280,7 @@ async def _mark_sent(
                 "SENT",
                 order["revision"],
                 leave=LEAVE_STATUSES,
+                pool=pool,
             )
         except (AllegroNotFound, AllegroRejected) as exc:
             # the shipment stays; the seller sees why the status did not follow
