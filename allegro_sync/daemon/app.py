@@ -67,6 +67,7 @@ from allegro_sync.daemon.reconciler import Reconciler
 from allegro_sync.daemon.renewal_service import RenewalService
 from allegro_sync.daemon.retention import RetentionService, retention_rules
 from allegro_sync.daemon.runtime import tune_garbage_collector
+from allegro_sync.daemon.sent_marker import SentMarker
 from allegro_sync.daemon.shipment_tracker import ShipmentTracker
 from allegro_sync.daemon.token_refresher import TokenRefresher
 from allegro_sync.handlers import accounts
@@ -261,6 +262,7 @@ class Daemon:
                 batch=settings.retention_batch_size,
             )
         )
+        self.services.append(SentMarker(pool=self.pool, allegro=self.allegro))
         self.services.append(
             ShipmentTracker(
                 dsn=dsn,

@@ -118,18 +118,20 @@ async def write_status(
     *,
     leave: Collection[str] = (),
     pool: asyncpg.Pool | None = None,
+    bulk: bool = False,
 ) -> bool:
     """PUT ``status`` naming ``revision``; on 409 (a stale revision) read the form and try once
     more with its revision, unless it already has the status or one of ``leave`` (a status the
     caller must not overwrite). Whether the status was written. With ``pool``, the write is
-    noted first, so that its echo in the order journal is not read again."""
+    noted first, so that its echo in the order journal is not read again; ``bulk``: the
+    requests yield to order traffic in the client's limiter."""
     path = f"/order/checkout-forms/{form_id}"
     noted = pool is not None and revision is not None
     if pool is not None and noted:
         await pool.execute(orders.NOTE_OWN_STATUS, form_id, status, revision)
     written = False
     try:
-        await _put(allegro, account_id, path, status, revision)
+        await _put(allegro, account_id, path, status, revision, bulk)
         written = True
     except AllegroConflict:
         pass
@@ -139,12 +141,14 @@ async def write_status(
     if not written:
         # Our stored revision is stale (a buyer or another tool changed the form since):
         # read the current one and try once more (its echo is read as any other event).
-        form: Mapping[str, Any] = await allegro.get(account_id, path, action="read checkout form")
+        form: Mapping[str, Any] = await allegro.get(
+            account_id, path, action="read checkout form", bulk=bulk
+        )
         current = (form.get("fulfillment") or {}).get("status")
         if current == status or current in leave:
             return False
         try:
-            await _put(allegro, account_id, path, status, form.get("revision"))
+            await _put(allegro, account_id, path, status, form.get("revision"), bulk)
         except AllegroConflict as exc:
             raise TransientError(f"checkout form {form_id} keeps changing: {exc}") from exc
     return True
@@ -201,7 +205,12 @@ async def take_echoes(
 
 
 async def _put(
-    allegro: AllegroRestClient, account_id: int, path: str, status: str, revision: Any
+    allegro: AllegroRestClient,
+    account_id: int,
+    path: str,
+    status: str,
+    revision: Any,
+    bulk: bool = False,
 ) -> None:
     params = {"checkoutForm.revision": str(revision)} if revision else None
     await allegro.request(
@@ -211,6 +220,7 @@ async def _put(
         action="set fulfillment status",
         params=params,
         json={"status": status},
+        bulk=bulk,
     )
 
 

@@ -56,7 +56,22 @@ UPDATE shipments SET status = 'refused', error = $2, claimed_until = NULL WHERE 
 # The attempt failed before an answer (a retry follows): the lease is given back.
 RELEASE = "UPDATE shipments SET claimed_until = NULL WHERE id = $1"
 # The order's fulfillment status was set to SENT, found further along, or left (setting off).
-MARK_FULFILLMENT = "UPDATE shipments SET fulfillment_at = now() WHERE id = $1"
+MARK_FULFILLMENT = """
+UPDATE shipments SET fulfillment_at = now(), claimed_until = NULL WHERE id = $1
+"""
+# Rows on Allegro whose status step is left, of active accounts, not leased: leased for ``$1``
+# seconds, at most ``$2``, oldest first (another replica skips them).
+CLAIM_STATUS_STEP = """
+UPDATE shipments SET claimed_until = now() + make_interval(secs => $1)
+ WHERE id IN (
+       SELECT s.id FROM shipments s JOIN accounts a ON a.id = s.account_id
+        WHERE s.status = 'sent' AND s.fulfillment_at IS NULL AND a.active
+          AND (s.claimed_until IS NULL OR s.claimed_until < now())
+        ORDER BY s.sent_at
+        LIMIT $2
+          FOR UPDATE OF s SKIP LOCKED)
+RETURNING id, checkout_form_id
+"""
 # The admin list: filters $1-$3 (each NULL for "any"; ``$3`` the row's status, or ``$7`` the
 # carrier's delivery status), keyset after ($4, $5), limit $6.
 LIST = """

@@ -18,3 +18,7 @@ CREATE INDEX shipments_tracked ON shipments (account_id, carrier_id)
     WHERE status = 'sent' AND tracking_done IS NULL;
 CREATE INDEX shipments_delivery_status ON shipments (delivery_status, created_at)
     WHERE delivery_status IS NOT NULL;
+-- Tracking numbers on Allegro whose order's status step (SENT) is left: the status writes
+-- follow the tracking numbers outside the consumer's batch (handlers/shipments.py).
+CREATE INDEX shipments_status_step ON shipments (sent_at)
+    WHERE status = 'sent' AND fulfillment_at IS NULL;
