@@ -89,6 +89,7 @@ OFFER_UPDATE_FAILED = "offer.update_failed"
 SHIPMENT_CREATED = "shipment.created"
 SHIPMENT_FAILED = "shipment.failed"
 SHIPMENT_CANCELLED = "shipment.cancelled"
+SHIPMENT_STATUS_CHANGED = "shipment.status_changed"
 
 # Text of the ERP's messages holds no control character (C0, DEL, C1): a NUL is refused by
 # PostgreSQL, a CR or LF would end up in a header, a file name or a log line. As a pattern, so
@@ -539,9 +540,10 @@ class OrderMessage(Message):
 
 
 class CheckoutFormRef(Message):
-    """The checkout form an order event is about."""
+    """The checkout form an order event is about, and its revision after the event."""
 
     id: uuid.UUID
+    revision: str | None = None
 
 
 class OrderOfferRef(Message):
@@ -1013,6 +1015,33 @@ class OfferUpdateFailed(Message):
     trace_id: str | None
 
 
+# The carrier's statuses of a parcel (spec ``ParcelTrackingStatus.code``).
+DELIVERY_STATUSES = (
+    "PENDING",
+    "IN_TRANSIT",
+    "RELEASED_FOR_DELIVERY",
+    "AVAILABLE_FOR_PICKUP",
+    "NOTICE_LEFT",
+    "ISSUE",
+    "DELIVERED",
+    "RETURNED",
+)
+
+
+class ShipmentStatusChanged(Message):
+    """``shipment.status_changed``: the carrier's tracking of a tracking number on Allegro
+    shows a new status (``GET /order/carriers/{carrierId}/tracking``), once per change; message
+    id ``shipment.status_changed:<checkout_form_id>:<waybill>:<status>:<occurred_at>``.
+    ``status`` is the carrier's code (``DELIVERY_STATUSES``; ``DELIVERED`` and ``RETURNED`` end
+    the tracking), ``occurred_at`` when the carrier saw it."""
+
+    checkout_form_id: uuid.UUID
+    waybill: str
+    carrier_id: str
+    status: str
+    occurred_at: datetime
+
+
 # --- the exchanges' messages, by routing key -------------------------------------------------
 
 ERP_MESSAGES: dict[str, type[Message]] = {
@@ -1047,4 +1076,5 @@ EVENTS: dict[str, type[Message]] = {
     SHIPMENT_CREATED: ShipmentCreated,
     SHIPMENT_FAILED: ShipmentFailed,
     SHIPMENT_CANCELLED: ShipmentCancelled,
+    SHIPMENT_STATUS_CHANGED: ShipmentStatusChanged,
 }

@@ -75,6 +75,29 @@ class Metrics:
             registry=self.registry,
         )
 
+        self.tracking_reads = Counter(
+            "allegro_sync_tracking_reads_total",
+            "Tracking numbers whose carrier tracking was read (up to 20 a request)",
+            registry=self.registry,
+        )
+        self.tracking_changes = Counter(
+            "allegro_sync_tracking_status_changes_total",
+            "Delivery status changes sent to the ERP (shipment.status_changed), by status",
+            ["status"],
+            registry=self.registry,
+        )
+        self.tracking_ended = Counter(
+            "allegro_sync_tracking_ended_total",
+            "Tracking numbers no longer read, by why"
+            " (delivered, returned, ended, given_up, untracked)",
+            ["reason"],
+            registry=self.registry,
+        )
+        self.tracking_due = Gauge(
+            "allegro_sync_tracking_due",
+            "Tracking numbers due for a read at the start of the last round",
+            registry=self.registry,
+        )
         self.retention_pruned = Counter(
             "allegro_sync_retention_pruned_total",
             "Rows the retention service deleted, by table (rows older than their retention)",

@@ -69,6 +69,7 @@ OPERATIONS: tuple[tuple[str, str], ...] = (
     ("post", "/order/checkout-forms/{id}/invoices"),
     ("put", "/order/checkout-forms/{id}/invoices/{invoiceId}/file"),
     ("get", "/order/carriers"),
+    ("get", "/order/carriers/{carrierId}/tracking"),
     ("get", "/order/checkout-forms/{id}/shipments"),
     ("post", "/order/checkout-forms/{id}/shipments"),
     ("get", "/shipment-management/delivery-services"),

@@ -151,6 +151,13 @@ class Settings(DatabaseSettings):
     offer_command_retention_days: float = Field(default=7.0, gt=0, le=3650)
     retention_interval: float = Field(default=300.0, gt=0)
     retention_batch_size: int = Field(default=5000, ge=1, le=100_000)
+    # Delivery status (issue 16): seconds between two reads of a tracking number's carrier
+    # tracking, days after which one never delivered is given up, the share of the client's
+    # requests a minute the reads may take, and how often due tracking numbers are looked for.
+    tracking_interval: float = Field(default=7200.0, ge=1, le=86400)
+    tracking_give_up_days: float = Field(default=30.0, gt=0, le=365)
+    tracking_budget_share: float = Field(default=0.05, gt=0, le=1)
+    tracking_tick: float = Field(default=60.0, gt=0, le=3600)
     # Sent on every REST call; Allegro requires ``AppName/version (+url)`` (user_agent.py).
     user_agent: str = Field(default_factory=default_user_agent)
     # The seller's panel (issue 15): its sign-in secret (the admin token when unset) and how

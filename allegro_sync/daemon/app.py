@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import signal
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -72,12 +73,16 @@ from allegro_sync.daemon.reconciler import Reconciler
 from allegro_sync.daemon.renewal_service import RenewalService
 from allegro_sync.daemon.retention import RetentionService, retention_rules
 from allegro_sync.daemon.runtime import tune_garbage_collector
+from allegro_sync.daemon.sent_marker import SentMarker
+from allegro_sync.daemon.shipment_tracker import ShipmentTracker
 from allegro_sync.daemon.token_refresher import TokenRefresher
 from allegro_sync.handlers import accounts
+from allegro_sync.handlers.fulfillment import echo_candidates
 from allegro_sync.handlers.listing import ListingDeps
 from allegro_sync.handlers.offers import make_gap_recovery
 from allegro_sync.handlers.orders import make_backfill
 from allegro_sync.handlers.registry import build_routes
+from allegro_sync.handlers.shipment_tracking import TrackingTiming
 from allegro_sync.metrics import Metrics
 
 log = structlog.get_logger(__name__)
@@ -250,7 +255,9 @@ class Daemon:
         journal_publisher = await ConfirmingPublisher.open(self.amqp, signer)
         journals: list[Journal] = [
             OrderJournal(
-                self.allegro, backfill=make_backfill(self.allegro, self.pool, journal_publisher)
+                self.allegro,
+                backfill=make_backfill(self.allegro, self.pool, journal_publisher),
+                echoes=functools.partial(echo_candidates, self.pool),
             ),
             OfferJournal(self.allegro, recover=make_gap_recovery(self.allegro)),
         ]
@@ -295,6 +302,23 @@ class Daemon:
                 ),
                 interval=settings.retention_interval,
                 batch=settings.retention_batch_size,
+            )
+        )
+        self.services.append(SentMarker(pool=self.pool, allegro=self.allegro))
+        self.services.append(
+            ShipmentTracker(
+                dsn=dsn,
+                pool=self.pool,
+                allegro=self.allegro,
+                metrics=self.metrics,
+                requests_per_minute=settings.allegro_requests_per_minute,
+                budget_share=settings.tracking_budget_share,
+                timing=TrackingTiming(
+                    interval=settings.tracking_interval,
+                    give_up=settings.tracking_give_up_days * 86400.0,
+                    retry_after=min(300.0, settings.tracking_interval),
+                ),
+                tick=settings.tracking_tick,
             )
         )
         self.services.append(

@@ -19,6 +19,7 @@ from . import (
     product_offers,
     products,
     shipments,
+    tracking,
 )
 from .config import ClientRegistration, EmulatorConfig, Switches
 from .context import EMULATOR_KEY, Emulator
@@ -44,6 +45,7 @@ def create_app(config: EmulatorConfig | None = None) -> web.Application:
         invoices,
         shipments,
         parcels,
+        tracking,
         messaging,
         offers,
         product_offers,

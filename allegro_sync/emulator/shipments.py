@@ -123,6 +123,7 @@ async def add_shipment(request: web.Request) -> web.Response:
         created_at=emulator.clock.now(),
     )
     form.shipments.append(shipment)
+    emulator.market.tracked_since.setdefault((carrier, waybill), shipment.created_at)
     emulator.market.recordings.shipments.append(
         {"checkout_form_id": form.id, "seller_id": seller.id, **shipment_json(shipment)}
     )

@@ -59,6 +59,10 @@ class Marketplace:
         self.offer_journals: dict[str, Journal] = {}
         self.commands: dict[tuple[str, str], Command] = {}
         self.recordings = Recordings()
+        # Tracking numbers the carriers know: (carrier id, waybill) -> when their history
+        # started (tracking.py), and the histories the control API scripted.
+        self.tracked_since: dict[tuple[str, str], datetime] = {}
+        self.parcel_scripts: dict[tuple[str, str], tuple[tuple[float, str], ...]] = {}
         self._last_order_event = 0
         self._last_offer_event = 1_100_000_000
         # (ended_at, offer id) of ENDED offers, so archiving after 60 days needs no full scan.

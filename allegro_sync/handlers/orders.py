@@ -54,6 +54,7 @@ from allegro_sync.handlers.customers import (
     decide_customer,
     upsert_customer,
 )
+from allegro_sync.handlers.fulfillment import take_echoes
 
 log = structlog.get_logger(__name__)
 
@@ -518,9 +519,11 @@ async def prepare_orders(
     forms come with the events (read by the poller per journal page); events without one (a
     retry, an event published by hand) have theirs read in bulk here."""
     active = await account_store.active_among(pool, list({m.account_id for m in messages}))
+    # the journal's echo of our own status writes: the stored form, no read (fulfillment.py)
+    echoes = await take_echoes(pool, messages)
     needed: dict[int, dict[uuid.UUID, datetime | None]] = {}
-    for m in messages:
-        if m.account_id in active and m.form is None:
+    for index, m in enumerate(messages):
+        if m.account_id in active and m.form is None and index not in echoes:
             wanted = needed.setdefault(m.account_id, {})
             form_id = m.event.order.checkout_form.id
             known = wanted.get(form_id)
@@ -536,7 +539,7 @@ async def prepare_orders(
         forms.update({(account_id, form_id): form for form_id, form in read.items()})
 
     prepared: list[PreparedOrder | Exception] = []
-    for m in messages:
+    for index, m in enumerate(messages):
         event = m.event
         form: Mapping[str, Any] | Exception | None = None
         form_read_at = read_at
@@ -544,6 +547,8 @@ async def prepare_orders(
             pass  # A3: orders are taken only for active accounts
         elif m.form is not None:
             form, form_read_at = m.form, m.form_read_at or read_at
+        elif index in echoes:
+            form, form_read_at = echoes[index]
         else:
             form = forms.get((m.account_id, event.order.checkout_form.id))
         if isinstance(form, Exception):

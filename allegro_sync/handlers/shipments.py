@@ -19,13 +19,19 @@ Allegro's side that a crash must not forget:
   with Allegro's words and an event-log entry; 404 (the order is gone): refused, logged.
 
 Then, with the account's ``mark_sent_on_tracking`` (default on), the order's fulfillment status
-becomes ``SENT`` through the revision-checked write of ``handlers/fulfillment.py``, unless the
+becomes ``SENT`` through the revision-checked write of ``handlers/fulfillment.py`` (the echo of
+which in the order journal is not read again), unless the
 order is already ``SENT`` or beyond it (``PICKED_UP``), or ``CANCELLED``, ``SUSPENDED``,
 ``RETURNED``: a tracking number never moves an order backwards or revives a cancelled one. The
 stored form's status decides first; a stale revision (409) reads the form and decides again.
 A refusal of the status leaves the shipment in place and is logged. ``fulfillment_at`` records
-that this step is done, so a retry after a failure here does only this step. The batch's
-event-log entries are then written in its transaction, once per order and waybill.
+that this step is done. The status step is not the batch's: ``mark_sent_pending`` (a service
+of the daemon, ``daemon/sent_marker.py``) takes the rows on Allegro whose step is left, under a
+lease, and writes the statuses as bulk traffic, so a burst's tracking numbers all reach
+Allegro first and its status writes follow (Allegro's 150 requests/s per client id would
+otherwise be shared between the two, and every batch would wait for its status writes). A
+crash or a failure leaves the row to the next round. The batch's event-log entries are written
+in its transaction, once per order and waybill.
 """
 
 from __future__ import annotations
@@ -33,7 +39,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Awaitable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import asyncpg
@@ -72,7 +78,7 @@ class PreparedShipment:
     carrier_id: str
     allegro_shipment_id: str | None
     added: bool  # False: it was on Allegro already (the same waybill again, a redelivery)
-    marked_sent: bool
+    marked_sent: bool  # always False here: the status step follows (``mark_sent_pending``)
 
 
 def carrier_of(message: ShipmentAdded) -> tuple[str, str | None]:
@@ -132,10 +138,9 @@ async def add_shipments(
     messages: list[ShipmentAdded],
 ) -> list[PreparedShipment | Exception]:
     """Put a consumer batch's tracking numbers on Allegro (the ``prepare_many`` step), once per
-    order and waybill, then set their orders' status, ``CONCURRENCY`` at a time: the tracking
-    numbers first, then the status writes (so a status write never holds up a tracking number
-    behind Allegro's request limit). A message's failure is its element, the error class
-    deciding that message's fate alone."""
+    order and waybill, ``CONCURRENCY`` at a time; the status writes follow in
+    ``mark_sent_pending``. A message's failure is its element, the error class deciding that
+    message's fate alone."""
     limit = asyncio.Semaphore(CONCURRENCY)
 
     async def guarded(step: Awaitable[_T]) -> _T | Exception:
@@ -147,23 +152,39 @@ async def add_shipments(
                     log.error("shipment_failed", exc_info=exc)
                 return exc
 
-    async def finish(staged: _Staged | Exception) -> PreparedShipment | Exception:
-        if isinstance(staged, Exception):
-            return staged
-        return await guarded(_finish(allegro, pool, staged))
-
     staged = await asyncio.gather(*(guarded(_stage(allegro, pool, carriers, m)) for m in messages))
-    return list(await asyncio.gather(*(finish(s) for s in staged)))
+    return list(staged)
 
 
-@dataclass(frozen=True)
-class _Staged:
-    """The tracking number is on Allegro; the status step is left (unless ``done``)."""
+async def mark_sent_pending(
+    allegro: AllegroRestClient, pool: asyncpg.Pool, limit: int = 200, lease: float = 30.0
+) -> int:
+    """The status step of tracking numbers on Allegro whose step is left: at most ``limit``,
+    leased for ``lease`` seconds (another replica takes others), ``CONCURRENCY`` at a time, as
+    bulk traffic. The rows done."""
+    rows = await pool.fetch(shipments.CLAIM_STATUS_STEP, lease, limit)
+    gate = asyncio.Semaphore(CONCURRENCY)
 
-    prepared: PreparedShipment
-    order: asyncpg.Record
-    row_id: int
-    done: bool
+    async def one(row: asyncpg.Record) -> bool:
+        async with gate:
+            order = await pool.fetchrow(shipments.ORDER, row["checkout_form_id"])
+            if order is None:
+                return False  # the order went with its account
+            try:
+                marked = await _mark_sent(allegro, pool, order, row["id"])
+            except Exception as exc:  # the lease runs out: the next round tries again
+                level = log.warning if isinstance(exc, TransientError) else log.error
+                level("shipment_status_step_failed", exc_info=exc)
+                return False
+            log.info(
+                "shipment_status_step",
+                checkout_form_id=str(row["checkout_form_id"]),
+                marked_sent=marked,
+            )
+            return True
+
+    done = await asyncio.gather(*(one(row) for row in rows))
+    return sum(done)
 
 
 async def _stage(
@@ -171,7 +192,7 @@ async def _stage(
     pool: asyncpg.Pool,
     carriers: CarrierCatalog,
     message: ShipmentAdded,
-) -> _Staged:
+) -> PreparedShipment:
     form_id, waybill = message.checkout_form_id, message.waybill
     carrier, carrier_name = carrier_of(message)
     order = await pool.fetchrow(shipments.ORDER, form_id)
@@ -193,30 +214,11 @@ async def _stage(
         state = await pool.fetchrow(shipments.STATE, form_id, waybill)
         if state is None or state["status"] != "sent":
             raise TransientError(f"waybill {waybill} of order {form_id} is being added meanwhile")
-        prepared = PreparedShipment(account_id, form_id, waybill, carrier, None, False, False)
-        return _Staged(prepared, order, state["id"], state["fulfillment_at"] is not None)
+        return PreparedShipment(account_id, form_id, waybill, carrier, None, False, False)
     body = allegro_body(carrier, waybill, carrier_name, lines)
     shipment_id = await _send(allegro, pool, row, account_id, form_id, body)
-    prepared = PreparedShipment(
-        account_id, form_id, waybill, carrier, shipment_id or None, True, False
-    )
-    return _Staged(prepared, order, row["id"], False)
-
-
-async def _finish(
-    allegro: AllegroRestClient, pool: asyncpg.Pool, staged: _Staged
-) -> PreparedShipment:
-    prepared = staged.prepared
-    if staged.done:
-        return prepared
-    marked = await _mark_sent(allegro, pool, staged.order, staged.row_id)
-    log.info(
-        "shipment_added",
-        checkout_form_id=str(prepared.checkout_form_id),
-        carrier=prepared.carrier_id,
-        marked_sent=marked,
-    )
-    return replace(prepared, marked_sent=marked)
+    log.info("shipment_added", checkout_form_id=str(form_id), carrier=carrier)
+    return PreparedShipment(account_id, form_id, waybill, carrier, shipment_id or None, True, False)
 
 
 async def _send(
@@ -280,6 +282,8 @@ async def _mark_sent(
                 "SENT",
                 order["revision"],
                 leave=LEAVE_STATUSES,
+                pool=pool,
+                bulk=True,
             )
         except (AllegroNotFound, AllegroRejected) as exc:
             # the shipment stays; the seller sees why the status did not follow

@@ -61,6 +61,7 @@ def test_every_route_the_emulator_serves_is_an_operation_of_the_spec() -> None:
         "product_id": "c0ffee00-0000-4000-8000-000000000005",
         "commandId": "c0ffee00-0000-4000-8000-000000000005",
         "shipmentId": "c0ffee00-0000-4000-8000-000000000006",
+        "carrierId": "INPOST",
     }
     kinds = (
         "return-policies",

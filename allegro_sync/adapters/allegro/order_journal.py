@@ -21,6 +21,9 @@ from allegro_sync.contract import ORDER_EVENTS
 PAGE_SIZE = 1000
 EVENT_STATS = "/order/event-stats"
 READ_JOURNAL = "read order journal"
+# The forms of a page's events that may be the echo of the daemon's own status write (not read
+# here: the consumer recognises the echo, or reads the form), by account and events.
+Echoes = Callable[[int, Sequence[dict[str, Any]]], Awaitable[set[str]]]
 # a page read ahead is used only this soon (the poller asks for it at once after a full page)
 READ_AHEAD_SECONDS = 10.0
 
@@ -77,9 +80,11 @@ class OrderJournal:
         allegro: AllegroRestClient,
         backfill: Callable[[int], Awaitable[None]],
         page_size: int = PAGE_SIZE,
+        echoes: Echoes | None = None,
     ) -> None:
         self._allegro = allegro
         self._backfill = backfill
+        self._echoes = echoes
         self._page_size = page_size
         self._ahead: dict[int, tuple[str | None, float, asyncio.Task[Page]]] = {}
 
@@ -147,11 +152,13 @@ class OrderJournal:
     ) -> list[dict[str, Any]]:
         """The checkout forms of a page's events (one per form after coalescing), read in bulk
         (about one request per 100 forms). The handler then reads nothing; requests per order
-        stay far below one."""
+        stay far below one. A form that may be the echo of our own status write is left to the
+        consumer (``echoes``)."""
         subjects = [self.subject(event) for event in events]
+        echoes = await self._echoes(account_id, events) if self._echoes is not None else set()
         wanted: dict[uuid.UUID, datetime | None] = {}
         for event, form_id in zip(events, subjects, strict=True):
-            if form_id is None:
+            if form_id is None or form_id in echoes:
                 continue
             wanted[uuid.UUID(form_id)] = _time(event.get("occurredAt"))  # one event per form
         read_at = datetime.now(UTC)

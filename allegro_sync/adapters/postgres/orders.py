@@ -15,6 +15,41 @@ from allegro_sync.adapters.postgres.pool import Db
 
 # The order's ``account_id`` and the checkout form ``revision`` stored.
 OWNER = "SELECT account_id, revision FROM orders WHERE checkout_form_id = $1"
+
+# --- our own status writes and their echo in the order journal (migration 0023) ----------
+# Just before a revision-checked PUT of status ``$2`` over revision ``$3``.
+NOTE_OWN_STATUS = """
+UPDATE orders SET own_status = $2, own_status_over = $3, own_status_at = now()
+ WHERE checkout_form_id = $1
+"""
+# The PUT failed or met another revision: its echo, if any, is read as any other event.
+FORGET_OWN_STATUS = """
+UPDATE orders SET own_status = NULL, own_status_over = NULL, own_status_at = NULL
+ WHERE checkout_form_id = $1 AND own_status_over = $2
+"""
+# A write of ours is noted for these forms ``$1`` (written in the last ``$2`` seconds, and the
+# stored form still at the revision it wrote over): their next status event may be its echo.
+_OWN_STATUS_OPEN = """
+own_status IS NOT NULL AND own_status_over = revision
+AND own_status_at > now() - make_interval(secs => $2)
+"""
+OWN_STATUS_PENDING = f"""
+SELECT checkout_form_id FROM orders
+ WHERE checkout_form_id = ANY($1::uuid[]) AND {_OWN_STATUS_OPEN}
+"""
+# Take the notes of forms ``$1`` (once: a second event of the form finds none): the status we
+# wrote, with the stored form and when it was read.
+TAKE_OWN_STATUS = f"""
+WITH taken AS (
+    SELECT checkout_form_id, own_status FROM orders
+     WHERE checkout_form_id = ANY($1::uuid[]) AND {_OWN_STATUS_OPEN}
+       FOR UPDATE
+)
+UPDATE orders o SET own_status = NULL, own_status_over = NULL, own_status_at = NULL
+  FROM taken t
+ WHERE o.checkout_form_id = t.checkout_form_id
+RETURNING o.checkout_form_id, t.own_status, o.form, o.form_read_at
+"""
 # The order's account row with the stored checkout ``form`` (none when the order is gone).
 WITH_ACCOUNT = """
 SELECT a.*, o.form

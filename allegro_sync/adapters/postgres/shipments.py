@@ -56,19 +56,75 @@ UPDATE shipments SET status = 'refused', error = $2, claimed_until = NULL WHERE 
 # The attempt failed before an answer (a retry follows): the lease is given back.
 RELEASE = "UPDATE shipments SET claimed_until = NULL WHERE id = $1"
 # The order's fulfillment status was set to SENT, found further along, or left (setting off).
-MARK_FULFILLMENT = "UPDATE shipments SET fulfillment_at = now() WHERE id = $1"
-# The admin list: filters $1-$3 (each NULL for "any"), keyset after ($4, $5), limit $6.
+MARK_FULFILLMENT = """
+UPDATE shipments SET fulfillment_at = now(), claimed_until = NULL WHERE id = $1
+"""
+# Rows on Allegro whose status step is left, of active accounts, not leased: leased for ``$1``
+# seconds, at most ``$2``, oldest first (another replica skips them).
+CLAIM_STATUS_STEP = """
+UPDATE shipments SET claimed_until = now() + make_interval(secs => $1)
+ WHERE id IN (
+       SELECT s.id FROM shipments s JOIN accounts a ON a.id = s.account_id
+        WHERE s.status = 'sent' AND s.fulfillment_at IS NULL AND a.active
+          AND (s.claimed_until IS NULL OR s.claimed_until < now())
+        ORDER BY s.sent_at
+        LIMIT $2
+          FOR UPDATE OF s SKIP LOCKED)
+RETURNING id, checkout_form_id
+"""
+# The admin list: filters $1-$3 (each NULL for "any"; ``$3`` the row's status, or ``$7`` the
+# carrier's delivery status), keyset after ($4, $5), limit $6.
 LIST = """
 SELECT id, checkout_form_id, account_id, waybill, carrier_id, carrier_name, line_items, status,
-       allegro_shipment_id, error, created_at, sent_at, fulfillment_at
+       allegro_shipment_id, error, created_at, sent_at, fulfillment_at, delivery_status,
+       delivery_status_at, tracking_done
   FROM shipments
  WHERE ($1::bigint IS NULL OR account_id = $1)
    AND ($2::uuid IS NULL OR checkout_form_id = $2)
    AND ($3::text IS NULL OR status = $3)
+   AND ($7::text IS NULL OR delivery_status = $7)
    AND ($4::timestamptz IS NULL OR (created_at, id) < ($4, $5::bigint))
  ORDER BY created_at DESC, id DESC
  LIMIT $6
 """
+
+# --- tracking (the carrier's delivery status) ---------------------------------------------
+# Tracking numbers on Allegro that are still tracked, of active accounts, whose next read is due
+# at ``$1`` (the first: ``$2`` seconds after it was sent), most overdue first, at most ``$3``.
+DUE = """
+SELECT s.id, s.account_id, s.checkout_form_id, s.waybill, s.carrier_id, s.sent_at,
+       s.delivery_status, s.delivery_status_at
+  FROM shipments s JOIN accounts a ON a.id = s.account_id
+ WHERE s.status = 'sent' AND s.tracking_done IS NULL AND a.active
+   AND COALESCE(s.tracking_next_at, s.sent_at + make_interval(secs => $2)) <= $1
+ ORDER BY COALESCE(s.tracking_next_at, s.sent_at + make_interval(secs => $2)), s.id
+ LIMIT $3
+"""
+# Tracked rows sent before ``$1`` (the give-up age), and rows of carriers in ``$2`` that Allegro
+# does not track: tracking ends. The rows ended, with why.
+END_UNTRACKABLE = """
+UPDATE shipments
+   SET tracking_done = CASE WHEN carrier_id = ANY($2::text[]) THEN 'untracked' ELSE 'given_up' END,
+       tracking_next_at = NULL
+ WHERE status = 'sent' AND tracking_done IS NULL
+   AND (sent_at < $1 OR carrier_id = ANY($2::text[]))
+RETURNING id, account_id, checkout_form_id, waybill, tracking_done
+"""
+# A read of row ``$1``: the last status ``$4`` at ``$5``, the next read at ``$6``, tracking
+# ended with ``$7`` (NULL: not ended), only if the row still has the last status ``$2`` at
+# ``$3`` as read before the request (another reader may have written meanwhile: then this one
+# publishes nothing). The row when written.
+RECORD_READ = """
+UPDATE shipments
+   SET delivery_status = $4, delivery_status_at = $5, tracking_next_at = $6,
+       tracking_done = $7, tracking_reads = tracking_reads + 1
+ WHERE id = $1 AND status = 'sent' AND tracking_done IS NULL
+   AND delivery_status IS NOT DISTINCT FROM $2
+   AND delivery_status_at IS NOT DISTINCT FROM $3
+RETURNING id
+"""
+# The read failed (Allegro unreachable, limited): try the rows ``$1`` again at ``$2``.
+POSTPONE = "UPDATE shipments SET tracking_next_at = $2 WHERE id = ANY($1::bigint[])"
 
 
 async def list_page(
@@ -79,10 +135,11 @@ async def list_page(
     status: str | None,
     after: tuple[datetime | None, int | None],
     limit: int,
+    delivery_status: str | None = None,
 ) -> list[asyncpg.Record]:
     """A page of ``LIST``, newest first, after the keyset ``after`` (created at, id)."""
     rows: list[asyncpg.Record] = await conn.fetch(
-        LIST, account_id, checkout_form_id, status, *after, limit
+        LIST, account_id, checkout_form_id, status, *after, limit, delivery_status
     )
     return rows
 

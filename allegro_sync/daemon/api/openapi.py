@@ -16,7 +16,7 @@ from aiohttp import web
 
 from allegro_sync.adapters.postgres.event_log import CATEGORIES
 from allegro_sync.adapters.postgres.parcels import STATUSES as PARCEL_STATUSES
-from allegro_sync.contract import CUSTOMER_TYPES, OfferList
+from allegro_sync.contract import CUSTOMER_TYPES, DELIVERY_STATUSES, OfferList
 from allegro_sync.daemon.api.listing_jobs import ListingJobRequest
 from allegro_sync.daemon.api.params import BIGINT_MAX
 from allegro_sync.export.filters import MAX_Q
@@ -210,6 +210,17 @@ def _schemas() -> dict[str, Any]:
             "created_at": _TIME,
             "sent_at": _OPT_TIME,
             "fulfillment_at": _OPT_TIME,
+            "delivery_status": {
+                "type": ["string", "null"],
+                "enum": [*DELIVERY_STATUSES, None],
+                "description": "the carrier's last status (`shipment.status_changed`)",
+            },
+            "delivery_status_at": _OPT_TIME,
+            "tracking_done": {
+                "type": ["string", "null"],
+                "enum": ["delivered", "returned", "ended", "given_up", "untracked", None],
+                "description": "why the tracking is no longer read (null: still read)",
+            },
         },
         parcel={
             "type": ["object", "null"],
@@ -528,7 +539,15 @@ def _paths() -> dict[str, Any]:
                     _query("cursor", _STR, "`next` of the previous page"),
                     _query("account_id", _ID),
                     _query("checkout_form_id", {"type": "string", "format": "uuid"}),
-                    _query("status", {"type": "string", "enum": ["pending", "sent", "refused"]}),
+                    _query(
+                        "status",
+                        {
+                            "type": "string",
+                            "enum": ["pending", "sent", "refused", *DELIVERY_STATUSES],
+                        },
+                        "the row's state (lower case) or the carrier's delivery status (upper"
+                        " case, e.g. `IN_TRANSIT`, `DELIVERED`)",
+                    ),
                 ],
                 "responses": _responses({200: _json(_ref("ShipmentPage"))}, 422),
             }

@@ -1,4 +1,6 @@
-"""Admin API for shipments: the tracking numbers sent to Allegro (``shipment.added``)."""
+"""Admin API for shipments: the tracking numbers sent to Allegro (``shipment.added``) and their
+delivery status (``shipment.status_changed``). ``status=`` filters by the row's state (lower
+case: pending, sent, refused) or by the carrier's last status (upper case: IN_TRANSIT, ...)."""
 
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ import asyncpg
 from aiohttp import web
 
 from allegro_sync.adapters.postgres import parcels, shipments
+from allegro_sync.contract import DELIVERY_STATUSES
 from allegro_sync.daemon.api.params import choice_param, int_param, invalid
 from allegro_sync.daemon.api.parcels import parcel_json
 
@@ -34,6 +37,9 @@ def _shipment_json(row: asyncpg.Record) -> dict[str, Any]:
         "created_at": iso(row["created_at"]),
         "sent_at": iso(row["sent_at"]),
         "fulfillment_at": iso(row["fulfillment_at"]),
+        "delivery_status": row["delivery_status"],
+        "delivery_status_at": iso(row["delivery_status_at"]),
+        "tracking_done": row["tracking_done"],
     }
 
 
@@ -56,13 +62,16 @@ def add_shipment_routes(app: web.Application, pool: asyncpg.Pool) -> None:
                 cursor_time, cursor_id = datetime.fromisoformat(raw_time), int(raw_id)
             except ValueError:
                 raise invalid("cursor", "not a cursor this API gave out") from None
+        status = choice_param(request, "status", (*STATUSES, *DELIVERY_STATUSES))
+        delivery = status if status in DELIVERY_STATUSES else None
         rows = await shipments.list_page(
             pool,
             account_id=int_param(request, "account_id", None),
             checkout_form_id=form_id,
-            status=choice_param(request, "status", STATUSES),
+            status=None if delivery else status,
             after=(cursor_time, cursor_id),
             limit=limit + 1,
+            delivery_status=delivery,
         )
         page = rows[:limit]
         found = await parcels.by_shipments(

@@ -1,0 +1,58 @@
+"""The status step of tracking numbers (issue 16): orders whose tracking number is on Allegro
+become SENT (``handlers/shipments.py`` ``mark_sent_pending``), outside the consumer's batch.
+
+Every replica runs it: rows are leased (``FOR UPDATE SKIP LOCKED``), so two replicas never write
+one order's status at once. A round that found work is followed by the next at once; an idle
+one waits ``interval`` seconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+import asyncpg
+import structlog
+
+from allegro_sync.adapters.allegro.client import AllegroRestClient
+from allegro_sync.adapters.postgres.notifications import Failures, stop_task
+from allegro_sync.handlers.shipments import mark_sent_pending
+
+log = structlog.get_logger(__name__)
+
+
+class SentMarker:
+    """Writes the pending SENT statuses of tracking numbers on Allegro."""
+
+    def __init__(
+        self, *, pool: asyncpg.Pool, allegro: AllegroRestClient, interval: float = 0.5
+    ) -> None:
+        self._pool = pool
+        self._allegro = allegro
+        self._interval = interval
+        self._stopping = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        """Start the loop."""
+        self._task = asyncio.create_task(self._run(), name="sent-marker")
+
+    async def stop(self, timeout: float) -> None:
+        """Finish the round in hand within ``timeout``."""
+        self._stopping.set()
+        await stop_task(self._task, timeout)
+
+    async def _run(self) -> None:
+        failures = Failures("sent_marker_failing")
+        while not self._stopping.is_set():
+            pause = self._interval
+            try:
+                if await mark_sent_pending(self._allegro, self._pool):
+                    pause = 0.0
+                failures.succeeded()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                pause = failures.pause(exc)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), pause)
