@@ -291,6 +291,10 @@ async def create_shipment(request: web.Request) -> web.Response:
         )
         desk.parcels[parcel.id] = parcel
         command.result_id = parcel.id
+        # the carrier knows the parcel's waybills from now on (tracking.py)
+        tracked = context.get(request).market.tracked_since
+        for waybill in parcel.waybills:
+            tracked.setdefault((parcel.carrier, waybill), now)
     desk.commands[command_id] = command
     return _accepted(command)
 

@@ -176,3 +176,18 @@ async def test_zpl_labels_protocol_pickup_and_cancel(emu: Harness) -> None:
         "POST", f"{BASE}/label", token, {"shipmentIds": [other]}, headers={"Accept": VND}
     )
     assert status == 400 and "cancelled" in err["errors"][0]["message"]
+
+
+async def test_the_carrier_tracks_a_parcel_made_with_allegro(emu: Harness) -> None:
+    _, token = await emu.seller_with_token()
+    shipment_id = await _parcel(emu, token)
+    status, details, _ = await emu.api("GET", f"{BASE}/shipments/{shipment_id}", token)
+    assert status == 200
+    waybill = details["packages"][0]["waybill"]
+    await emu.advance(3600)
+    status, body, _ = await emu.api(
+        "GET", f"/order/carriers/{details['carrier']}/tracking?waybill={waybill}", token
+    )
+    assert status == 200, body
+    [entry] = body["waybills"]
+    assert entry["waybill"] == waybill and entry["trackingDetails"]["statuses"], entry
