@@ -70,7 +70,7 @@ SECTIONS: tuple[tuple[str, str, tuple[tuple[str, str], ...]], ...] = (
         (("sync_prices", "Zmień cenę na ofercie po zmianie ceny towaru"),),
     ),
     (
-        "listing",
+        "products",
         "Wystawianie ofert",
         (
             (
