@@ -4,6 +4,7 @@ window exceeds Allegro's limit even when leased tokens are spent late, leases th
 
 from __future__ import annotations
 
+import asyncio
 import math
 from collections import deque
 
@@ -98,16 +99,26 @@ def test_leased_tokens_expire_and_are_spent_oldest_first() -> None:
 
 
 async def test_a_local_limiter_keeps_order_traffic_ahead_of_bulk() -> None:
-    """Alone (no store): bulk may not take the bucket's reserve, orders may."""
+    """Alone (no store): bulk may not take the bucket's reserve, orders may. The clock stands
+    still, so nothing is refilled: a bulk request past the reserve waits while orders pass."""
     now = [0.0]
-    limiter = RequestLimiter(600, clock=lambda: now[0])  # 10 a second, capacity 10
+    limiter = RequestLimiter(600, clock=lambda: now[0])  # 10 a second, capacity 10, reserve 2
     for _ in range(8):
-        await limiter.acquire(bulk=True)  # down to the reserve (0.2 of the capacity)
-    taken_by_orders = 0
-    for _ in range(2):
-        await limiter.acquire(bulk=False)
-        taken_by_orders += 1
-    assert taken_by_orders == 2
+        await asyncio.wait_for(limiter.acquire(bulk=True), 0.1)  # down to the reserve
+    ninth = asyncio.create_task(limiter.acquire(bulk=True))
+    try:
+        await asyncio.sleep(0.05)
+        assert not ninth.done()  # the reserve is not bulk's
+        for _ in range(2):  # the reserve is the orders'
+            await asyncio.wait_for(limiter.acquire(bulk=False), 0.1)
+        assert not ninth.done()
+        with pytest.raises(TimeoutError):  # the bucket is empty now, for orders too
+            await asyncio.wait_for(limiter.acquire(bulk=False), 0.1)
+        now[0] = 0.2  # about two tokens refilled: an order gets one, bulk still none
+        await asyncio.wait_for(limiter.acquire(bulk=False), 0.7)
+        assert not ninth.done()
+    finally:
+        ninth.cancel()
 
 
 def test_the_per_replica_cap_is_the_budget_of_a_limiter_alone() -> None:
