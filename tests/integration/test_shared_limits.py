@@ -13,14 +13,17 @@ from collections import deque
 from collections.abc import Callable
 from urllib.parse import urlsplit
 
+import asyncpg
 import pytest
 
 from allegro_sync.adapters.allegro.limits import (
     LEASE_TTL,
+    BucketSpec,
     ChangeBudgets,
     RequestLimiter,
     window_rate,
 )
+from allegro_sync.adapters.postgres import rate_buckets
 from allegro_sync.adapters.postgres.rate_buckets import PgBucketStore
 from tests.helpers import TcpProxy
 from tests.integration.test_poller_outages import through
@@ -208,3 +211,32 @@ async def test_an_unreachable_database_falls_back_to_a_local_share_and_recovers(
         await limiter.close()
         await store.close()
         await proxy.stop()
+
+
+async def test_a_lease_that_waited_for_the_row_lock_refills_no_interval_twice(
+    database_url: str, stores: list[PgBucketStore]
+) -> None:
+    """A lease takes its time before it waits for the bucket's row lock. One that waited behind
+    a later lease must not write its earlier time over the later one's: the next lease would be
+    refilled for that interval a second time."""
+    spec = BucketSpec("test:lock-order", 100.0, 100.0)  # 100 a second
+    args = ([spec.key], [spec.capacity], [spec.rate])
+    conn = await asyncpg.connect(database_url)
+    try:
+        await conn.execute(rate_buckets.ENSURE, [spec.key], [spec.capacity])
+        async with conn.transaction():
+            await conn.execute("SELECT 1 FROM rate_buckets WHERE key = $1 FOR UPDATE", spec.key)
+            waiting = asyncio.create_task(stores[0].lease([spec], 1000, reserve=0, whole=False))
+            await asyncio.sleep(0.5)  # its time is taken; it waits for the lock
+            assert not waiting.done()
+            # a later lease, first to the lock, takes every token
+            drained = await conn.fetchrow(rate_buckets.LEASE, *args, 1000, 0.0, False)
+            assert drained["granted"] >= 99
+        drained_at = time.monotonic()
+        await waiting  # nothing was refilled since the other's time
+        grant = await stores[1].lease([spec], 1000, reserve=0, whole=False)
+        refilled_for = time.monotonic() - drained_at
+        assert grant.granted <= spec.rate * refilled_for + 1  # not 0.5 s of tokens again
+    finally:
+        await conn.close()
+
