@@ -240,3 +240,37 @@ async def test_a_lease_that_waited_for_the_row_lock_refills_no_interval_twice(
     finally:
         await conn.close()
 
+
+async def spends(budgets: ChangeBudgets, account_id: int, seconds: float) -> bool:
+    """Whether one listing write of the account's budget is granted within ``seconds``."""
+    until = time.monotonic() + seconds
+    while time.monotonic() < until:
+        if budgets.try_spend(account_id, "listing", 1) == 0:
+            return True
+        await asyncio.sleep(0.02)
+    return False
+
+
+async def test_a_429_of_a_sellers_limit_pauses_that_sellers_budget_on_every_replica(
+    stores: list[PgBucketStore],
+) -> None:
+    """A product-offer write refused with 429 on one replica: every replica's writers of that
+    seller wait out the pause (the shared budget reports it); other sellers' writes and the
+    client id's requests go on."""
+    seen = replica(stores[0], first_pause=3.0)
+    writers, requests = ChangeBudgets(store=stores[1]), replica(stores[1])
+    try:
+        blocked_at = time.monotonic()
+        assert seen.note_seller_limited(5, "listing") == 3.0
+        assert seen.blocked_for() == 0
+        await asyncio.sleep(0.3)  # the pause is written to the shared budget
+        assert await spends(writers, 6, 1.0)  # another seller's budget is not paused
+        assert not await spends(writers, 5, 1.0)  # the seller's is, on the other replica too
+        await asyncio.wait_for(requests.acquire(bulk=False), 0.5)  # and the client id's is not
+        assert requests.blocked_for() == 0
+        await asyncio.sleep(max(0.0, blocked_at + 3.0 - time.monotonic()))
+        assert await spends(writers, 5, 2.0)  # after the pause the seller writes again
+    finally:
+        await seen.close()
+        await writers.close()
+        await requests.close()

@@ -20,6 +20,7 @@ from allegro_sync.adapters.allegro.limits import (
     TokenBucket,
     change_buckets,
     next_pause,
+    seller_limit,
     window_rate,
 )
 
@@ -137,3 +138,43 @@ def test_change_budgets_alone_never_exceed_a_sliding_minute_or_the_share() -> No
         now[0] += 0.1
     assert 0 < worst_window(spends, 60) <= 4500
     assert budgets.largest_now(7, "quantity") <= 500
+
+
+def test_the_endpoint_family_tells_a_per_seller_limit_from_the_client_wide_one() -> None:
+    assert seller_limit("GET", "/sale/products") == "products"  # per-user leaky bucket
+    assert seller_limit("GET", "/sale/products/abc") == "products"
+    assert seller_limit("POST", "/sale/product-offers") == "listing"  # 2 490 a minute
+    assert seller_limit("PATCH", "/sale/product-offers/123") == "listing"
+    assert seller_limit("GET", "/sale/product-offers/123") == "offer-reads"  # 3 500 a minute
+    assert seller_limit("GET", "/sale/product-offers/1/operations/2") == "offer-reads"
+    assert seller_limit("PUT", "/sale/offer-quantity-change-commands/u") == "quantity"
+    assert seller_limit("GET", "/sale/offer-price-change-commands/u/tasks") == "price"
+    assert seller_limit("PUT", "/sale/offer-publication-commands/u") == "publication"
+    for method, path in (
+        ("GET", "/order/events"),
+        ("GET", "/order/checkout-forms/x"),
+        ("GET", "/sale/offers"),
+        ("GET", "/sale/offer-events"),
+        ("GET", "/me"),
+    ):
+        assert seller_limit(method, path) is None, path  # the client-wide limit alone
+
+
+async def test_a_429_of_a_per_seller_limit_pauses_that_seller_and_family_only() -> None:
+    limiter = RequestLimiter(600, first_pause=5.0)
+    assert limiter.note_seller_limited(7, "listing") == 5.0
+    assert limiter.blocked_for() == 0 and limiter.rate_limited == 0  # not the client id
+    assert 4.9 < limiter.seller_blocked_for(7, "listing") <= 5.0
+    for seller in (None, (8, "listing"), (7, "products"), (7, "offer-reads")):
+        await asyncio.wait_for(limiter.acquire(bulk=False, seller=seller), 0.1)
+    waiting = asyncio.create_task(limiter.acquire(bulk=False, seller=(7, "listing")))
+    await asyncio.sleep(0.1)
+    assert not waiting.done()  # the seller's writes wait for its pause
+    waiting.cancel()
+    # 429s go on after the pause: it doubles, for that seller alone
+    now = [0.0]
+    timed = RequestLimiter(600, first_pause=1.0, clock=lambda: now[0])
+    assert timed.note_seller_limited(7, "listing") == 1.0
+    now[0] = 1.5
+    assert timed.note_seller_limited(7, "listing") == 2.0
+    assert timed.note_seller_limited(8, "listing") == 1.0
