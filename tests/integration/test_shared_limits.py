@@ -190,7 +190,8 @@ async def test_an_unreachable_database_falls_back_to_a_local_share_and_recovers(
     proxy = TcpProxy("127.0.0.1", port)
     await proxy.start()
     store = PgBucketStore(through(database_url, proxy))
-    limiter = RequestLimiter(PER_MINUTE, store=store, fallback_share=0.25)
+    # half of the limit for the two replicas last counted: a quarter each
+    limiter = RequestLimiter(PER_MINUTE, store=store, fallback_share=0.5, replicas=lambda: 2)
     try:
         await limiter.acquire(bulk=False)
         assert limiter.shared
@@ -274,3 +275,24 @@ async def test_a_429_of_a_sellers_limit_pauses_that_sellers_budget_on_every_repl
         await seen.close()
         await writers.close()
         await requests.close()
+
+
+async def test_the_fallback_shares_of_the_change_budgets_are_divided_by_the_replicas() -> None:
+    """With the database unreachable, four replicas keep to a fifth of a seller's budget
+    together: a twentieth each (a minute bucket of 225 quantity changes, not 900)."""
+    nowhere = PgBucketStore("postgresql://postgres@127.0.0.1:1/none")  # a closed port
+    budgets = ChangeBudgets(store=nowhere, fallback_share=0.2, replicas=lambda: 4)
+    alone = ChangeBudgets(store=nowhere, fallback_share=0.2)
+    try:
+        for one in (budgets, alone):
+            deadline = time.monotonic() + 5.0
+            while one.try_spend(5, "quantity", 1) > 0:
+                assert time.monotonic() < deadline, "the store never counted as unreachable"
+                await asyncio.sleep(0.05)
+        assert budgets.try_spend(5, "quantity", 225) > 0  # 224 left of the 225
+        assert budgets.try_spend(5, "quantity", 224) == 0
+        assert alone.try_spend(5, "quantity", 800) == 0  # one replica alone: 900
+    finally:
+        await budgets.close()
+        await alone.close()
+        await nowhere.close()

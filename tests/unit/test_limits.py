@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import math
 from collections import deque
+from typing import Any, cast
 
 import pytest
 
@@ -23,6 +24,10 @@ from allegro_sync.adapters.allegro.limits import (
     seller_limit,
     window_rate,
 )
+from allegro_sync.config.settings import Settings, load_settings
+from allegro_sync.daemon.app import poller_settings, shipment_tracker
+from allegro_sync.metrics import Metrics
+from tests.helpers import ADMIN_TOKEN, SECRET_KEY
 
 
 def worst_window(spends: list[tuple[float, int]], window: float) -> int:
@@ -178,3 +183,35 @@ async def test_a_429_of_a_per_seller_limit_pauses_that_seller_and_family_only() 
     now[0] = 1.5
     assert timed.note_seller_limited(7, "listing") == 2.0
     assert timed.note_seller_limited(8, "listing") == 1.0
+
+
+def _settings(**extra: Any) -> Settings:
+    return load_settings(
+        Settings,
+        database_url="postgresql://x",
+        amqp_url="amqp://x",
+        client_id="c",
+        client_secret="s",
+        secret_key=SECRET_KEY,
+        admin_token=ADMIN_TOKEN,
+        **extra,
+    )
+
+
+@pytest.mark.parametrize(("client", "cap"), [(600, 9000), (9000, 1200)])
+def test_the_shares_of_the_request_budget_are_of_the_client_limit_or_the_cap_if_lower(
+    client: int, cap: int
+) -> None:
+    """Delivery-status reads and idle polls take their share of what this replica may send:
+    the client id's limit, or the replica's own cap if lower."""
+    settings = _settings(client_requests_per_minute=client, allegro_requests_per_minute=cap)
+    tracker = shipment_tracker(
+        settings,
+        dsn="postgresql://unused",
+        pool=cast(Any, None),
+        allegro=cast(Any, None),
+        metrics=Metrics(),
+    )
+    lower = min(client, cap)
+    assert tracker.budget_per_minute == pytest.approx(0.05 * lower)
+    assert poller_settings(settings).idle_budget_per_minute == pytest.approx(0.2 * lower)

@@ -17,8 +17,9 @@ counts in sliding windows, so a bucket of ``capacity`` refilled at ``rate`` is s
 window can take more than the limit even with the leases held to their end:
 ``capacity + rate * (window + lease_ttl) <= limit`` (``window_rate``). A 429 seen by one replica
 writes the bucket's "blocked until", which every lease then reports. When the store cannot be
-reached a replica falls back to a conservative local share (``fallback_share``) and goes back to
-the shared buckets once it answers again. Each replica's own settings stay as optional caps: a
+reached a replica falls back to a conservative local share (``fallback_share`` of each limit for
+all the replicas last counted, ``replicas``, divided between them) and goes back to the shared
+buckets once it answers again. Each replica's own settings stay as optional caps: a
 local bucket on top of the shared one.
 """
 
