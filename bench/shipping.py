@@ -42,7 +42,7 @@ import structlog
 
 from allegro_sync.adapters.postgres import pool as pg
 from allegro_sync.config.settings import Settings, load_settings
-from allegro_sync.daemon.app import build_allegro_stack
+from allegro_sync.daemon.app import build_allegro_stack, client_budget
 from allegro_sync.daemon.shipment_tracker import ShipmentTracker
 from allegro_sync.emulator.clock import parse_iso
 from allegro_sync.handlers.shipment_tracking import TrackingTiming
@@ -196,7 +196,7 @@ async def _tracking_day(
                 pool=pool,
                 allegro=stack.allegro,
                 metrics=metrics,
-                requests_per_minute=settings.allegro_requests_per_minute,
+                requests_per_minute=client_budget(settings),
                 budget_share=settings.tracking_budget_share,
                 timing=TrackingTiming(interval=settings.tracking_interval),
                 clock=lambda: now[0],

@@ -23,7 +23,12 @@ from aiohttp import web
 from allegro_sync.adapters.allegro.client import AllegroRestClient
 from allegro_sync.adapters.allegro.crypto import TokenCipher
 from allegro_sync.adapters.allegro.journal import Journal
-from allegro_sync.adapters.allegro.limits import BucketStore, ChangeBudgets, RequestLimiter
+from allegro_sync.adapters.allegro.limits import (
+    BucketStore,
+    ChangeBudgets,
+    Replicas,
+    RequestLimiter,
+)
 from allegro_sync.adapters.allegro.oauth import OAuthClient
 from allegro_sync.adapters.allegro.offer_journal import OfferJournal
 from allegro_sync.adapters.allegro.order_journal import OrderJournal
@@ -124,10 +129,12 @@ def build_allegro_stack(
     session: aiohttp.ClientSession,
     metrics: Metrics,
     limits: BucketStore | None = None,
+    replica_count: Replicas = lambda: 1,
 ) -> AllegroStack:
     """Wire OAuth, tokens and the REST client; dead credentials and refusals go to the log.
     ``limits``: the client id's request budget shared with the other replicas (None: this
-    process keeps to ``ALLEGRO_REQUESTS_PER_MINUTE`` alone, as a one-off command does)."""
+    process keeps to ``ALLEGRO_REQUESTS_PER_MINUTE`` alone, as a one-off command does);
+    ``replica_count``: how many share it, for the local fallback."""
     cipher = TokenCipher(*settings.secret_keys())
 
     def oauth(sandbox: bool) -> OAuthClient:
@@ -155,42 +162,79 @@ def build_allegro_stack(
         api_url=settings.api_url,
         metrics=metrics,
         on_forbidden=on_forbidden,
-        limiter=request_limiter(settings, limits),
+        limiter=request_limiter(settings, limits, replica_count),
     )
     return AllegroStack(cipher, oauth, tokens, allegro, allegro.limiter)
 
 
-def request_limiter(settings: Settings, limits: BucketStore | None) -> RequestLimiter:
+def client_budget(settings: Settings) -> int:
+    """The requests a minute this replica may send at most: the client id's, or its own cap
+    if lower."""
+    return min(settings.client_requests_per_minute, settings.allegro_requests_per_minute)
+
+
+def request_limiter(
+    settings: Settings, limits: BucketStore | None, replica_count: Replicas = lambda: 1
+) -> RequestLimiter:
     """The client-wide request budget: shared through ``limits``, capped by this replica's
-    own setting; without ``limits`` the cap alone."""
+    own setting; without ``limits`` the cap alone. The fallback share is divided between the
+    ``replica_count`` replicas."""
     if limits is None:
-        return RequestLimiter(
-            min(settings.client_requests_per_minute, settings.allegro_requests_per_minute)
-        )
+        return RequestLimiter(client_budget(settings))
     return RequestLimiter(
         settings.client_requests_per_minute,
         store=limits,
         cap_per_minute=settings.allegro_requests_per_minute,
         fallback_share=settings.limits_fallback_share,
+        replicas=replica_count,
     )
 
 
-def change_budgets(settings: Settings, limits: BucketStore | None) -> ChangeBudgets:
+def change_budgets(
+    settings: Settings, limits: BucketStore | None, replica_count: Replicas = lambda: 1
+) -> ChangeBudgets:
     """The sellers' offer-change budgets, shared through ``limits``, capped by this replica's
-    ``OFFER_CHANGE_BUDGET_SHARE``."""
+    ``OFFER_CHANGE_BUDGET_SHARE``; the fallback share divided between the replicas."""
     return ChangeBudgets(
         share=settings.offer_change_budget_share,
         store=limits,
         fallback_share=settings.limits_fallback_share,
+        replicas=replica_count,
     )
 
 
 def poller_settings(settings: Settings) -> PollerSettings:
-    """The journal scheduler's timing and idle budget from the settings."""
+    """The journal scheduler's timing and idle budget (of all the replicas together: each
+    takes the part of the shards it holds) from the settings."""
     return PollerSettings(
         ceilings={"order": settings.order_poll_ceiling, "offer": settings.offer_poll_ceiling},
-        idle_budget_per_minute=settings.idle_poll_budget_share
-        * min(settings.client_requests_per_minute, settings.allegro_requests_per_minute),
+        idle_budget_per_minute=settings.idle_poll_budget_share * client_budget(settings),
+    )
+
+
+def shipment_tracker(
+    settings: Settings,
+    *,
+    dsn: str,
+    pool: asyncpg.Pool,
+    allegro: AllegroRestClient,
+    metrics: Metrics,
+) -> ShipmentTracker:
+    """The delivery-status reads (one replica), inside ``TRACKING_BUDGET_SHARE`` of the
+    requests this replica may send (``client_budget``)."""
+    return ShipmentTracker(
+        dsn=dsn,
+        pool=pool,
+        allegro=allegro,
+        metrics=metrics,
+        requests_per_minute=client_budget(settings),
+        budget_share=settings.tracking_budget_share,
+        timing=TrackingTiming(
+            interval=settings.tracking_interval,
+            give_up=settings.tracking_give_up_days * 86400.0,
+            retry_after=min(300.0, settings.tracking_interval),
+        ),
+        tick=settings.tracking_tick,
     )
 
 
@@ -217,6 +261,8 @@ class Daemon:
     limits: PgBucketStore | None = None
     limiter: RequestLimiter | None = None
     budgets: ChangeBudgets | None = None
+    # the daemons on the database as the pollers last counted them (the limits' fallback)
+    replica_count: replicas.ReplicaCount = field(default_factory=replicas.ReplicaCount)
 
     async def start(self) -> None:
         """Migrate, declare the topology, then start HTTP, the relay and the consumers."""
@@ -270,6 +316,7 @@ class Daemon:
                 metrics=self.metrics,
                 timing=self.poller_timing or poller_settings(settings),
                 instance=self.instance,
+                replica_count=self.replica_count,
             )
         )
         self.services.append(
@@ -306,19 +353,8 @@ class Daemon:
         )
         self.services.append(SentMarker(pool=self.pool, allegro=self.allegro))
         self.services.append(
-            ShipmentTracker(
-                dsn=dsn,
-                pool=self.pool,
-                allegro=self.allegro,
-                metrics=self.metrics,
-                requests_per_minute=settings.allegro_requests_per_minute,
-                budget_share=settings.tracking_budget_share,
-                timing=TrackingTiming(
-                    interval=settings.tracking_interval,
-                    give_up=settings.tracking_give_up_days * 86400.0,
-                    retry_after=min(300.0, settings.tracking_interval),
-                ),
-                tick=settings.tracking_tick,
+            shipment_tracker(
+                settings, dsn=dsn, pool=self.pool, allegro=self.allegro, metrics=self.metrics
             )
         )
         self.services.append(
@@ -381,10 +417,15 @@ class Daemon:
         assert self.pool is not None
         self.http_session = new_http_session(self.settings.user_agent)
         stack = build_allegro_stack(
-            self.settings, self.pool, self.http_session, self.metrics, self.limits
+            self.settings,
+            self.pool,
+            self.http_session,
+            self.metrics,
+            self.limits,
+            self.replica_count,
         )
         self.limiter = stack.limiter
-        self.budgets = change_budgets(self.settings, self.limits)
+        self.budgets = change_budgets(self.settings, self.limits, self.replica_count)
         self.cipher, self.oauth, self.tokens, self.allegro = (
             stack.cipher,
             stack.oauth,

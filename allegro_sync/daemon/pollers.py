@@ -21,7 +21,8 @@ page that held echoes only is read again within ``echo_interval`` (30 s), its ec
 offer coalesced into one listing read. A full page is read again at once. Idle polls
 (of a journal backing off: quiet for longer than 4 busy intervals) take a token from the
 idle budget (``idle_budget_per_minute``,
-the ``IDLE_POLL_BUDGET_SHARE`` of the client's requests a minute); when it runs short, due idle
+the ``IDLE_POLL_BUDGET_SHARE`` of the client's requests a minute for all the replicas, each
+taking the part of the shards it holds); when it runs short, due idle
 polls wait and go busiest first (smallest interval, then longest overdue). A pair whose last
 read is older than half its journal's retention skips the budget. ``NOTIFY allegro_sync_poll``
 with ``<account_id>:<journal>`` (``<account_id>:`` both) polls now and counts as activity: the
@@ -306,6 +307,7 @@ class PollerSupervisor:
         metrics: Metrics,
         timing: PollerSettings | None = None,
         instance: str | None = None,
+        replica_count: replicas.ReplicaCount | None = None,
         clock: Clock = time.monotonic,
     ) -> None:
         self._journals = journals
@@ -315,6 +317,7 @@ class PollerSupervisor:
         self._metrics = metrics
         self._timing = timing or PollerSettings()
         self._instance = instance  # this daemon's application_name (None: assume alone)
+        self._replica_count = replica_count  # where the count goes (the limits' fallback)
         self._clock = clock
         self._locks = AdvisoryLocks(dsn)
         self._generation: int | None = None
@@ -438,6 +441,8 @@ class PollerSupervisor:
         daemons = 1
         if self._instance is not None:
             daemons += await replicas.other_daemons(self._pool, self._instance)
+        if self._replica_count is not None:
+            self._replica_count.value = daemons
         share = fair_share(daemons)
         if self._generation is not None and not await self._locks.holds(self._generation):
             self._lose_all()
@@ -445,9 +450,25 @@ class PollerSupervisor:
             await self._release(sorted(self.owned)[share:])
         if len(self.owned) < share:
             await self._take(share)
+        self._size_idle_budget(len(self.owned) / SHARDS)
         active = set(await accounts.active_ids(self._pool))
         self._sync_slots(active)
         self._metrics.polled_accounts.set(len({a for a, _ in self._slots}))
+
+    def _size_idle_budget(self, part: float) -> None:
+        """This replica's part of the idle budget: that of the shards it holds. The shards are
+        held by one replica each, so the parts of all the replicas add up to the budget at
+        most, whatever their number."""
+        budget = self._idle_budget
+        budget.wait_for(0)  # refilled until now at the old rate
+        budget.rate = max(self._timing.idle_budget_per_minute * part, 1.0) / 60.0
+        budget.capacity = max(budget.rate, 1.0)
+        budget.tokens = min(budget.tokens, budget.capacity)
+
+    @property
+    def idle_budget_per_minute(self) -> float:
+        """This replica's idle budget now (requests a minute)."""
+        return self._idle_budget.rate * 60.0
 
     async def _take(self, share: int) -> None:
         free = [s for s in range(SHARDS) if s not in self.owned]

@@ -2,13 +2,15 @@
 
 A daemon names its database connections ``allegro-sync daemon <host> <instance>``, so each sees
 how many replicas run (``pg_stat_activity``): the journal pollers split the shards of accounts
-by it. Allegro's limits need no dividing: the replicas share them in PostgreSQL
-(``adapters/allegro/limits.py``, table ``rate_buckets``).
+by it and keep the last count in a ``ReplicaCount``. Allegro's limits are shared in PostgreSQL
+(``adapters/allegro/limits.py``, table ``rate_buckets``); only their local fallback, for while
+the database cannot be reached, is divided by the last count.
 """
 
 from __future__ import annotations
 
 import socket
+from dataclasses import dataclass
 from uuid import uuid4
 
 import asyncpg
@@ -16,6 +18,16 @@ import asyncpg
 from allegro_sync.adapters.postgres import pool as pg
 
 DAEMON_PREFIX = "allegro-sync daemon "
+
+
+@dataclass
+class ReplicaCount:
+    """How many daemons share the database, as last counted (1 until the first count)."""
+
+    value: int = 1
+
+    def __call__(self) -> int:
+        return self.value
 
 
 def instance_name() -> str:

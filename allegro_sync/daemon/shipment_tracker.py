@@ -59,7 +59,8 @@ class ShipmentTracker:
         self._timing = timing or TrackingTiming()
         self._tick = tick
         self._clock = clock
-        rate = max(requests_per_minute * budget_share / 60.0, 0.01)
+        self.budget_per_minute = requests_per_minute * budget_share
+        rate = max(self.budget_per_minute / 60.0, 0.01)
         self._bucket = TokenBucket(capacity=max(rate, 1.0), rate=rate)
         self._locks = AdvisoryLocks(dsn)
         self._generation: int | None = None

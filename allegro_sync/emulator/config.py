@@ -107,8 +107,9 @@ class Switches:
     # POST /sale/product-offers: True answers 202 + Location + Retry-After and publishes when
     # the operation is done (the harder case); False answers 201 with the offer created.
     create_offer_async: bool = True
-    # UNCONFIRMED per-user parallelism limit (leaky bucket, section 3): more than this many
-    # requests in flight for one user -> 429. 0 = off (it would make ordinary tests flaky).
+    # UNCONFIRMED per-user parallelism limit (leaky bucket, section 3) on the resources that
+    # have one (``middleware.PER_USER_RESOURCES``: the catalogue): more than this many
+    # requests of one user in flight there -> 429. 0 = off (it would make tests flaky).
     max_parallel_requests_per_user: int = 0
     # UNCONFIRMED token-minting limit (section 2.1): more than this many tokens issued for one
     # user within ``token_mint_window_seconds`` -> 429 from /auth/oauth/token. 0 = off.

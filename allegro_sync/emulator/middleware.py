@@ -15,6 +15,9 @@ from .errors import BETA_JSON, VND_JSON, ApiError, OAuthError, rate_limited
 from .spec_check import declared_error_media
 
 CONTROL_PREFIX = "/__control__"
+# The resources with a per-user limit besides the client id's (allegro-api.md 3: "selected
+# resources", e.g. the catalogue, issue #4630), where the parallelism switch applies.
+PER_USER_RESOURCES = ("/sale/products",)
 # set on a request whose answer is an injected fault, not the emulator's reading of Allegro
 FAULT_INJECTED = web.RequestKey("allegro_emulator_fault", bool)
 CAPTCHA_PAGE = (
@@ -99,7 +102,8 @@ async def faults_and_counting(request: web.Request, handler: Handler) -> web.Str
         emulator.market.recordings.requests_by_user_agent[
             request.headers.get("User-Agent", "")
         ] += 1
-    user = _user_of(emulator, request) if emulator.parallel.limit > 0 else None
+    per_user = emulator.parallel.limit > 0 and path.startswith(PER_USER_RESOURCES)
+    user = _user_of(emulator, request) if per_user else None
     if user is not None and not emulator.parallel.enter(user):
         raise rate_limited(None)
     try:

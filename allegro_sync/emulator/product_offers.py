@@ -22,7 +22,7 @@ from .auth import scope, seller_caller
 from .catalog import EAN_PARAMETER_ID
 from .clock import iso
 from .context import Emulator
-from .errors import ApiError, access_denied, json_response, validation
+from .errors import ApiError, access_denied, json_response, rate_limited, validation
 from .images import on_image_host
 from .models import Offer, OfferOperation, Seller
 from .offer_ops import (
@@ -50,24 +50,15 @@ UNREACHABLE_SUFFIX = ".invalid"
 
 
 def check_write_limit(emulator: Emulator, seller: Seller) -> None:
-    """429 in Allegro's format when the seller is over its product-offer write limit."""
+    """429 when the seller is over its product-offer write limit: the same answer as every
+    other 429 (issue #4630's body; nothing in it or its headers tells the limits apart), so a
+    client knows a per-seller limit by the endpoint alone, as with Allegro."""
     if emulator.offer_writes is None:
         return
     wait = emulator.offer_writes.try_write(seller.id)
     if wait is not None:
         seconds = max(1, math.ceil(wait))
-        headers = (
-            {"Retry-After": str(seconds)} if emulator.config.switches.send_retry_after else None
-        )
-        raise ApiError(
-            429,
-            "TooManyRequestsException",
-            "Too many product-offer writes for this seller: at most "
-            f"{emulator.offer_writes.per_minute} a minute and {emulator.offer_writes.per_hour} "
-            "an hour",
-            user_message="Przekroczony limit zapytań.",
-            headers=headers,
-        )
+        raise rate_limited(seconds if emulator.config.switches.send_retry_after else None)
 
 
 def own_offer(request: web.Request, seller: Seller) -> Offer:

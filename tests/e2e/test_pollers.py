@@ -59,6 +59,11 @@ async def test_two_replicas_share_the_shards_and_one_takes_over(
             return rows if len(rows) == SHARDS and halves else None
 
         rows = await eventually(shared, timeout=20)
+        # the idle budget is the replicas' together: each takes the part of its shards
+        budget = FAST_POLLING.idle_budget_per_minute
+        assert [r.idle_budget_per_minute for r in replicas] == [budget / 2, budget / 2]
+        # and each knows how many share the limits (their fallback while PostgreSQL is away)
+        assert daemon.replica_count() == second.replica_count() == 2
         keys = [r["key"] for r in rows]
         assert len(set(keys)) == SHARDS, "a shard held twice"
         assert len({r["pid"] for r in rows}) == 2, "one lock connection per replica"
@@ -95,5 +100,10 @@ async def test_two_replicas_share_the_shards_and_one_takes_over(
         return rows if len(rows) == SHARDS and len({r["pid"] for r in rows}) == 1 else None
 
     await eventually(all_taken, timeout=20)
+
+    async def whole_budget() -> bool:
+        return replicas[0].idle_budget_per_minute == FAST_POLLING.idle_budget_per_minute
+
+    await eventually(whole_budget, timeout=5)
     cursors = await db.fetchval("SELECT count(*) FROM journal_cursors")
     assert cursors == 2 * len(accounts)

@@ -13,14 +13,17 @@ from collections import deque
 from collections.abc import Callable
 from urllib.parse import urlsplit
 
+import asyncpg
 import pytest
 
 from allegro_sync.adapters.allegro.limits import (
     LEASE_TTL,
+    BucketSpec,
     ChangeBudgets,
     RequestLimiter,
     window_rate,
 )
+from allegro_sync.adapters.postgres import rate_buckets
 from allegro_sync.adapters.postgres.rate_buckets import PgBucketStore
 from tests.helpers import TcpProxy
 from tests.integration.test_poller_outages import through
@@ -159,20 +162,23 @@ async def test_order_traffic_passes_while_bulk_is_throttled(stores: list[PgBucke
 
 
 async def test_change_budgets_are_shared_by_replicas(stores: list[PgBucketStore]) -> None:
-    """One seller's 9 000 quantity changes a minute: two batchers asking for full commands
-    together get at most the minute bucket's capacity at once, then its refill."""
+    """One seller's 9 000 quantity changes a minute: the minute bucket holds one full command
+    (1 000) and refills at (9 000 - 1 000) / 62 s, 129 a second, so a second full command fits
+    only after 7.8 s. Two batchers asking for full commands for 3 s get exactly one between
+    them (each with a budget of its own would get one each), and the other is told to wait."""
     clock: Callable[[], float] = time.monotonic
     first = ChangeBudgets(store=stores[0], clock=clock)
     second = ChangeBudgets(store=stores[1], clock=clock)
-    spent = 0
+    spent = {id(first): 0, id(second): 0}
     until = time.monotonic() + 3.0
     while time.monotonic() < until:
         for budgets in (first, second):
             if budgets.try_spend(5, "quantity", 1000) == 0:
-                spent += 1000
+                spent[id(budgets)] += 1000
         await asyncio.sleep(0.02)
-    minute_rate = (9000 - 1000) / (60 + LEASE_TTL)
-    assert 1000 <= spent <= 1000 + minute_rate * 3.0 + 1000  # not 2 x 1000 at once, each
+    assert sorted(spent.values()) == [0, 1000]
+    refused = second if spent[id(second)] == 0 else first
+    assert refused.try_spend(5, "quantity", 1000) > 0
     await first.close()
     await second.close()
 
@@ -184,7 +190,8 @@ async def test_an_unreachable_database_falls_back_to_a_local_share_and_recovers(
     proxy = TcpProxy("127.0.0.1", port)
     await proxy.start()
     store = PgBucketStore(through(database_url, proxy))
-    limiter = RequestLimiter(PER_MINUTE, store=store, fallback_share=0.25)
+    # half of the limit for the two replicas last counted: a quarter each
+    limiter = RequestLimiter(PER_MINUTE, store=store, fallback_share=0.5, replicas=lambda: 2)
     try:
         await limiter.acquire(bulk=False)
         assert limiter.shared
@@ -205,3 +212,87 @@ async def test_an_unreachable_database_falls_back_to_a_local_share_and_recovers(
         await limiter.close()
         await store.close()
         await proxy.stop()
+
+
+async def test_a_lease_that_waited_for_the_row_lock_refills_no_interval_twice(
+    database_url: str, stores: list[PgBucketStore]
+) -> None:
+    """A lease takes its time before it waits for the bucket's row lock. One that waited behind
+    a later lease must not write its earlier time over the later one's: the next lease would be
+    refilled for that interval a second time."""
+    spec = BucketSpec("test:lock-order", 100.0, 100.0)  # 100 a second
+    args = ([spec.key], [spec.capacity], [spec.rate])
+    conn = await asyncpg.connect(database_url)
+    try:
+        await conn.execute(rate_buckets.ENSURE, [spec.key], [spec.capacity])
+        async with conn.transaction():
+            await conn.execute("SELECT 1 FROM rate_buckets WHERE key = $1 FOR UPDATE", spec.key)
+            waiting = asyncio.create_task(stores[0].lease([spec], 1000, reserve=0, whole=False))
+            await asyncio.sleep(0.5)  # its time is taken; it waits for the lock
+            assert not waiting.done()
+            # a later lease, first to the lock, takes every token
+            drained = await conn.fetchrow(rate_buckets.LEASE, *args, 1000, 0.0, False)
+            assert drained["granted"] >= 99
+        drained_at = time.monotonic()
+        await waiting  # nothing was refilled since the other's time
+        grant = await stores[1].lease([spec], 1000, reserve=0, whole=False)
+        refilled_for = time.monotonic() - drained_at
+        assert grant.granted <= spec.rate * refilled_for + 1  # not 0.5 s of tokens again
+    finally:
+        await conn.close()
+
+
+async def spends(budgets: ChangeBudgets, account_id: int, seconds: float) -> bool:
+    """Whether one listing write of the account's budget is granted within ``seconds``."""
+    until = time.monotonic() + seconds
+    while time.monotonic() < until:
+        if budgets.try_spend(account_id, "listing", 1) == 0:
+            return True
+        await asyncio.sleep(0.02)
+    return False
+
+
+async def test_a_429_of_a_sellers_limit_pauses_that_sellers_budget_on_every_replica(
+    stores: list[PgBucketStore],
+) -> None:
+    """A product-offer write refused with 429 on one replica: every replica's writers of that
+    seller wait out the pause (the shared budget reports it); other sellers' writes and the
+    client id's requests go on."""
+    seen = replica(stores[0], first_pause=3.0)
+    writers, requests = ChangeBudgets(store=stores[1]), replica(stores[1])
+    try:
+        blocked_at = time.monotonic()
+        assert seen.note_seller_limited(5, "listing") == 3.0
+        assert seen.blocked_for() == 0
+        await asyncio.sleep(0.3)  # the pause is written to the shared budget
+        assert await spends(writers, 6, 1.0)  # another seller's budget is not paused
+        assert not await spends(writers, 5, 1.0)  # the seller's is, on the other replica too
+        await asyncio.wait_for(requests.acquire(bulk=False), 0.5)  # and the client id's is not
+        assert requests.blocked_for() == 0
+        await asyncio.sleep(max(0.0, blocked_at + 3.0 - time.monotonic()))
+        assert await spends(writers, 5, 2.0)  # after the pause the seller writes again
+    finally:
+        await seen.close()
+        await writers.close()
+        await requests.close()
+
+
+async def test_the_fallback_shares_of_the_change_budgets_are_divided_by_the_replicas() -> None:
+    """With the database unreachable, four replicas keep to a fifth of a seller's budget
+    together: a twentieth each (a minute bucket of 225 quantity changes, not 900)."""
+    nowhere = PgBucketStore("postgresql://postgres@127.0.0.1:1/none")  # a closed port
+    budgets = ChangeBudgets(store=nowhere, fallback_share=0.2, replicas=lambda: 4)
+    alone = ChangeBudgets(store=nowhere, fallback_share=0.2)
+    try:
+        for one in (budgets, alone):
+            deadline = time.monotonic() + 5.0
+            while one.try_spend(5, "quantity", 1) > 0:
+                assert time.monotonic() < deadline, "the store never counted as unreachable"
+                await asyncio.sleep(0.05)
+        assert budgets.try_spend(5, "quantity", 225) > 0  # 224 left of the 225
+        assert budgets.try_spend(5, "quantity", 224) == 0
+        assert alone.try_spend(5, "quantity", 800) == 0  # one replica alone: 900
+    finally:
+        await budgets.close()
+        await alone.close()
+        await nowhere.close()

@@ -4,8 +4,10 @@ window exceeds Allegro's limit even when leased tokens are spent late, leases th
 
 from __future__ import annotations
 
+import asyncio
 import math
 from collections import deque
+from typing import Any, cast
 
 import pytest
 
@@ -19,8 +21,13 @@ from allegro_sync.adapters.allegro.limits import (
     TokenBucket,
     change_buckets,
     next_pause,
+    seller_limit,
     window_rate,
 )
+from allegro_sync.config.settings import Settings, load_settings
+from allegro_sync.daemon.app import poller_settings, shipment_tracker
+from allegro_sync.metrics import Metrics
+from tests.helpers import ADMIN_TOKEN, SECRET_KEY
 
 
 def worst_window(spends: list[tuple[float, int]], window: float) -> int:
@@ -98,16 +105,26 @@ def test_leased_tokens_expire_and_are_spent_oldest_first() -> None:
 
 
 async def test_a_local_limiter_keeps_order_traffic_ahead_of_bulk() -> None:
-    """Alone (no store): bulk may not take the bucket's reserve, orders may."""
+    """Alone (no store): bulk may not take the bucket's reserve, orders may. The clock stands
+    still, so nothing is refilled: a bulk request past the reserve waits while orders pass."""
     now = [0.0]
-    limiter = RequestLimiter(600, clock=lambda: now[0])  # 10 a second, capacity 10
+    limiter = RequestLimiter(600, clock=lambda: now[0])  # 10 a second, capacity 10, reserve 2
     for _ in range(8):
-        await limiter.acquire(bulk=True)  # down to the reserve (0.2 of the capacity)
-    taken_by_orders = 0
-    for _ in range(2):
-        await limiter.acquire(bulk=False)
-        taken_by_orders += 1
-    assert taken_by_orders == 2
+        await asyncio.wait_for(limiter.acquire(bulk=True), 0.1)  # down to the reserve
+    ninth = asyncio.create_task(limiter.acquire(bulk=True))
+    try:
+        await asyncio.sleep(0.05)
+        assert not ninth.done()  # the reserve is not bulk's
+        for _ in range(2):  # the reserve is the orders'
+            await asyncio.wait_for(limiter.acquire(bulk=False), 0.1)
+        assert not ninth.done()
+        with pytest.raises(TimeoutError):  # the bucket is empty now, for orders too
+            await asyncio.wait_for(limiter.acquire(bulk=False), 0.1)
+        now[0] = 0.2  # about two tokens refilled: an order gets one, bulk still none
+        await asyncio.wait_for(limiter.acquire(bulk=False), 0.7)
+        assert not ninth.done()
+    finally:
+        ninth.cancel()
 
 
 def test_the_per_replica_cap_is_the_budget_of_a_limiter_alone() -> None:
@@ -126,3 +143,75 @@ def test_change_budgets_alone_never_exceed_a_sliding_minute_or_the_share() -> No
         now[0] += 0.1
     assert 0 < worst_window(spends, 60) <= 4500
     assert budgets.largest_now(7, "quantity") <= 500
+
+
+def test_the_endpoint_family_tells_a_per_seller_limit_from_the_client_wide_one() -> None:
+    assert seller_limit("GET", "/sale/products") == "products"  # per-user leaky bucket
+    assert seller_limit("GET", "/sale/products/abc") == "products"
+    assert seller_limit("POST", "/sale/product-offers") == "listing"  # 2 490 a minute
+    assert seller_limit("PATCH", "/sale/product-offers/123") == "listing"
+    assert seller_limit("GET", "/sale/product-offers/123") == "offer-reads"  # 3 500 a minute
+    assert seller_limit("GET", "/sale/product-offers/1/operations/2") == "offer-reads"
+    assert seller_limit("PUT", "/sale/offer-quantity-change-commands/u") == "quantity"
+    assert seller_limit("GET", "/sale/offer-price-change-commands/u/tasks") == "price"
+    assert seller_limit("PUT", "/sale/offer-publication-commands/u") == "publication"
+    for method, path in (
+        ("GET", "/order/events"),
+        ("GET", "/order/checkout-forms/x"),
+        ("GET", "/sale/offers"),
+        ("GET", "/sale/offer-events"),
+        ("GET", "/me"),
+    ):
+        assert seller_limit(method, path) is None, path  # the client-wide limit alone
+
+
+async def test_a_429_of_a_per_seller_limit_pauses_that_seller_and_family_only() -> None:
+    limiter = RequestLimiter(600, first_pause=5.0)
+    assert limiter.note_seller_limited(7, "listing") == 5.0
+    assert limiter.blocked_for() == 0 and limiter.rate_limited == 0  # not the client id
+    assert 4.9 < limiter.seller_blocked_for(7, "listing") <= 5.0
+    for seller in (None, (8, "listing"), (7, "products"), (7, "offer-reads")):
+        await asyncio.wait_for(limiter.acquire(bulk=False, seller=seller), 0.1)
+    waiting = asyncio.create_task(limiter.acquire(bulk=False, seller=(7, "listing")))
+    await asyncio.sleep(0.1)
+    assert not waiting.done()  # the seller's writes wait for its pause
+    waiting.cancel()
+    # 429s go on after the pause: it doubles, for that seller alone
+    now = [0.0]
+    timed = RequestLimiter(600, first_pause=1.0, clock=lambda: now[0])
+    assert timed.note_seller_limited(7, "listing") == 1.0
+    now[0] = 1.5
+    assert timed.note_seller_limited(7, "listing") == 2.0
+    assert timed.note_seller_limited(8, "listing") == 1.0
+
+
+def _settings(**extra: Any) -> Settings:
+    return load_settings(
+        Settings,
+        database_url="postgresql://x",
+        amqp_url="amqp://x",
+        client_id="c",
+        client_secret="s",
+        secret_key=SECRET_KEY,
+        admin_token=ADMIN_TOKEN,
+        **extra,
+    )
+
+
+@pytest.mark.parametrize(("client", "cap"), [(600, 9000), (9000, 1200)])
+def test_the_shares_of_the_request_budget_are_of_the_client_limit_or_the_cap_if_lower(
+    client: int, cap: int
+) -> None:
+    """Delivery-status reads and idle polls take their share of what this replica may send:
+    the client id's limit, or the replica's own cap if lower."""
+    settings = _settings(client_requests_per_minute=client, allegro_requests_per_minute=cap)
+    tracker = shipment_tracker(
+        settings,
+        dsn="postgresql://unused",
+        pool=cast(Any, None),
+        allegro=cast(Any, None),
+        metrics=Metrics(),
+    )
+    lower = min(client, cap)
+    assert tracker.budget_per_minute == pytest.approx(0.05 * lower)
+    assert poller_settings(settings).idle_budget_per_minute == pytest.approx(0.2 * lower)

@@ -23,7 +23,7 @@ from allegro_sync.adapters.allegro.errors import (
     AllegroRejected,
     AllegroUnavailable,
 )
-from allegro_sync.adapters.allegro.limits import RequestLimiter
+from allegro_sync.adapters.allegro.limits import RequestLimiter, seller_limit
 from allegro_sync.adapters.allegro.tokens import TokenManager
 from allegro_sync.metrics import Metrics
 
@@ -135,7 +135,7 @@ class AllegroRestClient:
                 trace_id=trace_id,
             )
         self._metrics.allegro_requests.labels(action, f"{status // 100}xx").inc()
-        self._note_limit(status, action)
+        self._note_limit(status, action, None)
         code, message = _describe(payload)
         text = f"read {path}: Allegro answered {status} {code}: {message}"
         if status >= 500:
@@ -191,9 +191,11 @@ class AllegroRestClient:
         ``accept``: a file's media type (a label, a protocol): a success's body is then its
         bytes, as they came; errors are still Allegro's JSON."""
         auth = await self._tokens.current(account_id)
+        family = seller_limit(method, path)
+        seller = (account_id, family) if family is not None else None
         for retry_after_refresh in (True, False):
             if self._limiter is not None:
-                await self._limiter.acquire(bulk=bulk)
+                await self._limiter.acquire(bulk=bulk, seller=seller)
             base = self._api_url(auth.sandbox)
             if upload_host:
                 base = upload_base(base)
@@ -242,7 +244,7 @@ class AllegroRestClient:
                     trace_id=trace_id,
                 )
             self._metrics.allegro_requests.labels(action, f"{status // 100}xx").inc()
-            self._note_limit(status, action)
+            self._note_limit(status, action, seller)
             if status == 401 and retry_after_refresh:
                 auth = await self._tokens.refresh(account_id, seen_generation=auth.generation)
                 continue
@@ -251,13 +253,24 @@ class AllegroRestClient:
             raise await self._error(account_id, path, action, status, payload, trace_id)
         raise AssertionError("unreachable")
 
-    def _note_limit(self, status: int, action: str) -> None:
-        """Tell the limiter how Allegro answered: a 429 pauses every request of the client."""
-        if self._limiter is None:
+    def _note_limit(self, status: int, action: str, seller: tuple[int, str] | None) -> None:
+        """Tell the limiter how Allegro answered: a 429 pauses every request of the client,
+        or, on an endpoint with a per-seller limit (``seller``: account id, family), that
+        seller's requests of the family."""
+        if self._limiter is None or status != 429:
             return
-        if status == 429:
+        if seller is None:
             pause = self._limiter.note_rate_limited()
-            log.warning("allegro_rate_limited", action=action, pause_seconds=pause)
+            log.warning("allegro_rate_limited", action=action, limit="client", pause_seconds=pause)
+        else:
+            pause = self._limiter.note_seller_limited(*seller)
+            log.warning(
+                "allegro_rate_limited",
+                action=action,
+                limit=seller[1],
+                account_id=seller[0],
+                pause_seconds=pause,
+            )
 
     async def _error(
         self,

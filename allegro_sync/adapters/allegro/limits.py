@@ -2,8 +2,10 @@
 
 - ``RequestLimiter``: the client-wide 9000 requests per minute per Client ID. Order traffic has
   priority: bulk traffic (batch commands and their reports) may not take the last tokens of the
-  bucket, so orders never queue behind a burst of offer changes. A 429 blocks the whole Client
-  ID, so it pauses every request of every account; the pause doubles while 429s continue.
+  bucket, so orders never queue behind a burst of offer changes. A 429 of the client-wide limit
+  blocks the whole Client ID, so it pauses every request of every account; the pause doubles
+  while 429s continue. A 429 of an endpoint with a per-seller (per-user) limit of its own
+  (``seller_limit``) pauses only that seller's requests of that endpoint family.
 - ``ChangeBudgets``: the per-seller offer-change budgets of the batch commands (price 150 000/h,
   quantity and publication 250 000/h, each 9 000/min).
 
@@ -15,8 +17,9 @@ counts in sliding windows, so a bucket of ``capacity`` refilled at ``rate`` is s
 window can take more than the limit even with the leases held to their end:
 ``capacity + rate * (window + lease_ttl) <= limit`` (``window_rate``). A 429 seen by one replica
 writes the bucket's "blocked until", which every lease then reports. When the store cannot be
-reached a replica falls back to a conservative local share (``fallback_share``) and goes back to
-the shared buckets once it answers again. Each replica's own settings stay as optional caps: a
+reached a replica falls back to a conservative local share (``fallback_share`` of each limit for
+all the replicas last counted, ``replicas``, divided between them) and goes back to the shared
+buckets once it answers again. Each replica's own settings stay as optional caps: a
 local bucket on top of the shared one.
 """
 
@@ -36,9 +39,10 @@ import structlog
 log = structlog.get_logger(__name__)
 
 Clock = Callable[[], float]
+Replicas = Callable[[], int]  # how many replicas share the limits (the last count known)
 CLIENT_KEY = "client"
 LEASE_TTL = 2.0  # seconds a leased token may be spent in
-FALLBACK_SHARE = 0.2  # of each budget, per replica, while the shared store is unreachable
+FALLBACK_SHARE = 0.2  # of each budget, all replicas together, while the store is unreachable
 STORE_TIMEOUT = 2.0  # a lease that takes longer counts as a failure (the local share takes over)
 
 
@@ -91,6 +95,41 @@ def next_pause(
     if pause > 0 and now < blocked_until + pause:
         return min(most, pause * 2)
     return first
+
+
+# Batch command resources: their per-user offer-change limits (allegro-api.md 3), by kind.
+COMMAND_FAMILIES = {
+    "/sale/offer-price-change-commands": "price",
+    "/sale/offer-quantity-change-commands": "quantity",
+    "/sale/offer-publication-commands": "publication",
+    "/sale/offer-modification-commands": "modification",
+}
+
+
+def seller_limit(method: str, path: str) -> str | None:
+    """The per-seller (per-user) limit a request counts against besides the client-wide one:
+    its endpoint family, or None when only the client-wide limit applies.
+
+    Allegro's 429 does not say which limit it is (the one body documented, issue #4630's
+    ``RateLimitExceedException``, is the per-user catalogue limit's; no header tells them
+    apart), so the endpoint decides: the catalogue's leaky bucket per user (``/sale/products``,
+    allegro-api.md 3), the product-offer writes per seller (``POST``/``PATCH
+    /sale/product-offers``: 2 490 a minute, 74 700 an hour) and reads (``GET``: 3 500 a minute,
+    allegro-2026.md 1), and the batch commands' offer changes per user. The names of the
+    families that have a ``ChangeBudgets`` kind are that kind."""
+    if path.startswith("/sale/products"):
+        return "products"
+    if path == "/sale/product-offers" or path.startswith("/sale/product-offers/"):
+        return "listing" if method in ("POST", "PATCH") else "offer-reads"
+    for prefix, kind in COMMAND_FAMILIES.items():
+        if path.startswith(prefix):
+            return kind
+    return None
+
+
+def change_key(account_id: int, kind: str, window: str) -> str:
+    """The shared bucket of an account's ``kind`` budget for ``window`` (hour, minute)."""
+    return f"changes:{account_id}:{kind}:{window}"
 
 
 @dataclass(frozen=True)
@@ -223,6 +262,7 @@ class RequestLimiter:
         lease_ttl: float = LEASE_TTL,
         lease_seconds: float = 0.5,
         fallback_share: float = FALLBACK_SHARE,
+        replicas: Replicas = lambda: 1,
         clock: Clock = time.monotonic,
     ) -> None:
         # One second's worth of capacity: a burst can never fit more than the minute's budget
@@ -232,9 +272,10 @@ class RequestLimiter:
         hold = lease_ttl if store is not None else 0.0
         self._spec = BucketSpec(CLIENT_KEY, capacity, window_rate(per_minute, 60, capacity, hold))
         self._bucket = TokenBucket(capacity, window_rate(per_minute, 60, capacity), clock)
-        share = max(per_minute * fallback_share, 60.0)
-        share_capacity = max(share / 60.0, 1.0)
-        self._fallback = TokenBucket(share_capacity, window_rate(share, 60, share_capacity), clock)
+        self._per_minute = per_minute
+        self._fallback_share = fallback_share
+        self._replicas = replicas
+        self._fallback = self._fallback_bucket(clock)
         self._cap: TokenBucket | None = None
         if cap_per_minute is not None and (store is None or cap_per_minute < per_minute):
             cap_capacity = max(cap_per_minute / 60.0, 1.0)
@@ -249,6 +290,7 @@ class RequestLimiter:
         self._max_pause = max_pause
         self._pause = 0.0
         self._blocked_until = 0.0
+        self._sellers: dict[tuple[int, str], tuple[float, float]] = {}  # (blocked until, pause)
         self._leases = Leases(lease_ttl, clock)
         self._lease_max = max(1, math.ceil(self._spec.rate * lease_seconds))
         self._health = StoreHealth(clock, "requests")
@@ -261,18 +303,31 @@ class RequestLimiter:
         self._spent = 0
         self._demand = 0.0  # tokens a second, smoothed
         self._measured_at = clock()
-        self.rate_limited = 0  # 429s seen, for tests and logs
+        self.rate_limited = 0  # 429s of the client-wide limit seen, for tests and logs
+        self.seller_limited = 0  # 429s of per-seller limits seen
         self.leases = 0  # leases asked for, for tests
+
+    def _fallback_bucket(self, clock: Clock) -> TokenBucket:
+        """This replica's part of the local share: ``fallback_share`` of the budget for all the
+        replicas last counted together, so that any number of them cut off from the database
+        stays inside the limit."""
+        share = self._per_minute * self._fallback_share / max(1, self._replicas())
+        capacity = max(share / 60.0, 1.0)
+        return TokenBucket(capacity, window_rate(share, 60, capacity), clock)
 
     @property
     def shared(self) -> bool:
         """Whether the budget is the shared one right now (not the local fallback)."""
         return self._store is not None and not self._health.failing
 
-    async def acquire(self, *, bulk: bool) -> None:
-        """Wait for a request slot; bulk traffic leaves a reserve for order traffic."""
+    async def acquire(self, *, bulk: bool, seller: tuple[int, str] | None = None) -> None:
+        """Wait for a request slot; bulk traffic leaves a reserve for order traffic. ``seller``:
+        the (account id, ``seller_limit`` family) of a request under a per-seller limit, which
+        waits for that seller's pause too."""
         while True:
             blocked = self._blocked_until - self._clock()
+            if seller is not None:
+                blocked = max(blocked, self.seller_blocked_for(*seller))
             if blocked > 0:
                 await asyncio.sleep(blocked)
                 continue
@@ -372,6 +427,8 @@ class RequestLimiter:
                 except asyncio.CancelledError:
                     raise
                 except Exception as exc:
+                    if not self._health.failing:  # sized for the replicas counted last
+                        self._fallback = self._fallback_bucket(self._clock)
                     self._health.failed(exc)
                     self._wake_waiters()
                     continue
@@ -426,6 +483,49 @@ class RequestLimiter:
             log.warning("limits_block_not_shared", error=repr(exc))
             return
         self._note_blocked(seconds)
+
+    def seller_blocked_for(self, account_id: int, family: str) -> float:
+        """Seconds left of a seller's pause of one ``seller_limit`` family."""
+        blocked_until, _ = self._sellers.get((account_id, family), (0.0, 0.0))
+        return max(0.0, blocked_until - self._clock())
+
+    def note_seller_limited(self, account_id: int, family: str) -> float:
+        """A 429 of a per-seller limit: pause that seller's requests of the family (the pause
+        rule of ``next_pause``), nobody else's; the pause in seconds. A family that is a
+        ``ChangeBudgets`` kind pauses the seller's shared budget too, so every replica's
+        writers of that budget wait (their next lease reports the pause)."""
+        self.seller_limited += 1
+        key = (account_id, family)
+        blocked_until, pause = self._sellers.get(key, (0.0, 0.0))
+        pause = next_pause(
+            self._clock(), blocked_until, pause, first=self._first_pause, most=self._max_pause
+        )
+        self._note_seller_blocked(key, pause, pause)
+        if self._store is not None and family in DEFAULT_BUDGETS:
+            task = asyncio.get_running_loop().create_task(self._share_seller_block(key))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        return pause
+
+    def _note_seller_blocked(self, key: tuple[int, str], seconds: float, pause: float) -> None:
+        blocked_until, _ = self._sellers.get(key, (0.0, 0.0))
+        self._sellers[key] = (max(blocked_until, self._clock() + seconds), pause)
+
+    async def _share_seller_block(self, key: tuple[int, str]) -> None:
+        assert self._store is not None
+        try:
+            seconds = await asyncio.wait_for(
+                self._store.block(
+                    change_key(*key, "minute"), first=self._first_pause, most=self._max_pause
+                ),
+                STORE_TIMEOUT,
+            )
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # the local pause holds
+            log.warning("limits_block_not_shared", error=repr(exc))
+            return
+        self._note_seller_blocked(key, seconds, self._sellers[key][1])
 
     async def close(self) -> None:
         """Stop leasing and give back the tokens not spent."""
@@ -497,6 +597,7 @@ class ChangeBudgets:
         store: BucketStore | None = None,
         lease_ttl: float = LEASE_TTL,
         fallback_share: float = FALLBACK_SHARE,
+        replicas: Replicas = lambda: 1,
         clock: Clock = time.monotonic,
     ) -> None:
         self._budgets = budgets or DEFAULT_BUDGETS
@@ -504,6 +605,7 @@ class ChangeBudgets:
         self._store = store
         self._ttl = lease_ttl
         self._fallback_share = fallback_share
+        self._replicas = replicas
         self._clock = clock
         self._buckets: dict[tuple[int, str], tuple[TokenBucket, TokenBucket]] = {}
         self._fallbacks: dict[tuple[int, str], tuple[TokenBucket, TokenBucket]] = {}
@@ -529,11 +631,19 @@ class ChangeBudgets:
     def _pair(self, account_id: int, kind: str) -> tuple[TokenBucket, TokenBucket]:
         return self._local(self._buckets, (account_id, kind), self._share)
 
+    def _fallback_part(self) -> float:
+        """This replica's part of each budget while the store is unreachable: the fallback
+        share (of this replica's ``share``) of all the replicas last counted, divided among
+        them."""
+        return self._share * self._fallback_share / max(1, self._replicas())
+
     def specs(self, account_id: int, kind: str) -> list[BucketSpec]:
         """The shared hour and minute bucket of an account's budget."""
         (hc, hr), (mc, mr) = change_buckets(self._budgets[kind], 1.0, self._ttl)
-        prefix = f"changes:{account_id}:{kind}"
-        return [BucketSpec(f"{prefix}:hour", hc, hr), BucketSpec(f"{prefix}:minute", mc, mr)]
+        return [
+            BucketSpec(change_key(account_id, kind, "hour"), hc, hr),
+            BucketSpec(change_key(account_id, kind, "minute"), mc, mr),
+        ]
 
     def largest_now(self, account_id: int, kind: str) -> int:
         """How many offer changes could be spent right now (an estimate when shared)."""
@@ -545,7 +655,7 @@ class ChangeBudgets:
             return local
         key = (account_id, kind)
         if self._health.failing:
-            fh, fm = self._local(self._fallbacks, key, self._share * self._fallback_share)
+            fh, fm = self._local(self._fallbacks, key, self._fallback_part())
             fh.wait_for(0)
             fm.wait_for(0)
             return min(local, max(0, int(min(fh.tokens, fm.tokens))))
@@ -572,7 +682,7 @@ class ChangeBudgets:
             if not held.take(changes):
                 return self._ask(key, changes - held.available())
         elif self._store is not None:
-            fh, fm = self._local(self._fallbacks, key, self._share * self._fallback_share)
+            fh, fm = self._local(self._fallbacks, key, self._fallback_part())
             wait = max(fh.wait_for(changes), fm.wait_for(changes))
             if wait > 0:
                 return wait
@@ -612,6 +722,8 @@ class ChangeBudgets:
         except asyncio.CancelledError:
             raise
         except Exception as exc:
+            if not self._health.failing:
+                self._fallbacks.clear()  # sized again for the replicas counted last
             self._health.failed(exc)
             return
         self._health.succeeded()

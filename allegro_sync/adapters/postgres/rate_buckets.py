@@ -22,11 +22,13 @@ ON CONFLICT (key) DO NOTHING
 # Take up to $4 tokens from every bucket of $1 at once, refilled by time at its rate $3 up to
 # its capacity $2, leaving $5 in each; $6: all or nothing. Nothing while a bucket is blocked or
 # missing (found < keys: ENSURE, then again). wait: seconds until all $4 (+ $5) would fit.
+# The time is taken before the row lock: a lease that waited behind a later one finds the later
+# stamp and keeps it (``greatest``), else the next lease would refill that interval again.
 LEASE = """
 WITH spec AS (
     SELECT * FROM unnest($1::text[], $2::float8[], $3::float8[]) AS s (key, capacity, rate)
 ), cur AS (
-    SELECT b.key, s.rate, n.at, b.blocked_until,
+    SELECT b.key, s.rate, greatest(n.at, b.stamp) AS at, b.blocked_until,
            least(s.capacity,
                  b.tokens + greatest(extract(epoch FROM n.at - b.stamp)::float8, 0) * s.rate)
                AS level
@@ -63,7 +65,7 @@ GIVE_BACK = """
 UPDATE rate_buckets AS b
    SET tokens = least(s.capacity, b.tokens + greatest(extract(epoch FROM clock_timestamp()
                       - b.stamp)::float8, 0) * s.rate + $4::int),
-       stamp = clock_timestamp()
+       stamp = greatest(b.stamp, clock_timestamp())
   FROM unnest($1::text[], $2::float8[], $3::float8[]) AS s (key, capacity, rate)
  WHERE b.key = s.key
 """
