@@ -124,13 +124,11 @@ def _command_id(body: dict[str, Any]) -> str:
         raise _bad("Command id must be a UUID", "commandId") from None
 
 
-def _existing(desk: ParcelDesk, command_id: str, seller_id: str, kind: str) -> ParcelCommand | None:
-    found = desk.commands.get(command_id)
-    if found is None:
-        return None
-    if found.seller_id != seller_id or found.kind != kind:
-        raise _bad("Command id is already used", "commandId")
-    return found
+def _refuse_used(desk: ParcelDesk, command_id: str) -> None:
+    """A command id sent again is refused as Allegro's batch commands refuse it (409 "Command id
+    was already used"); the command it named goes on, and its status can be read."""
+    if command_id in desk.commands:
+        raise Refusal(409, [_error("CONFLICT", "Command id was already used", "commandId")])
 
 
 def _accepted(command: ParcelCommand) -> web.Response:
@@ -258,9 +256,7 @@ async def create_shipment(request: web.Request) -> web.Response:
     body = await _body(request)
     desk = _desk(request)
     command_id = _command_id(body)
-    found = _existing(desk, command_id, seller.id, "create")
-    if found is not None:
-        return _accepted(found)  # the same command again: the same answer, no second parcel
+    _refuse_used(desk, command_id)
     data = body["input"]
     method = data.get("deliveryMethodId")
     service = SERVICES.get(str(method)) if method else None
@@ -408,9 +404,7 @@ async def cancel_shipment(request: web.Request) -> web.Response:
     body = await _body(request)
     desk = _desk(request)
     command_id = _command_id(body)
-    found = _existing(desk, command_id, seller.id, "cancel")
-    if found is not None:
-        return _accepted(found)
+    _refuse_used(desk, command_id)
     shipment_id = str(body["input"]["shipmentId"])
     parcel = desk.parcels.get(shipment_id)
     if parcel is None or parcel.seller_id != seller.id:
@@ -495,9 +489,7 @@ async def create_pickup(request: web.Request) -> web.Response:
     body = await _body(request)
     desk = _desk(request)
     command_id = _command_id(body)
-    found = _existing(desk, command_id, seller.id, "pickup")
-    if found is not None:
-        return _accepted(found)
+    _refuse_used(desk, command_id)
     data = body["input"]
     parcels = _live(request, seller.id, data["shipmentIds"], unknown=400)
     now = _now(request)

@@ -85,8 +85,9 @@ async def test_a_parcel_is_made_once_per_command_id_with_a_pdf_label(emu: Harnes
     path = f"{BASE}/shipments/create-commands"
     status, answer, headers = await emu.api("POST", path, token, body)
     assert status == 200 and answer["commandId"] == command_id and headers["Retry-After"]
-    status, again, _ = await emu.api("POST", path, token, body)  # the same command again
-    assert status == 200 and again == answer
+    # the same command id again: refused as Allegro's batch commands refuse it, no second parcel
+    status, again, _ = await emu.api("POST", path, token, body)
+    assert status == 409 and again["errors"][0]["message"] == "Command id was already used"
     first = await emu.api("GET", f"{path}/{command_id}", token)
     assert first[1]["status"] == "IN_PROGRESS"  # it takes a moment
     done = await _run(emu, token, "shipments/create-commands", command_id)
