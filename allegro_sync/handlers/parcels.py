@@ -2,30 +2,40 @@
 ``shipment.cancel`` from the ERP, and the steps that take a parcel through Allegro's
 shipment management (``/shipment-management/...``, allegro-2026.md 3).
 
-The consumer's transaction only decides and persists: the order must be known, the account
-must have a sender (``shipping_sender``), a package must be named or set as the account's
-``default_package``; the create command's input (sender, the order's delivery address as the
-receiver, packages, insurance, cash on delivery, reference, label format) and a fresh command
-id are stored in ``parcels`` with the inbox claim, before any request. A redelivery is a
-duplicate in the inbox: one parcel. ``advance`` then does one step of a row, outside any
-transaction, for ``daemon/parcel_service.py``:
+The consumer's transaction only decides and persists: the order must be known, its account
+switched on and with a sender (``shipping_sender``), a package named or set as the account's
+``default_package``, the delivery address complete; the create command's input (sender, the
+order's delivery address as the receiver, packages, insurance, cash on delivery, reference,
+label format) and a fresh command id are stored in ``parcels`` with the inbox claim, before any
+request. A redelivery is a duplicate in the inbox: one parcel. ``advance`` then does one step of
+a row, outside any transaction, for ``daemon/parcel_service.py``:
 
-- ``requested``: ``POST shipments/create-commands`` with the stored command id (a retry after a
-  crash or a lost answer sends the same id, which Allegro takes as the same command); Allegro's
-  400/422 (an unknown delivery method, a field it refuses) ends the parcel as ``failed``;
+- ``requested``: ``POST shipments/create-commands`` with the stored command id, ``sent_at`` set
+  just before it; an attempt that finds ``sent_at`` set (a crash or a lost answer after the
+  POST) reads ``GET shipments/create-commands/{id}`` first and posts only on its 404, and
+  Allegro's 409 (the id used already) counts as sent; Allegro's 400/422 (an unknown delivery
+  method, a field it refuses) ends the parcel as ``failed``;
 - ``creating``: ``GET shipments/create-commands/{id}`` until it is not ``IN_PROGRESS`` (at its
   ``Retry-After``); ``ERROR``: ``failed`` with Allegro's errors; ``SUCCESS``: the parcel's
-  waybill and carrier (``GET shipments/{id}``) and its label (``POST label``) are read, then the
-  label is stored, the waybill joins the order's tracking numbers (``shipments``) and
-  ``shipment.created`` goes to the outbox, in one transaction; a 404 (the command never
-  arrived) sends it again;
+  waybills and carriers (``GET shipments/{id}``, every package's) and its label (``POST
+  label``) are read, then the label is stored, the waybills join the order's tracking numbers
+  (``shipments``, their status step left to the sent marker) and ``shipment.created`` goes to
+  the outbox, in one transaction; a 404 (the command never arrived) sends it again;
 - ``cancelling``: ``POST shipments/cancel-commands`` under a command id stored by
-  ``shipment.cancel``, then followed the same way: ``shipment.cancelled``, or ``shipment.failed``
-  with ``operation`` ``cancel`` (the parcel stays ``created``).
+  ``shipment.cancel``, then followed the same way: ``shipment.cancelled`` (the parcel's
+  tracking numbers are no longer tracked), or ``shipment.failed`` with ``operation`` ``cancel``
+  (the parcel stays ``created``).
+
+Every write of a step names the claim that started it (``attempts`` after the claim) and the
+status it read: a step that outlived its lease, after another replica claimed the row again,
+writes nothing and publishes nothing. What no retry cures (the account switched off, its
+authorisation gone, a 401 after a refresh, Allegro refusing the parcel read or its label, a
+``SUCCESS`` naming no ``shipmentId``) ends the parcel (or its cancel) with the reason.
 
 A failed parcel publishes ``shipment.failed`` with Allegro's words, its error list and trace id.
 The day's handover protocol and a courier pickup (item 3) are asked for by the admin API and the
-CLI (``protocol``, ``pickup``).
+CLI (``protocol``, ``pickup``); a pickup's command is stored (``parcel_pickups``) before it is
+sent, and one still in progress when the caller stops waiting is read again by its command id.
 """
 
 from __future__ import annotations
@@ -133,6 +143,9 @@ def receiver_of(form: Mapping[str, Any]) -> dict[str, Any]:
         "email": buyer.get("email") or "",
         "phone": address.get("phoneNumber") or buyer.get("phoneNumber") or "",
     }
+    empty = [k for k in ("postalCode", "email", "phone") if not str(out[k]).strip()]
+    if empty:
+        raise BadInput(f"the order's receiver has no {', '.join(empty)}: the carrier needs it")
     if name:
         out["name"] = name
     if address.get("companyName"):

@@ -1,16 +1,21 @@
 """The steps of a parcel sent with Allegro, end to end on the emulator, where they can go wrong:
 a step that outlives its claim, a create command whose answer was lost, failures no retry
-cures, a parcel of several packages, the order's SENT status and a cancelled parcel's tracking."""
+cures, a parcel of several packages, the order's SENT status and a cancelled parcel's tracking,
+a courier pickup still in progress."""
 
 from __future__ import annotations
 
+import json
 import uuid
 from typing import Any
 
 import asyncpg
+import pytest
 
 from allegro_sync.daemon.app import Daemon
-from allegro_sync.handlers.parcels import advance
+from allegro_sync.daemon.cli import build_parser
+from allegro_sync.daemon.cli_shipments import run_shipments
+from allegro_sync.handlers.parcels import PickupPending, advance, pickup
 from tests.e2e.conftest import Admin, Emulator
 from tests.e2e.flows import Erp, _buy, _dead_letters, _handled, _send, _shop, switch
 from tests.e2e.test_parcels import PACKAGE, SENDER
@@ -248,3 +253,52 @@ async def test_every_package_is_tracked_and_the_order_marked_sent_until_the_parc
         "SELECT tracking_done FROM shipments WHERE checkout_form_id = $1", uuid.UUID(form_id)
     )
     assert [r["tracking_done"] for r in done] == ["cancelled", "cancelled"]
+
+
+async def test_a_pickup_still_in_progress_is_resumed_by_its_command_id_not_ordered_again(
+    admin: Admin,
+    emulator: Emulator,
+    db: asyncpg.Pool,
+    amqp_url: str,
+    daemon: Daemon,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    account_id, form_id, _ = await _order(admin, emulator, db)
+    assert daemon.allegro is not None
+    erp = Erp(amqp_url)
+    await _send(amqp_url, "shipment.requested", {"checkout_form_id": form_id}, "to-pick-up")
+    [created] = await erp.wait_for("shipment.created", timeout=30)
+    ids = [created["shipment_id"]]
+    # the caller stops waiting while Allegro is still ordering the courier
+    with pytest.raises(PickupPending) as pending:
+        await pickup(daemon.allegro, db, account_id, ids, wait_seconds=0)
+    command_id = str(pending.value.command_id)
+    assert command_id in str(pending.value)
+
+    status, picked = await admin.call(
+        "POST", "/shipments/pickup", {"account_id": account_id, "command_id": command_id}
+    )
+    assert status == 200, picked
+    assert picked["command_id"] == command_id and picked["shipment_ids"] == ids
+    on_allegro = await emulator.control("GET", "/parcels")
+    assert list(on_allegro["pickups"]) == [picked["pickup_id"]]
+    assert on_allegro["parcels"][0]["pickup_id"] == picked["pickup_id"]
+    # asked again from the CLI: the same pickup, as stored; no second courier
+    capsys.readouterr()
+    args = build_parser().parse_args(
+        ["shipments", "pickup", "--account", str(account_id), "--command-id", command_id]
+    )
+    assert await run_shipments(args, daemon.settings) == 0
+    assert json.loads(capsys.readouterr().out)["pickup_id"] == picked["pickup_id"]
+    requests = await _requests(emulator)
+    assert requests.get("POST /shipment-management/pickups/create-commands") == 1, requests
+
+    for wrong, field in (
+        ({"account_id": account_id, "command_id": "nope"}, "command_id"),
+        ({"account_id": account_id, "command_id": command_id, "date": "2026-01-01"}, "date"),
+    ):
+        status, error = await admin.call("POST", "/shipments/pickup", wrong)
+        assert status == 422 and error["field"] == field, error
+    unknown = {"account_id": account_id, "command_id": str(uuid.uuid4())}
+    status, error = await admin.call("POST", "/shipments/pickup", unknown)
+    assert status == 422 and "no pickup command" in error["detail"]
