@@ -744,13 +744,17 @@ async def pickup(
             },
         }
         await pickups.insert(pool, command_id, account_id, wanted, slot)
-        sent = await allegro.request(
-            account_id,
-            "POST",
-            f"{BASE}/pickups/create-commands",
-            action="order pickup",
-            json=body,
-        )
+        try:
+            sent = await allegro.request(
+                account_id,
+                "POST",
+                f"{BASE}/pickups/create-commands",
+                action="order pickup",
+                json=body,
+            )
+        except AllegroUnavailable:
+            # it may have reached Allegro: reading it by its command id tells
+            raise PickupPending(command_id) from None
     except (AllegroRejected, AllegroNotFound) as exc:
         raise ParcelError(f"Allegro refused the pickup: {exc}") from exc
     return await _pickup_done(
@@ -840,9 +844,14 @@ async def _follow_pickup(
         await asyncio.sleep(wait)
         try:
             response = await allegro.request(account_id, "GET", path, action="follow pickup")
-        except AllegroError as exc:
-            if not isinstance(exc, AllegroUnavailable) or loop.time() > deadline:
-                raise
+        except AllegroNotFound:
+            raise ParcelError(
+                f"Allegro does not know the pickup command {command_id} (it never arrived):"
+                " ask for the pickup again"
+            ) from None
+        except AllegroUnavailable:
+            if loop.time() > deadline:
+                raise PickupPending(command_id) from None
             wait = FOLLOW_SECONDS
             continue
         body = response.body or {}

@@ -302,3 +302,16 @@ async def test_a_pickup_still_in_progress_is_resumed_by_its_command_id_not_order
     unknown = {"account_id": account_id, "command_id": str(uuid.uuid4())}
     status, error = await admin.call("POST", "/shipments/pickup", unknown)
     assert status == 422 and "no pickup command" in error["detail"]
+    # stored, but its POST never reached Allegro (a timeout): Allegro's 404 says so
+    never = uuid.uuid4()
+    await db.execute(
+        "INSERT INTO parcel_pickups (command_id, account_id, shipment_ids, slot)"
+        " VALUES ($1, $2, $3, $4)",
+        never,
+        account_id,
+        ids,
+        {"date": picked["date"]},
+    )
+    lost = {"account_id": account_id, "command_id": str(never)}
+    status, error = await admin.call("POST", "/shipments/pickup", lost)
+    assert status == 422 and "never arrived" in error["detail"], error
