@@ -26,13 +26,13 @@ from allegro_sync.adapters.postgres import pool as pg
 from allegro_sync.config.settings import Settings
 from allegro_sync.daemon.app import build_allegro_stack, new_http_session
 from allegro_sync.daemon.cli_errors import REFUSALS, CliError, report
-from allegro_sync.handlers.parcels import (
-    ParcelError,
+from allegro_sync.handlers.parcel_handover import (
     PickupPending,
     pickup,
     protocol,
     resume_pickup,
 )
+from allegro_sync.handlers.parcels import ParcelError
 from allegro_sync.metrics import Metrics
 
 # sysexits.h: a temporary failure, the same call may succeed later

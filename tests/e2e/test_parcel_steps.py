@@ -15,7 +15,8 @@ import pytest
 from allegro_sync.daemon.app import Daemon
 from allegro_sync.daemon.cli import build_parser
 from allegro_sync.daemon.cli_shipments import run_shipments
-from allegro_sync.handlers.parcels import PickupPending, advance, pickup
+from allegro_sync.handlers.parcel_handover import PickupPending, pickup
+from allegro_sync.handlers.parcels import advance
 from tests.e2e.conftest import Admin, Emulator
 from tests.e2e.flows import Erp, _buy, _dead_letters, _handled, _send, _shop, switch
 from tests.e2e.test_parcels import PACKAGE, SENDER

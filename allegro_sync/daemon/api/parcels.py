@@ -14,13 +14,13 @@ from allegro_sync.adapters.allegro.client import AllegroRestClient
 from allegro_sync.adapters.postgres import parcels
 from allegro_sync.daemon.api.errors import ApiError
 from allegro_sync.daemon.api.params import invalid, json_body
-from allegro_sync.handlers.parcels import (
-    ParcelError,
+from allegro_sync.handlers.parcel_handover import (
     PickupPending,
     pickup,
     protocol,
     resume_pickup,
 )
+from allegro_sync.handlers.parcels import ParcelError
 
 MEDIA_TYPES = {"PDF": "application/pdf", "ZPL": "application/x-zpl"}
 MAX_SHIPMENTS = 100
