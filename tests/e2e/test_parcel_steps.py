@@ -109,6 +109,17 @@ async def test_a_step_that_outlived_its_claim_neither_undoes_a_cancel_nor_publis
     # the claim of a replica whose step (reading the command, the parcel, the label) was slower
     # than its lease: another replica claimed the row after it and made the parcel
     stale = await db.fetchrow(CLAIMED, row_id, "creating")
+    # the ERP cancels; before the service sends the cancel, the slow step ends
+    await db.execute(
+        "UPDATE parcels SET status = 'cancelling', cancel_command_id = $2,"
+        " next_attempt_at = now() + interval '1 hour' WHERE id = $1",
+        row_id,
+        uuid.uuid4(),
+    )
+    await advance(daemon.allegro, db, stale)
+    assert await db.fetchval("SELECT status FROM parcels") == "cancelling"  # the cancel stays
+    await db.execute("UPDATE parcels SET status = 'created', cancel_command_id = NULL")
+    # and when it ends after the cancel (Allegro then refuses the cancelled parcel's label)
     await _send(amqp_url, "shipment.cancel", {"shipment_id": created["shipment_id"]}, "cancel")
     await erp.wait_for("shipment.cancelled", timeout=30)
 
