@@ -917,13 +917,22 @@ class OrderCancelled(Message):
     account_id: int
 
 
+class ShipmentWaybill(Message):
+    """One package's tracking number of a parcel, with its carrier."""
+
+    waybill: str
+    carrier_id: str | None
+
+
 class ShipmentCreated(Message):
     """``shipment.created``: Allegro made the parcel of a ``shipment.requested`` (message id
-    ``shipment.created:<shipment_id>``); its label, base64, in ``label_format``."""
+    ``shipment.created:<shipment_id>``); its label, base64, in ``label_format``. ``waybills``:
+    every package's tracking number (``waybill`` is the first package's)."""
 
     checkout_form_id: str
     shipment_id: str
     waybill: str | None
+    waybills: list[ShipmentWaybill] = []
     carrier_id: str | None
     label_format: Literal["PDF", "ZPL"]
     label_base64: str

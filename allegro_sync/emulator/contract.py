@@ -48,6 +48,12 @@ ERRATA: tuple[tuple[str, str, str], ...] = (
         "the spec gives count and totalCount minimum 1, but a page of no forms counts 0",
     ),
     (
+        "POST /shipment-management/*-commands",
+        r"^409 .*status 409 is not declared",
+        "a command id sent again: 409 'Command id was already used' as Allegro's other command "
+        "resources answer (allegro-api.md 2); the spec names no answer for it here",
+    ),
+    (
         "GET /after-sales-service-conditions/*",
         r"^422 .*status 422 is not declared",
         "limit/offset outside 1-60 / 0-59 (the spec's own bounds) need an answer the spec "

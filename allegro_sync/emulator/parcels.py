@@ -5,13 +5,16 @@ commands (``/shipment-management/...``, spec tag "Shipment management").
 Commands are asynchronous, as on Allegro: the POST answers 200 with the command (and
 ``Retry-After``), its status is ``IN_PROGRESS`` at the first read and until
 ``COMMAND_SECONDS`` of the emulator's clock have passed, then ``SUCCESS`` or ``ERROR`` with
-Allegro-style errors. A command id sent again is the same command (the same answer, never a
-second parcel). The request body is held to the spec first (one error per violation,
-spec_check.py), answered with 400 as the spec declares for these resources (it names no 422);
-an unknown ``deliveryMethodId`` is a 400 at once; what the carrier refuses (a package over its
-weight or size limit, a package type it does not carry, cash on delivery over its limit) ends
-the command in ``ERROR``. Labels are small valid PDF documents (A6) or ZPL text; the protocol a
-PDF. A parcel handed to a courier (its pickup ordered) can no longer be cancelled.
+Allegro-style errors. A command id sent again is refused with 409 "Command id was already
+used", as Allegro's batch commands answer (the spec names no answer for it here): never a
+second parcel, and the first command's status can still be read. The request body is held to
+the spec first (one error per violation, spec_check.py), answered with 400 as the spec
+declares for these resources (it names no 422); an unknown ``deliveryMethodId`` is a 400 at
+once, and so is a receiver with an empty e-mail, phone or postal code, or without ``point``
+for a locker method; what the carrier refuses (a package over its weight or size limit, a
+package type it does not carry, cash on delivery over its limit) ends the command in
+``ERROR``. Labels are small valid PDF documents (A6) or ZPL text; the protocol a PDF. A parcel
+handed to a courier (its pickup ordered) can no longer be cancelled.
 """
 
 from __future__ import annotations
@@ -49,6 +52,7 @@ SERVICES: dict[str, dict[str, Any]] = {
         "max_side": Decimal("150"),
         "types": ("PACKAGE", "DOX"),
         "max_cod": Decimal("5000"),
+        "to_point": False,
     },
     DELIVERY_METHODS[True][0]: {
         "name": DELIVERY_METHODS[True][1],
@@ -57,6 +61,7 @@ SERVICES: dict[str, dict[str, Any]] = {
         "max_side": Decimal("64"),
         "types": ("PACKAGE",),
         "max_cod": Decimal("5000"),
+        "to_point": True,  # a locker: the receiver's point is where it goes
     },
 }
 
@@ -124,13 +129,11 @@ def _command_id(body: dict[str, Any]) -> str:
         raise _bad("Command id must be a UUID", "commandId") from None
 
 
-def _existing(desk: ParcelDesk, command_id: str, seller_id: str, kind: str) -> ParcelCommand | None:
-    found = desk.commands.get(command_id)
-    if found is None:
-        return None
-    if found.seller_id != seller_id or found.kind != kind:
-        raise _bad("Command id is already used", "commandId")
-    return found
+def _refuse_used(desk: ParcelDesk, command_id: str) -> None:
+    """A command id sent again is refused as Allegro's batch commands refuse it (409 "Command id
+    was already used"); the command it named goes on, and its status can be read."""
+    if command_id in desk.commands:
+        raise Refusal(409, [_error("CONFLICT", "Command id was already used", "commandId")])
 
 
 def _accepted(command: ParcelCommand) -> web.Response:
@@ -258,9 +261,7 @@ async def create_shipment(request: web.Request) -> web.Response:
     body = await _body(request)
     desk = _desk(request)
     command_id = _command_id(body)
-    found = _existing(desk, command_id, seller.id, "create")
-    if found is not None:
-        return _accepted(found)  # the same command again: the same answer, no second parcel
+    _refuse_used(desk, command_id)
     data = body["input"]
     method = data.get("deliveryMethodId")
     service = SERVICES.get(str(method)) if method else None
@@ -270,6 +271,7 @@ async def create_shipment(request: web.Request) -> web.Response:
             "input.deliveryMethodId",
             status=400,
         )
+    _refuse_receiver(service, data.get("receiver") or {})
     now = _now(request)
     command = ParcelCommand(
         id=command_id,
@@ -297,6 +299,26 @@ async def create_shipment(request: web.Request) -> web.Response:
             tracked.setdefault((parcel.carrier, waybill), now)
     desk.commands[command_id] = command
     return _accepted(command)
+
+
+def _refuse_receiver(service: dict[str, Any], receiver: dict[str, Any]) -> None:
+    """A 400 for a receiver the carrier cannot deliver to or notify: an empty e-mail, phone or
+    postal code (the spec's schema only asks for strings), and no ``point`` for a locker."""
+    entries = [
+        _error("VALIDATION_ERROR", f"Receiver {name} must not be empty.", f"input.receiver.{name}")
+        for name in ("email", "phone", "postalCode")
+        if not str(receiver.get(name) or "").strip()
+    ]
+    if service["to_point"] and not str(receiver.get("point") or "").strip():
+        entries.append(
+            _error(
+                "VALIDATION_ERROR",
+                f"{service['name']} delivers to a pickup point: receiver point is required.",
+                "input.receiver.point",
+            )
+        )
+    if entries:
+        raise Refusal(400, entries)
 
 
 async def create_status(request: web.Request) -> web.Response:
@@ -408,9 +430,7 @@ async def cancel_shipment(request: web.Request) -> web.Response:
     body = await _body(request)
     desk = _desk(request)
     command_id = _command_id(body)
-    found = _existing(desk, command_id, seller.id, "cancel")
-    if found is not None:
-        return _accepted(found)
+    _refuse_used(desk, command_id)
     shipment_id = str(body["input"]["shipmentId"])
     parcel = desk.parcels.get(shipment_id)
     if parcel is None or parcel.seller_id != seller.id:
@@ -495,9 +515,7 @@ async def create_pickup(request: web.Request) -> web.Response:
     body = await _body(request)
     desk = _desk(request)
     command_id = _command_id(body)
-    found = _existing(desk, command_id, seller.id, "pickup")
-    if found is not None:
-        return _accepted(found)
+    _refuse_used(desk, command_id)
     data = body["input"]
     parcels = _live(request, seller.id, data["shipmentIds"], unknown=400)
     now = _now(request)

@@ -2,40 +2,47 @@
 ``shipment.cancel`` from the ERP, and the steps that take a parcel through Allegro's
 shipment management (``/shipment-management/...``, allegro-2026.md 3).
 
-The consumer's transaction only decides and persists: the order must be known, the account
-must have a sender (``shipping_sender``), a package must be named or set as the account's
-``default_package``; the create command's input (sender, the order's delivery address as the
-receiver, packages, insurance, cash on delivery, reference, label format) and a fresh command
-id are stored in ``parcels`` with the inbox claim, before any request. A redelivery is a
-duplicate in the inbox: one parcel. ``advance`` then does one step of a row, outside any
-transaction, for ``daemon/parcel_service.py``:
+The consumer's transaction only decides and persists: the order must be known, its account
+switched on and with a sender (``shipping_sender``), a package named or set as the account's
+``default_package``, the delivery address complete; the create command's input (sender, the
+order's delivery address as the receiver, packages, insurance, cash on delivery, reference,
+label format) and a fresh command id are stored in ``parcels`` with the inbox claim, before any
+request. A redelivery is a duplicate in the inbox: one parcel. ``advance`` then does one step of
+a row, outside any transaction, for ``daemon/parcel_service.py``:
 
-- ``requested``: ``POST shipments/create-commands`` with the stored command id (a retry after a
-  crash or a lost answer sends the same id, which Allegro takes as the same command); Allegro's
-  400/422 (an unknown delivery method, a field it refuses) ends the parcel as ``failed``;
+- ``requested``: ``POST shipments/create-commands`` with the stored command id, ``sent_at`` set
+  just before it; an attempt that finds ``sent_at`` set (a crash or a lost answer after the
+  POST) reads ``GET shipments/create-commands/{id}`` first and posts only on its 404, and
+  Allegro's 409 (the id used already) counts as sent; Allegro's 400/422 (an unknown delivery
+  method, a field it refuses) ends the parcel as ``failed``;
 - ``creating``: ``GET shipments/create-commands/{id}`` until it is not ``IN_PROGRESS`` (at its
   ``Retry-After``); ``ERROR``: ``failed`` with Allegro's errors; ``SUCCESS``: the parcel's
-  waybill and carrier (``GET shipments/{id}``) and its label (``POST label``) are read, then the
-  label is stored, the waybill joins the order's tracking numbers (``shipments``) and
-  ``shipment.created`` goes to the outbox, in one transaction; a 404 (the command never
-  arrived) sends it again;
+  waybills and carriers (``GET shipments/{id}``, every package's) and its label (``POST
+  label``) are read, then the label is stored, the waybills join the order's tracking numbers
+  (``shipments``, their status step left to the sent marker) and ``shipment.created`` goes to
+  the outbox, in one transaction; a 404 (the command never arrived) sends it again;
 - ``cancelling``: ``POST shipments/cancel-commands`` under a command id stored by
-  ``shipment.cancel``, then followed the same way: ``shipment.cancelled``, or ``shipment.failed``
-  with ``operation`` ``cancel`` (the parcel stays ``created``).
+  ``shipment.cancel``, then followed the same way: ``shipment.cancelled`` (the parcel's
+  tracking numbers are no longer tracked), or ``shipment.failed`` with ``operation`` ``cancel``
+  (the parcel stays ``created``).
+
+Every write of a step names the claim that started it (``attempts`` after the claim) and the
+status it read: a step that outlived its lease, after another replica claimed the row again,
+writes nothing and publishes nothing. What no retry cures (the account switched off, its
+authorisation gone, a 401 after a refresh, Allegro refusing the parcel read or its label, a
+``SUCCESS`` naming no ``shipmentId``) ends the parcel (or its cancel) with the reason.
 
 A failed parcel publishes ``shipment.failed`` with Allegro's words, its error list and trace id.
 The day's handover protocol and a courier pickup (item 3) are asked for by the admin API and the
-CLI (``protocol``, ``pickup``).
+CLI (``protocol``, ``pickup``: ``handlers/parcel_handover.py``).
 """
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import random
 import uuid
 from collections.abc import Mapping, Sequence
-from datetime import date
 from typing import Any
 
 import asyncpg
@@ -43,6 +50,7 @@ import structlog
 
 from allegro_sync.adapters.allegro.client import AllegroRestClient
 from allegro_sync.adapters.allegro.errors import (
+    AllegroAuthError,
     AllegroConflict,
     AllegroError,
     AllegroForbidden,
@@ -52,7 +60,12 @@ from allegro_sync.adapters.allegro.errors import (
 )
 from allegro_sync.adapters.broker.publisher import OutgoingMessage
 from allegro_sync.adapters.broker.topology import EVENTS_EXCHANGE
-from allegro_sync.adapters.postgres import event_log, outbox, parcels, shipments
+from allegro_sync.adapters.postgres import (
+    event_log,
+    outbox,
+    parcels,
+    shipments,
+)
 from allegro_sync.adapters.postgres.notifications import notify
 from allegro_sync.contract import (
     SHIPMENT_CANCELLED,
@@ -64,20 +77,22 @@ from allegro_sync.contract import (
     ShipmentCreated,
     ShipmentFailed,
     ShipmentRequested,
+    ShipmentWaybill,
 )
-from allegro_sync.errors import BadInput, TransientError
+from allegro_sync.errors import BadInput, CredentialsDead, TransientError
 
 log = structlog.get_logger(__name__)
 
 BASE = "/shipment-management"
 FILE = "application/octet-stream"
-# How long a claimed row is left to one attempt before another replica may take it.
-LEASE_SECONDS = 60.0
+# How long a claimed row is left to one attempt before another replica may take it: a step's
+# requests (reading the command, the parcel and its label), each a limiter wait (a 429 pause of
+# up to 60 s) plus its 30 s timeout. A step that outlives it anyway writes nothing (the claim
+# token of ``adapters/postgres/parcels.py``).
+LEASE_SECONDS = 3 * (60.0 + 30.0)
 # Between status reads when Allegro's answer names no Retry-After, and the most we wait.
 FOLLOW_SECONDS = 1.0
 MAX_FOLLOW_SECONDS = 30.0
-# A pickup command is followed this long by the caller (the admin API, the CLI).
-PICKUP_WAIT_SECONDS = 60.0
 
 
 class ParcelError(Exception):
@@ -121,6 +136,9 @@ def receiver_of(form: Mapping[str, Any]) -> dict[str, Any]:
         "email": buyer.get("email") or "",
         "phone": address.get("phoneNumber") or buyer.get("phoneNumber") or "",
     }
+    empty = [k for k in ("postalCode", "email", "phone") if not str(out[k]).strip()]
+    if empty:
+        raise BadInput(f"the order's receiver has no {', '.join(empty)}: the carrier needs it")
     if name:
         out["name"] = name
     if address.get("companyName"):
@@ -223,6 +241,11 @@ async def request_shipment(message: ShipmentRequested, conn: asyncpg.Connection)
     order = await conn.fetchrow(parcels.ORDER, message.checkout_form_id)
     if order is None:
         raise BadInput(f"unknown checkout form {message.checkout_form_id}: no such order")
+    if not order["active"]:
+        raise BadInput(
+            f"account {order['account_id']} of checkout form {message.checkout_form_id} is"
+            " switched off: no parcel is sent for it"
+        )
     body = create_input(
         message, order["form"] or {}, order["shipping_sender"], order["default_package"]
     )
@@ -263,11 +286,27 @@ async def cancel_shipment(message: ShipmentCancel, conn: asyncpg.Connection) -> 
 # --- the service's steps -------------------------------------------------------------------
 
 
+def _step(row: asyncpg.Record) -> tuple[int, int, str]:
+    """The row's id, its claim (``attempts`` after the claim) and the status the claim read:
+    what every write of the step names, so a step that outlived its lease writes nothing."""
+    return row["id"], row["attempts"], row["status"]
+
+
+def _errors_of(exc: AllegroError) -> list[dict[str, Any]]:
+    return list(getattr(exc, "errors", None) or [{"code": exc.code, "message": str(exc)}])
+
+
 async def advance(allegro: AllegroRestClient, pool: asyncpg.Pool, row: asyncpg.Record) -> None:
     """One step of a claimed row (see the module docstring); a failure a retry may cure
-    schedules the row again."""
+    schedules the row again, one no retry can cure (the account switched off, its
+    authorisation gone, Allegro's refusal of a read, an answer without what it must name)
+    ends the parcel (or its cancel) with the reason."""
     try:
-        if row["status"] == "requested":
+        if not row["active"]:
+            reason = f"account {row['account_id']} is switched off"
+            error = {"code": "allegro_sync.account_inactive", "message": reason}
+            await _give_up(pool, row, reason, [error], None)
+        elif row["status"] == "requested":
             await _send_create(allegro, pool, row)
         elif row["status"] == "creating":
             await _follow_create(allegro, pool, row)
@@ -275,16 +314,57 @@ async def advance(allegro: AllegroRestClient, pool: asyncpg.Pool, row: asyncpg.R
             await _cancel(allegro, pool, row)
     except (AllegroUnavailable, TransientError, AllegroConflict, OSError) as exc:
         delay = backoff(row["attempts"])
-        await pool.execute(parcels.LATER, row["id"], delay)
+        await pool.execute(parcels.LATER, row["id"], delay, row["attempts"], row["status"])
         log.warning(
             "parcel_step_postponed",
             parcel=row["id"],
             error=f"{type(exc).__name__}: {exc}",
             delay_seconds=round(delay, 1),
         )
+    except CredentialsDead as exc:  # the account was switched off and its log says why
+        reason = f"the account's Allegro authorisation is gone: {exc.reason}"
+        error = {"code": "allegro_sync.credentials_dead", "message": reason}
+        await _give_up(pool, row, reason, [error], None)
+    except (AllegroAuthError, AllegroRejected, AllegroForbidden, AllegroNotFound) as exc:
+        errors = _errors_of(exc)
+        await _give_up(pool, row, refusal_of(errors), errors, exc.trace_id)
+    except _Malformed as exc:
+        error = {"code": "allegro_sync.unexpected_answer", "message": str(exc)}
+        await _give_up(pool, row, str(exc), [error], None)
+
+
+class _Malformed(Exception):
+    """Allegro's answer lacks what it must name (a command's SUCCESS without its result)."""
+
+
+async def _give_up(
+    pool: asyncpg.Pool,
+    row: asyncpg.Record,
+    reason: str,
+    errors: list[dict[str, Any]],
+    trace_id: str | None,
+    shipment_id: str | None = None,
+) -> None:
+    if row["status"] == "cancelling":
+        await _cancel_refused(pool, row, reason, errors, trace_id)
+    else:
+        await _fail(pool, row, reason, errors, trace_id, shipment_id)
 
 
 async def _send_create(allegro: AllegroRestClient, pool: asyncpg.Pool, row: asyncpg.Record) -> None:
+    row_id, claim, _ = _step(row)
+    if row["sent_at"] is not None:
+        # an earlier attempt posted (its answer lost, or a crash after it): Allegro may have it
+        path = f"{BASE}/shipments/create-commands/{row['command_id']}"
+        try:
+            response = await allegro.request(row["account_id"], "GET", path, action="follow parcel")
+        except AllegroNotFound:
+            pass  # it never arrived: post it
+        else:
+            await pool.execute(parcels.MARK_SENT, row_id, retry_after(response.headers), claim)
+            return
+    if await pool.fetchval(parcels.MARK_POSTING, row_id, claim) is None:
+        return  # another attempt took the row meanwhile
     body = {"commandId": str(row["command_id"]), "input": row["request"]}
     try:
         response = await allegro.request(
@@ -294,69 +374,117 @@ async def _send_create(allegro: AllegroRestClient, pool: asyncpg.Pool, row: asyn
             action="create parcel",
             json=body,
         )
+    except AllegroConflict:
+        # the command id was used already: ours, sent before (a lost answer); follow it
+        await pool.execute(parcels.MARK_SENT, row_id, FOLLOW_SECONDS, claim)
+        return
     except (AllegroRejected, AllegroForbidden, AllegroNotFound) as exc:
-        errors = getattr(exc, "errors", None) or [{"code": exc.code, "message": str(exc)}]
+        errors = _errors_of(exc)
         await _fail(pool, row, refusal_of(errors), errors, exc.trace_id)
         return
-    await pool.execute(parcels.MARK_SENT, row["id"], retry_after(response.headers))
+    await pool.execute(parcels.MARK_SENT, row_id, retry_after(response.headers), claim)
 
 
 async def _follow_create(
     allegro: AllegroRestClient, pool: asyncpg.Pool, row: asyncpg.Record
 ) -> None:
+    row_id, claim, status_read = _step(row)
     path = f"{BASE}/shipments/create-commands/{row['command_id']}"
     try:
         response = await allegro.request(row["account_id"], "GET", path, action="follow parcel")
     except AllegroNotFound:
-        await pool.execute(parcels.MARK_UNSENT, row["id"])  # it never arrived: send it again
+        await pool.execute(parcels.MARK_UNSENT, row_id, claim)  # it never arrived: send it again
         return
     status = (response.body or {}).get("status")
     if status == "SUCCESS":
-        await _created(allegro, pool, row, str(response.body["shipmentId"]))
+        shipment_id = (response.body or {}).get("shipmentId")
+        if not shipment_id:
+            raise _Malformed("Allegro's answer to the create command names no shipmentId")
+        await _created(allegro, pool, row, str(shipment_id))
     elif status == "ERROR":
         errors = list(response.body.get("errors") or [])
         await _fail(pool, row, refusal_of(errors), errors, response.headers.get("trace-id"))
     else:
-        await pool.execute(parcels.LATER, row["id"], retry_after(response.headers))
+        await pool.execute(parcels.LATER, row_id, retry_after(response.headers), claim, status_read)
+
+
+def waybills_of(details: Mapping[str, Any]) -> list[tuple[str, str | None]]:
+    """Every package's waybill of Allegro's ``ShipmentDto`` with its carrier (the package's
+    ``transportingInfo[].carrierId`` for that waybill, else the parcel's ``carrier``)."""
+    out: list[tuple[str, str | None]] = []
+    for package in details.get("packages") or []:
+        waybill = package.get("waybill")
+        if not waybill:
+            continue
+        carrier = details.get("carrier")
+        for info in package.get("transportingInfo") or []:
+            if info.get("carrierId") and info.get("carrierWaybill") in (None, waybill):
+                carrier = info["carrierId"]
+                break
+        if waybill not in [w for w, _ in out]:
+            out.append((str(waybill), str(carrier) if carrier else None))
+    return out
 
 
 async def _created(
     allegro: AllegroRestClient, pool: asyncpg.Pool, row: asyncpg.Record, shipment_id: str
 ) -> None:
     account_id = row["account_id"]
-    details = await allegro.get(account_id, f"{BASE}/shipments/{shipment_id}", action="read parcel")
-    packages = details.get("packages") or [{}]
-    waybill = packages[0].get("waybill")
-    carrier = details.get("carrier")
-    label_body: dict[str, Any] = {"shipmentIds": [shipment_id]}
-    if row["label_format"] == "PDF":
-        label_body["pageSize"] = "A6"
-    response = await allegro.request(
-        account_id,
-        "POST",
-        f"{BASE}/label",
-        action="read parcel label",
-        json=label_body,
-        accept=FILE,
-    )
+    row_id, claim, _ = _step(row)
+    try:
+        details = await allegro.get(
+            account_id, f"{BASE}/shipments/{shipment_id}", action="read parcel"
+        )
+        label_body: dict[str, Any] = {"shipmentIds": [shipment_id]}
+        if row["label_format"] == "PDF":
+            label_body["pageSize"] = "A6"
+        response = await allegro.request(
+            account_id,
+            "POST",
+            f"{BASE}/label",
+            action="read parcel label",
+            json=label_body,
+            accept=FILE,
+        )
+    except (AllegroRejected, AllegroForbidden, AllegroNotFound) as exc:
+        errors = _errors_of(exc)
+        await _fail(pool, row, refusal_of(errors), errors, exc.trace_id, shipment_id)
+        return
     if response.status == 204 or not isinstance(response.body, bytes):
         raise TransientError(f"Allegro has no label for parcel {shipment_id} yet")
     label: bytes = response.body
+    found = waybills_of(details)
+    waybill = found[0][0] if found else None
+    carrier = details.get("carrier") or (found[0][1] if found else None)
     form_id: uuid.UUID = row["checkout_form_id"]
     payload = ShipmentCreated(
         checkout_form_id=str(form_id),
         shipment_id=shipment_id,
         waybill=waybill,
+        waybills=[ShipmentWaybill(waybill=w, carrier_id=c) for w, c in found],
         carrier_id=carrier,
         label_format=row["label_format"],
         label_base64=base64.b64encode(label).decode(),
     ).body()
     async with pool.acquire() as conn, conn.transaction():
-        await conn.execute(parcels.MARK_CREATED, row["id"], shipment_id, waybill, carrier, label)
-        if waybill and carrier:
-            await conn.execute(
-                shipments.ADD_PARCEL, form_id, account_id, waybill, carrier, shipment_id
-            )
+        written = await conn.fetchval(
+            parcels.MARK_CREATED,
+            row_id,
+            shipment_id,
+            waybill,
+            carrier,
+            label,
+            [w for w, _ in found],
+            claim,
+        )
+        if written is None:
+            log.info("parcel_step_superseded", parcel=row_id, step="created")
+            return  # another attempt recorded it (or a cancel followed): publish nothing
+        for each, each_carrier in found:
+            if each_carrier:
+                await conn.execute(
+                    shipments.ADD_PARCEL, form_id, account_id, each, each_carrier, shipment_id
+                )
         await outbox.enqueue(
             conn,
             OutgoingMessage(
@@ -372,7 +500,7 @@ async def _created(
             f"Parcel {waybill or shipment_id} for order {form_id} created on Allegro",
             details={"checkout_form_id": str(form_id), "shipment_id": shipment_id},
         )
-    log.info("parcel_created", parcel=row["id"], shipment_id=shipment_id)
+    log.info("parcel_created", parcel=row_id, shipment_id=shipment_id)
 
 
 async def _fail(
@@ -381,18 +509,25 @@ async def _fail(
     reason: str,
     errors: list[dict[str, Any]],
     trace_id: str | None,
+    shipment_id: str | None = None,
 ) -> None:
+    row_id, claim, status_read = _step(row)
     form_id: uuid.UUID = row["checkout_form_id"]
     payload = ShipmentFailed(
         checkout_form_id=str(form_id),
-        shipment_id=None,
+        shipment_id=shipment_id,
         operation="create",
         reason=reason,
         errors=errors,
         trace_id=trace_id,
     ).body()
     async with pool.acquire() as conn, conn.transaction():
-        await conn.execute(parcels.MARK_FAILED, row["id"], reason, errors, trace_id)
+        written = await conn.fetchval(
+            parcels.MARK_FAILED, row_id, reason, errors, trace_id, claim, status_read, shipment_id
+        )
+        if written is None:
+            log.info("parcel_step_superseded", parcel=row_id, step="failed")
+            return
         await outbox.enqueue(
             conn,
             OutgoingMessage(
@@ -408,11 +543,12 @@ async def _fail(
             f"Allegro refused the parcel for order {form_id}: {reason}",
             details={"checkout_form_id": str(form_id), "trace_id": trace_id},
         )
-    log.info("parcel_refused", parcel=row["id"], trace_id=trace_id)
+    log.info("parcel_refused", parcel=row_id, trace_id=trace_id)
 
 
 async def _cancel(allegro: AllegroRestClient, pool: asyncpg.Pool, row: asyncpg.Record) -> None:
     account_id, command_id = row["account_id"], row["cancel_command_id"]
+    row_id, claim, status_read = _step(row)
     shipment_id = str(row["allegro_shipment_id"])
     if row["cancel_sent_at"] is None:
         body = {"commandId": str(command_id), "input": {"shipmentId": shipment_id}}
@@ -424,17 +560,20 @@ async def _cancel(allegro: AllegroRestClient, pool: asyncpg.Pool, row: asyncpg.R
                 action="cancel parcel",
                 json=body,
             )
+        except AllegroConflict:  # the command id was used already: ours, sent before
+            await pool.execute(parcels.MARK_CANCEL_SENT, row_id, FOLLOW_SECONDS, claim)
+            return
         except (AllegroRejected, AllegroForbidden, AllegroNotFound) as exc:
-            errors = getattr(exc, "errors", None) or [{"code": exc.code, "message": str(exc)}]
+            errors = _errors_of(exc)
             await _cancel_refused(pool, row, refusal_of(errors), errors, exc.trace_id)
             return
-        await pool.execute(parcels.MARK_CANCEL_SENT, row["id"], retry_after(response.headers))
+        await pool.execute(parcels.MARK_CANCEL_SENT, row_id, retry_after(response.headers), claim)
         return
     path = f"{BASE}/shipments/cancel-commands/{command_id}"
     try:
         response = await allegro.request(account_id, "GET", path, action="follow parcel cancel")
     except AllegroNotFound:
-        await pool.execute(parcels.MARK_CANCEL_UNSENT, row["id"])
+        await pool.execute(parcels.MARK_CANCEL_UNSENT, row_id, claim)
         return
     status = (response.body or {}).get("status")
     if status == "SUCCESS":
@@ -445,14 +584,19 @@ async def _cancel(allegro: AllegroRestClient, pool: asyncpg.Pool, row: asyncpg.R
             pool, row, refusal_of(errors), errors, response.headers.get("trace-id")
         )
     else:
-        await pool.execute(parcels.LATER, row["id"], retry_after(response.headers))
+        await pool.execute(parcels.LATER, row_id, retry_after(response.headers), claim, status_read)
 
 
 async def _cancelled(pool: asyncpg.Pool, row: asyncpg.Record) -> None:
+    row_id, claim, _ = _step(row)
     form_id, shipment_id = str(row["checkout_form_id"]), str(row["allegro_shipment_id"])
     payload = ShipmentCancelled(checkout_form_id=form_id, shipment_id=shipment_id).body()
     async with pool.acquire() as conn, conn.transaction():
-        await conn.execute(parcels.MARK_CANCELLED, row["id"])
+        if await conn.fetchval(parcels.MARK_CANCELLED, row_id, claim) is None:
+            log.info("parcel_step_superseded", parcel=row_id, step="cancelled")
+            return
+        # its tracking numbers go nowhere now: no more carrier reads
+        await conn.execute(shipments.END_PARCEL_TRACKING, row["checkout_form_id"], shipment_id)
         await outbox.enqueue(
             conn,
             OutgoingMessage(
@@ -477,6 +621,7 @@ async def _cancel_refused(
     errors: list[dict[str, Any]],
     trace_id: str | None,
 ) -> None:
+    row_id, claim, _ = _step(row)
     form_id, shipment_id = str(row["checkout_form_id"]), str(row["allegro_shipment_id"])
     payload = ShipmentFailed(
         checkout_form_id=form_id,
@@ -487,7 +632,12 @@ async def _cancel_refused(
         trace_id=trace_id,
     ).body()
     async with pool.acquire() as conn, conn.transaction():
-        await conn.execute(parcels.MARK_CANCEL_REFUSED, row["id"], reason, errors, trace_id)
+        written = await conn.fetchval(
+            parcels.MARK_CANCEL_REFUSED, row_id, reason, errors, trace_id, claim
+        )
+        if written is None:
+            log.info("parcel_step_superseded", parcel=row_id, step="cancel_refused")
+            return
         await outbox.enqueue(
             conn,
             OutgoingMessage(
@@ -497,139 +647,3 @@ async def _cancel_refused(
                 payload,
             ),
         )
-
-
-# --- protocol and pickup (the admin API and the CLI) ----------------------------------------
-
-
-async def _known(pool: asyncpg.Pool, account_id: int, shipment_ids: Sequence[str]) -> list[str]:
-    wanted = list(dict.fromkeys(shipment_ids))
-    if not wanted:
-        raise ParcelError("name at least one shipment")
-    known = await parcels.of_account(pool, account_id, wanted)
-    unknown = [s for s in wanted if s not in known]
-    if unknown:
-        raise ParcelError(
-            f"not parcels of account {account_id} (or cancelled): {', '.join(unknown)}"
-        )
-    return wanted
-
-
-async def protocol(
-    allegro: AllegroRestClient, pool: asyncpg.Pool, account_id: int, shipment_ids: Sequence[str]
-) -> bytes:
-    """The handover protocol (a PDF) of the account's parcels ``shipment_ids``."""
-    wanted = await _known(pool, account_id, shipment_ids)
-    try:
-        response = await allegro.request(
-            account_id,
-            "POST",
-            f"{BASE}/protocol",
-            action="read handover protocol",
-            json={"shipmentIds": wanted},
-            accept=FILE,
-        )
-    except (AllegroRejected, AllegroNotFound) as exc:
-        raise ParcelError(f"Allegro refused the protocol: {exc}") from exc
-    if response.status == 204 or not isinstance(response.body, bytes):
-        raise ParcelError("Allegro has no protocol for these parcels")
-    return response.body
-
-
-async def pickup(
-    allegro: AllegroRestClient,
-    pool: asyncpg.Pool,
-    account_id: int,
-    shipment_ids: Sequence[str],
-    on: date | None = None,
-) -> dict[str, Any]:
-    """A courier pickup of the parcels: Allegro's proposals for them (the first slot, or the
-    first on ``on``), then a pickup command followed until it ends. The pickup's ids and slot."""
-    wanted = await _known(pool, account_id, shipment_ids)
-    sender = await pool.fetchval(parcels.SENDER, account_id)
-    if not sender:
-        raise ParcelError(f"account {account_id} has no shipping_sender (the pickup address)")
-    address = address_json(sender)
-    ask: dict[str, Any] = {"shipmentIds": wanted, "address": address}
-    if on is not None:
-        ask["readyDate"] = on.isoformat()
-    try:
-        proposals = await allegro.request(
-            account_id,
-            "POST",
-            f"{BASE}/pickup-proposals",
-            action="read pickup proposals",
-            json=ask,
-        )
-        slot, proposal_id = _slot(proposals.body, on)
-        command_id = str(uuid.uuid4())
-        body = {
-            "commandId": command_id,
-            "input": {
-                "shipmentIds": wanted,
-                "pickupDateProposalId": proposal_id,
-                "pickupTime": slot,
-                "address": address,
-            },
-        }
-        sent = await allegro.request(
-            account_id,
-            "POST",
-            f"{BASE}/pickups/create-commands",
-            action="order pickup",
-            json=body,
-        )
-    except (AllegroRejected, AllegroNotFound) as exc:
-        raise ParcelError(f"Allegro refused the pickup: {exc}") from exc
-    result = await _follow_pickup(allegro, account_id, command_id, retry_after(sent.headers))
-    await pool.execute(parcels.SET_PICKUP, wanted, result["pickupId"])
-    return {
-        "pickup_id": result["pickupId"],
-        "carrier_pickup_id": result.get("carrierPickupId"),
-        "command_id": command_id,
-        "date": slot["date"],
-        "min_time": slot.get("minTime"),
-        "max_time": slot.get("maxTime"),
-        "shipment_ids": wanted,
-    }
-
-
-def _slot(answer: Any, on: date | None) -> tuple[dict[str, Any], str]:
-    """The pickup slot to take from Allegro's proposals, and its proposal id."""
-    for entry in answer if isinstance(answer, list) else []:
-        for proposal in entry.get("proposals") or []:
-            items = proposal.get("proposalItems") or []
-            for index, time in enumerate(proposal.get("pickupTimes") or []):
-                if on is None or time.get("date") == on.isoformat():
-                    proposal_id = items[index]["id"] if index < len(items) else time["date"]
-                    return dict(time), str(proposal_id)
-    when = f" on {on.isoformat()}" if on else ""
-    raise ParcelError(f"Allegro proposes no pickup for these parcels{when}")
-
-
-async def _follow_pickup(
-    allegro: AllegroRestClient, account_id: int, command_id: str, first_wait: float
-) -> dict[str, Any]:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + PICKUP_WAIT_SECONDS
-    wait = first_wait
-    path = f"{BASE}/pickups/create-commands/{command_id}"
-    while True:
-        await asyncio.sleep(wait)
-        try:
-            response = await allegro.request(account_id, "GET", path, action="follow pickup")
-        except AllegroError as exc:
-            if not isinstance(exc, AllegroUnavailable) or loop.time() > deadline:
-                raise
-            wait = FOLLOW_SECONDS
-            continue
-        body = response.body or {}
-        if body.get("status") == "SUCCESS":
-            return dict(body)
-        if body.get("status") == "ERROR":
-            raise ParcelError(f"Allegro refused the pickup: {refusal_of(body.get('errors') or [])}")
-        if loop.time() > deadline:
-            raise ParcelError(
-                f"the pickup command {command_id} is still in progress on Allegro; ask again later"
-            )
-        wait = retry_after(response.headers)

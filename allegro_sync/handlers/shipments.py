@@ -62,7 +62,10 @@ _T = TypeVar("_T")
 
 # A tracking number leaves an order in these alone (further along, or not to be sent).
 LEAVE_STATUSES = ("SENT", "PICKED_UP", "CANCELLED", "SUSPENDED", "RETURNED")
-LEASE_SECONDS = 60.0
+# An attempt's lease on its (order, waybill) row: longer than one request can take, a wait for
+# the client's request limiter (a 429 pause of up to 60 s) plus its 30 s timeout, twice (a 401
+# refreshes the token and sends again). It is checked and renewed just before the POST.
+LEASE_SECONDS = 2 * (60.0 + 30.0) + 30.0
 # A batch's tracking numbers go out this many at once: one POST each, so the client's request
 # limiter (Allegro's 150/s), not a round trip at a time, sets the pace.
 CONCURRENCY = 64
@@ -233,12 +236,18 @@ async def _send(
     ("" when Allegro's answer gave none)."""
     path = f"/order/checkout-forms/{form_id}/shipments"
     waybill = body["waybill"]
+    held = row["claimed_until"]
     try:
         found = None
         if row["requested_at"] is not None:
             found = await _find(allegro, account_id, path, waybill)
         if found is None:
-            await pool.execute(shipments.MARK_REQUESTED, row["id"])
+            renewed = await pool.fetchval(shipments.MARK_REQUESTED, row["id"], held, LEASE_SECONDS)
+            if renewed is None:
+                raise _LeaseLost(
+                    f"waybill {waybill} of order {form_id}: the attempt's lease ran out"
+                )
+            held = renewed
             response = await allegro.request(
                 account_id, "POST", path, action="add tracking number", json=body
             )
@@ -253,9 +262,15 @@ async def _send(
     except AllegroNotFound as exc:
         await _refusal(pool, row["id"], account_id, form_id, waybill, str(exc))
         raise Refused(str(exc)) from exc
+    except _LeaseLost as exc:
+        raise TransientError(str(exc)) from None
     except BaseException:
-        await pool.execute(shipments.RELEASE, row["id"])
+        await pool.execute(shipments.RELEASE, row["id"], held)
         raise
+
+
+class _LeaseLost(Exception):
+    """Another attempt may hold the row now: this one neither posts nor gives the lease back."""
 
 
 async def _find(allegro: AllegroRestClient, account_id: int, path: str, waybill: str) -> str | None:

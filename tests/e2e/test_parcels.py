@@ -140,7 +140,8 @@ async def test_a_crash_after_persisting_the_command_makes_exactly_one_parcel(
     }
     command_id = uuid.uuid4()
     # The daemon persisted the command and sent it; Allegro took it; the daemon died before
-    # it stored the answer. Its row says "requested": it must send the same command again.
+    # it stored the answer. Its row says "requested": it sends the same command again, and
+    # Allegro's 409 (the id used already) is taken as sent.
     await daemon.allegro.request(
         account_id,
         "POST",

@@ -85,8 +85,9 @@ async def test_a_parcel_is_made_once_per_command_id_with_a_pdf_label(emu: Harnes
     path = f"{BASE}/shipments/create-commands"
     status, answer, headers = await emu.api("POST", path, token, body)
     assert status == 200 and answer["commandId"] == command_id and headers["Retry-After"]
-    status, again, _ = await emu.api("POST", path, token, body)  # the same command again
-    assert status == 200 and again == answer
+    # the same command id again: refused as Allegro's batch commands refuse it, no second parcel
+    status, again, _ = await emu.api("POST", path, token, body)
+    assert status == 409 and again["errors"][0]["message"] == "Command id was already used"
     first = await emu.api("GET", f"{path}/{command_id}", token)
     assert first[1]["status"] == "IN_PROGRESS"  # it takes a moment
     done = await _run(emu, token, "shipments/create-commands", command_id)
@@ -191,3 +192,26 @@ async def test_the_carrier_tracks_a_parcel_made_with_allegro(emu: Harness) -> No
     assert status == 200, body
     [entry] = body["waybills"]
     assert entry["waybill"] == waybill and entry["trackingDetails"]["statuses"], entry
+
+
+async def test_a_receiver_that_cannot_be_reached_or_a_locker_without_a_point_is_refused(
+    emu: Harness,
+) -> None:
+    _, token = await emu.seller_with_token()
+    path = f"{BASE}/shipments/create-commands"
+    bare = {**ADDRESS, "email": "", "phone": " ", "postalCode": ""}
+    status, err, _ = await emu.api("POST", path, token, {"input": {**_input(), "receiver": bare}})
+    assert status == 400
+    assert [e["path"] for e in err["errors"]] == [
+        "input.receiver.email",
+        "input.receiver.phone",
+        "input.receiver.postalCode",
+    ]
+    locker = _input(method=DELIVERY_METHODS[True][0])
+    status, err, _ = await emu.api("POST", path, token, {"input": locker})
+    assert status == 400 and err["errors"][0]["path"] == "input.receiver.point"
+    locker["receiver"] = {**locker["receiver"], "point": "POZ08A"}
+    status, _, _ = await emu.api("POST", path, token, {"input": locker})
+    assert status == 200
+    [parcel] = (await emu.control("GET", "/parcels"))["parcels"]
+    assert parcel["carrier"] == "INPOST"

@@ -140,6 +140,14 @@ async def count_bound_offers(conn: asyncpg.Connection, account_id: int) -> int:
     return count
 
 
+async def shipping_sender(conn: Db, account_id: int) -> dict[str, Any] | None:
+    """The account's ``shipping_sender`` (the pickup address); None: not set, or no account."""
+    sender: dict[str, Any] | None = await conn.fetchval(
+        "SELECT shipping_sender FROM accounts WHERE id = $1", account_id
+    )
+    return sender
+
+
 async def is_active(conn: Db, account_id: int) -> bool | None:
     """Whether the account is active; None when there is no such account."""
     active: bool | None = await conn.fetchval(

@@ -33,7 +33,7 @@ ON CONFLICT (checkout_form_id, waybill) DO UPDATE
        status = 'pending', error = NULL
  WHERE shipments.status <> 'sent'
    AND (shipments.claimed_until IS NULL OR shipments.claimed_until < now())
-RETURNING id, requested_at
+RETURNING id, requested_at, claimed_until
 """
 # The row of (order ``$1``, waybill ``$2``): whether it is on Allegro, its lease, whether the
 # fulfillment status was dealt with.
@@ -41,8 +41,15 @@ STATE = """
 SELECT id, status, claimed_until > now() AS claimed, fulfillment_at
   FROM shipments WHERE checkout_form_id = $1 AND waybill = $2
 """
-# The POST is about to go out: an attempt after a crash reads Allegro's list first.
-MARK_REQUESTED = "UPDATE shipments SET requested_at = now() WHERE id = $1"
+# The POST is about to go out: an attempt after a crash reads Allegro's list first. Only while
+# the attempt's lease ``$2`` (its ``claimed_until``) is still held, which is renewed for ``$3``
+# seconds (the POST's own wait and time); nothing returned: the lease ran out (another attempt
+# may hold it now), so this one does not post.
+MARK_REQUESTED = """
+UPDATE shipments SET requested_at = now(), claimed_until = now() + make_interval(secs => $3)
+ WHERE id = $1 AND claimed_until = $2 AND claimed_until > now()
+RETURNING claimed_until
+"""
 # On Allegro under shipment id ``$2``.
 MARK_SENT = """
 UPDATE shipments SET status = 'sent', allegro_shipment_id = $2, sent_at = now(),
@@ -53,8 +60,9 @@ UPDATE shipments SET status = 'sent', allegro_shipment_id = $2, sent_at = now(),
 MARK_REFUSED = """
 UPDATE shipments SET status = 'refused', error = $2, claimed_until = NULL WHERE id = $1
 """
-# The attempt failed before an answer (a retry follows): the lease is given back.
-RELEASE = "UPDATE shipments SET claimed_until = NULL WHERE id = $1"
+# The attempt failed before an answer (a retry follows): its lease ``$2`` is given back (not one
+# another attempt took after it ran out).
+RELEASE = "UPDATE shipments SET claimed_until = NULL WHERE id = $1 AND claimed_until = $2"
 # The order's fulfillment status was set to SENT, found further along, or left (setting off).
 MARK_FULFILLMENT = """
 UPDATE shipments SET fulfillment_at = now(), claimed_until = NULL WHERE id = $1
@@ -144,11 +152,18 @@ async def list_page(
     return rows
 
 
-# A parcel Allegro made (``adapters/postgres/parcels.py``) carries its own tracking number: it
-# is listed with the others, and a ``shipment.added`` with the same waybill adds nothing.
+# A parcel Allegro made (``adapters/postgres/parcels.py``) carries its own tracking numbers, one
+# row per package: listed with the others, tracked, and a ``shipment.added`` with the same
+# waybill adds nothing. Its status step is left (``fulfillment_at`` NULL), so the order becomes
+# SENT by the same rule as with any tracking number (``mark_sent_on_tracking``).
 ADD_PARCEL = """
 INSERT INTO shipments (checkout_form_id, account_id, waybill, carrier_id, status,
-                       allegro_shipment_id, sent_at, fulfillment_at)
-VALUES ($1, $2, $3, $4, 'sent', $5, now(), now())
+                       allegro_shipment_id, sent_at)
+VALUES ($1, $2, $3, $4, 'sent', $5, now())
 ON CONFLICT (checkout_form_id, waybill) DO NOTHING
+"""
+# The parcel ``$2`` of order ``$1`` was cancelled: its tracking numbers are no longer tracked.
+END_PARCEL_TRACKING = """
+UPDATE shipments SET tracking_done = 'cancelled', tracking_next_at = NULL
+ WHERE checkout_form_id = $1 AND allegro_shipment_id = $2 AND tracking_done IS NULL
 """

@@ -218,7 +218,15 @@ def _schemas() -> dict[str, Any]:
             "delivery_status_at": _OPT_TIME,
             "tracking_done": {
                 "type": ["string", "null"],
-                "enum": ["delivered", "returned", "ended", "given_up", "untracked", None],
+                "enum": [
+                    "delivered",
+                    "returned",
+                    "ended",
+                    "given_up",
+                    "untracked",
+                    "cancelled",
+                    None,
+                ],
                 "description": "why the tracking is no longer read (null: still read)",
             },
         },
@@ -253,6 +261,23 @@ def _schemas() -> dict[str, Any]:
             "date": {"type": ["string", "null"], "format": "date"},
         },
     }
+    pickup_resume = _obj(
+        {
+            "account_id": {"type": "integer", "minimum": 1},
+            "command_id": {
+                "type": "string",
+                "format": "uuid",
+                "description": "a pickup asked for before (its answer was 202): read it again",
+            },
+        }
+    )
+    pickup_pending = _obj(
+        {
+            "status": {"type": "string", "enum": ["in_progress"]},
+            "command_id": {"type": "string", "format": "uuid"},
+            "detail": _STR,
+        }
+    )
     pickup = _obj(
         {
             "pickup_id": _STR,
@@ -343,6 +368,8 @@ def _schemas() -> dict[str, Any]:
         "ListingJobDryRun": listing_dry_run,
         "ParcelsRequest": parcel_request,
         "PickupRequest": pickup_request,
+        "PickupResume": pickup_resume,
+        "PickupPending": pickup_pending,
         "Pickup": pickup,
         **dict(sorted(models.items())),
         "AccountPage": _page("Account"),
@@ -579,9 +606,16 @@ def _paths() -> dict[str, Any]:
         },
         "/shipments/pickup": {
             "post": {
-                "summary": "Order a courier pickup of an account's parcels",
-                "requestBody": _body(_ref("PickupRequest")),
-                "responses": _responses({200: _json(_ref("Pickup"))}, *_BODY_ERRORS, 409, 503),
+                "summary": "Order a courier pickup of an account's parcels (202 with its "
+                "command id while Allegro is still ordering it; send the command id to read it "
+                "again, never ordering a second courier)",
+                "requestBody": _body({"oneOf": [_ref("PickupRequest"), _ref("PickupResume")]}),
+                "responses": _responses(
+                    {200: _json(_ref("Pickup")), 202: _json(_ref("PickupPending"))},
+                    *_BODY_ERRORS,
+                    409,
+                    503,
+                ),
             }
         },
         "/offers": {

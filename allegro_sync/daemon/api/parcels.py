@@ -3,6 +3,7 @@ a set of parcels, a courier pickup (``handlers/parcels.py``)."""
 
 from __future__ import annotations
 
+import uuid
 from datetime import date
 from typing import Any
 
@@ -13,7 +14,13 @@ from allegro_sync.adapters.allegro.client import AllegroRestClient
 from allegro_sync.adapters.postgres import parcels
 from allegro_sync.daemon.api.errors import ApiError
 from allegro_sync.daemon.api.params import invalid, json_body
-from allegro_sync.handlers.parcels import ParcelError, pickup, protocol
+from allegro_sync.handlers.parcel_handover import (
+    PickupPending,
+    pickup,
+    protocol,
+    resume_pickup,
+)
+from allegro_sync.handlers.parcels import ParcelError
 
 MEDIA_TYPES = {"PDF": "application/pdf", "ZPL": "application/x-zpl"}
 MAX_SHIPMENTS = 100
@@ -62,6 +69,20 @@ def _request(body: object, *, with_date: bool) -> tuple[int, list[str], date | N
     return account_id, list(ids), on
 
 
+def _resume(body: dict[str, Any]) -> tuple[int, uuid.UUID]:
+    """``{account_id, command_id}`` (a pickup asked for before), checked."""
+    unknown = sorted(set(body) - {"account_id", "command_id"})
+    if unknown:
+        raise invalid(unknown[0], "unknown field")
+    account_id = body.get("account_id")
+    if not isinstance(account_id, int) or isinstance(account_id, bool) or account_id < 1:
+        raise invalid("account_id", "must be an account id (a positive integer)")
+    try:
+        return account_id, uuid.UUID(str(body["command_id"]))
+    except ValueError:
+        raise invalid("command_id", "must be a pickup's command id (a UUID)") from None
+
+
 def add_parcel_routes(app: web.Application, pool: asyncpg.Pool, allegro: AllegroRestClient) -> None:
     """``GET /shipments/{id}/label``, ``POST /shipments/protocol``, ``POST /shipments/pickup``."""
 
@@ -90,9 +111,18 @@ def add_parcel_routes(app: web.Application, pool: asyncpg.Pool, allegro: Allegro
         return web.Response(body=document, content_type="application/pdf")
 
     async def post_pickup(request: web.Request) -> web.Response:
-        account_id, ids, on = _request(await json_body(request), with_date=True)
+        body = await json_body(request)
         try:
-            result: dict[str, Any] = await pickup(allegro, pool, account_id, ids, on)
+            if isinstance(body, dict) and "command_id" in body:
+                account_id, command_id = _resume(body)
+                result: dict[str, Any] = await resume_pickup(allegro, pool, account_id, command_id)
+            else:
+                account_id, ids, on = _request(body, with_date=True)
+                result = await pickup(allegro, pool, account_id, ids, on)
+        except PickupPending as exc:
+            # not an error: the courier is being ordered; the same command is read again later
+            pending = {"status": "in_progress", "command_id": str(exc.command_id)}
+            return web.json_response({**pending, "detail": str(exc)}, status=202)
         except ParcelError as exc:
             raise ApiError(422, "refused", str(exc)) from None
         return web.json_response(result)
