@@ -9,6 +9,7 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
@@ -17,7 +18,8 @@ import pytest
 
 from allegro_sync.adapters.broker.topology import ERP_EXCHANGE
 from allegro_sync.daemon.app import Daemon
-from tests.e2e.conftest import FAST_POLLING, Admin, Emulator, daemon_settings
+from allegro_sync.emulator.config import EmulatorConfig
+from tests.e2e.conftest import FAST_POLLING, Admin, Emulator, _serve, daemon_settings
 from tests.e2e.flows import (
     Erp,
     _dead_letters,
@@ -38,6 +40,14 @@ GPSR: dict[str, Any] = {
     "safety_information": {"type": "TEXT", "description": "Chronić przed wilgocią."},
 }
 CONDITION = [{"id": "11323", "name": None, "values": ["Nowy"]}]
+
+
+@pytest.fixture
+async def clocked_emulator(request: pytest.FixtureRequest) -> AsyncIterator[Emulator]:
+    """An emulator built with other settings: ``@pytest.mark.parametrize("clocked_emulator",
+    [{"frozen_clock": True}], indirect=True)``."""
+    async for running in _serve(EmulatorConfig(seed=11, **request.param)):
+        yield running
 
 
 async def product(
@@ -346,17 +356,61 @@ async def test_a_201_is_listed_without_an_operation(
         await running.stop()
 
 
-async def test_a_202_operation_is_followed_to_the_end(
+async def test_a_202_is_followed_on_the_offer_list_without_reading_the_operation(
     daemon: Daemon, admin: Admin, emulator: Emulator, db: asyncpg.Pool
 ) -> None:
     _, account_id = await shop(admin, emulator, "sklep-202")
     await product(daemon, db, "P11", GTIN)
+    await product(daemon, db, "P11b", "5901234123457")
     await admin.call("POST", "/offers", offer_list("P11", account_id))
+    await admin.call("POST", "/offers", offer_list("P11b", account_id, publish=False))
     row = await listing(db, "P11", "listed")
+    draft = await listing(db, "P11b", "listed")
     assert row["operation_path"].startswith(f"/sale/product-offers/{row['offer_id']}/operations/")
-    assert row["offer_status"] == "ACTIVE"
+    assert (row["offer_status"], draft["offer_status"]) == ("ACTIVE", "INACTIVE")
     received = await emulator.control("GET", "/requests")
-    assert any("/operations/" in k for k in received["by_path"]), received
+    by_path = received["by_path"]
+    assert not any("/operations/" in k for k in by_path), by_path
+    assert by_path["POST /sale/product-offers"] == 2
+    # what Allegro shows is what the mirror holds
+    mirrored = await db.fetchrow(
+        "SELECT status, stock, price FROM offers WHERE id = $1", row["offer_id"]
+    )
+    assert mirrored["status"] == "ACTIVE"
+
+
+@pytest.mark.parametrize("clocked_emulator", [{"frozen_clock": True}], indirect=True)
+async def test_an_offer_the_list_does_not_show_done_has_its_operation_read(
+    clocked_emulator: Emulator, database_url: str, amqp_url: str, db: asyncpg.Pool
+) -> None:
+    emulator = clocked_emulator
+    running = Daemon(
+        daemon_settings(database_url, amqp_url, emulator.url), poller_timing=FAST_POLLING
+    )
+    await running.start()
+    try:
+        async with aiohttp.ClientSession() as session:
+            admin = Admin(running, session)
+            _, account_id = await shop(admin, emulator, "sklep-wolny")
+            await product(running, db, "P40", GTIN)
+            await admin.call("POST", "/offers", offer_list("P40", account_id))
+            # the emulated clock stands still: the offer stays ACTIVATING, the operation running
+            for _ in range(300):
+                received = await emulator.control("GET", "/requests")
+                if any("/operations/" in k for k in received["by_path"]):
+                    break
+                await asyncio.sleep(0.1)
+            else:
+                raise AssertionError(f"the operation was never read: {received}")
+            looks = received["by_path"]["GET /sale/offers"]
+            assert looks >= 4, received
+            state = await db.fetchval("SELECT state FROM listings WHERE product_id = 'P40'")
+            assert state == "following"
+            await emulator.control("POST", "/clock", {"advance_seconds": 5})
+            row = await listing(db, "P40", "listed")
+            assert row["offer_status"] == "ACTIVE"
+    finally:
+        await running.stop()
 
 
 async def test_cli_dry_run_prints_the_request_and_the_cli_lists(
