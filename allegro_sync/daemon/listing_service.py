@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 
 import asyncpg
 import structlog
@@ -54,6 +55,7 @@ class ListingService:
         self._sweep_interval = sweep_interval
         self._gather_seconds = gather_seconds
         self._check: asyncio.Task[None] | None = None
+        self._checked_at = 0.0
         self._waker = Waker(dsn, listings.CHANNEL)
         self._stopping = False
         self._task: asyncio.Task[None] | None = None
@@ -117,6 +119,10 @@ class ListingService:
         enough are due or the oldest has waited long enough."""
         if self._check is not None and not self._check.done():
             return
+        now = time.monotonic()
+        if now - self._checked_at < self._gather_seconds / 4:
+            return
+        self._checked_at = now
         due, waited = await listings.due_to_check(self._pool, MAX_CHECKS)
         if not due or (due < CHECK_BATCH and waited < self._gather_seconds):
             return

@@ -16,3 +16,6 @@ ALTER TABLE listings
     ADD COLUMN prior_offer_ids text[]      NOT NULL DEFAULT '{}',
     ADD COLUMN step_failures   integer     NOT NULL DEFAULT 0,
     ADD COLUMN propose         boolean     NOT NULL DEFAULT false;
+
+-- the offers of an account carrying an external id (what a listing's first POST remembers)
+CREATE INDEX offers_external_id ON offers (account_id, external_id) WHERE external_id IS NOT NULL;
