@@ -9,7 +9,6 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
@@ -18,8 +17,7 @@ import pytest
 
 from allegro_sync.adapters.broker.topology import ERP_EXCHANGE
 from allegro_sync.daemon.app import Daemon
-from allegro_sync.emulator.config import EmulatorConfig
-from tests.e2e.conftest import FAST_POLLING, Admin, Emulator, _serve, daemon_settings
+from tests.e2e.conftest import FAST_POLLING, Admin, Emulator, daemon_settings
 from tests.e2e.flows import (
     Erp,
     _dead_letters,
@@ -40,14 +38,6 @@ GPSR: dict[str, Any] = {
     "safety_information": {"type": "TEXT", "description": "Chronić przed wilgocią."},
 }
 CONDITION = [{"id": "11323", "name": None, "values": ["Nowy"]}]
-
-
-@pytest.fixture
-async def clocked_emulator(request: pytest.FixtureRequest) -> AsyncIterator[Emulator]:
-    """An emulator built with other settings: ``@pytest.mark.parametrize("clocked_emulator",
-    [{"frozen_clock": True}], indirect=True)``."""
-    async for running in _serve(EmulatorConfig(seed=11, **request.param)):
-        yield running
 
 
 async def product(
