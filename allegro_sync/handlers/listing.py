@@ -19,6 +19,7 @@ each step (the listing service runs it for every due row; the CLI for its own):
 
 from __future__ import annotations
 
+import asyncio
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -68,6 +69,7 @@ MAX_ATTEMPTS = 8
 MAX_STEP_FAILURES = 5
 # a followed listing is looked at in the offer list this many times before its operation is read
 MAX_CHECKS = 4
+CHECK_WRITERS = 4  # listings of one look recorded at once (each its own short transaction)
 CHECK_BATCH = 100  # offer ids per look (the spec's external.id takes 100; URLs stay short)
 FOLLOW_LIMIT_SECONDS = 3 * 3600.0  # Allegro takes up to about two hours for a new product
 DONE_STATES = ("listed", "failed")
@@ -499,26 +501,31 @@ async def check_following(deps: ListingDeps, rows: Sequence[Any]) -> dict[str, i
     except (AllegroError, CredentialsDead) as exc:  # each listing's operation read will tell
         log.info("listing_check_failed", account_id=live[0]["account_id"], error=str(exc))
         shown = {}
-    for row in live:
+    gate = asyncio.Semaphore(CHECK_WRITERS)
+
+    async def record(row: Any) -> None:
         entry = shown.get(str(row["offer_id"]))
         wanted = "ACTIVE" if row["publish"] else "INACTIVE"
-        try:
-            if entry is not None and _status(entry) == wanted:
-                await _listed(deps.pool, row, _from_list_entry(entry))
-                outcome["listed"] += 1
-                continue
-            await listings.mark_following(
-                deps.pool,
-                row["id"],
-                row["claim_token"],
-                row["offer_id"],
-                None,
-                _look_again_in(row),
-                checked=True,
-            )
-            outcome["waiting"] += 1
-        except LeaseLost:
-            log.warning("listing_lease_lost", listing_id=row["id"], state=row["state"])
+        async with gate:
+            try:
+                if entry is not None and _status(entry) == wanted:
+                    await _listed(deps.pool, row, _from_list_entry(entry))
+                    outcome["listed"] += 1
+                    return
+                await listings.mark_following(
+                    deps.pool,
+                    row["id"],
+                    row["claim_token"],
+                    row["offer_id"],
+                    None,
+                    _look_again_in(row),
+                    checked=True,
+                )
+                outcome["waiting"] += 1
+            except LeaseLost:
+                log.warning("listing_lease_lost", listing_id=row["id"], state=row["state"])
+
+    await asyncio.gather(*(record(row) for row in live))
     return outcome
 
 

@@ -289,6 +289,11 @@ async def test_admin_api_lists_and_refuses_bad_input(
     row = await listing(db, "P8", "listed")
     status, body = await admin.call("POST", "/offers", offer_list("P8", account_id))
     assert status == 200 and body["offer_id"] == row["offer_id"]
+    status, read = await admin.call("GET", f"/offers/listings/{body['id']}")
+    assert status == 200 and (read["state"], read["offer_id"]) == ("listed", row["offer_id"])
+    for missing in ("999999", "abc", "99999999999999999999"):
+        status, err = await admin.call("GET", f"/offers/listings/{missing}")
+        assert status == 404 and err["error"] == "not_found", (missing, err)
     for bad, field in (
         (offer_list("P8", account_id, price=149.99), "price"),
         (offer_list("P8", account_id, quantity=-1), "quantity"),

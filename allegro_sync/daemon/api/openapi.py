@@ -613,6 +613,13 @@ def _paths() -> dict[str, Any]:
                 ),
             },
         },
+        "/offers/listings/{id}": {
+            "parameters": [_ACCOUNT_ID],
+            "get": {
+                "summary": "One listing's state, by the `id` `POST /offers` answered",
+                "responses": _responses({200: _json(_ref("Listing"))}, 404),
+            },
+        },
         "/offers/{id}": {
             "parameters": [{"name": "id", "in": "path", "required": True, "schema": _STR}],
             "patch": {
