@@ -386,3 +386,23 @@ async def mark_failed(
         errors,
         trace_id,
     )
+
+
+async def cancel_pending_of_job(
+    conn: asyncpg.Connection, job_id: int, errors: list[dict[str, Any]]
+) -> int:
+    """Fail the job's listings that sent nothing to Allegro yet (``pending``, not held by a
+    step); those already posting or followed are left to end. How many."""
+    result: str = await conn.execute(
+        """
+        UPDATE listings l SET state = 'failed', errors = $2, claimed_until = NULL,
+               claim_token = NULL, updated_at = now()
+          FROM listing_job_items i JOIN listing_jobs j ON j.id = i.job_id
+         WHERE i.job_id = $1 AND i.skipped IS NULL
+           AND l.account_id = j.account_id AND l.product_id = i.product_id
+           AND l.state = 'pending' AND (l.claimed_until IS NULL OR l.claimed_until < now())
+        """,
+        job_id,
+        errors,
+    )
+    return int(result.split()[-1])

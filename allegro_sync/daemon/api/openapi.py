@@ -660,6 +660,14 @@ def _paths() -> dict[str, Any]:
                 "responses": _responses({200: _json(_ref("ListingJob"))}, 404),
             },
         },
+        "/offers/listing-jobs/{id}/cancel": {
+            "parameters": [_ACCOUNT_ID],
+            "post": {
+                "summary": "Cancel a listing job: its listings not yet sent to Allegro fail"
+                " (`allegro_sync.cancelled`); those sent end as Allegro decides. The job",
+                "responses": _responses({200: _json(_ref("ListingJob"))}, 404),
+            },
+        },
         "/customers": {
             "get": {
                 "summary": "Customers, by id",
