@@ -9,9 +9,18 @@ each step (the listing service runs it for every due row; the CLI for its own):
   images Allegro cannot take); the row says ``posting`` before the request is sent;
 - posting again (a crash, a lost answer, a timeout): the offer is looked for by its
   ``external.id`` first (``GET /sale/offers``) and adopted if there, else posted again;
-- 202: ``following``: the operation is read again after its ``Retry-After`` until done;
-- done (201, or the operation's 303 to the offer): the offer goes into the mirror, bound to
-  the product with "change price with the product" on, and ``offer.listed`` into the outbox;
+- 202: ``following``: ``check_following`` looks at many such listings of an account in one
+  ``GET /sale/offers`` by ``offer.id``; shown with the status asked for, a listing is done;
+  after ``MAX_CHECKS`` looks its operation is read (202 under way, else the offer itself);
+  ``FOLLOW_LIMIT_SECONDS`` after Allegro accepted it, a listing still under way fails;
+- done (201, the list, or the offer after the operation): the offer goes into the mirror,
+  bound to the product with "change price with the product" on, and ``offer.listed`` into the
+  outbox;
+- every record of a step is conditioned on the step's lease token (``LeaseLost`` otherwise):
+  a step that outlived its lease sends no POST and records nothing; a step failing
+  unexpectedly is retried after a backoff, at most ``MAX_STEP_FAILURES`` times in a row;
+- a product with a live offer bound on the account is not listed again (``request_listing``
+  records the listing as done with that offer);
 - refused (422 and other 4xx): ``offer.list_failed`` with Allegro's error objects and an
   event-log entry; an unknown EAN is tried once more as a product proposal when the ERP data
   makes one (``listing_body``).
