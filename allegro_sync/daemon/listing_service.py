@@ -9,7 +9,8 @@ records itself in a short transaction of its own, and only while its lease is it
 
 Listings Allegro accepted (202) are not followed one by one: once ``CHECK_BATCH`` of them are
 due, or the oldest due one has waited ``gather_seconds``, up to ``CHECK_BATCH`` of one account
-are looked at in one ``GET /sale/offers`` by their ``offer.id`` (``check_following``); only those
+are looked at in one ``GET /sale/offers`` by their ``offer.id`` (at once when nothing is left to
+post) (``check_following``); only those
 the list does not show as done after ``MAX_CHECKS`` looks have their operation read.
 """
 
@@ -123,8 +124,8 @@ class ListingService:
         if now - self._checked_at < self._gather_seconds / 4:
             return
         self._checked_at = now
-        due, waited = await listings.due_to_check(self._pool, MAX_CHECKS)
-        if not due or (due < CHECK_BATCH and waited < self._gather_seconds):
+        due, waited, more_coming = await listings.due_to_check(self._pool, MAX_CHECKS)
+        if not due or (due < CHECK_BATCH and waited < self._gather_seconds and more_coming):
             return
         rows = await listings.claim_to_check(self._pool, CHECK_BATCH, LEASE_SECONDS, MAX_CHECKS)
         if rows:

@@ -85,7 +85,8 @@ RETURNING *
 
 # How many listings are due for a look, and how long the oldest of them has been due.
 TO_CHECK = """
-SELECT count(*) AS due, extract(epoch FROM now() - min(due_at)) AS waited
+SELECT count(*) AS due, extract(epoch FROM now() - min(due_at)) AS waited,
+       EXISTS (SELECT 1 FROM listings WHERE state IN ('pending', 'posting')) AS posting
   FROM listings
  WHERE state = 'following' AND checks < $1 AND due_at <= now()
    AND (claimed_until IS NULL OR claimed_until < now())
@@ -225,12 +226,12 @@ async def claim_to_check(
     return list(await conn.fetch(CLAIM_TO_CHECK, limit, lease_seconds, check_limit))
 
 
-async def due_to_check(conn: Db, check_limit: int) -> tuple[int, float]:
-    """How many listings are due for a look at the offer list, and the seconds the oldest has
-    waited."""
+async def due_to_check(conn: Db, check_limit: int) -> tuple[int, float, bool]:
+    """How many listings are due for a look at the offer list, the seconds the oldest has
+    waited, and whether any listing is still to be posted (more looks to gather)."""
     row = await conn.fetchrow(TO_CHECK, check_limit)
     assert row is not None
-    return int(row["due"]), float(row["waited"] or 0.0)
+    return int(row["due"]), float(row["waited"] or 0.0), bool(row["posting"])
 
 
 async def claim_one(conn: Db, listing_id: int, lease_seconds: float) -> asyncpg.Record | None:
