@@ -374,10 +374,7 @@ async def _images(deps: ListingDeps, account_id: int, product: Any) -> list[str]
 async def _mark_posting(deps: ListingDeps, row: Any) -> Any:
     """The row as ``posting``, the lease renewed for the request; LeaseLost (nothing sent)
     when the lease ran out during the step and the row may be another worker's."""
-    prior = await offers.ids_with_external_id(deps.pool, row["account_id"], row["external_id"])
-    posting = await listings.mark_posting(
-        deps.pool, row["id"], row["claim_token"], LEASE_SECONDS, prior
-    )
+    posting = await listings.mark_posting(deps.pool, row["id"], row["claim_token"], LEASE_SECONDS)
     if posting is None:
         raise LeaseLost
     return posting

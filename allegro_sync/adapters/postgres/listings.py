@@ -263,25 +263,27 @@ async def next_due_in(conn: Db) -> float | None:
 
 
 async def mark_posting(
-    conn: Db, listing_id: int, token: Any, lease_seconds: float, prior_offer_ids: Sequence[str]
+    conn: Db, listing_id: int, token: Any, lease_seconds: float
 ) -> asyncpg.Record | None:
     """A POST is about to be sent: from now on a retry looks for its offer first. Only while
     this step's lease holds (None: another worker has the row, send nothing); the lease is
-    renewed for the request. ``prior_offer_ids`` (offers with the listing's external id the
-    mirror had before) are remembered from the first POST on."""
+    renewed for the request. At the first POST the offers the mirror holds with the listing's
+    external id are remembered (``prior_offer_ids``: never adopted as this listing's)."""
     row: asyncpg.Record | None = await conn.fetchrow(
         f"""
         UPDATE listings SET state = 'posting', attempts = attempts + 1,
                claimed_until = now() + make_interval(secs => $3),
-               prior_offer_ids = CASE WHEN state = 'pending' THEN $4::text[]
-                                      ELSE prior_offer_ids END,
+               prior_offer_ids = CASE WHEN state = 'pending'
+                   THEN ARRAY(SELECT o.id FROM offers o
+                               WHERE o.account_id = listings.account_id
+                                 AND o.external_id = listings.external_id ORDER BY o.id)
+                   ELSE prior_offer_ids END,
                updated_at = now()
          WHERE {HELD} RETURNING *
         """,
         listing_id,
         token,
         lease_seconds,
-        list(prior_offer_ids),
     )
     return row
 

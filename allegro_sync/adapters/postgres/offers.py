@@ -122,16 +122,6 @@ async def bound_offer_ids(conn: asyncpg.Connection, offer_ids: Sequence[str]) ->
     return {row["id"] for row in rows}
 
 
-async def ids_with_external_id(conn: Any, account_id: int, external_id: str) -> list[str]:
-    """The account's mirrored offers carrying ``external_id``."""
-    rows = await conn.fetch(
-        "SELECT id FROM offers WHERE account_id = $1 AND external_id = $2 ORDER BY id",
-        account_id,
-        external_id,
-    )
-    return [r["id"] for r in rows]
-
-
 async def bound_live_offer(
     conn: asyncpg.Connection, account_id: int, product_id: str
 ) -> asyncpg.Record | None:
