@@ -222,5 +222,7 @@ async def test_a_cancelled_job_sends_nothing_more(
         "SELECT details->>'cancelled' FROM event_log WHERE code = 'listing_job_cancelled'"
     )
     assert int(logged) == done["failed"]
+    status, again = await admin.call("POST", f"/offers/listing-jobs/{job['id']}/cancel")
+    assert status == 200 and (again["listed"], again["failed"]) == (done["listed"], done["failed"])
     status, err = await admin.call("POST", "/offers/listing-jobs/999999/cancel")
     assert status == 404 and err["error"] == "not_found"
