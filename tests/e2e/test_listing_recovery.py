@@ -65,6 +65,13 @@ async def test_a_step_whose_lease_was_taken_over_sends_nothing(
         row["id"],
     )
     deps = ListingDeps(daemon.allegro, daemon.pool, daemon.budgets)
+
+    # the seller's write budget is at hand (leased from the shared store), so A's step gets
+    # as far as its POST
+    async def budget_at_hand() -> bool:
+        return daemon.budgets.try_spend(account_id, "listing", 1) == 0
+
+    await eventually(budget_at_hand, timeout=10, interval=0.05)
     assert await advance_listing(deps, held_by_a) == "pending"
     assert await _posts(emulator) == 0  # A sent nothing
     after = await db.fetchrow("SELECT * FROM listings WHERE id = $1", row["id"])
