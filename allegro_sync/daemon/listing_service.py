@@ -8,10 +8,10 @@ wait, a retry's backoff). No consumer transaction is held while Allegro is asked
 records itself in a short transaction of its own, and only while its lease is its own.
 
 Listings Allegro accepted (202) are not followed one by one: once ``CHECK_BATCH`` of them are
-due, or the oldest due one has waited ``gather_seconds``, up to ``CHECK_BATCH`` of one account
-are looked at in one ``GET /sale/offers`` by their ``offer.id`` (at once when nothing is left to
-post) (``check_following``); only those
-the list does not show as done after ``MAX_CHECKS`` looks have their operation read.
+due, or the oldest due one has waited ``gather_seconds`` (or at once when nothing is left to
+post), up to ``CHECK_BATCH`` of one account are looked at in one ``GET /sale/offers`` by their
+``offer.id`` (``check_following``); only those the list does not show as done after
+``MAX_CHECKS`` looks have their operation read.
 """
 
 from __future__ import annotations
