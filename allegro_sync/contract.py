@@ -365,7 +365,8 @@ class OfferList(Message):
     """``offer.list``: list the product on the account (``POST /sale/product-offers``), Buy Now
     at ``price`` with ``quantity`` in stock; ``category_id`` null takes the product's category,
     else the account's default; ``publish`` false makes a draft (INACTIVE). Idempotent by
-    (product, account): one offer however often it is sent."""
+    (product, account): one offer however often it is sent; a product that already has a live
+    offer bound on the account is not listed again (``offer.listed`` names that offer)."""
 
     model_config = _NO_COERCION
 

@@ -8,8 +8,8 @@ daemon's database (announced by the ERP: ``product.upserted``, ``price.changed``
 unlisted product) and stops when the job has nothing pending. Printed per run and as medians of
 ``BENCH_RUNS`` (3): offers listed per minute and as a share of Allegro's per-seller ceiling of
 2 490 product-offer writes a minute, the 429s the daemon met, and Allegro requests per listed
-offer (the listing's own: catalogue look-ups, POSTs, operation reads, image uploads; and all
-requests of the run, journals included).
+offer (the listing's own: catalogue look-ups, POSTs, looks at the offer list, operation and
+offer reads, image uploads; and all requests of the run, journals included).
 Targets (at both latencies): at least 0.9 of the ceiling, no 429, at most 1.2 requests per offer.
 """
 
@@ -64,6 +64,8 @@ LISTABLE: dict[str, Any] = {
 LISTING_ROUTES = (
     "POST /sale/product-offers",
     "GET /sale/product-offers/{offer_id}/operations/{operation_id}",
+    "GET /sale/product-offers/{offer_id}",
+    "GET /sale/offers",
     "GET /sale/products",
     "GET /sale/products/{product_id}",
     "POST /sale/images",

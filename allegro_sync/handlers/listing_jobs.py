@@ -103,6 +103,33 @@ async def start_job(pool: asyncpg.Pool, account_id: int, *, publish: bool) -> as
     return job
 
 
+CANCELLED = {
+    "code": "allegro_sync.cancelled",
+    "message": "the listing job was cancelled before this product was sent to Allegro",
+}
+
+
+async def cancel_job(pool: asyncpg.Pool, job_id: int) -> asyncpg.Record | None:
+    """Cancel what a job has not sent yet: its pending listings fail with
+    ``allegro_sync.cancelled`` (no ``offer.list_failed``: the ERP did not ask for them one by
+    one); those already sent end as Allegro decides. The job, or None when there is none."""
+    async with pool.acquire() as conn, conn.transaction():
+        job = await listing_jobs.get(conn, job_id)
+        if job is None:
+            return None
+        cancelled = await listings.cancel_pending_of_job(conn, job_id, [CANCELLED])
+        await event_log.write(
+            conn,
+            job["account_id"],
+            "offers",
+            "info",
+            "listing_job_cancelled",
+            f"Listing job {job_id} cancelled: {cancelled} products not sent to Allegro.",
+            details={"job_id": job_id, "cancelled": cancelled},
+        )
+        return await listing_jobs.get(conn, job_id)
+
+
 def job_json(job: asyncpg.Record, failures: list[asyncpg.Record] | None = None) -> dict[str, Any]:
     """A job as the admin API shows it: ``running`` while any of its listings is open."""
     done = job["listed"] + job["failed"] + job["skipped"]

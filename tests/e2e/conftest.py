@@ -180,6 +180,14 @@ async def switched_emulator(request: pytest.FixtureRequest) -> AsyncIterator[Emu
 
 
 @pytest.fixture
+async def clocked_emulator(request: pytest.FixtureRequest) -> AsyncIterator[Emulator]:
+    """An emulator built with other settings: ``@pytest.mark.parametrize("clocked_emulator",
+    [{"frozen_clock": True}], indirect=True)``."""
+    async for running in _serve(EmulatorConfig(seed=11, **request.param)):
+        yield running
+
+
+@pytest.fixture
 async def admin(daemon: Daemon) -> AsyncIterator[Admin]:
     async with aiohttp.ClientSession() as session:
         yield Admin(daemon, session)

@@ -289,6 +289,11 @@ async def test_admin_api_lists_and_refuses_bad_input(
     row = await listing(db, "P8", "listed")
     status, body = await admin.call("POST", "/offers", offer_list("P8", account_id))
     assert status == 200 and body["offer_id"] == row["offer_id"]
+    status, read = await admin.call("GET", f"/offers/listings/{body['id']}")
+    assert status == 200 and (read["state"], read["offer_id"]) == ("listed", row["offer_id"])
+    for missing in ("999999", "abc", "99999999999999999999"):
+        status, err = await admin.call("GET", f"/offers/listings/{missing}")
+        assert status == 404 and err["error"] == "not_found", (missing, err)
     for bad, field in (
         (offer_list("P8", account_id, price=149.99), "price"),
         (offer_list("P8", account_id, quantity=-1), "quantity"),
@@ -346,17 +351,61 @@ async def test_a_201_is_listed_without_an_operation(
         await running.stop()
 
 
-async def test_a_202_operation_is_followed_to_the_end(
+async def test_a_202_is_followed_on_the_offer_list_without_reading_the_operation(
     daemon: Daemon, admin: Admin, emulator: Emulator, db: asyncpg.Pool
 ) -> None:
     _, account_id = await shop(admin, emulator, "sklep-202")
     await product(daemon, db, "P11", GTIN)
+    await product(daemon, db, "P11b", "5901234123457")
     await admin.call("POST", "/offers", offer_list("P11", account_id))
+    await admin.call("POST", "/offers", offer_list("P11b", account_id, publish=False))
     row = await listing(db, "P11", "listed")
+    draft = await listing(db, "P11b", "listed")
     assert row["operation_path"].startswith(f"/sale/product-offers/{row['offer_id']}/operations/")
-    assert row["offer_status"] == "ACTIVE"
+    assert (row["offer_status"], draft["offer_status"]) == ("ACTIVE", "INACTIVE")
     received = await emulator.control("GET", "/requests")
-    assert any("/operations/" in k for k in received["by_path"]), received
+    by_path = received["by_path"]
+    assert not any("/operations/" in k for k in by_path), by_path
+    assert by_path["POST /sale/product-offers"] == 2
+    # what Allegro shows is what the mirror holds
+    mirrored = await db.fetchrow(
+        "SELECT status, stock, price FROM offers WHERE id = $1", row["offer_id"]
+    )
+    assert mirrored["status"] == "ACTIVE"
+
+
+@pytest.mark.parametrize("clocked_emulator", [{"frozen_clock": True}], indirect=True)
+async def test_an_offer_the_list_does_not_show_done_has_its_operation_read(
+    clocked_emulator: Emulator, database_url: str, amqp_url: str, db: asyncpg.Pool
+) -> None:
+    emulator = clocked_emulator
+    running = Daemon(
+        daemon_settings(database_url, amqp_url, emulator.url), poller_timing=FAST_POLLING
+    )
+    await running.start()
+    try:
+        async with aiohttp.ClientSession() as session:
+            admin = Admin(running, session)
+            _, account_id = await shop(admin, emulator, "sklep-wolny")
+            await product(running, db, "P40", GTIN)
+            await admin.call("POST", "/offers", offer_list("P40", account_id))
+            # the emulated clock stands still: the offer stays ACTIVATING, the operation running
+            for _ in range(300):
+                received = await emulator.control("GET", "/requests")
+                if any("/operations/" in k for k in received["by_path"]):
+                    break
+                await asyncio.sleep(0.1)
+            else:
+                raise AssertionError(f"the operation was never read: {received}")
+            looks = received["by_path"]["GET /sale/offers"]
+            assert looks >= 4, received
+            state = await db.fetchval("SELECT state FROM listings WHERE product_id = 'P40'")
+            assert state == "following"
+            await emulator.control("POST", "/clock", {"advance_seconds": 5})
+            row = await listing(db, "P40", "listed")
+            assert row["offer_status"] == "ACTIVE"
+    finally:
+        await running.stop()
 
 
 async def test_cli_dry_run_prints_the_request_and_the_cli_lists(

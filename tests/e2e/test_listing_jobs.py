@@ -197,3 +197,32 @@ async def progress(db: asyncpg.Pool, job_id: int) -> tuple[int, int]:
     )
     assert row is not None
     return int(row["open"]), int(row["listed"])
+
+
+async def test_a_cancelled_job_sends_nothing_more(
+    daemon: Daemon, admin: Admin, emulator: Emulator, db: asyncpg.Pool
+) -> None:
+    count = 40
+    seller, account_id = await shop(daemon, admin, emulator, db, count, "cancel")
+    # Allegro takes a second for each listing: most of the job is still to send
+    await emulator.control("POST", "/latency", {"groups": {"writes": {"median_ms": 1000}}})
+    status, job = await admin.call("POST", "/offers/listing-jobs", {"account_id": account_id})
+    assert status == 202, job
+
+    status, cancelled = await admin.call("POST", f"/offers/listing-jobs/{job['id']}/cancel")
+    assert status == 200, cancelled
+    assert cancelled["failed"] > 0, cancelled
+    await emulator.control("POST", "/latency", {"profile": "none"})
+    done = await job_done(admin, job["id"])
+    assert done["listed"] + done["failed"] == count and done["failed"] > 0
+    codes = {e["code"] for f in done["failures"] if not f["skipped"] for e in f["errors"]}
+    assert codes == {"allegro_sync.cancelled"}
+    assert len(await seller_offers(emulator, seller)) == done["listed"]  # nothing more sent
+    logged = await db.fetchval(
+        "SELECT details->>'cancelled' FROM event_log WHERE code = 'listing_job_cancelled'"
+    )
+    assert int(logged) == done["failed"]
+    status, again = await admin.call("POST", f"/offers/listing-jobs/{job['id']}/cancel")
+    assert status == 200 and (again["listed"], again["failed"]) == (done["listed"], done["failed"])
+    status, err = await admin.call("POST", "/offers/listing-jobs/999999/cancel")
+    assert status == 404 and err["error"] == "not_found"

@@ -122,6 +122,22 @@ async def bound_offer_ids(conn: asyncpg.Connection, offer_ids: Sequence[str]) ->
     return {row["id"] for row in rows}
 
 
+async def bound_live_offer(
+    conn: asyncpg.Connection, account_id: int, product_id: str
+) -> asyncpg.Record | None:
+    """An offer of the account bound to the product and not ended (the newest), if any."""
+    row: asyncpg.Record | None = await conn.fetchrow(
+        """
+        SELECT * FROM offers
+         WHERE account_id = $1 AND product_id = $2 AND status <> 'ENDED'
+         ORDER BY bound_at DESC NULLS LAST, id DESC LIMIT 1
+        """,
+        account_id,
+        product_id,
+    )
+    return row
+
+
 async def offer_for_update(conn: asyncpg.Connection, offer_id: str) -> asyncpg.Record | None:
     """The offer row, locked for the rest of the transaction."""
     row: asyncpg.Record | None = await conn.fetchrow(

@@ -2,7 +2,8 @@
 job whose progress can be read (issue 17 item 3; ``handlers/listing_jobs.py``).
 
 ``POST`` starts a job (202) or, with ``dry_run``, says what it would do and changes nothing.
-``GET /offers/listing-jobs/{id}`` is its progress and its latest refusals and skips.
+``GET /offers/listing-jobs/{id}`` is its progress and its latest refusals and skips;
+``POST /offers/listing-jobs/{id}/cancel`` fails what the job has not sent to Allegro yet.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, Valida
 from allegro_sync.adapters.postgres import listing_jobs as store
 from allegro_sync.daemon.api.errors import ApiError
 from allegro_sync.daemon.api.params import int_param, invalid, json_body, path_id
-from allegro_sync.handlers.listing_jobs import JobError, dry_run, job_json, start_job
+from allegro_sync.handlers.listing_jobs import JobError, cancel_job, dry_run, job_json, start_job
 
 
 class ListingJobRequest(BaseModel):
@@ -72,4 +73,13 @@ def add_listing_job_routes(app: web.Application, pool: asyncpg.Pool) -> None:
 
     app.router.add_post("/offers/listing-jobs", create)
     app.router.add_get("/offers/listing-jobs", list_all)
+
+    async def cancel(request: web.Request) -> web.Response:
+        job_id = path_id(request)
+        job = await cancel_job(pool, job_id)
+        if job is None:
+            raise ApiError(404, "not_found", f"no listing job {job_id}")
+        return web.json_response(job_json(job, await store.failures(pool, job_id)))
+
     app.router.add_get("/offers/listing-jobs/{id}", read)
+    app.router.add_post("/offers/listing-jobs/{id}/cancel", cancel)

@@ -3,7 +3,7 @@ S3; issue 17).
 
 ``POST /offers`` lists a product (the body of ``offer.list``): it answers with the listing's
 state, 202 while the listing service is at it, 200 once listed (the same body again lists
-nothing new).
+nothing new); ``GET /offers/listings/{id}`` reads one listing's state by the ``id`` it answered.
 
 The list pages by offer id: ``next`` is the cursor to pass back as ``cursor``. A PATCH binds an
 offer to a product by hand (or unbinds it with ``null``) and changes its flags; a binding by hand
@@ -18,10 +18,18 @@ import asyncpg
 from aiohttp import web
 from pydantic import ValidationError
 
+from allegro_sync.adapters.postgres import listings
 from allegro_sync.adapters.postgres import offers as store
 from allegro_sync.contract import OfferList
 from allegro_sync.daemon.api.errors import ApiError
-from allegro_sync.daemon.api.params import bool_param, choice_param, int_param, invalid, json_body
+from allegro_sync.daemon.api.params import (
+    bool_param,
+    choice_param,
+    int_param,
+    invalid,
+    json_body,
+    path_id,
+)
 from allegro_sync.errors import BadInput
 from allegro_sync.handlers.listing import listing_json, request_listing
 from allegro_sync.handlers.offer_settings import OfferChangeError, parse_offer_change
@@ -115,6 +123,14 @@ def add_offer_routes(app: web.Application, pool: asyncpg.Pool) -> None:
         status = 200 if row["state"] == "listed" else 202
         return web.json_response(listing_json(row), status=status)
 
+    async def read_listing(request: web.Request) -> web.Response:
+        listing_id = path_id(request)
+        row = await listings.get_by_id(pool, listing_id)
+        if row is None:
+            raise ApiError(404, "not_found", f"no listing {listing_id}")
+        return web.json_response(listing_json(row))
+
     app.router.add_get("/offers", list_offers)
     app.router.add_post("/offers", list_product)
+    app.router.add_get("/offers/listings/{id}", read_listing)
     app.router.add_patch("/offers/{id}", change_offer)

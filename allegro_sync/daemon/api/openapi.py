@@ -647,6 +647,13 @@ def _paths() -> dict[str, Any]:
                 ),
             },
         },
+        "/offers/listings/{id}": {
+            "parameters": [_ACCOUNT_ID],
+            "get": {
+                "summary": "One listing's state, by the `id` `POST /offers` answered",
+                "responses": _responses({200: _json(_ref("Listing"))}, 404),
+            },
+        },
         "/offers/{id}": {
             "parameters": [{"name": "id", "in": "path", "required": True, "schema": _STR}],
             "patch": {
@@ -684,6 +691,14 @@ def _paths() -> dict[str, Any]:
             "parameters": [_ACCOUNT_ID],
             "get": {
                 "summary": "A listing job's progress and its latest refusals and skips",
+                "responses": _responses({200: _json(_ref("ListingJob"))}, 404),
+            },
+        },
+        "/offers/listing-jobs/{id}/cancel": {
+            "parameters": [_ACCOUNT_ID],
+            "post": {
+                "summary": "Cancel a listing job: its listings not yet sent to Allegro fail"
+                " (`allegro_sync.cancelled`); those sent end as Allegro decides. The job",
                 "responses": _responses({200: _json(_ref("ListingJob"))}, 404),
             },
         },
