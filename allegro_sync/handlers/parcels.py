@@ -24,6 +24,14 @@ transaction, for ``daemon/parcel_service.py``:
   with ``operation`` ``cancel`` (the parcel stays ``created``).
 
 A failed parcel publishes ``shipment.failed`` with Allegro's words, its error list and trace id.
+
+Retries are bounded (``RetryBounds``): a step whose requests keep failing in a way a retry
+might cure (Allegro unreachable, 5xx, 429, a conflict) backs off from 2 s to 5 minutes and is
+given up after ``max_failures`` such failures in a row, or once it has run ``give_up_after``
+seconds (a command Allegro keeps ``IN_PROGRESS`` too): a create becomes ``failed`` with
+``shipment.failed`` (error code ``GIVEN_UP``; the reason names the command id, since Allegro
+may still carry out a command it received), a cancel is refused (the parcel stays
+``created``). Either is an event-log entry ``parcel_given_up``.
 The day's handover protocol and a courier pickup (item 3) are asked for by the admin API and the
 CLI (``protocol``, ``pickup``).
 """
@@ -35,6 +43,7 @@ import base64
 import random
 import uuid
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
@@ -82,6 +91,20 @@ PICKUP_WAIT_SECONDS = 60.0
 
 class ParcelError(Exception):
     """Allegro refused a protocol or a pickup (its words), or they asked for unknown parcels."""
+
+
+@dataclass(frozen=True)
+class RetryBounds:
+    """When a parcel's step (create, cancel) is given up: after ``max_failures`` failures in a
+    row that a retry might have cured, or ``give_up_after`` seconds since the step began."""
+
+    max_failures: int = 12
+    give_up_after: float = 6 * 3600.0
+
+
+DEFAULT_BOUNDS = RetryBounds()
+# The error code of a step given up (``shipment.failed.errors[].code``).
+GIVEN_UP = "GIVEN_UP"
 
 
 # --- deciding (pure) -------------------------------------------------------------------------
@@ -209,6 +232,27 @@ def backoff(attempts: int) -> float:
     return delay * random.uniform(0.5, 1.0)
 
 
+def give_up_reason(row: Mapping[str, Any], failures: int, last: str | None) -> str:
+    """Why a step was given up (pure): the attempts, the time, the last failure, and for a create
+    the command id Allegro may still carry out."""
+    minutes = row["step_seconds"] / 60
+    if last is None:
+        why = f"Allegro had not ended the command after {minutes:.0f} min"
+    else:
+        why = f"gave up after {failures} failed attempts over {minutes:.0f} min (last: {last})"
+    if row["status"] == "cancelling":
+        return f"{why}; the cancel was not carried out (command {row['cancel_command_id']})"
+    return (
+        f"{why}; Allegro may still carry out create command {row['command_id']}: look in"
+        " Allegro's panel before requesting the parcel again"
+    )
+
+
+def exhausted(row: Mapping[str, Any], failures: int, bounds: RetryBounds) -> bool:
+    """Whether a step with ``failures`` failures in a row is given up (pure)."""
+    return failures >= bounds.max_failures or row["step_seconds"] >= bounds.give_up_after
+
+
 def refusal_of(errors: Sequence[Mapping[str, Any]]) -> str:
     """The words to show for Allegro's error list."""
     words = [str(e.get("userMessage") or e.get("message") or e.get("code") or "") for e in errors]
@@ -263,25 +307,56 @@ async def cancel_shipment(message: ShipmentCancel, conn: asyncpg.Connection) -> 
 # --- the service's steps -------------------------------------------------------------------
 
 
-async def advance(allegro: AllegroRestClient, pool: asyncpg.Pool, row: asyncpg.Record) -> None:
+async def advance(
+    allegro: AllegroRestClient,
+    pool: asyncpg.Pool,
+    row: asyncpg.Record,
+    bounds: RetryBounds = DEFAULT_BOUNDS,
+) -> None:
     """One step of a claimed row (see the module docstring); a failure a retry may cure
-    schedules the row again."""
+    schedules the row again, within ``bounds``."""
     try:
         if row["status"] == "requested":
             await _send_create(allegro, pool, row)
         elif row["status"] == "creating":
-            await _follow_create(allegro, pool, row)
+            await _follow_create(allegro, pool, row, bounds)
         elif row["status"] == "cancelling":
-            await _cancel(allegro, pool, row)
+            await _cancel(allegro, pool, row, bounds)
     except (AllegroUnavailable, TransientError, AllegroConflict, OSError) as exc:
-        delay = backoff(row["attempts"])
-        await pool.execute(parcels.LATER, row["id"], delay)
+        failures = row["failures"] + 1
+        error = f"{type(exc).__name__}: {exc}"
+        if exhausted(row, failures, bounds):
+            await _give_up(pool, row, give_up_reason(row, failures, error))
+            return
+        delay = backoff(failures)
+        await pool.execute(parcels.FAILED_ATTEMPT, row["id"], delay)
         log.warning(
             "parcel_step_postponed",
             parcel=row["id"],
-            error=f"{type(exc).__name__}: {exc}",
+            error=error,
+            failures=failures,
             delay_seconds=round(delay, 1),
         )
+
+
+async def _in_progress(
+    pool: asyncpg.Pool, row: asyncpg.Record, wait: float, bounds: RetryBounds
+) -> None:
+    """Allegro has not ended the command: read it again after ``wait``, unless the step has
+    run out of time."""
+    if row["step_seconds"] >= bounds.give_up_after:
+        await _give_up(pool, row, give_up_reason(row, row["failures"], None))
+    else:
+        await pool.execute(parcels.LATER, row["id"], wait)
+
+
+async def _give_up(pool: asyncpg.Pool, row: asyncpg.Record, reason: str) -> None:
+    errors = [{"code": GIVEN_UP, "message": reason}]
+    if row["status"] == "cancelling":
+        await _cancel_refused(pool, row, reason, errors, None, code="parcel_given_up")
+    else:
+        await _fail(pool, row, reason, errors, None, code="parcel_given_up")
+    log.warning("parcel_given_up", parcel=row["id"], status=row["status"], reason=reason)
 
 
 async def _send_create(allegro: AllegroRestClient, pool: asyncpg.Pool, row: asyncpg.Record) -> None:
@@ -302,7 +377,7 @@ async def _send_create(allegro: AllegroRestClient, pool: asyncpg.Pool, row: asyn
 
 
 async def _follow_create(
-    allegro: AllegroRestClient, pool: asyncpg.Pool, row: asyncpg.Record
+    allegro: AllegroRestClient, pool: asyncpg.Pool, row: asyncpg.Record, bounds: RetryBounds
 ) -> None:
     path = f"{BASE}/shipments/create-commands/{row['command_id']}"
     try:
@@ -317,7 +392,7 @@ async def _follow_create(
         errors = list(response.body.get("errors") or [])
         await _fail(pool, row, refusal_of(errors), errors, response.headers.get("trace-id"))
     else:
-        await pool.execute(parcels.LATER, row["id"], retry_after(response.headers))
+        await _in_progress(pool, row, retry_after(response.headers), bounds)
 
 
 async def _created(
@@ -381,6 +456,7 @@ async def _fail(
     reason: str,
     errors: list[dict[str, Any]],
     trace_id: str | None,
+    code: str = "parcel_refused",
 ) -> None:
     form_id: uuid.UUID = row["checkout_form_id"]
     payload = ShipmentFailed(
@@ -404,14 +480,22 @@ async def _fail(
             row["account_id"],
             "orders",
             "error",
-            "parcel_refused",
-            f"Allegro refused the parcel for order {form_id}: {reason}",
-            details={"checkout_form_id": str(form_id), "trace_id": trace_id},
+            code,
+            f"Allegro refused the parcel for order {form_id}: {reason}"
+            if code == "parcel_refused"
+            else f"The parcel for order {form_id} was given up: {reason}",
+            details={
+                "checkout_form_id": str(form_id),
+                "command_id": str(row["command_id"]),
+                "trace_id": trace_id,
+            },
         )
-    log.info("parcel_refused", parcel=row["id"], trace_id=trace_id)
+    log.info(code, parcel=row["id"], trace_id=trace_id)
 
 
-async def _cancel(allegro: AllegroRestClient, pool: asyncpg.Pool, row: asyncpg.Record) -> None:
+async def _cancel(
+    allegro: AllegroRestClient, pool: asyncpg.Pool, row: asyncpg.Record, bounds: RetryBounds
+) -> None:
     account_id, command_id = row["account_id"], row["cancel_command_id"]
     shipment_id = str(row["allegro_shipment_id"])
     if row["cancel_sent_at"] is None:
@@ -445,7 +529,7 @@ async def _cancel(allegro: AllegroRestClient, pool: asyncpg.Pool, row: asyncpg.R
             pool, row, refusal_of(errors), errors, response.headers.get("trace-id")
         )
     else:
-        await pool.execute(parcels.LATER, row["id"], retry_after(response.headers))
+        await _in_progress(pool, row, retry_after(response.headers), bounds)
 
 
 async def _cancelled(pool: asyncpg.Pool, row: asyncpg.Record) -> None:
@@ -476,6 +560,7 @@ async def _cancel_refused(
     reason: str,
     errors: list[dict[str, Any]],
     trace_id: str | None,
+    code: str | None = None,
 ) -> None:
     form_id, shipment_id = str(row["checkout_form_id"]), str(row["allegro_shipment_id"])
     payload = ShipmentFailed(
@@ -497,6 +582,16 @@ async def _cancel_refused(
                 payload,
             ),
         )
+        if code is not None:
+            await event_log.write(
+                conn,
+                row["account_id"],
+                "orders",
+                "error",
+                code,
+                f"The cancel of parcel {shipment_id} of order {form_id} was given up: {reason}",
+                details={"checkout_form_id": form_id, "shipment_id": shipment_id},
+            )
 
 
 # --- protocol and pickup (the admin API and the CLI) ----------------------------------------

@@ -35,7 +35,8 @@ UPDATE parcels SET next_attempt_at = now() + make_interval(secs => $2),
                LIMIT $1
                FOR UPDATE SKIP LOCKED)
 RETURNING id, account_id, checkout_form_id, command_id, request, label_format, status,
-          attempts, allegro_shipment_id, cancel_command_id, cancel_sent_at
+          attempts, allegro_shipment_id, cancel_command_id, cancel_sent_at, failures,
+          EXTRACT(EPOCH FROM now() - step_started_at)::float8 AS step_seconds
 """
 # Seconds until the next row is due (NULL: none waits).
 NEXT_DUE = """
@@ -45,7 +46,7 @@ SELECT GREATEST(0, EXTRACT(EPOCH FROM min(next_attempt_at) - now()))::float8
 # The create command reached Allegro: follow it in ``$2`` seconds.
 MARK_SENT = """
 UPDATE parcels SET status = 'creating', next_attempt_at = now() + make_interval(secs => $2),
-       updated_at = now()
+       failures = 0, updated_at = now()
  WHERE id = $1
 """
 # Allegro does not know the command (lost before it arrived): send it again now.
@@ -53,9 +54,16 @@ MARK_UNSENT = """
 UPDATE parcels SET status = 'requested', next_attempt_at = now(), updated_at = now()
  WHERE id = $1
 """
-# Try again in ``$2`` seconds (still in progress, or a failure a retry may cure).
+# Allegro answered that the command is still in progress: read it again in ``$2`` seconds.
 LATER = """
-UPDATE parcels SET next_attempt_at = now() + make_interval(secs => $2), updated_at = now()
+UPDATE parcels SET next_attempt_at = now() + make_interval(secs => $2), failures = 0,
+       updated_at = now()
+ WHERE id = $1
+"""
+# A failure a retry may cure: one more of the step's failures, try again in ``$2`` seconds.
+FAILED_ATTEMPT = """
+UPDATE parcels SET next_attempt_at = now() + make_interval(secs => $2),
+       failures = failures + 1, updated_at = now()
  WHERE id = $1
 """
 # Allegro made the parcel: its id, waybill, carrier and label.
@@ -78,13 +86,13 @@ SELECT id, account_id, checkout_form_id, status FROM parcels
 START_CANCEL = """
 UPDATE parcels SET status = 'cancelling', cancel_command_id = $2, cancel_sent_at = NULL,
        next_attempt_at = now(), reason = NULL, errors = NULL, trace_id = NULL,
-       updated_at = now()
+       failures = 0, step_started_at = now(), updated_at = now()
  WHERE id = $1
 """
 # The cancel command reached Allegro: follow it in ``$2`` seconds.
 MARK_CANCEL_SENT = """
 UPDATE parcels SET cancel_sent_at = now(), next_attempt_at = now() + make_interval(secs => $2),
-       updated_at = now()
+       failures = 0, updated_at = now()
  WHERE id = $1
 """
 # Allegro does not know the cancel command: send it again now.
@@ -115,8 +123,15 @@ UPDATE parcels SET pickup_id = $2, updated_at = now() WHERE allegro_shipment_id 
 """
 # The parcels of the listed Allegro shipments (for the admin list's ``parcel`` field).
 BY_SHIPMENTS = """
-SELECT allegro_shipment_id, id, status, label_format, command_id, pickup_id, created_at
+SELECT allegro_shipment_id, id, status, label_format, command_id, pickup_id, created_at,
+       reason, errors, trace_id
   FROM parcels WHERE allegro_shipment_id = ANY($1::text[])
+"""
+# The parcels ``$1`` (the admin list's parcels that carry no tracking number yet).
+BY_IDS = """
+SELECT allegro_shipment_id, id, status, label_format, command_id, pickup_id, created_at,
+       reason, errors, trace_id
+  FROM parcels WHERE id = ANY($1::bigint[])
 """
 
 
@@ -136,3 +151,9 @@ async def by_shipments(conn: Db, shipment_ids: Sequence[str]) -> dict[str, async
     """Parcels by Allegro shipment id."""
     rows = await conn.fetch(BY_SHIPMENTS, list(shipment_ids))
     return {str(r["allegro_shipment_id"]): r for r in rows}
+
+
+async def by_ids(conn: Db, ids: Sequence[int]) -> dict[int, asyncpg.Record]:
+    """Parcels by their own id."""
+    rows = await conn.fetch(BY_IDS, list(ids))
+    return {int(r["id"]): r for r in rows}
