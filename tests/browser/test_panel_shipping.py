@@ -115,4 +115,5 @@ async def test_sender_and_default_package_from_the_panel(
     await package.get_by_role("button", name="Zapisz paczkę").click()
     await expect(page.get_by_role("status")).to_have_text("Zapisano.")
     status, account = await panel.admin.call("GET", f"/accounts/{account_id}")
+    assert status == 200
     assert account["default_package"] is None and account["shipping_sender"] is not None
