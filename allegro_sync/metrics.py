@@ -93,6 +93,12 @@ class Metrics:
             ["reason"],
             registry=self.registry,
         )
+        self.sent_step_given_up = Counter(
+            "allegro_sync_sent_step_given_up_total",
+            "Tracking numbers whose SENT status step was given up (it kept failing:"
+            " SENT_STEP_MAX_ATTEMPTS or SENT_STEP_GIVE_UP_AFTER)",
+            registry=self.registry,
+        )
         self.tracking_due = Gauge(
             "allegro_sync_tracking_due",
             "Tracking numbers due for a read at the start of the last round",

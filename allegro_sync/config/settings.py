@@ -158,6 +158,13 @@ class Settings(DatabaseSettings):
     tracking_give_up_days: float = Field(default=30.0, gt=0, le=365)
     tracking_budget_share: float = Field(default=0.05, gt=0, le=1)
     tracking_tick: float = Field(default=60.0, gt=0, le=3600)
+    # Bounded shipping retries: a parcel's step (create, cancel) is given up after this many
+    # failures a retry might cure, or this many seconds (shipment.failed); the SENT status
+    # step of a tracking number after this many attempts or seconds (an event-log entry).
+    parcel_max_failures: int = Field(default=12, ge=1, le=1000)
+    parcel_give_up_after: float = Field(default=6 * 3600.0, gt=0, le=30 * 86400)
+    sent_step_max_attempts: int = Field(default=20, ge=1, le=1000)
+    sent_step_give_up_after: float = Field(default=3600.0, gt=0, le=30 * 86400)
     # Sent on every REST call; Allegro requires ``AppName/version (+url)`` (user_agent.py).
     user_agent: str = Field(default_factory=default_user_agent)
     # The seller's panel (issue 15): its sign-in secret (the admin token when unset) and how

@@ -86,8 +86,10 @@ from allegro_sync.handlers.fulfillment import echo_candidates
 from allegro_sync.handlers.listing import ListingDeps
 from allegro_sync.handlers.offers import make_gap_recovery
 from allegro_sync.handlers.orders import make_backfill
+from allegro_sync.handlers.parcels import RetryBounds
 from allegro_sync.handlers.registry import build_routes
 from allegro_sync.handlers.shipment_tracking import TrackingTiming
+from allegro_sync.handlers.shipments import SentStepBounds
 from allegro_sync.metrics import Metrics
 
 log = structlog.get_logger(__name__)
@@ -351,7 +353,17 @@ class Daemon:
                 batch=settings.retention_batch_size,
             )
         )
-        self.services.append(SentMarker(pool=self.pool, allegro=self.allegro))
+        self.services.append(
+            SentMarker(
+                pool=self.pool,
+                allegro=self.allegro,
+                metrics=self.metrics,
+                bounds=SentStepBounds(
+                    max_attempts=settings.sent_step_max_attempts,
+                    give_up_after=settings.sent_step_give_up_after,
+                ),
+            )
+        )
         self.services.append(
             shipment_tracker(
                 settings, dsn=dsn, pool=self.pool, allegro=self.allegro, metrics=self.metrics
@@ -364,7 +376,17 @@ class Daemon:
                 mail_from=settings.mail_from,
             )
         )
-        self.services.append(ParcelService(dsn=dsn, pool=self.pool, allegro=self.allegro))
+        self.services.append(
+            ParcelService(
+                dsn=dsn,
+                pool=self.pool,
+                allegro=self.allegro,
+                bounds=RetryBounds(
+                    max_failures=settings.parcel_max_failures,
+                    give_up_after=settings.parcel_give_up_after,
+                ),
+            )
+        )
         consumers = {
             queue_name: BatchConsumer(
                 connection=self.amqp,

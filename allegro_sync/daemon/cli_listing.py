@@ -6,7 +6,10 @@ product's or the account's default unless ``--category``; ``--draft`` lists it I
 ``--dry-run`` prints the body of ``POST /sale/product-offers`` that would be sent and changes
 nothing. Otherwise the listing is recorded (as ``offer.list`` would) and taken to its end
 here, or by a running daemon if it holds it: one line says the offer (exit 0) or Allegro's
-refusal (exit 1). ``offers list --all-unlisted --account ID`` lists every unlisted product of
+refusal (exit 1). It spends the seller's write budget and the client's request budget shared
+with the daemons (``budgets``, the ``allegro`` client's limiter), and a step postponed (a
+backoff, a 429, no budget) is taken again only when due: never sooner than a daemon would.
+``offers list --all-unlisted --account ID`` lists every unlisted product of
 the account instead (``cli_listing_jobs.py``).
 """
 
@@ -40,6 +43,8 @@ from allegro_sync.handlers.listing import (
 from allegro_sync.handlers.listing_body import ListingTerms
 
 WAIT_FOR_DAEMON = 600.0
+# While a postponed step is not due, the listing's state is read again this often.
+DUE_CHECK_SECONDS = 5.0
 
 
 def add_list_command(sub: Any) -> None:
@@ -99,8 +104,14 @@ async def _terms(conn: Any, args: argparse.Namespace) -> OfferList:
         raise CliError(f"invalid listing: {str(exc).splitlines()[-1].strip()}") from None
 
 
-async def run_list(args: argparse.Namespace, pool: asyncpg.Pool, allegro: AllegroRestClient) -> int:
-    """``offers list``; the exit code."""
+async def run_list(
+    args: argparse.Namespace,
+    pool: asyncpg.Pool,
+    allegro: AllegroRestClient,
+    budgets: ChangeBudgets,
+) -> int:
+    """``offers list``; the exit code. ``allegro`` and ``budgets`` should be on the limits the
+    daemons share (``cli_offers.py``)."""
     if args.all_unlisted or args.product is None:
         if args.product is not None or not args.all_unlisted:
             raise CliError("give either PRODUCT or --all-unlisted")
@@ -128,7 +139,7 @@ async def run_list(args: argparse.Namespace, pool: asyncpg.Pool, allegro: Allegr
                 row = await request_listing(message, conn)
         except BadInput as exc:
             raise CliError(str(exc)) from None
-    row = await _drive(ListingDeps(allegro, pool, ChangeBudgets()), row["id"])
+    row = await _drive(ListingDeps(allegro, pool, budgets), row["id"])
     if row["state"] == "listed":
         print(f"product {row['product_id']}: offer {row['offer_id']} ({row['offer_status']})")
         return 0
@@ -140,7 +151,8 @@ async def run_list(args: argparse.Namespace, pool: asyncpg.Pool, allegro: Allegr
 
 
 async def _drive(deps: ListingDeps, listing_id: int) -> Any:
-    """Take the listing to its end (or wait for the daemon that holds it)."""
+    """Take the listing to its end (or wait for the daemon that holds it). A step is claimed
+    only when due (its backoff is waited for whole, unclaimed, so a daemon may take it too)."""
     deadline = time.monotonic() + WAIT_FOR_DAEMON
     while True:
         row = await listings.get_by_id(deps.pool, listing_id)
@@ -149,11 +161,12 @@ async def _drive(deps: ListingDeps, listing_id: int) -> Any:
             return row
         if time.monotonic() > deadline:
             raise CliError(f"listing {listing_id} still {row['state']}; see GET /offers later")
+        wait = row["due_at"].timestamp() - time.time()
+        if wait > 0:  # look again now and then: a daemon may finish it meanwhile
+            await asyncio.sleep(min(wait, DUE_CHECK_SECONDS))
+            continue
         claimed = await listings.claim_one(deps.pool, listing_id, LEASE_SECONDS)
         if claimed is None:  # the daemon is at it
             await asyncio.sleep(1.0)
             continue
-        wait = row["due_at"].timestamp() - time.time()
-        if wait > 0:
-            await asyncio.sleep(min(wait, 60.0))
         await advance_listing(deps, claimed)

@@ -1,6 +1,11 @@
 """``allegro-sync offers ...``: import every offer into the mirror, bind all offers by EAN,
 list a product (``offers list``, ``cli_listing.py``).
 
+``offers list`` keeps to the limits every running daemon keeps to (table ``rate_buckets``):
+the client id's request budget and the seller's product-offer writes are leased from the same
+shared buckets, a 429 pauses it as it pauses the daemons, and unspent leases go back when it
+ends.
+
 ``offers import [--account ID]`` reads the listing (pages of 1000) of one account or of every
 active account. ``offers bind --by-ean [--account ID] [--dry-run]`` binds the mirrored offers
 that are still unbound to the one product with their EAN (O3 "beyond e-Sale"), reading EANs that
@@ -14,24 +19,31 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import sys
 import time
 from collections import Counter
 from typing import Any
 
+import aiohttp
 import asyncpg
 
 from allegro_sync.adapters.allegro.client import AllegroRestClient
 from allegro_sync.adapters.postgres import accounts
 from allegro_sync.adapters.postgres import pool as pg
+from allegro_sync.adapters.postgres.rate_buckets import PgBucketStore
 from allegro_sync.config.settings import Settings
-from allegro_sync.daemon.app import build_allegro_stack, new_http_session
+from allegro_sync.daemon.app import build_allegro_stack, change_budgets, new_http_session
 from allegro_sync.daemon.cli_errors import REFUSALS, CliError, report
 from allegro_sync.daemon.cli_listing import add_list_command, run_list
 from allegro_sync.daemon.progress import Progress
 from allegro_sync.handlers import bulk_binding
 from allegro_sync.handlers.offers import Outcome, sweep_offers
 from allegro_sync.metrics import Metrics
+
+# The command's connections to the limits' buckets (not ``allegro-sync daemon ...``: it is not
+# a replica that takes a share of the journals).
+CLI_APPLICATION = "allegro-sync cli offers list"
 
 
 def add_offers_command(commands: Any) -> None:
@@ -56,9 +68,9 @@ async def run_offers(args: argparse.Namespace, settings: Settings) -> int:
     pool = await pg.create_pool(settings.database_url, min_size=1, max_size=4)
     session = new_http_session(settings.user_agent)
     try:
-        stack = build_allegro_stack(settings, pool, session, Metrics())
         if args.offers_command == "list":
-            return await run_list(args, pool, stack.allegro)
+            return await _list(args, settings, pool, session)
+        stack = build_allegro_stack(settings, pool, session, Metrics())
         account_ids = await _accounts(pool, args.account)
         for account_id in account_ids:
             if args.offers_command == "import":
@@ -74,6 +86,25 @@ async def run_offers(args: argparse.Namespace, settings: Settings) -> int:
     finally:
         await session.close()
         await pool.close()
+
+
+async def _list(
+    args: argparse.Namespace,
+    settings: Settings,
+    pool: asyncpg.Pool,
+    session: aiohttp.ClientSession,
+) -> int:
+    """``offers list`` on the limits shared with the daemons (``rate_buckets``)."""
+    limits = PgBucketStore(settings.database_url, application_name=CLI_APPLICATION)
+    stack = build_allegro_stack(settings, pool, session, Metrics(), limits)
+    budgets = change_budgets(settings, limits)
+    try:
+        return await run_list(args, pool, stack.allegro, budgets)
+    finally:
+        for held in (stack.limiter, budgets, limits):
+            if held is not None:  # unspent leases back to the shared buckets, then its pool
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(held.close(), 5.0)
 
 
 async def _accounts(pool: asyncpg.Pool, account_id: int | None) -> list[int]:

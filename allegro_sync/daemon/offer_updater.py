@@ -4,8 +4,10 @@
 Each due row is leased (``SKIP LOCKED``, so replicas share the work and a crashed sender's rows
 come due again), then, outside any transaction: ``PATCH /sale/product-offers/{offerId}`` with
 the queued fields, within the seller's write budget (``ChangeBudgets`` kind ``"listing"``:
-2 490 a minute, 74 700 an hour, shared with listing). 200: done. 202: the operation in
-``Location`` is read after ``Retry-After`` until it answers 303 (done). 409
+2 490 a minute, 74 700 an hour, shared with listing). Images Allegro cannot take as links
+(not https) are uploaded through ``POST /sale/images`` first, by the listing's own upload step
+(``handlers/listing.py``), and the PATCH carries the links on Allegro's image host. 200: done.
+202: the operation in ``Location`` is read after ``Retry-After`` until it answers 303 (done). 409
 ``OfferConflictException`` (an edit still in progress), 429, 5xx, no budget: sent again later,
 with whatever changed meanwhile. Another refusal (400, 403, 404, 422): the event log and
 ``offer.update_failed``. Wakes on ``allegro_sync_offer_updates`` (a trigger on insert).
@@ -31,6 +33,8 @@ from allegro_sync.adapters.allegro.limits import ChangeBudgets
 from allegro_sync.adapters.postgres import catalog, offer_updates
 from allegro_sync.adapters.postgres.notifications import Failures, Waker, stop_task
 from allegro_sync.errors import CredentialsDead
+from allegro_sync.handlers.listing import ListingDeps
+from allegro_sync.handlers.listing import _images as hosted_images
 from allegro_sync.handlers.offer_updates import (
     patch_body,
     record_refusal,
@@ -163,6 +167,10 @@ class OfferUpdater:
             await offer_updates.postpone(self._pool, offer_id, wait)
             return
         try:
+            if "images" in body:
+                # the same links the listing would send: uploaded where Allegro cannot fetch them
+                deps = ListingDeps(self._allegro, self._pool, self._budgets)
+                body["images"] = await hosted_images(deps, account_id, product)
             response = await self._allegro.request(
                 account_id,
                 "PATCH",

@@ -4,7 +4,9 @@ A row is claimed by pushing its ``next_attempt_at`` forward (a lease) with ``FOR
 LOCKED``, so replicas share the work and no transaction is open while Allegro answers; each
 claimed row gets one step of ``handlers/parcels.advance`` (send the create command, read its
 status, read the label, cancel), which schedules the next one. The service wakes on ``NOTIFY
-allegro_sync_parcels`` (a new parcel or cancel) and when the next row is due.
+allegro_sync_parcels`` (a new parcel or cancel) and when the next row is due. A step that
+keeps failing is given up within ``RetryBounds`` (``PARCEL_MAX_FAILURES``,
+``PARCEL_GIVE_UP_AFTER``).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import structlog
 from allegro_sync.adapters.allegro.client import AllegroRestClient
 from allegro_sync.adapters.postgres import parcels
 from allegro_sync.adapters.postgres.notifications import Waker
-from allegro_sync.handlers.parcels import LEASE_SECONDS, advance
+from allegro_sync.handlers.parcels import DEFAULT_BOUNDS, LEASE_SECONDS, RetryBounds, advance
 
 log = structlog.get_logger(__name__)
 
@@ -34,7 +36,9 @@ class ParcelService:
         allegro: AllegroRestClient,
         batch_size: int = 20,
         idle_interval: float = 5.0,
+        bounds: RetryBounds = DEFAULT_BOUNDS,
     ) -> None:
+        self._bounds = bounds
         self._pool = pool
         self._allegro = allegro
         self._batch_size = batch_size
@@ -89,7 +93,8 @@ class ParcelService:
         """One step of every due row (at most ``batch_size``); how many were claimed."""
         rows = await self._pool.fetch(parcels.CLAIM, self._batch_size, LEASE_SECONDS)
         results = await asyncio.gather(
-            *(advance(self._allegro, self._pool, row) for row in rows), return_exceptions=True
+            *(advance(self._allegro, self._pool, row, self._bounds) for row in rows),
+            return_exceptions=True,
         )
         for row, result in zip(rows, results, strict=True):
             if isinstance(result, Exception):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 from datetime import timedelta
+from typing import Any
 from urllib.parse import urlsplit
 
 from aiohttp import web
@@ -17,18 +18,69 @@ from aiohttp import web
 from . import context
 from .auth import scope, seller_caller
 from .clock import iso
-from .errors import ApiError, json_response
+from .errors import ApiError, error_entry, json_response
 
 IMAGE_HOST = "a.allegroimg.com"
 IMAGE_TYPES = ("image/jpeg", "image/png", "image/webp")
 MAX_IMAGE_BYTES = 10 * 1024 * 1024
 UPLOAD_LIFETIME = timedelta(days=1)
+# Allegro's gallery: at most 16 images, product images included (allegro-api.md 8.2)
+MAX_IMAGES = 16
+# A host that cannot resolve (RFC 2606 ``.invalid``): Allegro cannot download the image.
+UNREACHABLE_SUFFIX = ".invalid"
 
 
 def on_image_host(url: str) -> bool:
     """Whether a link points at Allegro's image host."""
     host = urlsplit(url).hostname or ""
     return host == IMAGE_HOST or host.endswith(".allegroimg.com")
+
+
+def _problem(code: str, message: str, path: str, **metadata: str) -> dict[str, Any]:
+    entry = error_entry(code, message, path)
+    entry["metadata"] = metadata
+    return entry
+
+
+def gallery_errors(value: Any, path: str = "images") -> list[dict[str, Any]]:
+    """What Allegro refuses in a list of image links, as its error objects (none: taken), the
+    same for ``POST`` and ``PATCH /sale/product-offers`` (the spec's ``images``: an array of
+    strings, in both requests): not a list of strings (``VALIDATION_ERROR``), more than 16
+    (``GallerySizeException``), a link that is no http(s) URL with a host
+    (``VALIDATION_ERROR``), a link Allegro cannot download (``OfferImagesNotAvailableException``:
+    plain http off its own image host, or a host that does not resolve); https links elsewhere
+    Allegro fetches itself."""
+    if not isinstance(value, list) or not all(isinstance(url, str) for url in value):
+        return [_problem("VALIDATION_ERROR", "images must be a list of URLs", path)]
+    problems = []
+    if len(value) > MAX_IMAGES:
+        problems.append(
+            _problem(
+                "GallerySizeException",
+                f"The gallery may have at most {MAX_IMAGES} images",
+                path,
+                gallerySizeLimit=str(MAX_IMAGES),
+            )
+        )
+    for n, url in enumerate(value):
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            problems.append(
+                _problem("VALIDATION_ERROR", f"Invalid image URL: {url}", f"{path}[{n}]")
+            )
+        elif parts.hostname.endswith(UNREACHABLE_SUFFIX) or not (
+            parts.scheme == "https" or on_image_host(url)
+        ):
+            problems.append(
+                _problem(
+                    "OfferImagesNotAvailableException",
+                    f"Image {url} could not be downloaded: give an https link or upload it"
+                    " through POST /sale/images",
+                    f"{path}[{n}]",
+                    imageUrl=url,
+                )
+            )
+    return problems
 
 
 async def upload_image(request: web.Request) -> web.Response:

@@ -12,10 +12,12 @@ every problem found at once in one 422 of Allegro's error objects:
   category marks ``required`` must be given (offer or product parameters, by id or name).
 - after-sales conditions and shipping rates by id or name; omitted, the ones named "default"
   (allegro-api.md 10); location (city, post code, country) is required.
-- images: at most 16; https links only. Links off Allegro's image host are fetched by Allegro
-  (allegro-api.md 8.2: "External URLs are allowed ... Allegro downloads them"); a plain-http
-  link is refused (``OfferImagesNotAvailableException``): upload it through ``POST
-  /sale/images`` first, which takes any link or the bytes.
+- images (the gallery and the description's IMAGE items): checked as ``PATCH`` checks them
+  (``images.gallery_errors``): at most 16, links with a host; https links off Allegro's image
+  host are fetched by Allegro (allegro-api.md 8.2: "External URLs are allowed ... Allegro
+  downloads them"), a plain-http link or one whose host does not resolve is refused
+  (``OfferImagesNotAvailableException``): upload it through ``POST /sale/images`` first,
+  which takes any link or the bytes.
 
 Answers 201 with the offer, or (switch ``create_offer_async``) 202 + ``Location`` of the
 operation + ``Retry-After``: the offer exists at once (INACTIVE, or ACTIVATING when ACTIVE was
@@ -36,15 +38,13 @@ from .auth import scope, seller_caller
 from .catalog import EAN_PARAMETER_ID, category_dto, parameters
 from .context import Emulator
 from .errors import ApiError, error_entry, json_response
-from .images import on_image_host
+from .images import gallery_errors
 from .models import Offer, OfferOperation, Seller
 from .offer_ops import activate_offer, create_offer
 from .orders import read_json
 from .product_offers import GTIN_LENGTHS, _operation_url, _retry_after, check_write_limit
 from .products import CatalogueProduct
 from .views import product_offer
-
-MAX_IMAGES = 16
 
 
 class ListingErrors(ApiError):
@@ -279,27 +279,23 @@ def _check_proposal(
 
 
 def _images(body: dict[str, Any], errors: list[dict[str, Any]]) -> list[str]:
-    images = [str(i) for i in body.get("images") or []]
-    if len(images) > MAX_IMAGES:
-        errors.append(
-            _entry(
-                "GallerySizeException",
-                f"At most {MAX_IMAGES} images",
-                "images",
-                gallerySizeLimit=str(MAX_IMAGES),
-            )
-        )
-    for n, url in enumerate(images):
-        if not url.startswith("https://") and not on_image_host(url):
-            errors.append(
-                _entry(
-                    "OfferImagesNotAvailableException",
-                    f"Image {url} could not be downloaded: give an https link or upload it "
-                    "through POST /sale/images",
-                    f"images[{n}]",
-                    imageUrl=url,
-                )
-            )
+    """The gallery and the description's images, checked as ``PATCH`` checks them
+    (``gallery_errors``)."""
+    value = body.get("images")
+    images: list[str] = []
+    if value is not None:
+        problems = gallery_errors(value)
+        errors.extend(problems)
+        if not problems:
+            images = [str(i) for i in value]
+    description = body.get("description")
+    sections = description.get("sections") if isinstance(description, dict) else None
+    for s, section in enumerate(sections if isinstance(sections, list) else []):
+        items = section.get("items") if isinstance(section, dict) else None
+        for i, item in enumerate(items if isinstance(items, list) else []):
+            if isinstance(item, dict) and item.get("type") == "IMAGE" and "url" in item:
+                path = f"description.sections[{s}].items[{i}].url"
+                errors.extend(gallery_errors([item["url"]], path))
     return images
 
 

@@ -13,7 +13,6 @@ import math
 from datetime import timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
-from urllib.parse import urlsplit
 
 from aiohttp import web
 
@@ -23,7 +22,7 @@ from .catalog import EAN_PARAMETER_ID
 from .clock import iso
 from .context import Emulator
 from .errors import ApiError, access_denied, json_response, rate_limited, validation
-from .images import on_image_host
+from .images import gallery_errors
 from .models import Offer, OfferOperation, Seller
 from .offer_ops import (
     DETAIL_FIELDS,
@@ -39,14 +38,10 @@ from .orders import read_json
 from .views import product_offer
 
 GTIN_LENGTHS = (8, 10, 12, 13, 14)
-# Allegro's gallery: at most 16 images, product images included (allegro-api.md 8.2)
-MAX_IMAGES = 16
 # "The description section cannot have more than 40000 bytes in length." (the spec's
 # StandardizedDescription); items per section: one, or two side by side
 MAX_DESCRIPTION_BYTES = 40_000
 MAX_SECTION_ITEMS = 2
-# A host that cannot resolve (RFC 2606 ``.invalid``): Allegro cannot download the image.
-UNREACHABLE_SUFFIX = ".invalid"
 
 
 def check_write_limit(emulator: Emulator, seller: Seller) -> None:
@@ -90,30 +85,12 @@ def _ean_from(body: dict[str, Any]) -> str | None:
 
 
 def _images(value: Any, path: str = "images") -> list[str]:
-    """A gallery as Allegro takes it: URLs it can download, at most 16."""
-    if not isinstance(value, list) or not all(isinstance(url, str) for url in value):
-        raise validation("images must be a list of URLs", path)
-    if len(value) > MAX_IMAGES:
-        raise ApiError(
-            422,
-            "GallerySizeException",
-            f"The gallery may have at most {MAX_IMAGES} images",
-            path=path,
-        )
-    for n, url in enumerate(value):
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise validation(f"Invalid image URL: {url}", f"{path}[{n}]")
-        # as POST /sale/product-offers: Allegro fetches https links (and its own host's)
-        if parts.hostname.endswith(UNREACHABLE_SUFFIX) or not (
-            parts.scheme == "https" or on_image_host(url)
-        ):
-            raise ApiError(
-                422,
-                "OfferImagesNotAvailableException",
-                f"The image could not be downloaded: {url}",
-                path=f"{path}[{n}]",
-            )
+    """A gallery as Allegro takes it (``gallery_errors``, as ``POST``): its first problem as
+    the 422."""
+    problems = gallery_errors(value, path)
+    if problems:
+        first = problems[0]
+        raise ApiError(422, first["code"], first["message"], path=first["path"])
     return list(value)
 
 

@@ -33,6 +33,14 @@ authorisation gone, a 401 after a refresh, Allegro refusing the parcel read or i
 ``SUCCESS`` naming no ``shipmentId``) ends the parcel (or its cancel) with the reason.
 
 A failed parcel publishes ``shipment.failed`` with Allegro's words, its error list and trace id.
+
+Retries are bounded (``RetryBounds``): a step whose requests keep failing in a way a retry
+might cure (Allegro unreachable, 5xx, 429, a conflict) backs off from 2 s to 5 minutes and is
+given up after ``max_failures`` such failures in a row, or once it has run ``give_up_after``
+seconds (a command Allegro keeps ``IN_PROGRESS`` too): a create becomes ``failed`` with
+``shipment.failed`` (error code ``GIVEN_UP``; the reason names the command id, since Allegro
+may still carry out a command it received), a cancel is refused (the parcel stays
+``created``). Either is an event-log entry ``parcel_given_up``.
 The day's handover protocol and a courier pickup (item 3) are asked for by the admin API and the
 CLI (``protocol``, ``pickup``: ``handlers/parcel_handover.py``).
 """
@@ -43,6 +51,7 @@ import base64
 import random
 import uuid
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
@@ -97,6 +106,20 @@ MAX_FOLLOW_SECONDS = 30.0
 
 class ParcelError(Exception):
     """Allegro refused a protocol or a pickup (its words), or they asked for unknown parcels."""
+
+
+@dataclass(frozen=True)
+class RetryBounds:
+    """When a parcel's step (create, cancel) is given up: after ``max_failures`` failures in a
+    row that a retry might have cured, or ``give_up_after`` seconds since the step began."""
+
+    max_failures: int = 12
+    give_up_after: float = 6 * 3600.0
+
+
+DEFAULT_BOUNDS = RetryBounds()
+# The error code of a step given up (``shipment.failed.errors[].code``).
+GIVEN_UP = "GIVEN_UP"
 
 
 # --- deciding (pure) -------------------------------------------------------------------------
@@ -227,6 +250,27 @@ def backoff(attempts: int) -> float:
     return delay * random.uniform(0.5, 1.0)
 
 
+def give_up_reason(row: Mapping[str, Any], failures: int, last: str | None) -> str:
+    """Why a step was given up (pure): the attempts, the time, the last failure, and for a create
+    the command id Allegro may still carry out."""
+    minutes = row["step_seconds"] / 60
+    if last is None:
+        why = f"Allegro had not ended the command after {minutes:.0f} min"
+    else:
+        why = f"gave up after {failures} failed attempts over {minutes:.0f} min (last: {last})"
+    if row["status"] == "cancelling":
+        return f"{why}; the cancel was not carried out (command {row['cancel_command_id']})"
+    return (
+        f"{why}; Allegro may still carry out create command {row['command_id']}: look in"
+        " Allegro's panel before requesting the parcel again"
+    )
+
+
+def exhausted(row: Mapping[str, Any], failures: int, bounds: RetryBounds) -> bool:
+    """Whether a step with ``failures`` failures in a row is given up (pure)."""
+    return failures >= bounds.max_failures or row["step_seconds"] >= bounds.give_up_after
+
+
 def refusal_of(errors: Sequence[Mapping[str, Any]]) -> str:
     """The words to show for Allegro's error list."""
     words = [str(e.get("userMessage") or e.get("message") or e.get("code") or "") for e in errors]
@@ -296,11 +340,16 @@ def _errors_of(exc: AllegroError) -> list[dict[str, Any]]:
     return list(getattr(exc, "errors", None) or [{"code": exc.code, "message": str(exc)}])
 
 
-async def advance(allegro: AllegroRestClient, pool: asyncpg.Pool, row: asyncpg.Record) -> None:
+async def advance(
+    allegro: AllegroRestClient,
+    pool: asyncpg.Pool,
+    row: asyncpg.Record,
+    bounds: RetryBounds = DEFAULT_BOUNDS,
+) -> None:
     """One step of a claimed row (see the module docstring); a failure a retry may cure
-    schedules the row again, one no retry can cure (the account switched off, its
-    authorisation gone, Allegro's refusal of a read, an answer without what it must name)
-    ends the parcel (or its cancel) with the reason."""
+    schedules the row again, within ``bounds``; one no retry can cure (the account switched
+    off, its authorisation gone, Allegro's refusal of a read, an answer without what it must
+    name) ends the parcel (or its cancel) with the reason."""
     try:
         if not row["active"]:
             reason = f"account {row['account_id']} is switched off"
@@ -309,16 +358,22 @@ async def advance(allegro: AllegroRestClient, pool: asyncpg.Pool, row: asyncpg.R
         elif row["status"] == "requested":
             await _send_create(allegro, pool, row)
         elif row["status"] == "creating":
-            await _follow_create(allegro, pool, row)
+            await _follow_create(allegro, pool, row, bounds)
         elif row["status"] == "cancelling":
-            await _cancel(allegro, pool, row)
+            await _cancel(allegro, pool, row, bounds)
     except (AllegroUnavailable, TransientError, AllegroConflict, OSError) as exc:
-        delay = backoff(row["attempts"])
-        await pool.execute(parcels.LATER, row["id"], delay, row["attempts"], row["status"])
+        failures = row["failures"] + 1
+        problem = f"{type(exc).__name__}: {exc}"
+        if exhausted(row, failures, bounds):
+            await _given_up(pool, row, give_up_reason(row, failures, problem))
+            return
+        delay = backoff(failures)
+        await pool.execute(parcels.FAILED_ATTEMPT, row["id"], delay, row["attempts"], row["status"])
         log.warning(
             "parcel_step_postponed",
             parcel=row["id"],
-            error=f"{type(exc).__name__}: {exc}",
+            error=problem,
+            failures=failures,
             delay_seconds=round(delay, 1),
         )
     except CredentialsDead as exc:  # the account was switched off and its log says why
@@ -344,11 +399,30 @@ async def _give_up(
     errors: list[dict[str, Any]],
     trace_id: str | None,
     shipment_id: str | None = None,
+    code: str | None = None,
 ) -> None:
     if row["status"] == "cancelling":
-        await _cancel_refused(pool, row, reason, errors, trace_id)
+        await _cancel_refused(pool, row, reason, errors, trace_id, code=code)
     else:
-        await _fail(pool, row, reason, errors, trace_id, shipment_id)
+        await _fail(pool, row, reason, errors, trace_id, shipment_id, code=code or "parcel_refused")
+
+
+async def _in_progress(
+    pool: asyncpg.Pool, row: asyncpg.Record, wait: float, bounds: RetryBounds
+) -> None:
+    """Allegro has not ended the command: read it again after ``wait``, unless the step has
+    run out of time."""
+    if row["step_seconds"] >= bounds.give_up_after:
+        await _given_up(pool, row, give_up_reason(row, row["failures"], None))
+    else:
+        await pool.execute(parcels.LATER, row["id"], wait, row["attempts"], row["status"])
+
+
+async def _given_up(pool: asyncpg.Pool, row: asyncpg.Record, reason: str) -> None:
+    """The step ran out of retries (``RetryBounds``): given up with ``GIVEN_UP``."""
+    errors = [{"code": GIVEN_UP, "message": reason}]
+    await _give_up(pool, row, reason, errors, None, code="parcel_given_up")
+    log.warning("parcel_given_up", parcel=row["id"], status=row["status"], reason=reason)
 
 
 async def _send_create(allegro: AllegroRestClient, pool: asyncpg.Pool, row: asyncpg.Record) -> None:
@@ -386,9 +460,9 @@ async def _send_create(allegro: AllegroRestClient, pool: asyncpg.Pool, row: asyn
 
 
 async def _follow_create(
-    allegro: AllegroRestClient, pool: asyncpg.Pool, row: asyncpg.Record
+    allegro: AllegroRestClient, pool: asyncpg.Pool, row: asyncpg.Record, bounds: RetryBounds
 ) -> None:
-    row_id, claim, status_read = _step(row)
+    row_id, claim, _ = _step(row)
     path = f"{BASE}/shipments/create-commands/{row['command_id']}"
     try:
         response = await allegro.request(row["account_id"], "GET", path, action="follow parcel")
@@ -405,7 +479,7 @@ async def _follow_create(
         errors = list(response.body.get("errors") or [])
         await _fail(pool, row, refusal_of(errors), errors, response.headers.get("trace-id"))
     else:
-        await pool.execute(parcels.LATER, row_id, retry_after(response.headers), claim, status_read)
+        await _in_progress(pool, row, retry_after(response.headers), bounds)
 
 
 def waybills_of(details: Mapping[str, Any]) -> list[tuple[str, str | None]]:
@@ -510,6 +584,7 @@ async def _fail(
     errors: list[dict[str, Any]],
     trace_id: str | None,
     shipment_id: str | None = None,
+    code: str = "parcel_refused",
 ) -> None:
     row_id, claim, status_read = _step(row)
     form_id: uuid.UUID = row["checkout_form_id"]
@@ -539,16 +614,24 @@ async def _fail(
             row["account_id"],
             "orders",
             "error",
-            "parcel_refused",
-            f"Allegro refused the parcel for order {form_id}: {reason}",
-            details={"checkout_form_id": str(form_id), "trace_id": trace_id},
+            code,
+            f"Allegro refused the parcel for order {form_id}: {reason}"
+            if code == "parcel_refused"
+            else f"The parcel for order {form_id} was given up: {reason}",
+            details={
+                "checkout_form_id": str(form_id),
+                "command_id": str(row["command_id"]),
+                "trace_id": trace_id,
+            },
         )
-    log.info("parcel_refused", parcel=row_id, trace_id=trace_id)
+    log.info(code, parcel=row_id, trace_id=trace_id)
 
 
-async def _cancel(allegro: AllegroRestClient, pool: asyncpg.Pool, row: asyncpg.Record) -> None:
+async def _cancel(
+    allegro: AllegroRestClient, pool: asyncpg.Pool, row: asyncpg.Record, bounds: RetryBounds
+) -> None:
     account_id, command_id = row["account_id"], row["cancel_command_id"]
-    row_id, claim, status_read = _step(row)
+    row_id, claim, _ = _step(row)
     shipment_id = str(row["allegro_shipment_id"])
     if row["cancel_sent_at"] is None:
         body = {"commandId": str(command_id), "input": {"shipmentId": shipment_id}}
@@ -584,7 +667,7 @@ async def _cancel(allegro: AllegroRestClient, pool: asyncpg.Pool, row: asyncpg.R
             pool, row, refusal_of(errors), errors, response.headers.get("trace-id")
         )
     else:
-        await pool.execute(parcels.LATER, row_id, retry_after(response.headers), claim, status_read)
+        await _in_progress(pool, row, retry_after(response.headers), bounds)
 
 
 async def _cancelled(pool: asyncpg.Pool, row: asyncpg.Record) -> None:
@@ -620,6 +703,7 @@ async def _cancel_refused(
     reason: str,
     errors: list[dict[str, Any]],
     trace_id: str | None,
+    code: str | None = None,
 ) -> None:
     row_id, claim, _ = _step(row)
     form_id, shipment_id = str(row["checkout_form_id"]), str(row["allegro_shipment_id"])
@@ -647,3 +731,13 @@ async def _cancel_refused(
                 payload,
             ),
         )
+        if code is not None:
+            await event_log.write(
+                conn,
+                row["account_id"],
+                "orders",
+                "error",
+                code,
+                f"The cancel of parcel {shipment_id} of order {form_id} was given up: {reason}",
+                details={"checkout_form_id": form_id, "shipment_id": shipment_id},
+            )

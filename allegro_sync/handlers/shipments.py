@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Awaitable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -159,12 +159,37 @@ async def add_shipments(
     return list(staged)
 
 
+@dataclass(frozen=True)
+class SentStepBounds:
+    """When the SENT status step of a tracking number is given up: after ``max_attempts``
+    attempts, or ``give_up_after`` seconds since the first."""
+
+    max_attempts: int = 20
+    give_up_after: float = 3600.0
+
+
+DEFAULT_SENT_BOUNDS = SentStepBounds()
+
+
+def sent_step_exhausted(attempts: int, seconds: float, bounds: SentStepBounds) -> bool:
+    """Whether a failed status step is given up (pure)."""
+    return attempts >= bounds.max_attempts or seconds >= bounds.give_up_after
+
+
 async def mark_sent_pending(
-    allegro: AllegroRestClient, pool: asyncpg.Pool, limit: int = 200, lease: float = 30.0
+    allegro: AllegroRestClient,
+    pool: asyncpg.Pool,
+    limit: int = 200,
+    lease: float = 30.0,
+    *,
+    bounds: SentStepBounds = DEFAULT_SENT_BOUNDS,
+    given_up: Callable[[], None] = lambda: None,
 ) -> int:
     """The status step of tracking numbers on Allegro whose step is left: at most ``limit``,
     leased for ``lease`` seconds (another replica takes others), ``CONCURRENCY`` at a time, as
-    bulk traffic. The rows done."""
+    bulk traffic. A failed step is tried again when its lease runs out, within ``bounds``;
+    then it is given up (an event-log entry ``fulfillment_status_given_up``, ``given_up``
+    called). The rows done."""
     rows = await pool.fetch(shipments.CLAIM_STATUS_STEP, lease, limit)
     gate = asyncio.Semaphore(CONCURRENCY)
 
@@ -178,6 +203,10 @@ async def mark_sent_pending(
             except Exception as exc:  # the lease runs out: the next round tries again
                 level = log.warning if isinstance(exc, TransientError) else log.error
                 level("shipment_status_step_failed", exc_info=exc)
+                attempts, seconds = row["status_step_attempts"], row["status_step_seconds"]
+                if sent_step_exhausted(attempts, seconds, bounds):
+                    await _give_up_sent(pool, order, row, f"{type(exc).__name__}: {exc}")
+                    given_up()
                 return False
             log.info(
                 "shipment_status_step",
@@ -314,6 +343,30 @@ async def _mark_sent(
                 )
     await pool.execute(shipments.MARK_FULFILLMENT, row_id)
     return written
+
+
+async def _give_up_sent(
+    pool: asyncpg.Pool, order: asyncpg.Record, row: asyncpg.Record, error: str
+) -> None:
+    form_id = str(order["checkout_form_id"])
+    minutes = row["status_step_seconds"] / 60
+    reason = (
+        f"status SENT not set after {row['status_step_attempts']} attempts over"
+        f" {minutes:.0f} min (last: {error})"
+    )
+    async with pool.acquire() as conn, conn.transaction():
+        await conn.execute(shipments.GIVE_UP_STATUS_STEP, row["id"], reason)
+        await event_log.write(
+            conn,
+            order["account_id"],
+            "orders",
+            "error",
+            "fulfillment_status_given_up",
+            f"Order {form_id} was not marked SENT after tracking number {row['waybill']}:"
+            f" {reason}. Set the status in Allegro's panel or with order.status_changed.",
+            details={"checkout_form_id": form_id, "waybill": row["waybill"], "status": "SENT"},
+        )
+    log.warning("shipment_status_step_given_up", checkout_form_id=form_id, reason=reason)
 
 
 async def _refusal(

@@ -139,6 +139,38 @@ async def test_redelivered_and_repeated_changes_send_one_edit(
     assert await patches_by(emulator, seller) == 1
 
 
+async def test_images_allegro_cannot_fetch_are_uploaded_before_the_edit(
+    daemon: Daemon, admin: Admin, emulator: Emulator, db: asyncpg.Pool
+) -> None:
+    seller, _, ids = await bound_offers(
+        daemon, admin, emulator, db, "uploads", {"Kubek stary": "P1"},
+        update_offers_from_products=True,
+    )  # fmt: skip
+    offer_id = ids["Kubek stary"]
+    # the older single image_url takes any link (the images list only https ones)
+    await upserted(daemon, db, "product:P1:1", product_id="P1", ean=None, name="Product P1",
+                   image_url="http://erp.local/kubek-1.jpg")  # fmt: skip
+    await updates_done(db)
+    (edit,) = await edits(emulator, offer_id)
+    assert "images" in edit["fields"]
+    [uploaded] = edit["body"]["images"]
+    assert uploaded.startswith("https://a.allegroimg.com/")
+    assert (await emulator_offer(emulator, offer_id))["images"] == [uploaded]
+    counts = await emulator.control("GET", "/requests")
+    assert counts["by_seller"][seller["id"]].get("POST /sale/images") == 1, counts
+    assert await patches_by(emulator, seller) == 1
+
+    # an https link goes as it is: Allegro fetches it
+    images = ["https://img.example/kubek-2.jpg"]
+    await upserted(daemon, db, "product:P1:2", product_id="P1", ean=None, name="Product P1",
+                   images=images)  # fmt: skip
+    await updates_done(db)
+    _, second = await edits(emulator, offer_id)
+    assert second["body"]["images"] == images
+    counts = await emulator.control("GET", "/requests")
+    assert counts["by_seller"][seller["id"]].get("POST /sale/images") == 1, counts
+
+
 async def test_a_refusal_is_recorded_and_announced(
     daemon: Daemon, admin: Admin, emulator: Emulator, db: asyncpg.Pool
 ) -> None:

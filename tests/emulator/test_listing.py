@@ -192,3 +192,53 @@ async def test_the_sellers_write_limit_answers_429(make_emulator: MakeHarness) -
     await emu.advance(61)
     status, _, _ = await emu.api("POST", "/sale/product-offers", token, body())
     assert status == 202
+
+
+IMAGE_CASES: list[tuple[Any, str, str]] = [
+    ("https://img.example/1.jpg", "VALIDATION_ERROR", "images"),  # not a list
+    ([f"https://img.example/{n}.jpg" for n in range(17)], "GallerySizeException", "images"),
+    (["ftp://img.example/1.jpg"], "VALIDATION_ERROR", "images[0]"),
+    (["https:///no-host.jpg"], "VALIDATION_ERROR", "images[0]"),
+    (["http://img.example/1.jpg"], "OfferImagesNotAvailableException", "images[0]"),
+    (
+        ["https://img.example/1.jpg", "https://cdn.shop.invalid/2.jpg"],
+        "OfferImagesNotAvailableException",
+        "images[1]",
+    ),
+]
+
+
+async def test_post_and_patch_refuse_the_same_images_the_same_way(emu: Harness) -> None:
+    seller, token = await emu.seller_with_token()
+    offer = await emu.control("POST", f"/sellers/{seller['id']}/offers", {"name": "A", "stock": 3})
+    for images, code, path in IMAGE_CASES:
+        status, posted, _ = await emu.api(
+            "POST", "/sale/product-offers", token, body(images=images)
+        )
+        assert status == 422, (images, posted)
+        assert (posted["errors"][0]["code"], posted["errors"][0]["path"]) == (code, path), images
+        status, patched, _ = await emu.api(
+            "PATCH", f"/sale/product-offers/{offer['id']}", token, {"images": images}
+        )
+        assert status == 422, (images, patched)
+        assert (patched["errors"][0]["code"], patched["errors"][0]["path"]) == (code, path)
+        assert patched["errors"][0]["message"] == posted["errors"][0]["message"]
+    # an image of the description is checked as one of the gallery, in both
+    description = {"sections": [{"items": [{"type": "IMAGE", "url": "http://erp.local/d.jpg"}]}]}
+    path = "description.sections[0].items[0].url[0]"
+    status, posted, _ = await emu.api(
+        "POST", "/sale/product-offers", token, body(description=description)
+    )
+    assert status == 422 and posted["errors"][0]["path"] == path, posted
+    status, patched, _ = await emu.api(
+        "PATCH", f"/sale/product-offers/{offer['id']}", token, {"description": description}
+    )
+    assert status == 422 and patched["errors"][0]["path"] == path, patched
+    # what Allegro can take passes both
+    fine = ["https://img.example/1.jpg", "http://a.allegroimg.com/original/1.jpg"]
+    status, created, _ = await emu.api("POST", "/sale/product-offers", token, body(images=fine))
+    assert status in (201, 202), created
+    status, _, _ = await emu.api(
+        "PATCH", f"/sale/product-offers/{offer['id']}", token, {"images": fine}
+    )
+    assert status in (200, 202)

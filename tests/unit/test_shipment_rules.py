@@ -12,10 +12,13 @@ import pytest
 from allegro_sync.adapters.allegro.carriers import CarrierCatalog
 from allegro_sync.contract import ShipmentAdded, ShipmentLine
 from allegro_sync.errors import BadInput
+from allegro_sync.handlers.parcels import RetryBounds, exhausted, give_up_reason
 from allegro_sync.handlers.shipments import (
+    SentStepBounds,
     allegro_body,
     carrier_of,
     check_lines,
+    sent_step_exhausted,
     should_mark_sent,
 )
 
@@ -104,3 +107,29 @@ async def test_the_carrier_list_is_read_once_a_day_and_again_for_a_new_id() -> N
     now[0] = 601.0 + 86400
     assert await catalog.knows(1, "DPD")
     assert allegro.reads == 4
+
+
+def test_a_parcel_step_is_given_up_after_its_failures_or_its_time() -> None:
+    bounds = RetryBounds(max_failures=3, give_up_after=600.0)
+    young = {"step_seconds": 10.0}
+    assert not exhausted(young, 2, bounds)
+    assert exhausted(young, 3, bounds)
+    assert exhausted({"step_seconds": 600.0}, 0, bounds)
+    row = {
+        "status": "creating",
+        "step_seconds": 120.0,
+        "command_id": "c-1",
+        "cancel_command_id": None,
+    }
+    reason = give_up_reason(row, 3, "AllegroUnavailable: 503")
+    assert "3 failed attempts over 2 min" in reason and "503" in reason and "c-1" in reason
+    assert "had not ended" in give_up_reason(row, 0, None)
+    cancel = {**row, "status": "cancelling", "cancel_command_id": "k-9"}
+    assert "cancel was not carried out (command k-9)" in give_up_reason(cancel, 3, "x")
+
+
+def test_a_sent_step_is_given_up_after_its_attempts_or_its_time() -> None:
+    bounds = SentStepBounds(max_attempts=5, give_up_after=60.0)
+    assert not sent_step_exhausted(4, 59.0, bounds)
+    assert sent_step_exhausted(5, 0.0, bounds)
+    assert sent_step_exhausted(1, 60.0, bounds)

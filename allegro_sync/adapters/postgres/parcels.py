@@ -41,7 +41,8 @@ UPDATE parcels p SET next_attempt_at = now() + make_interval(secs => $2),
                  FOR UPDATE SKIP LOCKED)
 RETURNING p.id, p.account_id, p.checkout_form_id, p.command_id, p.request, p.label_format,
           p.status, p.attempts, p.allegro_shipment_id, p.cancel_command_id, p.cancel_sent_at,
-          p.sent_at, a.active
+          p.sent_at, a.active, p.failures,
+          EXTRACT(EPOCH FROM now() - p.step_started_at)::float8 AS step_seconds
 """
 # Seconds until the next row is due (NULL: none waits).
 NEXT_DUE = """
@@ -57,7 +58,7 @@ RETURNING id
 # The create command reached Allegro: follow it in ``$2`` seconds (claim ``$3``).
 MARK_SENT = """
 UPDATE parcels SET status = 'creating', next_attempt_at = now() + make_interval(secs => $2),
-       updated_at = now()
+       failures = 0, updated_at = now()
  WHERE id = $1 AND attempts = $3 AND status = 'requested'
 """
 # Allegro does not know the command (lost before it arrived): send it again now (claim ``$2``).
@@ -65,10 +66,18 @@ MARK_UNSENT = """
 UPDATE parcels SET status = 'requested', next_attempt_at = now(), updated_at = now()
  WHERE id = $1 AND attempts = $2 AND status = 'creating'
 """
-# Try again in ``$2`` seconds (still in progress, or a failure a retry may cure), for claim ``$3``
-# of a row in status ``$4``.
+# Allegro answered that the command is still in progress: read it again in ``$2`` seconds, for
+# claim ``$3`` of a row in status ``$4``.
 LATER = """
-UPDATE parcels SET next_attempt_at = now() + make_interval(secs => $2), updated_at = now()
+UPDATE parcels SET next_attempt_at = now() + make_interval(secs => $2), failures = 0,
+       updated_at = now()
+ WHERE id = $1 AND attempts = $3 AND status = $4
+"""
+# A failure a retry may cure: one more of the step's failures, try again in ``$2`` seconds, for
+# claim ``$3`` of a row in status ``$4``.
+FAILED_ATTEMPT = """
+UPDATE parcels SET next_attempt_at = now() + make_interval(secs => $2),
+       failures = failures + 1, updated_at = now()
  WHERE id = $1 AND attempts = $3 AND status = $4
 """
 # Allegro made the parcel: its id, waybills (``$3`` the first, ``$6`` all), carrier and label,
@@ -97,13 +106,13 @@ SELECT id, account_id, checkout_form_id, status FROM parcels
 START_CANCEL = """
 UPDATE parcels SET status = 'cancelling', cancel_command_id = $2, cancel_sent_at = NULL,
        next_attempt_at = now(), reason = NULL, errors = NULL, trace_id = NULL,
-       updated_at = now()
+       failures = 0, step_started_at = now(), updated_at = now()
  WHERE id = $1
 """
 # The cancel command reached Allegro: follow it in ``$2`` seconds (claim ``$3``).
 MARK_CANCEL_SENT = """
 UPDATE parcels SET cancel_sent_at = now(), next_attempt_at = now() + make_interval(secs => $2),
-       updated_at = now()
+       failures = 0, updated_at = now()
  WHERE id = $1 AND attempts = $3 AND status = 'cancelling'
 """
 # Allegro does not know the cancel command: send it again now (claim ``$2``).
@@ -137,8 +146,15 @@ UPDATE parcels SET pickup_id = $2, updated_at = now() WHERE allegro_shipment_id 
 """
 # The parcels of the listed Allegro shipments (for the admin list's ``parcel`` field).
 BY_SHIPMENTS = """
-SELECT allegro_shipment_id, id, status, label_format, command_id, pickup_id, created_at
+SELECT allegro_shipment_id, id, status, label_format, command_id, pickup_id, created_at,
+       reason, errors, trace_id
   FROM parcels WHERE allegro_shipment_id = ANY($1::text[])
+"""
+# The parcels ``$1`` (the admin list's parcels that carry no tracking number yet).
+BY_IDS = """
+SELECT allegro_shipment_id, id, status, label_format, command_id, pickup_id, created_at,
+       reason, errors, trace_id
+  FROM parcels WHERE id = ANY($1::bigint[])
 """
 
 
@@ -158,3 +174,9 @@ async def by_shipments(conn: Db, shipment_ids: Sequence[str]) -> dict[str, async
     """Parcels by Allegro shipment id."""
     rows = await conn.fetch(BY_SHIPMENTS, list(shipment_ids))
     return {str(r["allegro_shipment_id"]): r for r in rows}
+
+
+async def by_ids(conn: Db, ids: Sequence[int]) -> dict[int, asyncpg.Record]:
+    """Parcels by their own id."""
+    rows = await conn.fetch(BY_IDS, list(ids))
+    return {int(r["id"]): r for r in rows}

@@ -68,9 +68,12 @@ MARK_FULFILLMENT = """
 UPDATE shipments SET fulfillment_at = now(), claimed_until = NULL WHERE id = $1
 """
 # Rows on Allegro whose status step is left, of active accounts, not leased: leased for ``$1``
-# seconds, at most ``$2``, oldest first (another replica skips them).
+# seconds, at most ``$2``, oldest first (another replica skips them); each claim is one more
+# attempt, the first one's time kept. The attempts so far and the seconds since the first.
 CLAIM_STATUS_STEP = """
-UPDATE shipments SET claimed_until = now() + make_interval(secs => $1)
+UPDATE shipments SET claimed_until = now() + make_interval(secs => $1),
+       status_step_attempts = status_step_attempts + 1,
+       status_step_since = COALESCE(status_step_since, now())
  WHERE id IN (
        SELECT s.id FROM shipments s JOIN accounts a ON a.id = s.account_id
         WHERE s.status = 'sent' AND s.fulfillment_at IS NULL AND a.active
@@ -78,21 +81,49 @@ UPDATE shipments SET claimed_until = now() + make_interval(secs => $1)
         ORDER BY s.sent_at
         LIMIT $2
           FOR UPDATE OF s SKIP LOCKED)
-RETURNING id, checkout_form_id
+RETURNING id, checkout_form_id, waybill, status_step_attempts,
+          EXTRACT(EPOCH FROM now() - status_step_since)::float8 AS status_step_seconds
+"""
+# The status step of row ``$1`` is given up with ``$2`` (it is not tried again).
+GIVE_UP_STATUS_STEP = """
+UPDATE shipments SET fulfillment_at = now(), status_step_error = $2, claimed_until = NULL
+ WHERE id = $1
 """
 # The admin list: filters $1-$3 (each NULL for "any"; ``$3`` the row's status, or ``$7`` the
-# carrier's delivery status), keyset after ($4, $5), limit $6.
+# carrier's delivery status), keyset after ($4, $8, $5) (created at, kind, id), limit $6. The
+# tracking numbers (kind ``s``) and the parcels sent with Allegro that carry none yet (kind
+# ``p``: requested, being made, failed; a made one is listed as its tracking number), the
+# parcel's state as the row's: requested or being made ``pending``, failed ``refused`` with
+# Allegro's words as ``error``.
 LIST = """
-SELECT id, checkout_form_id, account_id, waybill, carrier_id, carrier_name, line_items, status,
-       allegro_shipment_id, error, created_at, sent_at, fulfillment_at, delivery_status,
-       delivery_status_at, tracking_done
-  FROM shipments
- WHERE ($1::bigint IS NULL OR account_id = $1)
-   AND ($2::uuid IS NULL OR checkout_form_id = $2)
-   AND ($3::text IS NULL OR status = $3)
-   AND ($7::text IS NULL OR delivery_status = $7)
-   AND ($4::timestamptz IS NULL OR (created_at, id) < ($4, $5::bigint))
- ORDER BY created_at DESC, id DESC
+SELECT * FROM (
+    SELECT 's' AS kind, id, checkout_form_id, account_id, waybill, carrier_id, carrier_name,
+           line_items, status, allegro_shipment_id, error, created_at, sent_at, fulfillment_at,
+           delivery_status, delivery_status_at, tracking_done, NULL::bigint AS parcel_id
+      FROM shipments
+     WHERE ($1::bigint IS NULL OR account_id = $1)
+       AND ($2::uuid IS NULL OR checkout_form_id = $2)
+       AND ($3::text IS NULL OR status = $3)
+       AND ($7::text IS NULL OR delivery_status = $7)
+       AND ($4::timestamptz IS NULL OR (created_at, 's', id) < ($4, $8::text, $5::bigint))
+    UNION ALL
+    SELECT 'p', p.id, p.checkout_form_id, p.account_id, p.waybill, p.carrier_id, NULL, NULL,
+           CASE WHEN p.status = 'failed' THEN 'refused'
+                WHEN p.status IN ('requested', 'creating') THEN 'pending'
+                ELSE 'sent' END,
+           p.allegro_shipment_id, p.reason, p.created_at, NULL, NULL, NULL, NULL, NULL, p.id
+      FROM parcels p
+     WHERE ($1::bigint IS NULL OR p.account_id = $1)
+       AND ($2::uuid IS NULL OR p.checkout_form_id = $2)
+       AND ($3::text IS NULL OR $3 = CASE WHEN p.status = 'failed' THEN 'refused'
+                                          WHEN p.status IN ('requested', 'creating')
+                                          THEN 'pending' ELSE 'sent' END)
+       AND $7::text IS NULL
+       AND ($4::timestamptz IS NULL OR (p.created_at, 'p', p.id) < ($4, $8::text, $5::bigint))
+       AND NOT EXISTS (SELECT 1 FROM shipments s
+                        WHERE s.allegro_shipment_id = p.allegro_shipment_id)
+) AS listed
+ ORDER BY created_at DESC, kind DESC, id DESC
  LIMIT $6
 """
 
@@ -141,13 +172,15 @@ async def list_page(
     account_id: int | None,
     checkout_form_id: uuid.UUID | None,
     status: str | None,
-    after: tuple[datetime | None, int | None],
+    after: tuple[datetime | None, str, int | None],
     limit: int,
     delivery_status: str | None = None,
 ) -> list[asyncpg.Record]:
-    """A page of ``LIST``, newest first, after the keyset ``after`` (created at, id)."""
+    """A page of ``LIST``, newest first, after the keyset ``after`` (created at, kind ``s`` a
+    tracking number or ``p`` a parcel without one, id)."""
+    created_at, kind, row_id = after
     rows: list[asyncpg.Record] = await conn.fetch(
-        LIST, account_id, checkout_form_id, status, *after, limit, delivery_status
+        LIST, account_id, checkout_form_id, status, created_at, row_id, limit, delivery_status, kind
     )
     return rows
 

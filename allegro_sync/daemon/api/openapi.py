@@ -197,11 +197,14 @@ def _schemas() -> dict[str, Any]:
     )
     shipment = _obj(
         {
-            "id": _INT,
+            "id": {
+                "type": ["integer", "null"],
+                "description": "null: a parcel sent with Allegro that has no tracking number yet",
+            },
             "checkout_form_id": {"type": "string", "format": "uuid"},
             "account_id": _INT,
-            "waybill": _STR,
-            "carrier_id": _STR,
+            "waybill": _OPT_STR,
+            "carrier_id": _OPT_STR,
             "carrier_name": _OPT_STR,
             "line_items": {"type": ["array", "null"], "items": {"type": "object"}},
             "status": {"type": "string", "enum": ["pending", "sent", "refused"]},
@@ -232,7 +235,8 @@ def _schemas() -> dict[str, Any]:
         },
         parcel={
             "type": ["object", "null"],
-            "description": "the parcel sent with Allegro that carries this tracking number",
+            "description": "the parcel sent with Allegro that carries this tracking number, or"
+            " is still to carry one (requested, being made, failed)",
             "properties": {
                 "id": _INT,
                 "status": {"type": "string", "enum": list(PARCEL_STATUSES)},
@@ -240,6 +244,12 @@ def _schemas() -> dict[str, Any]:
                 "command_id": {"type": "string", "format": "uuid"},
                 "pickup_id": _OPT_STR,
                 "created_at": _TIME,
+                "reason": {
+                    "type": ["string", "null"],
+                    "description": "why Allegro refused it (or why it was given up)",
+                },
+                "errors": {"type": ["array", "null"], "items": {"type": "object"}},
+                "trace_id": _OPT_STR,
             },
         },
     )
@@ -560,7 +570,8 @@ def _paths() -> dict[str, Any]:
         },
         "/shipments": {
             "get": {
-                "summary": "Tracking numbers sent to Allegro (`shipment.added`), newest first",
+                "summary": "Tracking numbers sent to Allegro (`shipment.added`) and parcels sent"
+                " with Allegro that have none yet (requested, being made, failed), newest first",
                 "parameters": [
                     _LIMIT,
                     _query("cursor", _STR, "`next` of the previous page"),

@@ -28,7 +28,8 @@ MAX_SHIPMENTS = 100
 
 def parcel_json(row: asyncpg.Record | None) -> dict[str, Any] | None:
     """The ``parcel`` field of a ``GET /shipments`` item: the parcel sent with Allegro that
-    carries the tracking number (None: the ERP's own)."""
+    carries the tracking number, or is still to carry one (None: the ERP's own); a refused
+    one (``failed``, or a refused cancel) with Allegro's words, errors and trace id."""
     if row is None:
         return None
     return {
@@ -38,6 +39,9 @@ def parcel_json(row: asyncpg.Record | None) -> dict[str, Any] | None:
         "command_id": str(row["command_id"]),
         "pickup_id": row["pickup_id"],
         "created_at": row["created_at"].isoformat(),
+        "reason": row["reason"],
+        "errors": row["errors"],
+        "trace_id": row["trace_id"],
     }
 
 

@@ -84,6 +84,24 @@ SECTION_FIELDS = {key: tuple(name for name, _ in items) for key, _, items in SEC
 PRODUCTION_ONLY = frozenset({"stock_control"})
 LOG_CATEGORIES = event_log.CATEGORIES
 ADDRESS_FIELDS = ("street", "city", "post_code", "province", "country_code")
+# "Wysyłam z Allegro": the sender on labels (and the pickup address) and the default package.
+SENDER_FIELDS = (
+    ("name", "Imię i nazwisko"),
+    ("company", "Firma"),
+    ("street", "Ulica"),
+    ("postal_code", "Kod pocztowy"),
+    ("city", "Miejscowość"),
+    ("country_code", "Kraj (kod)"),
+    ("phone", "Telefon"),
+    ("email", "E-mail"),
+)
+PACKAGE_TYPES = ("PACKAGE", "DOX", "PALLET", "OTHER")
+PACKAGE_SIZES = (
+    ("length", "Długość (cm)"),
+    ("width", "Szerokość (cm)"),
+    ("height", "Wysokość (cm)"),
+    ("weight", "Waga (kg)"),
+)
 AFTER_SALES = (
     ("return_policy_id", "return_policies", "Warunki zwrotów"),
     ("implied_warranty_id", "implied_warranties", "Reklamacje"),
@@ -186,6 +204,9 @@ async def detail_page(
         options_problem=options_problem,
         after_sales=AFTER_SALES,
         address_fields=ADDRESS_FIELDS,
+        sender_fields=SENDER_FIELDS,
+        package_types=PACKAGE_TYPES,
+        package_sizes=PACKAGE_SIZES,
         errors=errors or {},
         values=values or {},
         token=token,
@@ -282,6 +303,28 @@ async def set_address(request: web.Request) -> web.StreamResponse:
     return await _change(request, {"address": address}, values)
 
 
+async def set_sender(request: web.Request) -> web.StreamResponse:
+    """The sender of parcels sent with Allegro (``shipping_sender``); every field empty clears
+    it."""
+    form = await request.post()
+    given = {name: forms.text(form, name) for name, _ in SENDER_FIELDS}
+    sender = None if not any(given.values()) else {k: v for k, v in given.items() if v}
+    values = {f"shipping_sender.{k}": str(form.get(k, "")) for k, _ in SENDER_FIELDS}
+    return await _change(request, {"shipping_sender": sender}, values)
+
+
+async def set_package(request: web.Request) -> web.StreamResponse:
+    """The package of a parcel request that names none (``default_package``); the sizes
+    empty clear it."""
+    form = await request.post()
+    sizes = {name: forms.number(form, name) for name, _ in PACKAGE_SIZES}
+    package: dict[str, Any] | None = None
+    if any(v is not None for v in sizes.values()):
+        package = {"type": str(form.get("type", "PACKAGE")), **sizes}
+    values = {f"default_package.{k}": str(form.get(k, "")) for k in ("type", *sizes)}
+    return await _change(request, {"default_package": package}, values)
+
+
 async def set_recipients(request: web.Request) -> web.StreamResponse:
     """Extra recipients of order e-mails (O2), one address a line."""
     form = await request.post()
@@ -338,5 +381,7 @@ def add_routes(app: web.Application) -> None:
     app.router.add_post("/accounts/{id}/listing", set_listing)
     app.router.add_post("/accounts/{id}/address", set_address)
     app.router.add_post("/accounts/{id}/recipients", set_recipients)
+    app.router.add_post("/accounts/{id}/sender", set_sender)
+    app.router.add_post("/accounts/{id}/package", set_package)
     app.router.add_post("/accounts/{id}/token", fresh_token)
     app.router.add_post("/accounts/{id}/delete", delete)

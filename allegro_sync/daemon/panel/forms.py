@@ -1,4 +1,4 @@
-"""Reading the panel's forms: switches, optional texts, Warsaw date-times."""
+"""Reading the panel's forms: switches, optional texts, numbers, Warsaw date-times."""
 
 from __future__ import annotations
 
@@ -20,6 +20,18 @@ def text(form: Mapping[str, Any], name: str) -> str | None:
     """A text field, None when left empty."""
     value = str(form.get(name, "")).strip()
     return value or None
+
+
+def number(form: Mapping[str, Any], name: str) -> float | str | None:
+    """A number field (a decimal comma too), None when left empty; the raw text when it is no
+    number, for the handler's validation to name."""
+    raw = str(form.get(name, "")).strip()
+    if not raw:
+        return None
+    try:
+        return float(raw.replace(",", "."))
+    except ValueError:
+        return raw
 
 
 def warsaw_datetime(raw: str) -> datetime | str:

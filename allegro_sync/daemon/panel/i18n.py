@@ -32,6 +32,10 @@ PL: dict[str, str] = {
     "order:FILLED_IN": "Uzupełnione",
     "order:READY_FOR_PROCESSING": "Gotowe do realizacji",
     "order:CANCELLED": "Anulowane",
+    "package:PACKAGE": "Paczka",
+    "package:DOX": "Koperta",
+    "package:PALLET": "Paleta",
+    "package:OTHER": "Inna",
     "stock control needs a production account": "! Wymaga kont produkcyjnych",
     "outcome:bound": "Do powiązania / powiązane",
     "outcome:already bound": "Już powiązane",
@@ -151,6 +155,25 @@ EN: dict[str, str] = {
     "Kod pocztowy": "Post code",
     "Województwo": "Province",
     "Kraj (kod)": "Country (code)",
+    "Wysyłam z Allegro": "Ship with Allegro",
+    "Nadawca": "Sender",
+    "Nadawca na etykietach paczek i adres odbioru przez kuriera.": (
+        "The sender on parcel labels and the courier's pickup address."
+    ),
+    "Imię i nazwisko": "Name",
+    "Firma": "Company",
+    "Telefon": "Phone",
+    "Zapisz nadawcę": "Save the sender",
+    "Domyślna paczka": "Default package",
+    "Używana, gdy zlecenie nadania nie podaje paczek.": (
+        "Used when a parcel request names no packages."
+    ),
+    "Rodzaj": "Type",
+    "Długość (cm)": "Length (cm)",
+    "Szerokość (cm)": "Width (cm)",
+    "Wysokość (cm)": "Height (cm)",
+    "Waga (kg)": "Weight (kg)",
+    "Zapisz paczkę": "Save the package",
     "Dziennik zdarzeń": "Event log",
     "Kategorie dziennika": "Log categories",
     "Wszystkie": "All",
@@ -268,6 +291,10 @@ EN: dict[str, str] = {
     "order:FILLED_IN": "Filled in",
     "order:READY_FOR_PROCESSING": "Ready for processing",
     "order:CANCELLED": "Cancelled",
+    "package:PACKAGE": "Package",
+    "package:DOX": "Envelope",
+    "package:PALLET": "Pallet",
+    "package:OTHER": "Other",
     "stock control needs a production account": "! Needs a production account",
 }
 
