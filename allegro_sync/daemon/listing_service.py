@@ -17,8 +17,9 @@ import asyncpg
 import structlog
 
 from allegro_sync.adapters.postgres import listings
-from allegro_sync.adapters.postgres.notifications import Failures, Waker, stop_task
+from allegro_sync.adapters.postgres.notifications import Failures, Waker
 from allegro_sync.handlers.listing import LEASE_SECONDS, ListingDeps, advance_listing
+from allegro_sync.tasks import stop_task
 
 log = structlog.get_logger(__name__)
 
