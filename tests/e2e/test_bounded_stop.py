@@ -102,6 +102,7 @@ async def test_sigterm_while_allegro_hangs_exits_in_bounded_time_and_loses_nothi
         stopping = time.monotonic()
         code = await asyncio.to_thread(first.terminate, bound + WATCHDOG_MARGIN + 10)
         took = time.monotonic() - stopping
+        print(f"SIGTERM to exit: {took:.1f} s (bound {bound:g} s)")
         assert code == 0, first.log()
         assert took <= bound, f"stopped in {took:.1f}s, bound {bound}s"
         assert took < HANG_MS / 1000 / 2  # nobody waited for Allegro's answer
