@@ -7,10 +7,12 @@ it needs from here.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
+import os
 import signal
-from collections.abc import Callable
+import threading
+import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Protocol, cast
 
@@ -73,7 +75,7 @@ from allegro_sync.daemon.outbox_relay import OutboxRelay
 from allegro_sync.daemon.panel import PREFIX as PANEL_PREFIX
 from allegro_sync.daemon.panel import PanelDeps, create_panel_app, new_auth
 from allegro_sync.daemon.parcel_service import ParcelService
-from allegro_sync.daemon.pollers import PollerSettings, PollerSupervisor
+from allegro_sync.daemon.pollers import Clock, PollerSettings, PollerSupervisor
 from allegro_sync.daemon.reconciler import Reconciler
 from allegro_sync.daemon.renewal_service import RenewalService
 from allegro_sync.daemon.retention import RetentionService, retention_rules
@@ -97,8 +99,11 @@ log = structlog.get_logger(__name__)
 # The journal's runs are the pollers' own (100 events with their checkout forms, some hundred
 # kilobytes); a body past this is no run of ours.
 JOURNAL_MESSAGE_MAX_BYTES = 16 * 1024 * 1024
-# Seconds past SHUTDOWN_TIMEOUT a part of the daemon gets to stop before it is left behind.
+# Seconds past SHUTDOWN_TIMEOUT the parts of the daemon get to stop before they are left behind.
 STOP_GRACE = 5.0
+CLOSE_TIMEOUT = 5.0  # seconds after that for the connections (HTTP, broker, limits, pools)
+MIN_STEP = 0.25  # seconds a step gets even when those before it used up the time
+WATCHDOG_MARGIN = 5.0  # seconds past stop_bound before the process ends itself (exit code 1)
 
 
 class Service(Protocol):
@@ -258,6 +263,7 @@ class Daemon:
     cipher: TokenCipher | None = None
     oauth: Callable[[bool], OAuthClient] | None = None
     poller_timing: PollerSettings | None = None  # None: from the settings (poller_settings)
+    poller_clock: Clock = time.monotonic  # the scheduler's clock (a test moves it with Allegro's)
     instance: str = field(default_factory=replicas.instance_name)
     # Allegro's limits shared with the other replicas (rate_buckets), closed last
     limits: PgBucketStore | None = None
@@ -319,6 +325,7 @@ class Daemon:
                 timing=self.poller_timing or poller_settings(settings),
                 instance=self.instance,
                 replica_count=self.replica_count,
+                clock=self.poller_clock,
             )
         )
         self.services.append(
@@ -535,36 +542,77 @@ class Daemon:
         return True
 
     async def stop(self) -> None:
-        """Stop intake first, drain in-flight work within the timeout, then close everything."""
+        """Stop intake first, drain in-flight work within the timeout, then close everything;
+        returns within ``stop_bound`` seconds whatever hangs (module constants)."""
+        loop = asyncio.get_running_loop()
         timeout = self.settings.shutdown_timeout
+        drained = loop.time() + timeout  # work in hand finishes by then or is cancelled
+        stopped = drained + STOP_GRACE  # every service has stopped by then or is left behind
         # Every step is bounded: a part that does not stop in time is named in the log and left
         # behind, so the process still exits (a supervisor's SIGKILL is the only other way out).
         for service in reversed(self.services):
+            name = type(service).__name__
+            budget = max(stopped - loop.time(), MIN_STEP)
             try:
-                await asyncio.wait_for(service.stop(timeout), timeout + STOP_GRACE)
+                await asyncio.wait_for(service.stop(max(drained - loop.time(), 0.0)), budget)
             except TimeoutError:
-                log.error("service_stop_timed_out", service=type(service).__name__)
+                log.error("service_stop_timed_out", service=name, seconds=round(budget, 1))
             except Exception:
-                log.exception("service_stop_failed", service=type(service).__name__)
+                log.exception("service_stop_failed", service=name)
+        closed = max(loop.time(), stopped) + CLOSE_TIMEOUT
         if self.http_runner is not None:
-            try:
-                await asyncio.wait_for(self.http_runner.cleanup(), timeout + STOP_GRACE)
-            except TimeoutError:
-                log.error("service_stop_timed_out", service="http")
-        if self.http_session is not None:
-            await self.http_session.close()
+            await self._closing("http", self.http_runner.cleanup(), closed)
+        if self.http_session is not None:  # requests still hanging on Allegro are cut
+            await self._closing("http_session", self.http_session.close(), closed)
         if self.amqp is not None:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(self.amqp.close(), timeout)
-        for limits in (self.limiter, self.budgets, self.limits):
+            await self._closing("rabbitmq", self.amqp.close(), closed)
+        for name, limits in (
+            ("limiter", self.limiter),
+            ("budgets", self.budgets),
+            ("limits", self.limits),
+        ):
             if limits is not None:  # unspent leases back to the shared buckets, then its pool
-                with contextlib.suppress(Exception):
-                    await asyncio.wait_for(limits.close(), timeout)
-        for pool in (self.http_pool, self.pool):
-            if pool is not None:
-                with contextlib.suppress(Exception):
-                    await asyncio.wait_for(pool.close(), timeout)
+                await self._closing(name, limits.close(), closed)
+        for name, pool in (("http_pool", self.http_pool), ("pool", self.pool)):
+            if pool is not None and not await self._closing(name, pool.close(), closed):
+                pool.terminate()  # connections still held by a task left behind: cut
         log.info("daemon_stopped")
+
+    async def _closing(self, name: str, closing: Awaitable[object], deadline: float) -> bool:
+        """One close step within what is left of ``deadline`` (at least ``MIN_STEP``); False,
+        logged, when it ran out of time or failed."""
+        budget = max(deadline - asyncio.get_running_loop().time(), MIN_STEP)
+        try:
+            await asyncio.wait_for(closing, budget)
+        except TimeoutError:
+            log.error("close_timed_out", part=name, seconds=round(budget, 1))
+            return False
+        except Exception as exc:
+            log.warning("close_failed", part=name, error=f"{type(exc).__name__}: {exc}")
+            return False
+        return True
+
+
+def stop_bound(settings: Settings) -> float:
+    """Seconds ``Daemon.stop`` takes at most: ``SHUTDOWN_TIMEOUT`` for the work in hand, then
+    ``STOP_GRACE`` for the services to unwind and ``CLOSE_TIMEOUT`` for the connections (each
+    step given at least ``MIN_STEP``, which a stop only uses when everything before overran)."""
+    return settings.shutdown_timeout + STOP_GRACE + CLOSE_TIMEOUT
+
+
+def exit_watchdog(seconds: float) -> threading.Timer:
+    """A thread that ends the process with exit code 1 when it still runs ``seconds`` from now:
+    whatever hangs (a task that ignores its cancellation, the event loop blocked, a thread of
+    the resolver), SIGTERM ends the process in bounded time."""
+
+    def overran() -> None:
+        log.error("shutdown_overran", seconds=seconds)
+        os._exit(1)
+
+    timer = threading.Timer(seconds, overran)
+    timer.daemon = True  # an exit in time is not held up by it
+    timer.start()
+    return timer
 
 
 async def run_daemon(settings: Settings) -> int:
@@ -578,7 +626,10 @@ async def run_daemon(settings: Settings) -> int:
         await daemon.start()
         tune_garbage_collector()
         await stop.wait()
-        log.info("daemon_stopping")
+        log.info("daemon_stopping", bound_seconds=stop_bound(settings))
     finally:
+        # from here the process ends in bounded time, whatever the stop or the loop's own
+        # teardown (its tasks cancelled and awaited by asyncio.run) runs into
+        exit_watchdog(stop_bound(settings) + WATCHDOG_MARGIN)
         await daemon.stop()
     return 0

@@ -54,6 +54,7 @@ from allegro_sync.adapters.postgres import inbox
 from allegro_sync.errors import BadInput, CredentialsDead, Refused, TransientError
 from allegro_sync.handlers.registry import Route
 from allegro_sync.metrics import Metrics
+from allegro_sync.tasks import CANCEL_GRACE, wait_tasks
 
 log = structlog.get_logger(__name__)
 
@@ -238,15 +239,21 @@ class BatchConsumer:
                 await asyncio.wait_for(self._queue.cancel(self._consumer_tag), 2.0)
         for worker in self._workers:
             worker.cancel()  # wakes idle workers; batches in hand run on as their own tasks
-        await asyncio.gather(*self._workers, return_exceptions=True)
-        if self._in_flight:
-            _, pending = await asyncio.wait(self._in_flight, timeout=timeout)
-            for task in pending:  # past the timeout: their messages are redelivered
-                task.cancel()
+        await wait_tasks(self._workers, CANCEL_GRACE, what=f"consumer {self._queue_name}")
+        # the batches in hand get the timeout; those cancelled past it are awaited (bounded)
+        # before the pool they hold connections of is closed; their messages are redelivered
+        await wait_tasks(list(self._in_flight), timeout, what=f"batches of {self._queue_name}")
+        prefetched = []
         while not self._buffer.empty():
-            message = self._buffer.get_nowait()
+            prefetched.append(self._buffer.get_nowait())
+        if prefetched:  # back to the queue at once (else when the channel closes), one bound
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(message.nack(requeue=True), 2.0)
+                await asyncio.wait_for(
+                    asyncio.gather(
+                        *(m.nack(requeue=True) for m in prefetched), return_exceptions=True
+                    ),
+                    2.0,
+                )
         if self._publisher is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._publisher.close(), 2.0)

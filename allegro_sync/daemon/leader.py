@@ -17,7 +17,8 @@ from collections.abc import Awaitable, Callable
 import asyncpg
 
 from allegro_sync.adapters.postgres import pool as pg
-from allegro_sync.adapters.postgres.notifications import repeat_every, stop_task
+from allegro_sync.adapters.postgres.notifications import repeat_every
+from allegro_sync.tasks import stop_task
 
 # What a lost connection raises: the lock went with it.
 CONNECTION_ERRORS = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError)

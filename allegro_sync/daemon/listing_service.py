@@ -24,7 +24,7 @@ import asyncpg
 import structlog
 
 from allegro_sync.adapters.postgres import listings
-from allegro_sync.adapters.postgres.notifications import Failures, Waker, stop_task
+from allegro_sync.adapters.postgres.notifications import Failures, Waker
 from allegro_sync.handlers.listing import (
     CHECK_BATCH,
     LEASE_SECONDS,
@@ -34,6 +34,7 @@ from allegro_sync.handlers.listing import (
     check_following,
     step_failed,
 )
+from allegro_sync.tasks import stop_task
 
 log = structlog.get_logger(__name__)
 

@@ -26,6 +26,7 @@ from allegro_sync.adapters.mail.policy import MAIL_POLICY
 from allegro_sync.adapters.mail.smtp import Mailer, MailRejected, PartlyDelivered
 from allegro_sync.adapters.postgres import event_log
 from allegro_sync.adapters.postgres.mail_outbox import CLAIM, MARK_FAILED, MARK_SENT, RETRY_LATER
+from allegro_sync.tasks import stop_task
 
 log = structlog.get_logger(__name__)
 
@@ -71,14 +72,7 @@ class MailRelay:
     async def stop(self, timeout: float) -> None:
         """Finish the mail in hand (within ``timeout``) and stop."""
         self._stopping.set()
-        if self._task is None:
-            return
-        try:
-            await asyncio.wait_for(asyncio.shield(self._task), timeout)
-        except TimeoutError:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await stop_task(self._task, timeout)
 
     async def _run(self) -> None:
         down = False

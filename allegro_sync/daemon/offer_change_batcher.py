@@ -59,8 +59,9 @@ from allegro_sync.adapters.allegro.limits import MAX_COMMAND, ChangeBudgets
 from allegro_sync.adapters.postgres import event_log, notifications
 from allegro_sync.adapters.postgres import offer_changes as store
 from allegro_sync.adapters.postgres.event_log import Category
-from allegro_sync.adapters.postgres.notifications import Failures, Waker, stop_task
+from allegro_sync.adapters.postgres.notifications import Failures, Waker
 from allegro_sync.errors import CredentialsDead
+from allegro_sync.tasks import stop_task
 
 log = structlog.get_logger(__name__)
 

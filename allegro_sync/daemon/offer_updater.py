@@ -31,7 +31,7 @@ from allegro_sync.adapters.allegro.errors import (
 )
 from allegro_sync.adapters.allegro.limits import ChangeBudgets
 from allegro_sync.adapters.postgres import catalog, offer_updates
-from allegro_sync.adapters.postgres.notifications import Failures, Waker, stop_task
+from allegro_sync.adapters.postgres.notifications import Failures, Waker
 from allegro_sync.errors import CredentialsDead
 from allegro_sync.handlers.listing import ListingDeps
 from allegro_sync.handlers.listing import _images as hosted_images
@@ -41,6 +41,7 @@ from allegro_sync.handlers.offer_updates import (
     record_updated,
     sent_fields,
 )
+from allegro_sync.tasks import stop_task
 
 log = structlog.get_logger(__name__)
 

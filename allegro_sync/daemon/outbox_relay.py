@@ -15,9 +15,10 @@ import asyncpg
 import structlog
 
 from allegro_sync.adapters.broker.publisher import ConfirmingPublisher, OutgoingMessage
-from allegro_sync.adapters.postgres.notifications import Failures, Waker, stop_task
+from allegro_sync.adapters.postgres.notifications import Failures, Waker
 from allegro_sync.adapters.postgres.outbox import CLAIM_BATCH, DELETE_SENT
 from allegro_sync.metrics import Metrics
+from allegro_sync.tasks import stop_task
 
 log = structlog.get_logger(__name__)
 

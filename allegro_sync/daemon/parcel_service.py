@@ -12,7 +12,6 @@ keeps failing is given up within ``RetryBounds`` (``PARCEL_MAX_FAILURES``,
 from __future__ import annotations
 
 import asyncio
-import contextlib
 
 import asyncpg
 import structlog
@@ -21,6 +20,7 @@ from allegro_sync.adapters.allegro.client import AllegroRestClient
 from allegro_sync.adapters.postgres import parcels
 from allegro_sync.adapters.postgres.notifications import Waker
 from allegro_sync.handlers.parcels import DEFAULT_BOUNDS, LEASE_SECONDS, RetryBounds, advance
+from allegro_sync.tasks import stop_task
 
 log = structlog.get_logger(__name__)
 
@@ -55,13 +55,7 @@ class ParcelService:
         """Finish the steps in hand (within ``timeout``) and stop."""
         self._stopping.set()
         self._waker.event.set()
-        if self._task is not None:
-            try:
-                await asyncio.wait_for(asyncio.shield(self._task), timeout)
-            except TimeoutError:
-                self._task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await self._task
+        await stop_task(self._task, timeout)
         await self._waker.close()
 
     async def _run(self) -> None:

@@ -31,7 +31,13 @@ bound; ``*`` makes the scheduler look at the accounts again.
 
 **A poll** publishes the page to ``allegro-sync.journal`` with publisher confirms and only then
 stores the cursor: a crash in between re-publishes the page under the same message ids, which
-handlers take in their stride.
+handlers take in their stride. With the cursor goes the time of the read (``read_at``,
+Allegro's ``Date`` of the answer; stored at least every ``READ_AT_STEP`` while the cursor stays):
+Allegro refuses a cursor older than its journal keeps (``JournalGap``), but a cursor still at
+its start (None: no event read since the account was connected) reads from the oldest retained
+event, so a journal whose last read is older than its retention (the daemon offline for a day)
+is taken as a gap too and recovered the same way (the offer journal: a listing sweep and an
+``offer_journal_gap`` warning).
 
 Events of one subject within a page (one checkout form, one offer) are published as one event:
 the subject's last event of the page, with the ids of the earlier ones in ``coalesced_event_ids``.
@@ -62,6 +68,7 @@ import random
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import aiormq
@@ -79,6 +86,7 @@ from allegro_sync.adapters.postgres.advisory_locks import AdvisoryLocks
 from allegro_sync.daemon import replicas
 from allegro_sync.errors import CredentialsDead
 from allegro_sync.metrics import Metrics
+from allegro_sync.tasks import CANCEL_GRACE, wait_tasks
 
 log = structlog.get_logger(__name__)
 
@@ -102,6 +110,7 @@ SHARDS = 64
 LOCK_NAMESPACE = 0x706F_6C6C  # "poll": the high half of a shard's advisory-lock key
 Clock = Callable[[], float]
 PENDING_WAKE = 30.0  # seconds a wake for a journal not (yet) polled here is kept
+READ_AT_STEP = 60.0  # seconds between stores of the read time of a journal whose cursor stays
 
 
 def shard_of(account_id: int) -> int:
@@ -214,18 +223,25 @@ class JournalPoller:
 
     async def poll_once(self) -> Page:
         """Read one page, publish it with confirms, then store the cursor."""
-        cursor, known = await self._cursor()
-        if not known:
+        row = await journal_cursors.get(self._pool, self.account_id, self.journal.name)
+        if row is None:
             cursor = await self.journal.start_cursor(self.account_id)
-            await self._save_cursor(cursor)
+            await self._save_cursor(cursor, None)
             return Page((), cursor, full=False)
+        cursor, last_read = row["last_event_id"], row["read_at"]
         try:
             page = await self._read_pages(cursor)
-        except JournalGap:
-            log.warning("journal_gap_reconciling")
+            read_at = page.read_at or datetime.now(UTC)
+            if cursor is None and read_at - last_read > timedelta(seconds=self.journal.retention):
+                # Allegro refuses a stored cursor that fell out of the journal, but a journal
+                # still at its start reads from the oldest retained event: what happened
+                # between the last read and that event is gone just the same (issue 18)
+                raise JournalGap(f"not read since {last_read.isoformat()}")
+        except JournalGap as gap:
+            log.warning("journal_gap_reconciling", reason=str(gap))
             async with self._pool.acquire() as conn:
                 cursor = await self.journal.recover(conn, self.account_id)
-            await self._save_cursor(cursor)
+            await self._save_cursor(cursor, None)
             return Page((), cursor, full=True)
         if page.events:
             kept = coalesce(self.journal, page.events)
@@ -241,8 +257,10 @@ class JournalPoller:
                 )
             )
             self._metrics.journal_events.labels(self.journal.name).inc(len(page.events))
-        if page.cursor != cursor:
-            await self._save_cursor(page.cursor)
+        # the read time is stored with a moved cursor, and on its own every READ_AT_STEP: a
+        # journal still at its start is then known to be read within its retention
+        if page.cursor != cursor or read_at - last_read >= timedelta(seconds=READ_AT_STEP):
+            await self._save_cursor(page.cursor, read_at)
         return page
 
     async def _read_pages(self, cursor: str | None) -> Page:
@@ -250,20 +268,16 @@ class JournalPoller:
         behind (the offer journal after a burst of our own commands) then coalesces an
         offer's events across pages too."""
         page = await self.journal.read(self.account_id, cursor)
-        events = list(page.events)
+        events, read_at = list(page.events), page.read_at  # read as of the first page
         for _ in range(self.journal.pages_per_poll - 1):
             if not page.full:
                 break
             page = await self.journal.read(self.account_id, page.cursor)
             events.extend(page.events)
-        return Page(events, page.cursor, page.full)
+        return Page(events, page.cursor, page.full, read_at)
 
-    async def _cursor(self) -> tuple[str | None, bool]:
-        row = await journal_cursors.get(self._pool, self.account_id, self.journal.name)
-        return (row["last_event_id"], True) if row is not None else (None, False)
-
-    async def _save_cursor(self, cursor: str | None) -> None:
-        await journal_cursors.save(self._pool, self.account_id, self.journal.name, cursor)
+    async def _save_cursor(self, cursor: str | None, read_at: datetime | None) -> None:
+        await journal_cursors.save(self._pool, self.account_id, self.journal.name, cursor, read_at)
 
 
 @dataclass(eq=False)
@@ -351,24 +365,19 @@ class PollerSupervisor:
 
     async def stop(self, timeout: float) -> None:
         """Stop dispatching, cancel the polls in flight (cursors are only ever saved after a
-        confirmed publish), give the shards back."""
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        confirmed publish), give the shards back; every step bounded (a poll hanging on
+        Allegro is cancelled, not waited for)."""
         running = list(self._running.values())
-        for task in running:
+        for task in [*self._tasks, *running]:
             task.cancel()
-        for task in running:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await asyncio.wait_for(task, timeout)
+        await wait_tasks([*self._tasks, *running], min(timeout, CANCEL_GRACE), what="pollers")
         self._running.clear()
         self.owned.clear()
-        await self._locks.close()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self._locks.close(), CANCEL_GRACE)
         if self._listener is not None:
             with contextlib.suppress(Exception):
-                await self._listener.close()
+                await asyncio.wait_for(self._listener.close(), CANCEL_GRACE)
 
     # -- wakes ---------------------------------------------------------------------------------
 

@@ -15,8 +15,9 @@ import asyncpg
 import structlog
 
 from allegro_sync.adapters.postgres import renewals
-from allegro_sync.adapters.postgres.notifications import Failures, Waker, stop_task
+from allegro_sync.adapters.postgres.notifications import Failures, Waker
 from allegro_sync.handlers import renewal
+from allegro_sync.tasks import stop_task
 
 log = structlog.get_logger(__name__)
 

@@ -17,13 +17,14 @@ import asyncpg
 import structlog
 
 from allegro_sync.adapters.allegro.client import AllegroRestClient
-from allegro_sync.adapters.postgres.notifications import Failures, stop_task
+from allegro_sync.adapters.postgres.notifications import Failures
 from allegro_sync.handlers.shipments import (
     DEFAULT_SENT_BOUNDS,
     SentStepBounds,
     mark_sent_pending,
 )
 from allegro_sync.metrics import Metrics
+from allegro_sync.tasks import stop_task
 
 log = structlog.get_logger(__name__)
 

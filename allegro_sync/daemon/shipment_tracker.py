@@ -22,9 +22,10 @@ import structlog
 from allegro_sync.adapters.allegro.client import AllegroRestClient
 from allegro_sync.adapters.allegro.limits import TokenBucket
 from allegro_sync.adapters.postgres.advisory_locks import AdvisoryLocks
-from allegro_sync.adapters.postgres.notifications import repeat_every, stop_task
+from allegro_sync.adapters.postgres.notifications import repeat_every
 from allegro_sync.handlers.shipment_tracking import TrackingTiming, track_due
 from allegro_sync.metrics import Metrics
+from allegro_sync.tasks import stop_task
 
 log = structlog.get_logger(__name__)
 

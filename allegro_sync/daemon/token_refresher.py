@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 
 import asyncpg
 import structlog
@@ -11,6 +10,7 @@ import structlog
 from allegro_sync.adapters.allegro.tokens import TokenManager
 from allegro_sync.adapters.postgres import account_tokens
 from allegro_sync.errors import CredentialsDead
+from allegro_sync.tasks import wait_tasks
 
 log = structlog.get_logger(__name__)
 
@@ -39,9 +39,7 @@ class TokenRefresher:
     async def stop(self, timeout: float) -> None:
         """Stop the loop (a refresh in flight is committed or not at all)."""
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await wait_tasks([self._task], 0.0, what="token refresher")
 
     async def refresh_due(self) -> int:
         """One pass; the number of accounts refreshed."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Awaitable, Callable
+from email.utils import format_datetime
 
 from aiohttp import web
 
@@ -84,6 +85,8 @@ async def trace_and_errors(request: web.Request, handler: Handler) -> web.Stream
         )
         response = error.response()
     response.headers["trace-id"] = trace
+    # the emulated clock's time, as a server's Date tells its own (the pollers read it)
+    response.headers["Date"] = format_datetime(context.get(request).clock.now(), usegmt=True)
     return response
 
 

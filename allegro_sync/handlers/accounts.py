@@ -30,6 +30,7 @@ from allegro_sync.adapters.allegro.client import AllegroRestClient
 from allegro_sync.adapters.allegro.crypto import TokenCipher
 from allegro_sync.adapters.allegro.errors import AllegroError
 from allegro_sync.adapters.allegro.oauth import TokenSet
+from allegro_sync.adapters.allegro.offer_journal import OfferJournal
 from allegro_sync.adapters.allegro.order_journal import (
     JournalStart,
     OrderJournal,
@@ -378,8 +379,9 @@ async def connect_account(
 
     ``order_journal`` (read with the new token before this transaction) is where its order
     journal starts, stored with the account: a purchase made between connecting and the
-    poller's first read is not skipped. A reconnected account keeps the cursor it has and goes
-    on from where it stopped (purchases made while it was off become orders, README "Orders
+    poller's first read is not skipped; its offer journal starts at the oldest retained event,
+    as read now (``journal_cursors.read_at``). A reconnected account keeps the cursors it has
+    and goes on from where it stopped (purchases made while it was off become orders, README "Orders
     while an account is off"). ``email`` (``GET /me``) is the From of its ``order.message``
     e-mails.
     """
@@ -387,8 +389,16 @@ async def connect_account(
         conn, allegro_user_id=allegro_user_id, sandbox=sandbox, login=login, email=email
     )
     await store_tokens(conn, cipher, account_id, tokens)
+    read_at = None
     if order_journal is not None:
-        await journal_cursors.start(conn, account_id, OrderJournal.name, order_journal.event_id)
+        read_at = order_journal.read_at
+        await journal_cursors.start(
+            conn, account_id, OrderJournal.name, order_journal.event_id, read_at
+        )
+    # the offer journal starts at its oldest retained event, read as of now (Allegro's time of
+    # the order journal's start): a daemon offline for longer than the journal keeps before
+    # its first poll still sees the gap (issue 18)
+    await journal_cursors.start(conn, account_id, OfferJournal.name, None, read_at)
     await event_log.write(
         conn,
         account_id,

@@ -395,8 +395,9 @@ async def offline_day(services: Services, scale: Scale) -> Outcome:
         for seller in ids:
             await stack.control("POST", f"/sellers/{seller}/offers", {"name": "A", "count": 20})
         await stack.import_offers(daemon)
-        # the offer journal read past its start (a cursor that names an event: a journal still
-        # at its start when the day passes has nothing to tell the gap by; see the README)
+        # the offer journal read past its start (a cursor that names an event, refused once the
+        # day passes; a journal still at its start is told by its read time instead, which
+        # tests/e2e/test_offline_day.py covers)
         await stack.journals_started(len(ids), "offer", with_event=True)
         daemon.stop()
         per_seller = scale.products // 10

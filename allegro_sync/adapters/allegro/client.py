@@ -7,6 +7,8 @@ import asyncio
 import random
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from typing import Any
 
 import aiohttp
@@ -42,6 +44,18 @@ class Response:
     status: int
     body: Any
     headers: Mapping[str, str]
+
+
+def answered_at(headers: Mapping[str, str]) -> datetime | None:
+    """Allegro's time of an answer (its ``Date`` header); None when missing or unreadable."""
+    for name, value in headers.items():
+        if name.lower() == "date":
+            try:
+                moment = parsedate_to_datetime(value)
+            except (TypeError, ValueError, IndexError):
+                return None
+            return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+    return None
 
 
 def category_of(path: str) -> str:
@@ -96,6 +110,16 @@ class AllegroRestClient:
         else AllegroUnavailable (unreachable, a 5xx, or an answer that is not Allegro's JSON:
         an HTML page, an empty or cut body), retried briefly as ``get`` does, or
         AllegroRejected (any other answer)."""
+        response = await self.get_with_token_response(
+            sandbox=sandbox, access_token=access_token, path=path, action=action
+        )
+        body: dict[str, Any] = response.body
+        return body
+
+    async def get_with_token_response(
+        self, *, sandbox: bool, access_token: str, path: str, action: str
+    ) -> Response:
+        """``get_with_token`` with the whole answer (its headers too: ``answered_at``)."""
         for attempt in range(self._get_attempts):
             try:
                 return await self._get_with_token_once(
@@ -109,7 +133,7 @@ class AllegroRestClient:
 
     async def _get_with_token_once(
         self, *, sandbox: bool, access_token: str, path: str, action: str
-    ) -> dict[str, Any]:
+    ) -> Response:
         if self._limiter is not None:  # an account being connected: order traffic, not bulk
             await self._limiter.acquire(bulk=False)
         try:
@@ -120,6 +144,7 @@ class AllegroRestClient:
             ) as http:
                 raw = await http.read()
                 status, trace_id = http.status, http.headers.get("trace-id")
+                headers = dict(http.headers)
         except (aiohttp.ClientError, TimeoutError) as exc:
             self._metrics.allegro_requests.labels(action, "error").inc()
             raise AllegroUnavailable(
@@ -142,7 +167,7 @@ class AllegroRestClient:
             raise AllegroUnavailable(text, status=status, code=code, trace_id=trace_id)
         if status != 200 or not isinstance(payload, dict):
             raise AllegroRejected(text, status=status, code=code, trace_id=trace_id)
-        return payload
+        return Response(status, payload, headers)
 
     async def get(
         self,
@@ -154,12 +179,26 @@ class AllegroRestClient:
         bulk: bool = False,
     ) -> Any:
         """GET and return the JSON body; retried briefly on connection errors and 5xx."""
+        response = await self.get_response(
+            account_id, path, action=action, params=params, bulk=bulk
+        )
+        return response.body
+
+    async def get_response(
+        self,
+        account_id: int,
+        path: str,
+        *,
+        action: str,
+        params: Params | None = None,
+        bulk: bool = False,
+    ) -> Response:
+        """``get`` with the whole answer (its headers too: ``answered_at``)."""
         for attempt in range(self._get_attempts):
             try:
-                response = await self.request(
+                return await self.request(
                     account_id, "GET", path, action=action, params=params, bulk=bulk
                 )
-                return response.body
             except AllegroRateLimited:
                 raise
             except AllegroUnavailable:

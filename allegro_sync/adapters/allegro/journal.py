@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Protocol
 
 import asyncpg
@@ -17,6 +18,8 @@ class Page:
     events: Sequence[dict[str, Any]]
     cursor: str | None
     full: bool  # a full page: more is probably waiting
+    # Allegro's time of the answer (its Date header; None: not told): when the journal was read
+    read_at: datetime | None = None
 
 
 class JournalGap(Exception):  # a condition rather than a failure of ours

@@ -36,6 +36,8 @@ from typing import Protocol
 
 import structlog
 
+from allegro_sync.tasks import wait_tasks
+
 log = structlog.get_logger(__name__)
 
 Clock = Callable[[], float]
@@ -529,11 +531,9 @@ class RequestLimiter:
 
     async def close(self) -> None:
         """Stop leasing and give back the tokens not spent."""
-        for task in [self._refiller, *self._tasks]:
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
+        await wait_tasks(
+            [t for t in [self._refiller, *self._tasks] if t is not None], 0.0, what="limiter"
+        )
         held = self._leases.drain()
         if self._store is not None and held > 0 and not self._health.failing:
             with contextlib.suppress(Exception):
@@ -734,10 +734,7 @@ class ChangeBudgets:
 
     async def close(self) -> None:
         """Stop leasing and give back the changes leased and not spent."""
-        for task in list(self._asking.values()):
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        await wait_tasks(list(self._asking.values()), 0.0, what="change budgets")
         if self._store is None or self._health.failing:
             return
         for key, held in self._held.items():

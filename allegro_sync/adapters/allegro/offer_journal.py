@@ -7,6 +7,9 @@ the switch-on). A stored cursor that fell out of the 24 hours is refused by Alle
 then calls ``recover``: find the journal's latest event first, then run the injected recovery
 (``handlers/offers.py``: sweep the listing, so that a change made during the sweep shows up as an
 event after that cursor, and write an event-log warning) and continue from the latest event.
+A cursor still at the start (None) is never refused, however long the journal went unread; the
+poller tells that gap by the time of the last read (``journal_cursors.read_at``, Allegro's time
+of the answer, against that of this one) and calls ``recover`` the same way.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from typing import Any
 
 import asyncpg
 
-from allegro_sync.adapters.allegro.client import AllegroRestClient
+from allegro_sync.adapters.allegro.client import AllegroRestClient, answered_at
 from allegro_sync.adapters.allegro.errors import AllegroNotFound, AllegroRejected
 from allegro_sync.adapters.allegro.journal import JournalGap, Page
 from allegro_sync.contract import OFFER_EVENTS
@@ -84,7 +87,7 @@ class OfferJournal:
             params["from"] = cursor
         try:
             # bulk: not urgent, it leaves the limiter's last tokens to order traffic
-            body = await self._allegro.get(
+            response = await self._allegro.get_response(
                 account_id,
                 "/sale/offer-events",
                 action="read offer journal",
@@ -97,9 +100,14 @@ class OfferJournal:
             if cursor is not None and exc.status in (400, 404):
                 raise JournalGap(str(exc)) from exc
             raise
-        events = list((body or {}).get("offerEvents") or [])
+        events = list((response.body or {}).get("offerEvents") or [])
         new_cursor = str(events[-1]["id"]) if events else cursor
-        return Page(events, new_cursor, full=len(events) >= self._page_size)
+        return Page(
+            events,
+            new_cursor,
+            full=len(events) >= self._page_size,
+            read_at=answered_at(response.headers),
+        )
 
     async def latest_event(self, account_id: int) -> str | None:
         """The id of the journal's newest event (no stats endpoint: read to the end)."""

@@ -14,7 +14,7 @@ from typing import Any
 import asyncpg
 
 from allegro_sync.adapters.allegro.checkout_forms import read_checkout_forms
-from allegro_sync.adapters.allegro.client import AllegroRestClient
+from allegro_sync.adapters.allegro.client import AllegroRestClient, answered_at
 from allegro_sync.adapters.allegro.journal import Page
 from allegro_sync.contract import ORDER_EVENTS
 
@@ -32,9 +32,11 @@ READ_AHEAD_SECONDS = 10.0
 class JournalStart:
     """Where a newly connected account's order journal is read from: after ``event_id``, the
     latest event when the account was connected (None: the journal had no event yet, so from
-    its first)."""
+    its first). ``read_at``: Allegro's time of that read (its Date), which is where the offer
+    journal's coverage starts too (``journal_cursors.read_at``)."""
 
     event_id: str | None
+    read_at: datetime | None = None
 
 
 def latest_event_id(stats: Any) -> str | None:
@@ -49,10 +51,10 @@ async def read_journal_start(
 ) -> JournalStart:
     """The journal's start for an account being connected, read with its new token: a purchase
     made after this moment is in the journal after it, however late the poller first runs."""
-    stats = await allegro.get_with_token(
+    stats = await allegro.get_with_token_response(
         sandbox=sandbox, access_token=access_token, path=EVENT_STATS, action=READ_JOURNAL
     )
-    return JournalStart(latest_event_id(stats))
+    return JournalStart(latest_event_id(stats.body), answered_at(stats.headers))
 
 
 class OrderJournal:
@@ -124,12 +126,17 @@ class OrderJournal:
         params: dict[str, Any] = {"limit": self._page_size}
         if cursor is not None:
             params["from"] = cursor
-        body = await self._allegro.get(
+        response = await self._allegro.get_response(
             account_id, "/order/events", action="read order journal", params=params
         )
-        events = list((body or {}).get("events") or [])
+        events = list((response.body or {}).get("events") or [])
         new_cursor = str(events[-1]["id"]) if events else cursor
-        return Page(events, new_cursor, full=len(events) >= self._page_size)
+        return Page(
+            events,
+            new_cursor,
+            full=len(events) >= self._page_size,
+            read_at=answered_at(response.headers),
+        )
 
     async def recover(self, conn: asyncpg.Connection, account_id: int) -> str | None:
         # The order journal keeps 60 days; a gap that long is reconciled by the backfill.

@@ -1,5 +1,5 @@
-"""Waking services on PostgreSQL notifications (LISTEN/NOTIFY), pacing their loops after
-failures, and stopping their tasks."""
+"""Waking services on PostgreSQL notifications (LISTEN/NOTIFY) and pacing their loops after
+failures (their tasks are stopped with ``allegro_sync/tasks.py``)."""
 
 from __future__ import annotations
 
@@ -87,18 +87,6 @@ class Failures:
         if self.count == 1:
             log.warning(self._event, error=f"{type(exc).__name__}: {exc}")
         return min(0.2 * 2.0**self.count, 10.0)
-
-
-async def stop_task(task: asyncio.Task[Any] | None, timeout: float) -> None:
-    """Let ``task`` finish the step in hand within ``timeout``, then cancel it."""
-    if task is None:
-        return
-    try:
-        await asyncio.wait_for(asyncio.shield(task), timeout)
-    except TimeoutError:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
 
 
 async def repeat_every(

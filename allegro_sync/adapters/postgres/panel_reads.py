@@ -17,9 +17,9 @@ async def price_lists(conn: asyncpg.Connection | asyncpg.Pool) -> list[asyncpg.R
 OVERVIEW = """
 SELECT a.id, a.name, a.login, a.sandbox, a.active, a.deactivation_reason, a.deactivated_at,
        t.expires_at AS token_expires_at,
-       (SELECT max(c.updated_at) FROM journal_cursors c
+       (SELECT max(c.read_at) FROM journal_cursors c
          WHERE c.account_id = a.id AND c.journal = 'order') AS order_journal_read_at,
-       (SELECT max(c.updated_at) FROM journal_cursors c
+       (SELECT max(c.read_at) FROM journal_cursors c
          WHERE c.account_id = a.id AND c.journal = 'offer') AS offer_journal_read_at,
        (SELECT count(*) FROM offer_changes oc WHERE oc.account_id = a.id) AS pending_changes,
        (SELECT count(*) FROM event_log e
