@@ -33,8 +33,7 @@ from allegro_sync.adapters.allegro.limits import ChangeBudgets
 from allegro_sync.adapters.postgres import catalog, offer_updates
 from allegro_sync.adapters.postgres.notifications import Failures, Waker
 from allegro_sync.errors import CredentialsDead
-from allegro_sync.handlers.listing import ListingDeps
-from allegro_sync.handlers.listing import _images as hosted_images
+from allegro_sync.handlers.listing import ListingDeps, hosted_images
 from allegro_sync.handlers.offer_updates import (
     patch_body,
     record_refusal,

@@ -354,7 +354,7 @@ async def _spend(deps: ListingDeps, row: Any) -> bool:
     return True
 
 
-async def _images(deps: ListingDeps, account_id: int, product: Any) -> list[str]:
+async def hosted_images(deps: ListingDeps, account_id: int, product: Any) -> list[str]:
     out = []
     for url in product_images(product):
         if needs_upload(url):
@@ -384,7 +384,7 @@ async def _post(deps: ListingDeps, row: Any) -> str:
     product, account = await _load(deps.pool, row["account_id"], row["product_id"])
     if not await _spend(deps, row):
         return str(row["state"])
-    images = await _images(deps, row["account_id"], product)
+    images = await hosted_images(deps, row["account_id"], product)
     terms = terms_of(row)
     category = category_for(terms, product, account)
     propose = bool(row["propose"]) and can_propose(product, category, images)
