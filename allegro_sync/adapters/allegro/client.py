@@ -120,6 +120,7 @@ class AllegroRestClient:
             ) as http:
                 raw = await http.read()
                 status, trace_id = http.status, http.headers.get("trace-id")
+                retry_after = retry_after_seconds(http.headers)
         except (aiohttp.ClientError, TimeoutError) as exc:
             self._metrics.allegro_requests.labels(action, "error").inc()
             raise AllegroUnavailable(
@@ -135,7 +136,7 @@ class AllegroRestClient:
                 trace_id=trace_id,
             )
         self._metrics.allegro_requests.labels(action, f"{status // 100}xx").inc()
-        self._note_limit(status, action)
+        self._note_limit(status, action, retry_after)
         code, message = _describe(payload)
         text = f"read {path}: Allegro answered {status} {code}: {message}"
         if status >= 500:
@@ -242,7 +243,7 @@ class AllegroRestClient:
                     trace_id=trace_id,
                 )
             self._metrics.allegro_requests.labels(action, f"{status // 100}xx").inc()
-            self._note_limit(status, action)
+            self._note_limit(status, action, retry_after_seconds(response_headers))
             if status == 401 and retry_after_refresh:
                 auth = await self._tokens.refresh(account_id, seen_generation=auth.generation)
                 continue
@@ -251,12 +252,13 @@ class AllegroRestClient:
             raise await self._error(account_id, path, action, status, payload, trace_id)
         raise AssertionError("unreachable")
 
-    def _note_limit(self, status: int, action: str) -> None:
-        """Tell the limiter how Allegro answered: a 429 pauses every request of the client."""
+    def _note_limit(self, status: int, action: str, retry_after: float | None) -> None:
+        """Tell the limiter how Allegro answered: a 429 pauses every request of the client
+        (for its ``Retry-After``, when it names one)."""
         if self._limiter is None:
             return
         if status == 429:
-            pause = self._limiter.note_rate_limited()
+            pause = self._limiter.note_rate_limited(retry_after)
             log.warning("allegro_rate_limited", action=action, pause_seconds=pause)
 
     async def _error(
@@ -290,6 +292,19 @@ class AllegroRestClient:
         return AllegroRejected(
             text, status=status, code=code, trace_id=trace_id, errors=error_objects(payload)
         )
+
+
+def retry_after_seconds(headers: Mapping[str, str]) -> float | None:
+    """An answer's ``Retry-After`` in seconds (the delta-seconds form); None when it names
+    none or a value that is not a number of seconds (an HTTP date is not trusted: clocks)."""
+    raw = next((value for name, value in headers.items() if name.lower() == "retry-after"), None)
+    if raw is None:
+        return None
+    try:
+        seconds = float(raw.strip())
+    except ValueError:
+        return None
+    return seconds if 0 <= seconds < float("inf") else None
 
 
 def error_objects(payload: Any) -> list[dict[str, Any]]:
