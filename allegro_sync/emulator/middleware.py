@@ -4,6 +4,7 @@ error rendering."""
 from __future__ import annotations
 
 import asyncio
+import math
 import uuid
 from collections.abc import Awaitable, Callable
 from email.utils import format_datetime
@@ -163,8 +164,11 @@ async def _with_faults(
             if request.transport is not None:
                 request.transport.abort()
             raise asyncio.CancelledError  # nothing is sent on a dropped connection
-        if emulator.clock.timestamp() < faults.status_429_until:
-            raise rate_limited(None)
+        left = faults.status_429_until - emulator.clock.timestamp()
+        if left > 0:  # Retry-After (the storm's rest) only with the switch: Allegro sends none
+            raise rate_limited(
+                math.ceil(left) if emulator.config.switches.send_retry_after else None
+            )
         if faults.not_json_count > 0 and _is_api(path):
             faults.not_json_count -= 1
             request[FAULT_INJECTED] = True

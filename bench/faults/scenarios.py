@@ -26,12 +26,13 @@ from bench.faults.workloads import Outcome, run_orders, run_stock, until
 
 @dataclass(frozen=True)
 class Scale:
-    """Burst sizes."""
+    """Burst sizes: the defaults are issue 18's (an order burst of 5 000 purchases, a stock burst
+    of 20 000 messages: 1 000 products x 20 versions)."""
 
-    purchases: int = 3000
+    purchases: int = 5000
     order_sellers: int = 5
     products: int = 1000
-    versions: int = 10
+    versions: int = 20
     stock_sellers: int = 4
     order_kills: int = 10
     stock_kills: int = 5

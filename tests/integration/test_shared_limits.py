@@ -133,6 +133,22 @@ async def test_a_429_seen_by_one_replica_pauses_the_other(stores: list[PgBucketS
     await other.close()
 
 
+async def test_a_retry_after_seen_by_one_replica_pauses_the_other_that_long(
+    stores: list[PgBucketStore],
+) -> None:
+    seen, other = replica(stores[0]), replica(stores[1])
+    await other.acquire(bulk=False)
+    assert seen.note_rate_limited(4.0) == 4.0  # not the first pause of 1 s
+    await asyncio.sleep(LEASE_TTL + 0.2)  # the other's leased tokens have expired
+    started = time.monotonic()
+    await asyncio.wait_for(other.acquire(bulk=False), 10)
+    # its next lease found the block: it waited out the rest of the 4 s (a first pause of
+    # 1 s would be over by now)
+    assert 1.0 < time.monotonic() - started < 3.0
+    await seen.close()
+    await other.close()
+
+
 async def test_order_traffic_passes_while_bulk_is_throttled(stores: list[PgBucketStore]) -> None:
     """Both replicas flood the budget with bulk; orders on either still get through quickly."""
     first, second = replica(stores[0]), replica(stores[1])

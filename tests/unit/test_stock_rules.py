@@ -7,6 +7,7 @@ from decimal import Decimal
 
 import pytest
 
+from allegro_sync.adapters.allegro.client import retry_after_seconds
 from allegro_sync.adapters.allegro.limits import ChangeBudgets, RequestLimiter
 from allegro_sync.daemon.offer_change_batcher import command_payload, group_changes, keep_holding
 from allegro_sync.handlers.prices import decide_price, mirror_may_reprice
@@ -142,6 +143,27 @@ def test_a_429_pauses_and_doubles_while_429s_continue() -> None:
     assert limiter.note_rate_limited() == 4.0
     now[0] = 100.0  # long after: a short pause again
     assert limiter.note_rate_limited() == 1.0
+
+
+def test_a_429_naming_retry_after_pauses_for_just_that_long() -> None:
+    now = [0.0]
+    limiter = RequestLimiter(clock=lambda: now[0])
+    assert limiter.note_rate_limited(7.0) == 7.0
+    assert limiter.blocked_for() == 7.0
+    now[0] = 7.5  # 429s go on right after the pause: Allegro's word again, not doubled
+    assert limiter.note_rate_limited(3.0) == 3.0
+    assert limiter.blocked_for() == 3.0
+    now[0] = 20.0
+    assert limiter.note_rate_limited(3600.0) == 60.0  # never longer than the longest pause
+
+
+def test_retry_after_is_read_in_seconds_only() -> None:
+    assert retry_after_seconds({"Retry-After": "12"}) == 12.0
+    assert retry_after_seconds({"retry-after": " 1.5 "}) == 1.5
+    assert retry_after_seconds({}) is None
+    assert retry_after_seconds({"Retry-After": "Wed, 21 Oct 2026 07:28:00 GMT"}) is None
+    assert retry_after_seconds({"Retry-After": "-3"}) is None
+    assert retry_after_seconds({"Retry-After": "nan"}) is None
 
 
 @pytest.mark.parametrize(

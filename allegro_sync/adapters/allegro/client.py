@@ -145,6 +145,7 @@ class AllegroRestClient:
                 raw = await http.read()
                 status, trace_id = http.status, http.headers.get("trace-id")
                 headers = dict(http.headers)
+                retry_after = retry_after_seconds(http.headers)
         except (aiohttp.ClientError, TimeoutError) as exc:
             self._metrics.allegro_requests.labels(action, "error").inc()
             raise AllegroUnavailable(
@@ -160,7 +161,7 @@ class AllegroRestClient:
                 trace_id=trace_id,
             )
         self._metrics.allegro_requests.labels(action, f"{status // 100}xx").inc()
-        self._note_limit(status, action, None)
+        self._note_limit(status, action, None, retry_after)
         code, message = _describe(payload)
         text = f"read {path}: Allegro answered {status} {code}: {message}"
         if status >= 500:
@@ -283,7 +284,7 @@ class AllegroRestClient:
                     trace_id=trace_id,
                 )
             self._metrics.allegro_requests.labels(action, f"{status // 100}xx").inc()
-            self._note_limit(status, action, seller)
+            self._note_limit(status, action, seller, retry_after_seconds(response_headers))
             if status == 401 and retry_after_refresh:
                 auth = await self._tokens.refresh(account_id, seen_generation=auth.generation)
                 continue
@@ -292,17 +293,23 @@ class AllegroRestClient:
             raise await self._error(account_id, path, action, status, payload, trace_id)
         raise AssertionError("unreachable")
 
-    def _note_limit(self, status: int, action: str, seller: tuple[int, str] | None) -> None:
+    def _note_limit(
+        self,
+        status: int,
+        action: str,
+        seller: tuple[int, str] | None,
+        retry_after: float | None,
+    ) -> None:
         """Tell the limiter how Allegro answered: a 429 pauses every request of the client,
         or, on an endpoint with a per-seller limit (``seller``: account id, family), that
-        seller's requests of the family."""
+        seller's requests of the family; for its ``Retry-After`` when it names one."""
         if self._limiter is None or status != 429:
             return
         if seller is None:
-            pause = self._limiter.note_rate_limited()
+            pause = self._limiter.note_rate_limited(retry_after)
             log.warning("allegro_rate_limited", action=action, limit="client", pause_seconds=pause)
         else:
-            pause = self._limiter.note_seller_limited(*seller)
+            pause = self._limiter.note_seller_limited(*seller, retry_after=retry_after)
             log.warning(
                 "allegro_rate_limited",
                 action=action,
@@ -342,6 +349,19 @@ class AllegroRestClient:
         return AllegroRejected(
             text, status=status, code=code, trace_id=trace_id, errors=error_objects(payload)
         )
+
+
+def retry_after_seconds(headers: Mapping[str, str]) -> float | None:
+    """An answer's ``Retry-After`` in seconds (the delta-seconds form); None when it names
+    none or a value that is not a number of seconds (an HTTP date is not trusted: clocks)."""
+    raw = next((value for name, value in headers.items() if name.lower() == "retry-after"), None)
+    if raw is None:
+        return None
+    try:
+        seconds = float(raw.strip())
+    except ValueError:
+        return None
+    return seconds if 0 <= seconds < float("inf") else None
 
 
 def error_objects(payload: Any) -> list[dict[str, Any]]:

@@ -3,9 +3,10 @@
 - ``RequestLimiter``: the client-wide 9000 requests per minute per Client ID. Order traffic has
   priority: bulk traffic (batch commands and their reports) may not take the last tokens of the
   bucket, so orders never queue behind a burst of offer changes. A 429 of the client-wide limit
-  blocks the whole Client ID, so it pauses every request of every account; the pause doubles
-  while 429s continue. A 429 of an endpoint with a per-seller (per-user) limit of its own
-  (``seller_limit``) pauses only that seller's requests of that endpoint family.
+  blocks the whole Client ID, so it pauses every request of every account: for its
+  ``Retry-After`` when it names one, else from 1 s, doubling while 429s continue. A 429 of an
+  endpoint with a per-seller (per-user) limit of its own (``seller_limit``) pauses only that
+  seller's requests of that endpoint family, by the same rule.
 - ``ChangeBudgets``: the per-seller offer-change budgets of the batch commands (price 150 000/h,
   quantity and publication 250 000/h, each 9 000/min).
 
@@ -87,11 +88,21 @@ def window_rate(limit: float, window: float, capacity: float, hold: float = 0.0)
 
 
 def next_pause(
-    now: float, blocked_until: float, pause: float, *, first: float, most: float
+    now: float,
+    blocked_until: float,
+    pause: float,
+    *,
+    first: float,
+    most: float,
+    asked: float | None = None,
 ) -> float:
-    """The pause a 429 seen at ``now`` starts. While a pause runs the 429s are of requests sent
-    before it (the pause stays); a 429 within a pause's length after the last pause ended means
-    429s continue (doubled, up to ``most``); else the first pause."""
+    """The pause a 429 seen at ``now`` starts. A 429 that says how long to wait (``asked``, its
+    ``Retry-After``) is taken at its word, up to ``most``: no doubling past what Allegro asks.
+    Without one: while a pause runs the 429s are of requests sent before it (the pause stays);
+    a 429 within a pause's length after the last pause ended means 429s continue (doubled, up
+    to ``most``); else the first pause."""
+    if asked is not None:
+        return min(most, max(asked, 0.0))
     if now < blocked_until:
         return pause or first
     if pause > 0 and now < blocked_until + pause:
@@ -168,8 +179,11 @@ class BucketStore(Protocol):
         """Return leased tokens that were not spent."""
         ...
 
-    async def block(self, key: str, *, first: float, most: float) -> float:
-        """A 429: pause the bucket (``next_pause``); the seconds left of its pause."""
+    async def block(
+        self, key: str, *, first: float, most: float, asked: float | None = None
+    ) -> float:
+        """A 429: pause the bucket (``next_pause``; ``asked``: its ``Retry-After``); the seconds
+        left of its pause."""
         ...
 
 
@@ -457,26 +471,34 @@ class RequestLimiter:
         """Seconds left of the current 429 pause."""
         return max(0.0, self._blocked_until - self._clock())
 
-    def note_rate_limited(self) -> float:
+    def note_rate_limited(self, retry_after: float | None = None) -> float:
         """A 429: pause all traffic (of every replica, through the store); the pause in
-        seconds."""
+        seconds. ``retry_after``: the answer's ``Retry-After``, which sets the pause (Allegro
+        sends none today: the pause then doubles while 429s continue)."""
         self.rate_limited += 1
         now = self._clock()
         self._pause = next_pause(
-            now, self._blocked_until, self._pause, first=self._first_pause, most=self._max_pause
+            now,
+            self._blocked_until,
+            self._pause,
+            first=self._first_pause,
+            most=self._max_pause,
+            asked=retry_after,
         )
         self._note_blocked(self._pause)
         if self._store is not None:
-            task = asyncio.get_running_loop().create_task(self._share_block())
+            task = asyncio.get_running_loop().create_task(self._share_block(retry_after))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
         return self._pause
 
-    async def _share_block(self) -> None:
+    async def _share_block(self, retry_after: float | None) -> None:
         assert self._store is not None
         try:
             seconds = await asyncio.wait_for(
-                self._store.block(CLIENT_KEY, first=self._first_pause, most=self._max_pause),
+                self._store.block(
+                    CLIENT_KEY, first=self._first_pause, most=self._max_pause, asked=retry_after
+                ),
                 STORE_TIMEOUT,
             )
         except asyncio.CancelledError:
@@ -491,7 +513,9 @@ class RequestLimiter:
         blocked_until, _ = self._sellers.get((account_id, family), (0.0, 0.0))
         return max(0.0, blocked_until - self._clock())
 
-    def note_seller_limited(self, account_id: int, family: str) -> float:
+    def note_seller_limited(
+        self, account_id: int, family: str, *, retry_after: float | None = None
+    ) -> float:
         """A 429 of a per-seller limit: pause that seller's requests of the family (the pause
         rule of ``next_pause``), nobody else's; the pause in seconds. A family that is a
         ``ChangeBudgets`` kind pauses the seller's shared budget too, so every replica's
@@ -500,7 +524,12 @@ class RequestLimiter:
         key = (account_id, family)
         blocked_until, pause = self._sellers.get(key, (0.0, 0.0))
         pause = next_pause(
-            self._clock(), blocked_until, pause, first=self._first_pause, most=self._max_pause
+            self._clock(),
+            blocked_until,
+            pause,
+            first=self._first_pause,
+            most=self._max_pause,
+            asked=retry_after,
         )
         self._note_seller_blocked(key, pause, pause)
         if self._store is not None and family in DEFAULT_BUDGETS:

@@ -138,8 +138,11 @@ class PgBucketStore:
             GIVE_BACK, keys, [b.capacity for b in buckets], [b.rate for b in buckets], tokens
         )
 
-    async def block(self, key: str, *, first: float, most: float) -> float:
-        """Pause the bucket after a 429 (``next_pause`` on the stored pause)."""
+    async def block(
+        self, key: str, *, first: float, most: float, asked: float | None = None
+    ) -> float:
+        """Pause the bucket after a 429 (``next_pause`` on the stored pause; ``asked``: the
+        answer's ``Retry-After``)."""
         db = await self._db()
         async with db.acquire() as conn, conn.transaction():
             row = await conn.fetchrow(PAUSE_FOR_UPDATE, key)
@@ -148,7 +151,12 @@ class PgBucketStore:
                 row = await conn.fetchrow(PAUSE_FOR_UPDATE, key)
             now = float(row["now"])
             pause = next_pause(
-                now, float(row["blocked_until"]), float(row["pause"]), first=first, most=most
+                now,
+                float(row["blocked_until"]),
+                float(row["pause"]),
+                first=first,
+                most=most,
+                asked=asked,
             )
             left = await conn.fetchval(BLOCK, key, now, pause)
         return float(left)
