@@ -23,7 +23,9 @@ offer coalesced into one listing read. A full page is read again at once. Idle p
 idle budget (``idle_budget_per_minute``,
 the ``IDLE_POLL_BUDGET_SHARE`` of the client's requests a minute for all the replicas, each
 taking the part of the shards it holds); when it runs short, due idle
-polls wait and go busiest first (smallest interval, then longest overdue). A pair whose last
+polls wait and go busiest first (smallest interval, then longest overdue; a journal taken on
+at start or with a shard queues at its ceiling, so the order journals' reads go before the offer
+journals' first reads). A pair whose last
 read is older than half its journal's retention skips the budget. ``NOTIFY allegro_sync_poll``
 with ``<account_id>:<journal>`` (``<account_id>:`` both) polls now and counts as activity: the
 manual "fetch now", a batch command sent or settled, a fulfillment status written, an offer
@@ -549,7 +551,11 @@ class PollerSupervisor:
                 else:
                     # taken on at start or with a shard: read once now, paced by the idle
                     # budget (a restart or a rebalance must not leave purchases made meanwhile
-                    # waiting up to a ceiling); the quiet curve takes over from that read
+                    # waiting up to a ceiling); the quiet curve takes over from that read.
+                    # Queued as a quiet journal at its ceiling: while the budget is short (a
+                    # start with thousands of accounts) the order journals' reads, first ones
+                    # and the quiet curve's, go before the offer journals' first reads
+                    slot.interval = self._timing.ceiling(journal.name)
                     self._schedule(slot, now)
         self._kick.set()
 

@@ -158,6 +158,25 @@ def test_idle_polls_wait_for_the_budget_busiest_first_and_busy_ones_do_not() -> 
     assert len(sup.started) == 4
 
 
+def test_first_reads_at_start_queue_at_their_ceiling_order_journals_before_offer_ones() -> None:
+    """A start with more accounts than the idle budget reads at once: the offer journals'
+    first reads (900 s ceiling, 24 hours kept) wait behind the order journals' reads, first
+    ones and the quiet curve's (75 s), instead of going before them all."""
+    clock = Clock()
+    sup = scheduler(clock, per_minute=60)  # one idle poll a second
+    add(sup, 1, "order", interval=75.0, last_read=clock.now - 75)  # due on the quiet curve
+    offer = add(sup, 1, "offer", interval=900.0, last_read=clock.now - 100)
+    sup._schedule(offer, clock.now + 800)  # not due yet
+    sup.owned = {shard_of(1), shard_of(2)}
+    sup._known_active = {1, 2}  # active before: 2 is taken on with its shard
+    sup._sync_slots({1, 2})
+    assert sup._slots[(2, "order")].interval == 75.0
+    for _ in range(3):
+        sup._move_due(clock.now)
+        clock.now += sup._start_ready()
+    assert sup.started == [(1, "order", True), (2, "order", True), (2, "offer", True)]
+
+
 def test_a_journal_unread_for_half_its_retention_skips_an_exhausted_budget() -> None:
     clock = Clock()
     sup = scheduler(clock, per_minute=60)
