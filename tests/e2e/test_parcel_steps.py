@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import uuid
-from typing import Any
 
 import asyncpg
 import pytest
@@ -19,7 +18,7 @@ from allegro_sync.handlers.parcel_handover import PickupPending, pickup
 from allegro_sync.handlers.parcels import advance
 from tests.e2e.conftest import Admin, Emulator
 from tests.e2e.flows import Erp, _buy, _dead_letters, _handled, _send, _shop, switch
-from tests.e2e.test_parcels import PACKAGE, SENDER
+from tests.e2e.test_parcels import PACKAGE, SENDER, command_input
 from tests.helpers import eventually
 
 CREATE = "POST /shipment-management/shipments/create-commands"
@@ -45,41 +44,6 @@ async def _requests(emulator: Emulator) -> dict[str, int]:
     return dict((await emulator.control("GET", "/requests"))["by_path"])
 
 
-def _command_input(form: dict[str, Any] | None = None) -> dict[str, Any]:
-    """A create command's input as the daemon stores it."""
-    return {
-        "deliveryMethodId": "1fa56f79-4b6a-4821-a6f2-ca9c16d5c925",
-        "sender": {
-            "name": "Sklep Kubek",
-            "street": "Prosta 1",
-            "postalCode": "00-001",
-            "city": "Warszawa",
-            "countryCode": "PL",
-            "email": "wysylka@kubek.example",
-            "phone": "500600700",
-        },
-        "receiver": {
-            "name": "Jan Kowalski",
-            "street": "Długa 2",
-            "postalCode": "60-001",
-            "city": "Poznań",
-            "countryCode": "PL",
-            "email": "jan@allegromail.pl",
-            "phone": "600700800",
-        },
-        "packages": [
-            {
-                "type": "PACKAGE",
-                "length": {"value": 30, "unit": "CENTIMETER"},
-                "width": {"value": 20, "unit": "CENTIMETER"},
-                "height": {"value": 10, "unit": "CENTIMETER"},
-                "weight": {"value": 2, "unit": "KILOGRAMS"},
-            }
-        ],
-        "labelFormat": "PDF",
-    }
-
-
 async def _stored(
     db: asyncpg.Pool, account_id: int, form_id: str, command_id: uuid.UUID, sent: bool
 ) -> None:
@@ -91,7 +55,7 @@ async def _stored(
         account_id,
         uuid.UUID(form_id),
         command_id,
-        _command_input(),
+        command_input(),
         sent,
     )
     await db.execute("SELECT pg_notify('allegro_sync_parcels', '')")
@@ -142,7 +106,7 @@ async def test_a_create_command_whose_answer_was_lost_is_read_not_left_requested
         "POST",
         "/shipment-management/shipments/create-commands",
         action="create parcel",
-        json={"commandId": str(posted), "input": _command_input()},
+        json={"commandId": str(posted), "input": command_input()},
     )
     await _stored(db, account_id, form_id, posted, sent=True)
     [first] = await erp.wait_for("shipment.created", timeout=30)
@@ -175,7 +139,7 @@ async def test_failures_no_retry_cures_end_the_parcel_with_the_reason(
         "POST",
         path,
         action="create parcel",
-        json={"commandId": str(command_id), "input": _command_input()},
+        json={"commandId": str(command_id), "input": command_input()},
     )
 
     async def made() -> str | None:
@@ -197,7 +161,7 @@ async def test_failures_no_retry_cures_end_the_parcel_with_the_reason(
         account_id,
         uuid.UUID(form_id),
         command_id,
-        _command_input(),
+        command_input(),
     )
     await db.execute("SELECT pg_notify('allegro_sync_parcels', '')")
     [failed] = await erp.wait_for("shipment.failed", timeout=30)

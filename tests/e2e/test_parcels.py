@@ -61,6 +61,41 @@ async def _parcel_of(
     return created
 
 
+def command_input() -> dict[str, Any]:
+    """A create command's input as the daemon stores it for the test order."""
+    return {
+        "deliveryMethodId": "1fa56f79-4b6a-4821-a6f2-ca9c16d5c925",
+        "sender": {
+            "name": "Sklep Kubek",
+            "street": "Prosta 1",
+            "postalCode": "00-001",
+            "city": "Warszawa",
+            "countryCode": "PL",
+            "email": "wysylka@kubek.example",
+            "phone": "500600700",
+        },
+        "receiver": {
+            "name": "Jan Kowalski",
+            "street": "Długa 2",
+            "postalCode": "60-001",
+            "city": "Poznań",
+            "countryCode": "PL",
+            "email": "jan@allegromail.pl",
+            "phone": "600700800",
+        },
+        "packages": [
+            {
+                "type": "PACKAGE",
+                "length": {"value": 30, "unit": "CENTIMETER"},
+                "width": {"value": 20, "unit": "CENTIMETER"},
+                "height": {"value": 10, "unit": "CENTIMETER"},
+                "weight": {"value": 2, "unit": "KILOGRAMS"},
+            }
+        ],
+        "labelFormat": "PDF",
+    }
+
+
 async def test_a_requested_parcel_is_made_once_and_its_label_published(
     admin: Admin, emulator: Emulator, db: asyncpg.Pool, amqp_url: str
 ) -> None:
@@ -107,37 +142,7 @@ async def test_a_crash_after_persisting_the_command_makes_exactly_one_parcel(
     account_id, form_id = await _order(admin, emulator, db)
     assert daemon.allegro is not None
     erp = Erp(amqp_url)
-    request = {
-        "deliveryMethodId": "1fa56f79-4b6a-4821-a6f2-ca9c16d5c925",
-        "sender": {
-            "name": "Sklep Kubek",
-            "street": "Prosta 1",
-            "postalCode": "00-001",
-            "city": "Warszawa",
-            "countryCode": "PL",
-            "email": "wysylka@kubek.example",
-            "phone": "500600700",
-        },
-        "receiver": {
-            "name": "Jan Kowalski",
-            "street": "Długa 2",
-            "postalCode": "60-001",
-            "city": "Poznań",
-            "countryCode": "PL",
-            "email": "jan@allegromail.pl",
-            "phone": "600700800",
-        },
-        "packages": [
-            {
-                "type": "PACKAGE",
-                "length": {"value": 30, "unit": "CENTIMETER"},
-                "width": {"value": 20, "unit": "CENTIMETER"},
-                "height": {"value": 10, "unit": "CENTIMETER"},
-                "weight": {"value": 2, "unit": "KILOGRAMS"},
-            }
-        ],
-        "labelFormat": "PDF",
-    }
+    request = command_input()
     command_id = uuid.uuid4()
     # The daemon persisted the command and sent it; Allegro took it; the daemon died before
     # it stored the answer. Its row says "requested": it sends the same command again, and
