@@ -18,7 +18,7 @@ from tests.e2e.conftest import FAST_POLLING, Admin, Emulator, daemon_settings
 from tests.e2e.flows import _buy, _shop
 from tests.helpers import eventually
 
-STORM = 8.0  # seconds: without Retry-After the pauses 1, 2, 4 and 8 s end 7 s after it
+STORM = 8.0  # seconds: without Retry-After the pauses 1, 2 and 4 s fit in it
 
 
 @pytest.fixture
@@ -72,6 +72,9 @@ async def test_without_retry_after_the_pause_doubles_while_429s_continue(
     after = await _storm_then_order(storm_daemon, switched_emulator, db)
     limiter = storm_daemon.allegro.limiter if storm_daemon.allegro else None
     assert limiter is not None
-    # probes after 1, 3 and 7 s met 429s; the pause that began at 7 s (8 s) outlives the storm
-    assert limiter.rate_limited >= 4, limiter.rate_limited
-    assert 3.0 < after < 20.0, f"the order came {after:.1f} s after the storm"
+    # probes after the pauses met 429s, so the pause doubled past the first second (to 2, 4 or
+    # 8 s: how often depends on when the pollers probed)
+    assert limiter.rate_limited >= 3, limiter.rate_limited
+    assert limiter.last_pause >= 2.0, limiter.last_pause
+    # and once a probe after the storm gets through, the daemon is back
+    assert after < 20.0, f"the order came {after:.1f} s after the storm"

@@ -467,6 +467,11 @@ class RequestLimiter:
         self._blocked_until = max(self._blocked_until, self._clock() + seconds)
         self._leases.drain()  # spending them would extend Allegro's block
 
+    @property
+    def last_pause(self) -> float:
+        """The length of the latest 429 pause (0 before the first), for tests and logs."""
+        return self._pause
+
     def blocked_for(self) -> float:
         """Seconds left of the current 429 pause."""
         return max(0.0, self._blocked_until - self._clock())
