@@ -23,9 +23,10 @@ offer coalesced into one listing read. A full page is read again at once. Idle p
 idle budget (``idle_budget_per_minute``,
 the ``IDLE_POLL_BUDGET_SHARE`` of the client's requests a minute for all the replicas, each
 taking the part of the shards it holds); when it runs short, due idle
-polls wait and go busiest first (smallest interval, then longest overdue; a journal taken on
-at start or with a shard queues at its ceiling, so the order journals' reads go before the offer
-journals' first reads). A pair whose last
+polls wait and go order journals first (``Journal.idle_rank``: a quiet account's purchase waits
+for its order journal's read, while an offer journal's idle read only finds edits made outside
+and its journal keeps them a day), then busiest first (smallest interval, then longest overdue;
+a journal taken on at start or with a shard queues at its ceiling). A pair whose last
 read is older than half its journal's retention skips the budget. ``NOTIFY allegro_sync_poll``
 with ``<account_id>:<journal>`` (``<account_id>:`` both) polls now and counts as activity: the
 manual "fetch now", a batch command sent or settled, a fulfillment status written, an offer
@@ -341,7 +342,7 @@ class PollerSupervisor:
         self._slots: dict[tuple[int, str], Slot] = {}
         self._heap: list[tuple[float, int, int, Slot]] = []  # (due, seq, version, slot)
         self._busy_ready: list[tuple[float, int, int, Slot]] = []
-        self._idle_ready: list[tuple[float, float, int, int, Slot]] = []
+        self._idle_ready: list[tuple[int, float, float, int, int, Slot]] = []
         self._seq = itertools.count()
         rate = max(self._timing.idle_budget_per_minute, 1.0) / 60.0
         self._idle_budget = TokenBucket(capacity=max(rate, 1.0), rate=rate, clock=clock)
@@ -584,8 +585,10 @@ class PollerSupervisor:
                 continue
             if slot.busy or self._urgent(slot, now):
                 heapq.heappush(self._busy_ready, (due, seq, version, slot))
-            else:  # busiest first: the shortest interval, then the longest overdue
-                heapq.heappush(self._idle_ready, (slot.interval, due, seq, version, slot))
+            else:  # order journals first, then the busiest: the shortest interval, then the
+                # longest overdue
+                rank = slot.poller.journal.idle_rank
+                heapq.heappush(self._idle_ready, (rank, slot.interval, due, seq, version, slot))
 
     async def _dispatch(self) -> None:
         while True:
@@ -608,7 +611,7 @@ class PollerSupervisor:
             if version == slot.version and not slot.removed:
                 self._start(slot, idle=False)
         while self._idle_ready and len(self._running) < limit:
-            _, _, _, version, slot = self._idle_ready[0]
+            _, _, _, _, version, slot = self._idle_ready[0]
             if version != slot.version or slot.removed:
                 heapq.heappop(self._idle_ready)
                 continue

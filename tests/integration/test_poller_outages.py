@@ -27,6 +27,7 @@ class TickingJournal:
     routing_key = "allegro.offer_events"
     events_per_message = 100
     busy_factor = 1.0
+    idle_rank = 0
     pages_per_poll = 1
     retention = 86400.0
 

@@ -177,6 +177,23 @@ def test_first_reads_at_start_queue_at_their_ceiling_order_journals_before_offer
     assert sup.started == [(1, "order", True), (2, "order", True), (2, "offer", True)]
 
 
+def test_a_quiet_accounts_order_journal_goes_before_a_busy_accounts_backing_off_offer_journal() -> (
+    None
+):
+    """With the budget short, the offer journal of an account busy with purchases (echoes only:
+    read again within 30 s) waits behind the order journal of a quiet account at its ceiling,
+    whose purchase would otherwise wait past the ceiling."""
+    clock = Clock()
+    sup = scheduler(clock, per_minute=60)  # one idle poll a second
+    add(sup, 1, "offer", interval=30.0, last_read=clock.now - 30)  # the busy account's echoes
+    add(sup, 2, "order", interval=75.0, last_read=clock.now - 75)  # the quiet account
+    add(sup, 3, "offer", interval=8.0, last_read=clock.now - 8)
+    for _ in range(3):
+        sup._move_due(clock.now)
+        clock.now += sup._start_ready()
+    assert sup.started == [(2, "order", True), (3, "offer", True), (1, "offer", True)]
+
+
 def test_a_journal_unread_for_half_its_retention_skips_an_exhausted_budget() -> None:
     clock = Clock()
     sup = scheduler(clock, per_minute=60)

@@ -33,6 +33,8 @@ class Journal(Protocol):
     routing_key: str
     events_per_message: int  # events of a page per message ({"events": [...]})
     busy_factor: float  # the busy interval of this journal, in multiples of the settings' one
+    # while the idle budget runs short, idle polls of a lower rank go first (then busiest first)
+    idle_rank: int
     pages_per_poll: int  # full pages read in one poll and coalesced together before publishing
     retention: float  # seconds the journal keeps its events: a cursor older than this is lost
 

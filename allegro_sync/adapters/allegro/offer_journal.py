@@ -47,6 +47,9 @@ class OfferJournal:
     # budget (bench stock, 40 sellers). Its events are not urgent (mirror refresh, binding,
     # renewal), so it waits three busy intervals; a full page is still read at once.
     busy_factor = 3.0
+    # idle polls after the order journals': an idle read here only finds edits made outside
+    # (echoes aside) and the journal keeps them 24 hours (read at 12 h whatever the budget)
+    idle_rank = 1
     # behind by several pages (after the batcher sent what it held during a burst), an offer's
     # events are coalesced across them: one read of it instead of one per page
     pages_per_poll = 10

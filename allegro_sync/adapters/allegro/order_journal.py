@@ -74,6 +74,7 @@ class OrderJournal:
     # delivery per 100 orders instead of per order
     events_per_message = 100
     busy_factor = 1.0  # orders are what the seller waits for
+    idle_rank = 0  # a quiet account's purchase waits for this read: first of the idle polls
     pages_per_poll = 1  # published page by page: the first orders go out at once
     retention = 60 * 86400.0  # 60 days (allegro-api.md, the order journal)
 
