@@ -38,18 +38,20 @@ import time
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import parse_qs, urlsplit
 
 import aio_pika
 import aiohttp
 import asyncpg
+from pydantic import TypeAdapter, ValidationError
 
 from allegro_sync.adapters.allegro.crypto import TokenCipher
 from allegro_sync.adapters.allegro.oauth import OAuthClient, TokenSet
 from allegro_sync.adapters.allegro.order_journal import JournalStart
 from allegro_sync.adapters.postgres import migrations, notifications
 from allegro_sync.adapters.postgres import pool as pg
+from allegro_sync.config.settings import Settings
 from allegro_sync.handlers.accounts import connect_account
 from bench._support import (
     LATENCIES,
@@ -65,13 +67,14 @@ CLIENT_BUDGET = 9000  # requests a minute of one client id
 REDIRECT = "http://127.0.0.1:9/oauth/callback"  # never opened: the code is read from Location
 TARGET_BUSY_P99 = 2.0
 TARGET_IDLE_PER_MINUTE = 1.0
-ORDER_CEILING = 75.0  # ORDER_POLL_CEILING's default
+DEFAULTS = Settings.model_fields  # the daemon's own defaults and bounds, not copies of them
+ORDER_CEILING = float(DEFAULTS["order_poll_ceiling"].default)
 HANDLING = 2.0  # seconds from the read to order.created at most (the busy target)
-SWEEP_INTERVAL = 600.0  # ORDER_SWEEP_INTERVAL's default: one listing per account and sweep
+SWEEP_INTERVAL = float(DEFAULTS["order_sweep_interval"].default)  # a listing per account
 JOURNAL_ROUTES = {"GET /order/events", "GET /sale/offer-events"}
 WARM_UP = 8.0  # seconds of busy purchases before the window (``--warm-up``)
-BUDGET_SHARE = 0.2  # IDLE_POLL_BUDGET_SHARE's default
-OFFER_CEILING = 900.0  # OFFER_POLL_CEILING's default
+BUDGET_SHARE = float(DEFAULTS["idle_poll_budget_share"].default)
+OFFER_CEILING = float(DEFAULTS["offer_poll_ceiling"].default)
 
 
 @dataclass(frozen=True)
@@ -497,10 +500,15 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--busy must be below --accounts")
     if args.runs < 1:
         parser.error("--runs must be at least 1")
-    if not 1 <= args.order_ceiling <= 3600:
-        parser.error("--order-ceiling must be 1-3600 seconds")
-    if not 0 < args.idle_share <= 1:
-        parser.error("--idle-share must be above 0 and at most 1")
+    for option, name in (
+        ("order_ceiling", "order_poll_ceiling"),
+        ("idle_share", "idle_poll_budget_share"),
+    ):
+        bounds = TypeAdapter(Annotated[float, *DEFAULTS[name].metadata])  # the setting's own
+        try:
+            bounds.validate_python(getattr(args, option))
+        except ValidationError as exc:
+            parser.error(f"--{option.replace('_', '-')}: {exc.errors()[0]['msg']}")
     policy = Policy(args.order_ceiling, args.idle_share)
     profiles = [n.strip() for n in args.latency.split(",") if n.strip()]
     if not profiles or any(n not in LATENCIES for n in profiles):
