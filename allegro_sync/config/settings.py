@@ -131,6 +131,8 @@ class Settings(DatabaseSettings):
     limits_fallback_share: float = Field(default=0.2, gt=0, le=1)
     offer_batch_window: float = Field(default=0.25, gt=0, le=0.25)
     offer_batch_max_hold: float = Field(default=30.0, ge=0, le=300)
+    # Batch commands on their way at once: sends, and apart from them reads of their reports.
+    offer_commands_in_flight: int = Field(default=32, ge=1, le=256)
     renewal_sweep_interval: float = Field(default=300.0, gt=0)
     reconcile_interval: float = Field(default=60.0, gt=0)
     # The order sweep (issue 13): how often, and how old a form change must be before it looks

@@ -433,6 +433,7 @@ class Daemon:
                 intake_busy=consumers[ERP_QUEUE].backlogged,
                 intake_deep=consumers[ERP_QUEUE].deeply_backlogged,
                 max_hold=settings.offer_batch_max_hold,
+                concurrency=settings.offer_commands_in_flight,
             )
         )
         self.services.extend(consumers.values())  # last: messages flow once all else runs

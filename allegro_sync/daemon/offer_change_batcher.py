@@ -13,7 +13,14 @@ PostgreSQL notifies ``allegro_sync_offer_changes`` on commit. The batcher then:
    work); once started it lasts while the intake is backlogged (``keep_holding``). A steady
    flow that the consumer keeps up with, a few batches behind now and then on a busy machine,
    starts none: holding it would only turn its lag into a backlog (the changes wait, the
-   commands go out in bursts). A group that fills a command is sent at once all the same;
+   commands go out in bursts). A group that fills a command is sent at once all the same.
+   Nor is a flush made while the sender is behind (every slot taken and persisted commands
+   waiting for one, as when the client-wide request limit, not the daemon, sets the pace):
+   commands made faster than they can be sent would each carry a few offers, queue behind
+   each other and cost a request apiece, while the changes left in ``offer_changes`` coalesce
+   (latest wins) and go out, with whatever came meanwhile, in the next flush once the sender
+   has a free slot; so commands are made at the rate Allegro takes them, each as full as it can
+   be, and a change waits for at most the commands of one flush ahead of it;
 2. claims the ready changes (``FOR UPDATE SKIP LOCKED``: replicas share the work), groups them by
    (account, kind, value): a command sets ONE quantity / ONE price / ONE action for all its
    offers, so offers with the same target share a command, at most 1000 per command; spends the
@@ -192,6 +199,8 @@ class OfferChangeBatcher:
         self._sender: asyncio.Task[None] | None = None
         self._sent = asyncio.Event()  # wakes the follower: commands were sent
         self._persisted = asyncio.Event()  # wakes the sender: commands were persisted
+        # per pipeline state: every slot taken and due commands waiting for one
+        self._behind: dict[str, bool] = {}
         self.commands_created = 0
 
     async def start(self) -> None:
@@ -234,6 +243,7 @@ class OfferChangeBatcher:
                     if window_ends is None:
                         window_started, window_ends = now, now + self._window
                 look_every = self._window / 5 if not self._held else HOLD_CHECK
+                for_sender = False  # the window is over, the flush waits for a sender slot
                 if window_ends is not None and window_started is not None:
                     full = False
                     if now < window_ends and now - looked_at >= look_every:
@@ -241,6 +251,8 @@ class OfferChangeBatcher:
                         full = await self._pool.fetchval(store.FULL_GROUP, self._max_offers)
                     if now >= window_ends and self._holding(now - window_started):
                         window_ends = now + HOLD_CHECK
+                    elif (now >= window_ends or full) and self.sender_behind:
+                        window_ends, for_sender = now, True  # the sender wakes us with room
                     elif now >= window_ends or full:
                         window_started = window_ends = None
                         self._held = False
@@ -249,7 +261,7 @@ class OfferChangeBatcher:
                             window_started, window_ends = now, loop.time() + budget_wait
                 failures.succeeded()
                 delays = [self._sweep_interval]
-                if window_ends is not None:
+                if window_ends is not None and not for_sender:
                     delays.append(min(max(window_ends - loop.time(), 0.0), look_every))
                 timeout = max(min(delays), 0.005)
                 with contextlib.suppress(TimeoutError):
@@ -266,6 +278,11 @@ class OfferChangeBatcher:
                 await self._waker.close()
                 await asyncio.sleep(failures.pause(exc))
         log.info("offer_batcher_stopped", commands=self.commands_created)
+
+    @property
+    def sender_behind(self) -> bool:
+        """Whether persisted commands wait for a free sender slot (no flush is made then)."""
+        return self._behind.get("pending", False)
 
     def _holding(self, waited: float) -> bool:
         """Whether partial groups wait on (``keep_holding``)."""
@@ -305,6 +322,10 @@ class OfferChangeBatcher:
                     raise
                 except Exception as exc:
                     next_check = failures.pause(exc)
+                behind = next_check <= 0 and len(in_flight) >= self._concurrency
+                if state == "pending" and self._behind.get(state, False) and not behind:
+                    self._wake.set()  # room again: a flush held for the sender may go
+                self._behind[state] = behind
                 if next_check <= 0 and len(in_flight) < self._concurrency:
                     continue  # became due meanwhile
                 if len(in_flight) >= self._concurrency:

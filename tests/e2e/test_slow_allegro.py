@@ -1,20 +1,26 @@
 """Against an Allegro that takes its time (issue 20): what can overlap does. The emulator's
 latency profile makes every batch command take 2.5 s; a second flush's command goes out while
-the first one's PUT is still on its way, and stock still arrives."""
+the first one's PUT is still on its way, and stock still arrives. What cannot go out yet waits
+as changes, not as commands: while every sender slot is taken and a command waits for one, no
+flush is made, and the changes of that time go out together in one command."""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 
+import aiohttp
 import asyncpg
+import pytest
 
 from allegro_sync.daemon.app import Daemon
-from tests.e2e.conftest import Admin, Emulator
+from tests.e2e.conftest import FAST_POLLING, Admin, Emulator, daemon_settings
 from tests.e2e.flows import bound_offers, emulator_offer, settled, stock_changed
 from tests.e2e.flows import erp as erp_sends
 from tests.helpers import eventually
 
 SLOW_PUT = {"commands": {"median_ms": 2500, "p99_ms": 2500}}
+SLOWER_PUT = {"commands": {"median_ms": 4000, "p99_ms": 4000}}  # room for a loaded machine
 
 
 async def test_a_second_flush_is_sent_while_the_first_is_still_on_its_way(
@@ -52,3 +58,73 @@ async def test_a_second_flush_is_sent_while_the_first_is_still_on_its_way(
     assert (await emulator_offer(emulator, ids["Talerz"]))["stock"] == 4
     delays = (await emulator.control("GET", "/latency"))["recent_ms"]
     assert delays["commands"] == [2500.0, 2500.0]
+
+
+@pytest.fixture
+async def one_slot_daemon(
+    database_url: str, amqp_url: str, emulator: Emulator, sandbox_emulator: Emulator
+) -> AsyncIterator[Daemon]:
+    """A daemon that sends one batch command at a time (``OFFER_COMMANDS_IN_FLIGHT=1``)."""
+    running = Daemon(
+        daemon_settings(
+            database_url,
+            amqp_url,
+            emulator.url,
+            sandbox_emulator.url,
+            offer_commands_in_flight=1,
+        ),
+        poller_timing=FAST_POLLING,
+    )
+    await running.start()
+    yield running
+    await running.stop()
+
+
+async def test_no_flush_is_made_while_the_sender_is_behind(
+    one_slot_daemon: Daemon, emulator: Emulator, db: asyncpg.Pool
+) -> None:
+    daemon = one_slot_daemon
+    async with aiohttp.ClientSession() as session:
+        admin = Admin(daemon, session)
+        _, _, ids = await bound_offers(
+            daemon,
+            admin,
+            emulator,
+            db,
+            "sklep-kolejka",
+            {"Kubek": "P1", "Talerz": "P2", "Miska": "P3", "Szklanka": "P4"},
+            stock_control=True,
+        )
+    await emulator.control("POST", "/latency", {"groups": SLOWER_PUT})
+    await erp_sends(daemon, db, stock_changed("P1", 3, 1))
+    await eventually(
+        lambda: db.fetchval("SELECT count(*) = 1 FROM offer_commands WHERE state = 'pending'"),
+        timeout=10,
+        interval=0.05,
+    )
+    # the one slot is taken (4 s); the next flush's command waits for it: the sender is behind
+    await erp_sends(daemon, db, stock_changed("P2", 4, 1))
+    await eventually(
+        lambda: db.fetchval("SELECT count(*) = 2 FROM offer_commands WHERE state = 'pending'"),
+        timeout=10,
+        interval=0.05,
+    )
+    # two changes a window apart, while it is behind: no command for either yet ...
+    await erp_sends(daemon, db, stock_changed("P3", 7, 1))
+    await asyncio.sleep(0.6)
+    await erp_sends(daemon, db, stock_changed("P4", 7, 1))
+    await asyncio.sleep(0.6)
+    assert await db.fetchval("SELECT count(*) FROM offer_commands") == 2
+    # ... then one command carries both, made once the slot came free
+    await settled(daemon, db)
+    rows = await db.fetch(
+        "SELECT offers, created_at, sent_at FROM offer_commands ORDER BY created_at"
+    )
+    assert [sorted(r["offers"]) for r in rows] == [
+        [ids["Kubek"]],
+        [ids["Talerz"]],
+        sorted([ids["Miska"], ids["Szklanka"]]),
+    ]
+    assert rows[2]["created_at"] >= rows[0]["sent_at"]
+    for name, stock in (("Kubek", 3), ("Talerz", 4), ("Miska", 7), ("Szklanka", 7)):
+        assert (await emulator_offer(emulator, ids[name]))["stock"] == stock
