@@ -28,9 +28,12 @@ for its order journal's read, while an offer journal's idle read only finds edit
 and its journal keeps them a day), then busiest first (smallest interval, then longest overdue;
 a journal taken on at start or with a shard queues at its ceiling). A pair whose last
 read is older than half its journal's retention skips the budget. ``NOTIFY allegro_sync_poll``
-with ``<account_id>:<journal>`` (``<account_id>:`` both) polls now and counts as activity: the
-manual "fetch now", a batch command sent or settled, a fulfillment status written, an offer
-bound; ``*`` makes the scheduler look at the accounts again.
+with ``<account_id>:<journal>`` (``<account_id>:`` both) polls now, or at the journal's busy
+interval after its last read's start if that is later, and counts as activity: the manual
+"fetch now", a batch command sent or settled, a fulfillment status written, an offer bound; so
+a stream of commands on one account reads its offer journal once per busy interval (3 s), the
+echoes of all of them on one page, not once per command; ``*`` makes the scheduler look at the
+accounts again.
 
 **A poll** publishes the page to ``allegro-sync.journal`` with publisher confirms and only then
 stores the cursor: a crash in between re-publishes the page under the same message ids, which
@@ -296,7 +299,8 @@ class Slot:
     failing: bool = False
     backoff: float = 0.0
     in_flight: bool = False
-    rewake: bool = False  # woken while in flight: poll again at once
+    rewake: bool = False  # woken while in flight: poll again at its busy interval
+    started: float | None = None  # when the last poll started
     removed: bool = False
     version: int = 0
     interval: float = 0.0  # the last interval chosen (busiest first among waiting idle polls)
@@ -409,8 +413,16 @@ class PollerSupervisor:
             if slot.in_flight:
                 slot.rewake = True
             else:
-                self._schedule(slot, now)
+                self._schedule(slot, min(slot.due, self._soonest(slot, now)))
         self._kick.set()
+
+    def _soonest(self, slot: Slot, now: float) -> float:
+        """When a woken journal is read: now, or its busy interval after the last read's start
+        (a burst of commands, each waking its account's offer journal, costs one read per
+        interval, not one per command: the echoes of all of them are on the next page)."""
+        if slot.started is None:
+            return now
+        return max(now, slot.started + self._timing.busy_interval * slot.poller.journal.busy_factor)
 
     # -- ownership -------------------------------------------------------------------------------
 
@@ -635,7 +647,7 @@ class PollerSupervisor:
     async def _poll(self, slot: Slot) -> None:
         journal = slot.poller.journal
         busy = self._timing.busy_interval * journal.busy_factor
-        started = self._clock()
+        started = slot.started = self._clock()
         seen = slot.last_read if slot.last_read is not None else slot.since
         self._metrics.poll_age.labels(journal.name).observe(started - seen)
         delay: float | None = None
@@ -657,7 +669,7 @@ class PollerSupervisor:
             self._running.pop(slot, None)
             if not slot.removed and delay is not None:
                 if slot.rewake:
-                    slot.rewake, slot.busy, delay = False, True, 0.0
+                    slot.rewake, slot.busy, delay = False, True, min(delay, busy)
                 slot.interval = delay
                 # the interval counts from the poll's start: a slow read (a page of forms
                 # enriched and published) does not stretch a busy account's cadence

@@ -222,6 +222,39 @@ def test_a_wake_makes_a_quiet_journal_due_now_and_busy() -> None:
     assert slot.last_activity == clock.now
 
 
+def test_wakes_in_a_row_read_the_journal_once_per_busy_interval() -> None:
+    """Commands sent one after the other each wake their account's offer journal: the first
+    wake reads it now, the next ones within its busy interval (3 s) wait for that interval
+    after the read's start, and all of them together make one read."""
+    clock = Clock()
+    sup = scheduler(clock, per_minute=60)
+    slot = add(sup, 1, "offer", interval=900.0, last_read=clock.now)
+    sup._schedule(slot, clock.now + 900)
+    sup.wake(1, "offer")  # never read here yet: now
+    sup._move_due(clock.now)
+    sup._start_ready()
+    assert sup.started == [(1, "offer", False)]
+    slot.started = clock.now  # the read starts now and finds echoes only: again in 30 s
+    sup._schedule(slot, clock.now + 30.0)
+    for _ in range(5):
+        clock.now += 0.4
+        sup.wake(1, "offer")
+    sup._move_due(clock.now)
+    sup._start_ready()
+    assert sup.started == [(1, "offer", False)]  # 2 s after the read: not yet
+    clock.now = slot.started + 3.0
+    sup._move_due(clock.now)
+    sup._start_ready()
+    assert sup.started == [(1, "offer", False), (1, "offer", False)]  # one read for the five
+    # a wake long after the last read is read at once again
+    slot.started = clock.now
+    clock.now += 10
+    sup.wake(1, "offer")
+    sup._move_due(clock.now)
+    sup._start_ready()
+    assert len(sup.started) == 3
+
+
 def _settings(**extra: Any) -> Settings:
     return load_settings(
         Settings,
