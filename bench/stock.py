@@ -110,16 +110,18 @@ async def _steady(
     order: str,
     version: int,
     handled_before: int,
+    last: dict[int, int],
 ) -> Steady:
     """STEADY_RATE messages a second for STEADY_WARMUP seconds (not measured) and
     STEADY_SECONDS, then until every change is sent and settled. ``sequence``: products in
     order, so a second's changes fall on a few sellers (an ERP walking its catalogue);
     ``random``: a random sample each second, so every flush window touches every seller (sales
-    and receipts as they come)."""
+    and receipts as they come). ``last``: each product's last quantity published (kept up to
+    date), which tells whether a message's quantity needed a command."""
     await conn.execute("DELETE FROM offer_commands")
     requests_before = await allegro_requests(emulator_url)
     started_at = time.monotonic()
-    sent: list[tuple[int, int, float]] = []  # product, quantity, publish time
+    sent: list[tuple[int, int, float, int | None]] = []  # product, quantity, publish time, prior
     ids: list[tuple[str, float]] = []  # message id, publish time
     published = 0
     rng = random.Random(version)
@@ -135,9 +137,11 @@ async def _steady(
             messages = [_message(p, version + second) for p in chunk]
             stamps = await _publish(amqp_url, messages)
             published += len(chunk)
+            quantities = [_quantity(p, version + second) for p in chunk]
+            priors = [last.get(p) for p in chunk]
+            last.update(zip(chunk, quantities, strict=True))
             if second >= STEADY_WARMUP:
-                quantities = [_quantity(p, version + second) for p in chunk]
-                sent.extend(zip(chunk, quantities, stamps, strict=True))
+                sent.extend(zip(chunk, quantities, stamps, priors, strict=True))
                 ids.extend(zip([m for m, _ in messages], stamps, strict=True))
             await asyncio.sleep(max(0.0, started + (tick + 1) / 10 - time.time()))
     await _settled(conn, handled_before + published)
@@ -332,16 +336,18 @@ async def _commands_vs_ideal(conn: asyncpg.Connection) -> tuple[int, int, int]:
 
 
 async def _latencies(
-    conn: asyncpg.Connection, sent: list[tuple[int, int, float]]
+    conn: asyncpg.Connection, sent: list[tuple[int, int, float, int | None]]
 ) -> list[tuple[float, bool, float]]:
     """Per message that needed a command: seconds from publish to the sending of the first
     command made after it that carries the product; whether a command made before it still
     carried the product then (not done); and seconds from publish to that command's making.
-    A message needed no command when its quantity was already what the offers had (the bench's
-    quantities repeat every third version): the first command after it then sets another
-    value, for a later message, and is not its latency. A message overtaken by a newer one for
-    the same product before any command went out is measured to the command that carried the
-    newer value (latest wins)."""
+    A message needed no command when its quantity was the product's last one published (the
+    bench's quantities repeat every third version; every earlier message reached the offers).
+    A command made after the message but before it was handled carries an older value and is
+    passed over. A message overtaken by a newer one for the same product before any command
+    went out is measured to the command that carried the newer value (latest wins), unless a
+    message in between set the quantity back to what the offers had (then nothing was left to
+    send)."""
     rows = await conn.fetch(
         """
         SELECT o.product_id, extract(epoch FROM c.created_at) AS created,
@@ -358,19 +364,28 @@ async def _latencies(
         per_product[r["product_id"]].append(
             (float(r["created"]), float(r["sent"]), done, r["value"])
         )
-    published_at: dict[int, list[float]] = defaultdict(list)
-    for product, _, published in sent:
-        published_at[product].append(published)
+    published_at: dict[int, list[tuple[float, int]]] = defaultdict(list)
+    for product, quantity, published, _ in sent:
+        published_at[product].append((published, quantity))
     result = []
-    for product, quantity, published in sent:
+    for product, quantity, published, prior in sent:
+        if quantity == prior:
+            continue  # the offers had this quantity already
         commands = per_product[f"P{product}"]
-        later = [(c, s, v) for c, s, _, v in commands if c >= published]
-        if not later:
+        # the first command made after it that carries its quantity or a newer one (a command
+        # made before the message was handled carries an older value: not this one's)
+        carried = None
+        for created, sent_at, _, value in sorted(commands, key=lambda t: t[1]):
+            between = [q for t, q in published_at[product] if published < t < created]
+            newer = {str(q) for q in between}
+            if created >= published and (value == str(quantity) or value in newer):
+                carried = created, sent_at, between
+                break
+        if carried is None:
             continue
-        created, sent_at, value = min(later, key=lambda t: t[1])
-        newer = min((t for t in published_at[product] if t > published), default=math.inf)
-        if value != str(quantity) and created < newer:
-            continue  # this quantity needed no command
+        created, sent_at, between = carried
+        if prior in between:
+            continue  # set back before any command: nothing was left to send
         behind = any(c < published < d for c, _, d, _ in commands)
         result.append((sent_at - published, behind, created - published))
     return result
@@ -419,8 +434,12 @@ async def _run(index: int, latency: str) -> Run:
                 flush=True,
             )
             base = MESSAGES // PRODUCTS + 1
+            # each product's last quantity published: the burst's, then the steady phases'
+            last = {
+                i % PRODUCTS: _quantity(i % PRODUCTS, i // PRODUCTS + 1) for i in range(MESSAGES)
+            }
             await _echo_read(conn)
-            sequence = await _steady(conn, amqp_url, emulator_url, "sequence", base, MESSAGES)
+            sequence = await _steady(conn, amqp_url, emulator_url, "sequence", base, MESSAGES, last)
             scattered = await _steady(
                 conn,
                 amqp_url,
@@ -428,6 +447,7 @@ async def _run(index: int, latency: str) -> Run:
                 "random",
                 base + STEADY_WARMUP + STEADY_SECONDS,
                 MESSAGES + sequence.messages,
+                last,
             )
         finally:
             await conn.close()
