@@ -14,18 +14,24 @@ PostgreSQL notifies ``allegro_sync_offer_changes`` on commit. The batcher then:
    flow that the consumer keeps up with, a few batches behind now and then on a busy machine,
    starts none: holding it would only turn its lag into a backlog (the changes wait, the
    commands go out in bursts). A group that fills a command is sent at once all the same.
-   Nor is a flush made while the sender is behind (every slot taken and persisted commands
-   waiting for one, as when the client-wide request limit, not the daemon, sets the pace):
-   commands made faster than they can be sent would each carry a few offers, queue behind
-   each other and cost a request apiece, while the changes left in ``offer_changes`` coalesce
-   (latest wins) and go out, with whatever came meanwhile, in the next flush once the sender
-   has a free slot; so commands are made at the rate Allegro takes them, each as full as it can
-   be, and a change waits for at most the commands of one flush ahead of it;
-2. claims the ready changes (``FOR UPDATE SKIP LOCKED``: replicas share the work), groups them by
-   (account, kind, value): a command sets ONE quantity / ONE price / ONE action for all its
-   offers, so offers with the same target share a command, at most 1000 per command; spends the
-   seller's offer-change budget; persists each command (a fresh UUID, its payload and offers)
-   and marks the changes as carried by it, all in one transaction, BEFORE any request;
+   A flush makes no more commands than the sender has free slots for (``concurrency`` less
+   those in flight; none while due commands wait for one, as when the client-wide request
+   limit, not the daemon, sets the pace), and waits for a quarter of the slots to be free:
+   commands made faster than they can be sent would queue behind each other, while the
+   changes left in ``offer_changes`` coalesce (latest wins) and go out, with whatever came
+   meanwhile, when their turn comes. The groups whose changes have waited longest go first,
+   so when every seller has changes all the time (sales and receipts at random), each of its
+   (kind, value) groups gets a command once per turn of all of them, made just before a slot
+   takes it: a change waits for about one turn, not for the rest of one flush's commands to be
+   sent and then for its own;
+2. picks the groups of ready changes, by (account, kind, value): a command sets ONE quantity /
+   ONE price / ONE action for all its offers, so offers with the same target share a command,
+   at most 1000 per command; leases, for each seller at once, the offer-change budget their
+   commands will spend (``ChangeBudgets.prepare``: one round trip per seller, not one per
+   command, and before any change is locked); then claims the groups' changes (``FOR UPDATE
+   SKIP LOCKED``: replicas share the work), spends the budget, persists each command (a fresh
+   UUID, its payload and offers) and marks the changes as carried by it, all in one
+   transaction, BEFORE any request;
 3. in a loop of its own (so that a slow Allegro never delays the next flush), sends the
    persisted commands (``PUT .../{commandId}``) at once, up to ``concurrency`` in flight, each
    as soon as a slot is free (several sellers' flushes are in flight at once; the client-wide
@@ -46,6 +52,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import math
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
@@ -93,6 +100,7 @@ RETRYABLE_TASK_ERRORS = frozenset(
 )
 MAX_TASK_ATTEMPTS = 5
 HOLD_CHECK = 0.5  # seconds between looks for a full group while partial groups are held
+LEASE_MARGIN = 1.25  # of the changes counted, leased for a flush (more arrive before the claim)
 
 
 @dataclass(frozen=True)
@@ -104,19 +112,22 @@ class Group:
     value: str
     currency: str | None
     offer_ids: tuple[str, ...]
+    oldest: int = 0  # the smallest ``seq`` of its changes: the longest waiting
 
 
 def group_changes(rows: Sequence[Any], max_offers: int = MAX_COMMAND) -> list[Group]:
     """Rows (ordered by account, kind, value, currency) -> commands of at most ``max_offers``."""
-    groups: dict[tuple[int, str, str, str | None], list[str]] = {}
+    groups: dict[tuple[int, str, str, str | None], list[tuple[str, int]]] = {}
     for row in rows:
         key = (row["account_id"], row["kind"], row["value"], row["currency"])
-        groups.setdefault(key, []).append(row["offer_id"])
+        groups.setdefault(key, []).append((row["offer_id"], row.get("seq", 0)))
     result = []
     for (account_id, kind, value, currency), offers in groups.items():
         for first in range(0, len(offers), max_offers):
-            chunk = tuple(offers[first : first + max_offers])
-            result.append(Group(account_id, kind, value, currency, chunk))
+            chunk = offers[first : first + max_offers]
+            oldest = min(seq for _, seq in chunk)
+            ids = tuple(offer_id for offer_id, _ in chunk)
+            result.append(Group(account_id, kind, value, currency, ids, oldest))
     return result
 
 
@@ -199,8 +210,14 @@ class OfferChangeBatcher:
         self._sender: asyncio.Task[None] | None = None
         self._sent = asyncio.Event()  # wakes the follower: commands were sent
         self._persisted = asyncio.Event()  # wakes the sender: commands were persisted
-        # per pipeline state: every slot taken and due commands waiting for one
-        self._behind: dict[str, bool] = {}
+        # the commands a flush may make: the sender's free slots as its loop last saw them
+        # (none while due commands wait for one), less the commands made since
+        self._room = concurrency
+        self._room_step = max(1, concurrency // 4)  # the room a waiting flush waits for
+        self._wants_room = False  # a flush left groups for want of room: wake it with room
+        # (account, kind) -> loop time until which its budget refused a command: its groups
+        # are left out meanwhile, so that the longest waiting never block everyone else's
+        self._out_of_budget: dict[tuple[int, str], float] = {}
         self.commands_created = 0
 
     async def start(self) -> None:
@@ -251,14 +268,20 @@ class OfferChangeBatcher:
                         full = await self._pool.fetchval(store.FULL_GROUP, self._max_offers)
                     if now >= window_ends and self._holding(now - window_started):
                         window_ends = now + HOLD_CHECK
-                    elif (now >= window_ends or full) and self.sender_behind:
-                        window_ends, for_sender = now, True  # the sender wakes us with room
+                    elif (now >= window_ends or full) and self.sender_full:
+                        self._wants_room = True  # the sender wakes us with room
+                        window_ends, for_sender = now, True
                     elif now >= window_ends or full:
                         window_started = window_ends = None
                         self._held = False
                         budget_wait = await self.flush()
-                        if budget_wait > 0:
-                            window_started, window_ends = now, loop.time() + budget_wait
+                        if self._wants_room:  # groups were left: the next flush once there is room
+                            window_started = window_ends = loop.time()
+                        elif (
+                            budget_wait > 0
+                        ):  # others' changes may come meanwhile: a window at most
+                            wait = min(budget_wait, self._window)
+                            window_started, window_ends = now, loop.time() + wait
                 failures.succeeded()
                 delays = [self._sweep_interval]
                 if window_ends is not None and not for_sender:
@@ -279,10 +302,18 @@ class OfferChangeBatcher:
                 await asyncio.sleep(failures.pause(exc))
         log.info("offer_batcher_stopped", commands=self.commands_created)
 
+    def _sender_seen(self, in_flight: int, *, due_waiting: bool) -> None:
+        """The sender's loop looked: the room a flush may fill; a flush that waits for room
+        is woken once there is enough."""
+        self._room = 0 if due_waiting else self._concurrency - in_flight
+        if self._wants_room and self._room >= self._room_step:
+            self._wants_room = False
+            self._wake.set()
+
     @property
-    def sender_behind(self) -> bool:
-        """Whether persisted commands wait for a free sender slot (no flush is made then)."""
-        return self._behind.get("pending", False)
+    def sender_full(self) -> bool:
+        """Whether the sender has too little room for a flush's commands (none is made then)."""
+        return self._room < self._room_step
 
     def _holding(self, waited: float) -> bool:
         """Whether partial groups wait on (``keep_holding``)."""
@@ -322,10 +353,8 @@ class OfferChangeBatcher:
                     raise
                 except Exception as exc:
                     next_check = failures.pause(exc)
-                behind = next_check <= 0 and len(in_flight) >= self._concurrency
-                if state == "pending" and self._behind.get(state, False) and not behind:
-                    self._wake.set()  # room again: a flush held for the sender may go
-                self._behind[state] = behind
+                if state == "pending":
+                    self._sender_seen(len(in_flight), due_waiting=next_check <= 0)
                 if next_check <= 0 and len(in_flight) < self._concurrency:
                     continue  # became due meanwhile
                 if len(in_flight) >= self._concurrency:
@@ -371,17 +400,54 @@ class OfferChangeBatcher:
             await asyncio.sleep(1.0)  # not at once: the slot stays taken a moment
 
     async def flush(self) -> float:
-        """Claim ready changes and persist their commands; then (unless halted for a test) the
-        caller sends them. Returns the seconds until a budget-refused group fits (0: none)."""
-        budget_wait = 0.0
+        """Claim the ready changes of as many groups as the sender has room for, the longest
+        waiting first (the others stay changes: ``_wants_room``), and persist their commands;
+        then (unless halted for a test) the sender sends them. Returns the seconds until a
+        budget-refused group fits (0: none)."""
         commands: list[dict[str, Any]] = []
+        room = max(self._room, 0)
+        if room == 0:
+            self._wants_room = True
+            return self._budget_wait()
+        clock = asyncio.get_running_loop().time
+        self._out_of_budget = {
+            key: until for key, until in self._out_of_budget.items() if until > clock()
+        }
+        ready = await self._pool.fetch(
+            store.READY_GROUPS,
+            room + 1,
+            [account_id for account_id, _ in self._out_of_budget],
+            [kind for _, kind in self._out_of_budget],
+        )
+        if len(ready) > room:
+            ready = ready[:room]
+            self._wants_room = True
+        # the budget their commands will spend, leased before any change is locked (the
+        # intake may be writing the same rows), with room for the changes that arrive before
+        # the claim (what is left over is held for the next flush)
+        needs: dict[tuple[int, str], int] = {}
+        for g in ready:
+            key = (g["account_id"], g["kind"])
+            needs[key] = needs.get(key, 0) + g["changes"]
+        await self._budgets.prepare({k: math.ceil(n * LEASE_MARGIN) for k, n in needs.items()})
         async with self._pool.acquire() as conn, conn.transaction():
-            rows = await conn.fetch(store.CLAIM_READY, self._claim_limit)
+            rows = await conn.fetch(
+                store.CLAIM_GROUPS,
+                [g["account_id"] for g in ready],
+                [g["kind"] for g in ready],
+                [g["value"] for g in ready],
+                [g["currency"] for g in ready],
+                self._claim_limit,
+            )
             assigned: list[tuple[str, str, UUID]] = []
-            for group in group_changes(rows, self._max_offers):
+            groups = sorted(group_changes(rows, self._max_offers), key=lambda g: g.oldest)
+            if len(groups) > room:  # a group of more than a command's offers
+                groups = groups[:room]
+                self._wants_room = True
+            for group in groups:
                 wait = self._budgets.try_spend(group.account_id, group.kind, len(group.offer_ids))
                 if wait > 0:
-                    budget_wait = wait if budget_wait == 0 else min(budget_wait, wait)
+                    self._out_of_budget[(group.account_id, group.kind)] = clock() + wait
                     continue
                 command_id = uuid4()  # fresh per command; persisted before it is sent
                 commands.append(
@@ -397,6 +463,7 @@ class OfferChangeBatcher:
             if commands:
                 await store.insert_commands(conn, commands, assigned)
         if commands:
+            self._room -= len(commands)
             self.commands_created += len(commands)
             self._persisted.set()
             log.info(
@@ -411,7 +478,13 @@ class OfferChangeBatcher:
                     "offer_batcher_halted_after_persist", command_ids=[c["id"] for c in commands]
                 )
                 await asyncio.Event().wait()
-        return budget_wait
+        return self._budget_wait()
+
+    def _budget_wait(self) -> float:
+        """Seconds until the first budget-refused (account, kind) may try again (0: none)."""
+        if not self._out_of_budget:
+            return 0.0
+        return max(min(self._out_of_budget.values()) - asyncio.get_running_loop().time(), 0.005)
 
     async def _send(self, row: asyncpg.Record) -> None:
         command_id: UUID = row["id"]

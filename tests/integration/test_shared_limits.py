@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from urllib.parse import urlsplit
 
 import asyncpg
@@ -20,6 +20,7 @@ from allegro_sync.adapters.allegro.limits import (
     LEASE_TTL,
     BucketSpec,
     ChangeBudgets,
+    Grant,
     RequestLimiter,
     window_rate,
 )
@@ -312,3 +313,38 @@ async def test_the_fallback_shares_of_the_change_budgets_are_divided_by_the_repl
         await budgets.close()
         await alone.close()
         await nowhere.close()
+
+
+class CountingStore(PgBucketStore):
+    """The real store, counting its lease round trips."""
+
+    leases = 0
+
+    async def lease(
+        self, buckets: Sequence[BucketSpec], want: int, *, reserve: float, whole: bool
+    ) -> Grant:
+        self.leases += 1
+        return await super().lease(buckets, want, reserve=reserve, whole=whole)
+
+
+async def test_a_flush_leases_each_sellers_budget_in_one_round_trip(database_url: str) -> None:
+    """A flush makes three commands for one seller (one per target quantity) and one for
+    another: prepared together, each seller's budget is leased once and every command is then
+    spent from what is held, none refused while a lease is on its way."""
+    store = CountingStore(database_url)
+    budgets = ChangeBudgets(store=store)
+    try:
+        assert budgets.try_spend(71, "quantity", 300) > 0  # unprepared: refused, a lease asked
+        await asyncio.sleep(0.3)
+        store.leases = 0
+        await budgets.prepare({(71, "quantity"): 900, (72, "quantity"): 40})
+        assert store.leases == 2  # one per seller (71's shortfall: it holds 300 already)
+        assert [budgets.try_spend(71, "quantity", 300) for _ in range(3)] == [0.0, 0.0, 0.0]
+        assert budgets.try_spend(72, "quantity", 40) == 0.0
+        assert store.leases == 2
+        assert budgets.try_spend(71, "quantity", 1) > 0  # nothing more was leased than asked
+        await budgets.prepare({(72, "quantity"): 0})
+        assert store.leases == 2  # nothing to spend, nothing leased
+    finally:
+        await budgets.close()
+        await store.close()

@@ -118,6 +118,16 @@ def test_groups_share_a_command_by_target_value_up_to_1000_offers() -> None:
     assert payload["offerCriteria"][0]["offers"] == [{"id": "x"}]
 
 
+def test_a_group_knows_its_longest_waiting_change() -> None:
+    def row(offer_id: str, value: str, seq: int) -> dict[str, object]:
+        return {"account_id": 1, "kind": "quantity", "value": value, "currency": None,
+                "offer_id": offer_id, "seq": seq}  # fmt: skip
+
+    rows = [row("a", "4", 30), row("b", "4", 12), row("c", "7", 5)]
+    by_value = {g.value: g.oldest for g in group_changes(rows)}
+    assert by_value == {"4": 12, "7": 5}  # the batcher sends the 7 first, then the 4s
+
+
 def test_budgets_never_exceed_a_sliding_minute() -> None:
     now = [0.0]
     budgets = ChangeBudgets(clock=lambda: now[0])

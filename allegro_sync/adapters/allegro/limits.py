@@ -31,7 +31,7 @@ import contextlib
 import math
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -735,6 +735,38 @@ class ChangeBudgets:
         not_before = self._not_before.get(key, 0.0)
         if now < not_before:
             return not_before - now
+        self._start_lease(key, want)
+        return 0.02
+
+    async def prepare(self, needs: Mapping[tuple[int, str], int]) -> None:
+        """Lease ahead, all at once, what is about to be spent: ``needs`` maps (account, kind)
+        to the changes of every command a flush will make for it. Without this each command
+        would find its own shortfall only when it is refused, one lease round trip (and one
+        flush) per command of a seller. Returns when every lease asked for has answered (at
+        most ``STORE_TIMEOUT``); ``try_spend`` then finds the changes held."""
+        if self._store is None or self._health.failing:
+            return
+        now = self._clock()
+        waiting: list[asyncio.Task[None]] = []
+        for (account_id, kind), need in needs.items():
+            key = (account_id, kind)
+            asking = self._asking.get(key)
+            if asking is not None:
+                waiting.append(asking)
+                continue
+            if now < self._not_before.get(key, 0.0):
+                continue
+            hour, minute = self._pair(account_id, kind)
+            hour.wait_for(0)
+            minute.wait_for(0)
+            held = self._held[key].available() if key in self._held else 0
+            short = min(need, int(min(hour.tokens, minute.tokens))) - held
+            if short > 0:
+                waiting.append(self._start_lease(key, short))
+        if waiting:
+            await asyncio.wait(waiting, timeout=STORE_TIMEOUT)
+
+    def _start_lease(self, key: tuple[int, str], want: int) -> asyncio.Task[None]:
         # A writer that spends one change at a time (a listing) leases a few at once, so that
         # a step spending two (a refused POST, then a product proposal) finds the second held
         # instead of waiting for another round trip; a whole command still leases all or none.
@@ -744,7 +776,7 @@ class ChangeBudgets:
         )
         self._asking[key] = task
         task.add_done_callback(lambda _: self._asking.pop(key, None))
-        return 0.02
+        return task
 
     async def _lease(self, key: tuple[int, str], want: int, *, whole: bool) -> None:
         assert self._store is not None

@@ -81,18 +81,39 @@ async def lock(conn: asyncpg.Connection, offer_ids: Sequence[str]) -> None:
         )
 
 
-# Ready changes, grouped by what one command can carry. An ACTIVATE waits until the offer's
-# quantity and price changes are through: a renewal sets them first (an offer needs stock to be
-# activated). Rows already in a command are not ready (command_id is set).
-CLAIM_READY = """
-SELECT c.offer_id, c.kind, c.account_id, c.value, c.currency, c.seq
-  FROM offer_changes AS c
- WHERE c.command_id IS NULL AND c.not_before <= now()
+# A change is ready when no command carries it (command_id is set while one does) and its
+# backoff is over. An ACTIVATE waits until the offer's quantity and price changes are through:
+# a renewal sets them first (an offer needs stock to be activated).
+READY = """
+c.command_id IS NULL AND c.not_before <= now()
    AND NOT (c.kind = 'publication' AND c.value = 'ACTIVATE' AND EXISTS (
             SELECT 1 FROM offer_changes AS d
-             WHERE d.offer_id = c.offer_id AND d.kind <> 'publication'))
- ORDER BY c.account_id, c.kind, c.value, c.currency, c.offer_id
+             WHERE d.offer_id = c.offer_id AND d.kind <> 'publication'))"""
+
+# The groups of ready changes one command each can carry (account, kind, target value), the
+# longest waiting first (by the smallest seq): up to $1 of them, with their changes counted,
+# leaving out the (account, kind) pairs of $2, $3 (their budget is spent for now).
+READY_GROUPS = f"""
+SELECT c.account_id, c.kind, c.value, c.currency, count(*) AS changes
+  FROM offer_changes AS c
+ WHERE {READY}
+   AND (c.account_id, c.kind) NOT IN (SELECT * FROM unnest($2::bigint[], $3::text[]))
+ GROUP BY c.account_id, c.kind, c.value, c.currency
+ ORDER BY min(c.seq)
  LIMIT $1
+"""
+
+# Claim the ready changes of those groups (up to $5 rows); replicas skip each other's.
+CLAIM_GROUPS = f"""
+SELECT c.offer_id, c.kind, c.account_id, c.value, c.currency, c.seq
+  FROM offer_changes AS c
+  JOIN unnest($1::bigint[], $2::text[], $3::text[], $4::text[])
+       AS g (account_id, kind, value, currency)
+    ON c.account_id = g.account_id AND c.kind = g.kind AND c.value = g.value
+   AND c.currency IS NOT DISTINCT FROM g.currency
+ WHERE {READY}
+ ORDER BY c.account_id, c.kind, c.value, c.currency, c.offer_id
+ LIMIT $5
    FOR UPDATE OF c SKIP LOCKED
 """
 
