@@ -275,11 +275,11 @@ class OfferChangeBatcher:
                         window_started = window_ends = None
                         self._held = False
                         budget_wait = await self.flush()
-                        if self._wants_room:  # groups were left: the next flush once there is room
+                        # groups were left: the next flush once there is room; a budget's
+                        # wait holds the next flush a window at most (others' changes come)
+                        if self._wants_room:
                             window_started = window_ends = loop.time()
-                        elif (
-                            budget_wait > 0
-                        ):  # others' changes may come meanwhile: a window at most
+                        elif budget_wait > 0:
                             wait = min(budget_wait, self._window)
                             window_started, window_ends = now, loop.time() + wait
                 failures.succeeded()
@@ -419,6 +419,8 @@ class OfferChangeBatcher:
             [account_id for account_id, _ in self._out_of_budget],
             [kind for _, kind in self._out_of_budget],
         )
+        if not ready:
+            return self._budget_wait()
         if len(ready) > room:
             ready = ready[:room]
             self._wants_room = True
